@@ -1,0 +1,43 @@
+# One-command set-up: every target below creates .venv and installs what is missing.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test test-slow bench clean
+
+setup: $(STAMP) iverilog
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# Icarus Verilog comes from Debian: installed here when we are root, otherwise the
+# exact command is printed and the target fails.
+.PHONY: iverilog
+iverilog:
+	@command -v iverilog >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Icarus Verilog (apt-get install -y iverilog)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog >/dev/null; \
+	  else \
+	    echo "Icarus Verilog is missing; run: sudo apt-get install -y iverilog"; exit 1; \
+	  fi; }
+
+demo: setup
+	$(VENV)/bin/supernode demo
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-slow: setup
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) benchmarks/tile_speed.py
+
+clean:
+	rm -rf build results

