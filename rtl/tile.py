@@ -1,0 +1,416 @@
+"""A parameterised systolic compute tile: the matrix (Cube) unit of one NPU core."""
+
+from dataclasses import dataclass
+
+from amaranth.hdl import Cat, Module, Signal, Shape, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["SystolicTile", "TileTiming", "DATAFLOWS", "operand_layouts", "result_layout"]
+
+#: ``"os"``: output-stationary (each PE owns one C element; A and B stream through).
+#: ``"ws"``: weight-stationary (each PE holds one B element; A streams, partial sums flow down).
+DATAFLOWS = ("os", "ws")
+
+#: Entries of the result queue: enough that an always-ready consumer never stalls the array.
+RESULT_QUEUE_DEPTH = 2
+
+
+@dataclass(frozen=True)
+class TileTiming:
+    """Timing facts of a tile shape, published for the cycle model and the benches.
+
+    Members
+    -------
+    peak_macs_per_cycle : int
+        Multiply-accumulates the array completes per cycle when every cell is busy.
+    fill_latency : int
+        Cycles from accepting an operand beat to offering the first result it completes.
+        Output-stationary: from a fold's ``last`` beat to the fold's first result row.
+        Weight-stationary: from an emitting ``a`` beat to its result row.
+    drain_latency : int
+        Cycles from accepting a fold's final beat to offering the fold's final result row.
+    fold_interval : int
+        Output-stationary: fewest cycles between the ``last`` beats of consecutive folds.
+        A fold's result rows leave one per cycle and each cell's result register is reused
+        by the next fold, so folds shorter than this are spaced out to it.
+    weight_release_latency : int
+        Weight-stationary: cycles from a fold's last ``a`` beat to its weight bank being free.
+    """
+    rows: int
+    cols: int
+    dataflow: str
+
+    @property
+    def peak_macs_per_cycle(self):
+        return self.rows * self.cols
+
+    @property
+    def fill_latency(self):
+        return self.cols + 2 if self.dataflow == "os" else self.rows + self.cols + 1
+
+    @property
+    def drain_latency(self):
+        return self.cols + self.rows + 1 if self.dataflow == "os" else self.fill_latency
+
+    @property
+    def fold_interval(self):
+        return max(self.rows, self.cols)
+
+    @property
+    def weight_release_latency(self):
+        return self.rows + self.cols
+
+
+def _element_shape(width, is_signed):
+    return signed(width) if is_signed else unsigned(width)
+
+
+def operand_layouts(*, rows, cols, in_width, signed, dataflow):
+    """Payload layouts of the ``a`` and ``b`` operand streams.
+
+    Output-stationary: an ``a`` beat is one column of an A block (``rows`` values, one per
+    array row) and is paired with one ``b`` beat, a row of a B block (``cols`` values);
+    ``last`` marks the final k-step of a fold.
+
+    Weight-stationary: ``b`` beats are the ``rows`` rows of a B block (the weights of one fold);
+    an ``a`` beat is one row of A restricted to the block's k range (``rows`` values).
+    ``accumulate`` adds the row's partial sums to those kept from the previous fold, ``emit``
+    sends the total to the result stream instead of keeping it, ``last`` ends the fold.
+    """
+    elem = _element_shape(in_width, signed)
+    a_fields = {"data": data.ArrayLayout(elem, rows), "last": 1}
+    if dataflow == "ws":
+        a_fields.update({"accumulate": 1, "emit": 1})
+    a = data.StructLayout(a_fields)
+    b = data.StructLayout({"data": data.ArrayLayout(elem, cols)})
+    return a, b
+
+
+def result_layout(*, cols, acc_width, signed):
+    """Payload layout of the ``c`` result stream: one row of C, ``last`` on a fold's final row."""
+    acc = _element_shape(acc_width, signed)
+    return data.StructLayout({"data": data.ArrayLayout(acc, cols), "last": 1})
+
+
+class SystolicTile(wiring.Component):
+    """A ``rows`` x ``cols`` systolic array of multiply-accumulate cells.
+
+    The tile skews its inputs and de-skews its outputs itself: a user streams plain vectors
+    and receives plain result rows. A GEMM ``C = A @ B`` of any shape is computed as a
+    sequence of *folds* (see :mod:`fabric.tile_model` for the order in which
+    :func:`fabric.tile_model.fold_schedule` cuts a GEMM into folds); folds stream
+    back-to-back without idle cycles when they are long enough (``fold_interval``).
+
+    The whole array advances in lock-step; an empty operand stream inserts a bubble
+    (nothing is lost, the array keeps draining), and a full result queue stalls the array
+    (back-pressure is honoured, nothing is overwritten).
+
+    Accumulators are ``acc_width`` bits and wrap around modulo ``2**acc_width`` (two's
+    complement when ``signed``); products are exact before they are added.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Array shape (1..64 each).
+    in_width : int
+        Operand width in bits (2..32).
+    acc_width : int
+        Accumulator and result width in bits, at least ``2 * in_width`` (at most 96).
+    signed : bool
+        Two's-complement operands and results if true, unsigned otherwise.
+    dataflow : str
+        ``"os"`` (output-stationary, double-buffered accumulators) or ``"ws"``
+        (weight-stationary, double-buffered weights).
+    acc_depth : int
+        Weight-stationary only: rows of partial sums kept between folds (the most ``a``
+        beats one fold may carry), 1..4096.
+
+    Members
+    -------
+    a : In(stream.Signature(...))
+        Operand A stream; payload :func:`operand_layouts` ``[0]``.
+    b : In(stream.Signature(...))
+        Operand B stream; payload :func:`operand_layouts` ``[1]``.
+    c : Out(stream.Signature(...))
+        Result rows; payload :func:`result_layout`.
+    """
+
+    def __init__(self, *, rows, cols, in_width=8, acc_width=32, signed=True, dataflow="os",
+                 acc_depth=64):
+        for name, value, lo, hi in (("rows", rows, 1, 64), ("cols", cols, 1, 64),
+                                    ("in_width", in_width, 2, 32)):
+            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+                raise ValueError(f"{name} must be an integer from {lo} to {hi}, not {value!r}")
+        if (not isinstance(acc_width, int) or isinstance(acc_width, bool)
+                or not 2 * in_width <= acc_width <= 96):
+            raise ValueError(f"acc_width must be an integer from 2*in_width ({2 * in_width}) "
+                             f"to 96, not {acc_width!r}")
+        if not isinstance(signed, bool):
+            raise TypeError(f"signed must be True or False, not {signed!r}")
+        if dataflow not in DATAFLOWS:
+            raise ValueError(f"dataflow must be one of {', '.join(map(repr, DATAFLOWS))}, "
+                             f"not {dataflow!r}")
+        if (not isinstance(acc_depth, int) or isinstance(acc_depth, bool)
+                or not 1 <= acc_depth <= 4096):
+            raise ValueError(f"acc_depth must be an integer from 1 to 4096, not {acc_depth!r}")
+
+        self._rows, self._cols = rows, cols
+        self._in_width, self._acc_width = in_width, acc_width
+        self._signed, self._dataflow, self._acc_depth = signed, dataflow, acc_depth
+
+        a_layout, b_layout = operand_layouts(rows=rows, cols=cols, in_width=in_width,
+                                             signed=signed, dataflow=dataflow)
+        super().__init__({
+            "a": In(stream.Signature(a_layout)),
+            "b": In(stream.Signature(b_layout)),
+            "c": Out(stream.Signature(result_layout(cols=cols, acc_width=acc_width,
+                                                    signed=signed))),
+        })
+
+    # Parameters, read-only.
+    rows = property(lambda self: self._rows)
+    cols = property(lambda self: self._cols)
+    in_width = property(lambda self: self._in_width)
+    acc_width = property(lambda self: self._acc_width)
+    signed = property(lambda self: self._signed)
+    dataflow = property(lambda self: self._dataflow)
+    acc_depth = property(lambda self: self._acc_depth)
+
+    # Published timing facts; the cycle model and the benches read these.
+    @property
+    def timing(self):
+        """The tile's :class:`TileTiming`."""
+        return TileTiming(rows=self._rows, cols=self._cols, dataflow=self._dataflow)
+
+    peak_macs_per_cycle = property(lambda self: self.timing.peak_macs_per_cycle)
+    fill_latency = property(lambda self: self.timing.fill_latency)
+    drain_latency = property(lambda self: self.timing.drain_latency)
+    fold_interval = property(lambda self: self.timing.fold_interval)
+    weight_release_latency = property(lambda self: self.timing.weight_release_latency)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.results = results = SyncFIFO(
+            width=Shape.cast(self.c.payload.shape()).width, depth=RESULT_QUEUE_DEPTH)
+
+        # The array moves only when a completed row is sure to find room in the result queue.
+        advance = Signal()
+        m.d.comb += advance.eq(results.w_rdy)
+        m.d.comb += [
+            self.c.valid.eq(results.r_rdy),
+            self.c.payload.eq(results.r_data),
+            results.r_en.eq(self.c.ready),
+        ]
+
+        result_row = Signal(self.c.payload.shape())
+        m.d.comb += results.w_data.eq(result_row.as_value())
+
+        if self._dataflow == "os":
+            self._elaborate_os(m, advance, results, result_row)
+        else:
+            self._elaborate_ws(m, advance, results, result_row)
+        return m
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _acc_shape(self):
+        return _element_shape(self._acc_width, self._signed)
+
+    def _elem_shape(self):
+        return _element_shape(self._in_width, self._signed)
+
+    @staticmethod
+    def _skewed(m, advance, value, delay, name):
+        """``value`` delayed by ``delay`` advancing cycles (a chain of ``delay`` registers)."""
+        for stage in range(delay):
+            reg = Signal.like(value, name=f"{name}_skew{stage}")
+            with m.If(advance):
+                m.d.sync += reg.eq(value)
+            value = reg
+        return value
+
+    # -- output-stationary --------------------------------------------------------------------
+
+    def _elaborate_os(self, m, advance, results, result_row):
+        R, C = self._rows, self._cols
+        beat = data.StructLayout({"data": self._elem_shape(), "valid": 1, "last": 1})
+
+        # Fold spacing: a `last` beat waits until `fold_interval` cycles after the previous one.
+        interval = self.fold_interval
+        since_last = Signal(range(interval + 1), init=interval)
+        last_allowed = Signal()
+        m.d.comb += last_allowed.eq((since_last == interval) | ~self.a.payload.last)
+
+        take = Signal()
+        m.d.comb += [
+            take.eq(advance & self.a.valid & self.b.valid & last_allowed),
+            self.a.ready.eq(take),
+            self.b.ready.eq(take),
+        ]
+        with m.If(advance):
+            with m.If(take & self.a.payload.last):
+                m.d.sync += since_last.eq(1)
+            with m.Elif(since_last != interval):
+                m.d.sync += since_last.eq(since_last + 1)
+
+        # Skewed operand registers at each cell: a moves right along a row, b down a column.
+        a_reg = [[Signal(beat, name=f"a_r{i}_c{j}") for j in range(C)] for i in range(R)]
+        b_reg = [[Signal(self._elem_shape(), name=f"b_r{i}_c{j}") for j in range(C)]
+                 for i in range(R)]
+        for i in range(R):
+            entering = Signal(beat, name=f"a_in{i}")
+            m.d.comb += [entering.data.eq(self.a.payload.data[i]), entering.valid.eq(take),
+                         entering.last.eq(self.a.payload.last)]
+            entering = self._skewed(m, advance, entering, i, f"a{i}")
+            with m.If(advance):
+                m.d.sync += a_reg[i][0].eq(entering)
+                for j in range(1, C):
+                    m.d.sync += a_reg[i][j].eq(a_reg[i][j - 1])
+        for j in range(C):
+            entering = self._skewed(m, advance, self.b.payload.data[j], j, f"b{j}")
+            with m.If(advance):
+                m.d.sync += b_reg[0][j].eq(entering)
+                for i in range(1, R):
+                    m.d.sync += b_reg[i][j].eq(b_reg[i - 1][j])
+
+        # Cells: accumulate; on a fold's last beat, move the total to the result register
+        # (the second accumulator buffer) and restart from zero for the next fold.
+        result = [[Signal(self._acc_shape(), name=f"result_r{i}_c{j}") for j in range(C)]
+                  for i in range(R)]
+        for i in range(R):
+            for j in range(C):
+                acc = Signal(self._acc_shape(), name=f"acc_r{i}_c{j}")
+                total = acc + a_reg[i][j].data * b_reg[i][j]
+                with m.If(advance & a_reg[i][j].valid):
+                    with m.If(a_reg[i][j].last):
+                        m.d.sync += [result[i][j].eq(total), acc.eq(0)]
+                    with m.Else():
+                        m.d.sync += acc.eq(total)
+
+        # De-skew: row i is complete one cycle after its last beat leaves the last column;
+        # rows of a fold complete on consecutive cycles, so they leave in row order.
+        row_done = Signal(R)
+        with m.If(advance):
+            m.d.sync += row_done.eq(
+                Cat(a_reg[i][C - 1].valid & a_reg[i][C - 1].last for i in range(R)))
+        for i in range(R):
+            with m.If(row_done[i]):
+                m.d.comb += [result_row.data[j].eq(result[i][j]) for j in range(C)]
+        m.d.comb += [
+            result_row.last.eq(row_done[R - 1]),
+            results.w_en.eq(advance & row_done.any()),
+        ]
+
+    # -- weight-stationary --------------------------------------------------------------------
+
+    def _elaborate_ws(self, m, advance, results, result_row):
+        R, C = self._rows, self._cols
+        beat = data.StructLayout({"data": self._elem_shape(), "valid": 1, "last": 1, "bank": 1})
+
+        # Two weight banks: one is loaded from `b` while the other is in use.
+        weights = [[[Signal(self._elem_shape(), name=f"w{k}_r{i}_c{j}") for j in range(C)]
+                    for i in range(R)] for k in range(2)]
+        ready = Signal(2)               # bank holds a fold's weights whose beats have not all come
+        busy = Signal(2)                # bank may not be loaded: ready, or still used in the array
+        load_bank = Signal()
+        load_row = Signal(range(R))
+        use_bank = Signal()
+
+        m.d.comb += self.b.ready.eq(advance & ~busy.bit_select(load_bank, 1))
+        with m.If(self.b.valid & self.b.ready):
+            for k in range(2):
+                for i in range(R):
+                    with m.If((load_bank == k) & (load_row == i)):
+                        m.d.sync += [weights[k][i][j].eq(self.b.payload.data[j])
+                                     for j in range(C)]
+            with m.If(load_row == R - 1):
+                m.d.sync += [load_row.eq(0), load_bank.eq(~load_bank)]
+            with m.Else():
+                m.d.sync += load_row.eq(load_row + 1)
+
+        take = Signal()
+        m.d.comb += [
+            self.a.ready.eq(advance & ready.bit_select(use_bank, 1)),
+            take.eq(self.a.valid & self.a.ready),
+        ]
+        fold_taken = Signal(2)
+        m.d.comb += fold_taken.eq((take & self.a.payload.last) << use_bank)
+        with m.If(take & self.a.payload.last):
+            m.d.sync += use_bank.eq(~use_bank)
+
+        # Activations move right along rows (row i skewed by i); partial sums move down.
+        a_reg = [[Signal(beat, name=f"a_r{i}_c{j}") for j in range(C)] for i in range(R)]
+        psum = [[Signal(self._acc_shape(), name=f"psum_r{i}_c{j}") for j in range(C)]
+                for i in range(R)]
+        for i in range(R):
+            entering = Signal(beat, name=f"a_in{i}")
+            m.d.comb += [entering.data.eq(self.a.payload.data[i]), entering.valid.eq(take),
+                         entering.last.eq(self.a.payload.last), entering.bank.eq(use_bank)]
+            entering = self._skewed(m, advance, entering, i, f"a{i}")
+            with m.If(advance):
+                m.d.sync += a_reg[i][0].eq(entering)
+                for j in range(1, C):
+                    m.d.sync += a_reg[i][j].eq(a_reg[i][j - 1])
+        for i in range(R):
+            for j in range(C):
+                weight = Signal(self._elem_shape(), name=f"wsel_r{i}_c{j}")
+                m.d.comb += weight.eq(weights[0][i][j])
+                with m.If(a_reg[i][j].bank):
+                    m.d.comb += weight.eq(weights[1][i][j])
+                above = psum[i - 1][j] if i else 0
+                with m.If(advance):
+                    m.d.sync += psum[i][j].eq(above + a_reg[i][j].data * weight)
+
+        # A bank is free again once the fold's last beat has passed the last cell.
+        tail = a_reg[R - 1][C - 1]
+        load_done = Signal(2)
+        m.d.comb += load_done.eq(
+            (self.b.valid & self.b.ready & (load_row == R - 1)) << load_bank)
+        release = Signal(2)
+        m.d.comb += release.eq((advance & tail.valid & tail.last) << tail.bank)
+        m.d.sync += [
+            ready.eq((ready | load_done) & ~fold_taken),
+            busy.eq((busy | load_done) & ~release),
+        ]
+
+        # De-skew the column outputs (column j is C-1-j cycles early) and carry the beat's
+        # flags alongside through a delay line of the array's depth.
+        bottom = Signal(data.ArrayLayout(self._acc_shape(), C))
+        for j in range(C):
+            m.d.comb += bottom[j].eq(self._skewed(m, advance, psum[R - 1][j], C - 1 - j,
+                                                  f"psum{j}"))
+        flags = data.StructLayout({"valid": 1, "last": 1, "accumulate": 1, "emit": 1})
+        entering = Signal(flags)
+        m.d.comb += [entering.valid.eq(take), entering.last.eq(self.a.payload.last),
+                     entering.accumulate.eq(self.a.payload.accumulate),
+                     entering.emit.eq(self.a.payload.emit)]
+        arrived = self._skewed(m, advance, entering, R + C, "flags")
+
+        # Partial sums kept between folds: row `index` of the current fold.
+        kept = [Signal(data.ArrayLayout(self._acc_shape(), C), name=f"kept{n}")
+                for n in range(self._acc_depth)]
+        index = Signal(range(self._acc_depth))
+        previous = Signal(data.ArrayLayout(self._acc_shape(), C))
+        for n in range(self._acc_depth):
+            with m.If(index == n):
+                m.d.comb += previous.eq(kept[n])
+        for j in range(C):
+            with m.If(arrived.accumulate):
+                m.d.comb += result_row.data[j].eq(previous[j] + bottom[j])
+            with m.Else():
+                m.d.comb += result_row.data[j].eq(bottom[j])
+        m.d.comb += [
+            result_row.last.eq(arrived.last),
+            results.w_en.eq(advance & arrived.valid & arrived.emit),
+        ]
+        with m.If(advance & arrived.valid):
+            with m.If(~arrived.emit):
+                for n in range(self._acc_depth):
+                    with m.If(index == n):
+                        m.d.sync += kept[n].eq(result_row.data)
+            with m.If(arrived.last):
+                m.d.sync += index.eq(0)
+            with m.Else():
+                m.d.sync += index.eq(index + 1)

@@ -1,0 +1,63 @@
+"""Pack operand beats into the tile's stream payload bits and unpack result rows."""
+
+from amaranth.hdl import Shape
+
+from rtl.tile import operand_layouts, result_layout
+
+__all__ = ["Packer"]
+
+
+def _field(layout, name):
+    for field_name, field in layout:
+        if field_name == name:
+            return field
+    raise KeyError(name)
+
+
+class Packer:
+    """Converts between numpy beats and payload integers for one tile configuration."""
+
+    def __init__(self, *, rows, cols, in_width, acc_width, signed, dataflow):
+        self.rows, self.cols, self.dataflow = rows, cols, dataflow
+        self.in_width, self.acc_width, self.signed = in_width, acc_width, signed
+        self.a_layout, self.b_layout = operand_layouts(
+            rows=rows, cols=cols, in_width=in_width, signed=signed, dataflow=dataflow)
+        self.c_layout = result_layout(cols=cols, acc_width=acc_width, signed=signed)
+        self._a_flags = [(i, _field(self.a_layout, name).offset)
+                         for i, name in enumerate(("last", "accumulate", "emit"))
+                         if dataflow == "ws" or name == "last"]
+        self._c_last = _field(self.c_layout, "last").offset
+        self.c_width = Shape.cast(self.c_layout).width
+
+    @staticmethod
+    def _vector(values, width):
+        mask = (1 << width) - 1
+        word = 0
+        for index, value in enumerate(values):
+            word |= (int(value) & mask) << (index * width)
+        return word
+
+    def pack_a(self, a, flags):
+        """One payload integer per ``a`` beat."""
+        words = []
+        for values, beat_flags in zip(a, flags):
+            word = self._vector(values, self.in_width)
+            for index, offset in self._a_flags:
+                word |= int(beat_flags[index]) << offset
+            words.append(word)
+        return words
+
+    def pack_b(self, b):
+        """One payload integer per ``b`` beat."""
+        return [self._vector(values, self.in_width) for values in b]
+
+    def unpack_c(self, word):
+        """``(values, last)`` of one result payload integer."""
+        mask = (1 << self.acc_width) - 1
+        values = []
+        for j in range(self.cols):
+            v = (word >> (j * self.acc_width)) & mask
+            if self.signed and v >> (self.acc_width - 1):
+                v -= 1 << self.acc_width
+            values.append(v)
+        return values, (word >> self._c_last) & 1
