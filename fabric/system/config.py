@@ -1,0 +1,253 @@
+"""TOML loading with units in key names, a source beside every number, and one-sentence errors."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from supernode.errors import UserError
+
+__all__ = ["Provenance", "Table", "parse_quantity", "read_toml", "CONFIG_DIR", "find_config"]
+
+class _Required:
+    def __repr__(self):
+        return "<required>"
+
+
+_REQUIRED = _Required()
+
+#: Where the shipped hardware, workload and mapping files live.
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+# Unit of a key, read from the end of its name: (suffix, unit name, {spelling: factor}).
+_UNITS = (
+    ("_bytes_per_s", "bytes per second", {
+        "b/s": 1.0, "kb/s": 1e3, "mb/s": 1e6, "gb/s": 1e9, "tb/s": 1e12, "pb/s": 1e15,
+        "bps": 1 / 8, "kbps": 1e3 / 8, "mbps": 1e6 / 8, "gbps": 1e9 / 8, "tbps": 1e12 / 8,
+        "gbit/s": 1e9 / 8, "tbit/s": 1e12 / 8}),
+    ("_bytes", "bytes", {
+        "b": 1.0, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "pb": 1e15,
+        "kib": 2.0 ** 10, "mib": 2.0 ** 20, "gib": 2.0 ** 30, "tib": 2.0 ** 40}),
+    ("_hz", "hertz", {"hz": 1.0, "khz": 1e3, "mhz": 1e6, "ghz": 1e9}),
+    ("_flops", "FLOP per second", {
+        "flops": 1.0, "gflops": 1e9, "tflops": 1e12, "pflops": 1e15, "eflops": 1e18}),
+    ("_w", "watts", {"w": 1.0, "kw": 1e3, "mw": 1e6}),
+    ("_ns", "nanoseconds", {"ns": 1.0, "us": 1e3, "µs": 1e3, "ms": 1e6, "s": 1e9}),
+)
+
+_QUANTITY = re.compile(r"^\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([^\s0-9].*?)?\s*$")
+
+
+def unit_of(key: str):
+    """The (unit name, spellings) that ``key`` is measured in, or ``None`` for a plain number."""
+    for suffix, name, spellings in _UNITS:
+        if key.endswith(suffix):
+            return name, spellings
+    return None
+
+
+def parse_quantity(text: str, key: str, where: str) -> float:
+    """Turn ``"3.2 TB/s"`` into a number in the unit of ``key`` (bytes per second here).
+
+    Raises
+    ------
+    UserError
+        When the text is not a number with a unit, or the unit does not fit ``key``.
+    """
+    unit = unit_of(key)
+    match = _QUANTITY.match(text)
+    if match is None:
+        raise UserError(f"{where}: {key} = {text!r} is not a number (write e.g. 1.5 or "
+                        f"\"1.5 {_example_unit(unit)}\")")
+    number, spelled = float(match.group(1)), (match.group(2) or "").strip()
+    if not spelled:
+        return number
+    if unit is None:
+        raise UserError(f"{where}: {key} = {text!r} carries unit {spelled!r} but {key} is a "
+                        f"plain number; write the number alone")
+    name, spellings = unit
+    factor = spellings.get(spelled.lower().replace(" ", ""))
+    if factor is None:
+        raise UserError(f"{where}: {key} = {text!r} has unit {spelled!r}, which is not a unit "
+                        f"of {name}; accepted: {', '.join(sorted(spellings))}")
+    return number * factor
+
+
+def _example_unit(unit) -> str:
+    return "" if unit is None else next(iter(unit[1]))
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where one number comes from.
+
+    Members
+    -------
+    text : str
+        The source as written in the file (a paper section, a datasheet, or the reason
+        for an assumption).
+    assumption : bool
+        ``True`` when the number is not published and was chosen by the modeller.
+    """
+    text: str
+    assumption: bool
+
+    def label(self) -> str:
+        """``"assumption: ..."`` or ``"source: ..."`` for printing."""
+        return f"{'assumption' if self.assumption else 'source'}: {self.text}"
+
+
+def read_toml(path: Path) -> dict:
+    """Parse one TOML file, turning every failure into a :class:`UserError` naming the file."""
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise UserError(f"config file {str(path)!r} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML ({exc})") from None
+
+
+def find_config(kind: str, name_or_path: str) -> Path:
+    """Resolve a shipped config name (``"cloudmatrix384"``) or a file path to a path.
+
+    ``kind`` is the sub-directory of :data:`CONFIG_DIR` (``"hardware"``, ``"workloads"``,
+    ``"mappings"``).
+    """
+    text = str(name_or_path)
+    candidate = Path(text)
+    if text.endswith(".toml") or candidate.is_file():
+        if not candidate.is_file():
+            raise UserError(f"{kind} file {text!r} does not exist")
+        return candidate
+    shipped = CONFIG_DIR / kind / f"{text}.toml"
+    if shipped.is_file():
+        return shipped
+    known = sorted(p.stem for p in (CONFIG_DIR / kind).glob("*.toml"))
+    raise UserError(f"unknown {kind.rstrip('s')} {text!r}; accepted: {', '.join(known)} "
+                    f"or a path to a .toml file")
+
+
+class Table:
+    """One TOML table being read: checks keys, units, signs and records provenance.
+
+    Every read marks its key as used; :meth:`finish` then rejects any key nobody read,
+    so a misspelt key is an error rather than silently ignored.
+
+    Members
+    -------
+    data : dict
+        The raw table.
+    where : str
+        ``"<file> [section]"``, the prefix of every error.
+    sources : dict
+        Key -> :class:`Provenance` of every sourced number read so far.
+    """
+
+    def __init__(self, data: dict, *, path: Path, section: str):
+        if not isinstance(data, dict):
+            raise UserError(f"{path}: [{section}] must be a table, not {data!r}")
+        self.data = data
+        self.path = path
+        self.section = section
+        self.where = f"{path} [{section}]" if section else str(path)
+        self.sources: dict[str, Provenance] = {}
+        self._used: set[str] = set()
+
+    def sub(self, key: str, *, required: bool = True) -> "Table | None":
+        """The sub-table ``key`` (``[section.key]``)."""
+        if key not in self.data:
+            if required:
+                raise UserError(f"{self.where}: missing table {key!r}")
+            self._used.add(key)
+            return None
+        self._used.add(key)
+        section = f"{self.section}.{key}" if self.section else key
+        return Table(self.data[key], path=self.path, section=section)
+
+    def mark_used(self, key: str) -> None:
+        """Count ``key`` as read (for entries another reader validates)."""
+        self._used.add(key)
+
+    def keys(self):
+        return list(self.data)
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def _raw(self, key: str, default):
+        if key not in self.data:
+            if default is _REQUIRED:
+                raise UserError(f"{self.where}: missing key {key!r}")
+            return default, True
+        self._used.add(key)
+        return self.data[key], False
+
+    def text(self, key: str, *, choices=None, default=None, required: bool = True) -> str:
+        """A string, optionally one of ``choices``."""
+        raw, missing = self._raw(key, _REQUIRED if required else default)
+        if missing:
+            return raw
+        value = raw["value"] if isinstance(raw, dict) and "value" in raw else raw
+        if isinstance(raw, dict):
+            self._provenance(key, raw)
+        if not isinstance(value, str):
+            raise UserError(f"{self.where}: {key} = {value!r} must be a string")
+        if choices is not None and value not in choices:
+            raise UserError(f"{self.where}: {key} = {value!r} is not accepted; accepted: "
+                            f"{', '.join(choices)}")
+        return value
+
+    def number(self, key: str, *, sourced: bool = True, integer: bool = False,
+               minimum: float = 0.0, strict: bool = True, default=None,
+               required: bool = True, unit_key: str | None = None) -> float:
+        """A number in the unit of ``key``; with ``sourced``, written ``{value=, source=}``.
+
+        ``strict`` means the number must be greater than ``minimum``; otherwise at least it.
+        ``unit_key`` names the key whose unit applies, when it is not ``key`` itself.
+        """
+        raw, missing = self._raw(key, _REQUIRED if required else default)
+        if missing:
+            return raw
+        if sourced:
+            if not isinstance(raw, dict) or "value" not in raw:
+                raise UserError(f"{self.where}: {key} = {raw!r} must be written "
+                                f"{{ value = ..., source = \"...\" }} (or assumption = "
+                                f"\"...\" when the number is not published)")
+            self._provenance(key, raw)
+            raw = raw["value"]
+        if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+            raise UserError(f"{self.where}: {key} = {raw!r} must be a number")
+        value = (parse_quantity(raw, unit_key or key, self.where) if isinstance(raw, str)
+                 else float(raw))
+        if integer and value != int(value):
+            raise UserError(f"{self.where}: {key} = {raw!r} must be a whole number")
+        if value != value or value in (float("inf"), float("-inf")):
+            raise UserError(f"{self.where}: {key} = {raw!r} must be a finite number")
+        if (value <= minimum) if strict else (value < minimum):
+            bound = f"greater than {minimum:g}" if strict else f"at least {minimum:g}"
+            raise UserError(f"{self.where}: {key} = {raw!r} must be {bound}")
+        return int(value) if integer else value
+
+    def _provenance(self, key: str, raw: dict) -> None:
+        extra = set(raw) - {"value", "source", "assumption"}
+        if extra:
+            raise UserError(f"{self.where}: {key} has unknown field {sorted(extra)[0]!r}; "
+                            f"accepted: value, source, assumption")
+        has_source, has_assumption = "source" in raw, "assumption" in raw
+        if has_source == has_assumption:
+            raise UserError(f"{self.where}: {key} needs exactly one of source = \"...\" "
+                            f"(published) or assumption = \"...\" (not published)")
+        text = raw["source"] if has_source else raw["assumption"]
+        if not isinstance(text, str) or not text.strip():
+            raise UserError(f"{self.where}: the source of {key} must be a non-empty string")
+        self.sources[key] = Provenance(text=text.strip(), assumption=has_assumption)
+
+    def finish(self) -> None:
+        """Reject keys that were never read (misspelt or unsupported)."""
+        unknown = [k for k in self.data if k not in self._used]
+        if unknown:
+            raise UserError(f"{self.where}: unknown key {unknown[0]!r}; check the spelling "
+                            f"against the shipped files in {CONFIG_DIR}")

@@ -1,0 +1,530 @@
+"""Hardware as data: AI core -> chip -> node -> supernode, loaded from TOML into frozen dataclasses."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from supernode.errors import UserError
+
+from .config import Provenance, Table, find_config, read_toml
+
+__all__ = [
+    "PRECISIONS", "DATAFLOWS", "CoreSpec", "ChipSpec", "NodeSpec", "FabricTier", "PublishedFigure",
+    "SystemSpec", "load_chip", "load_system", "chip_totals", "system_totals", "describe_sources",
+]
+
+#: Matrix precisions a workload may ask for; each chip lists the ones it runs and at what rate.
+PRECISIONS = ("bf16", "fp8", "int8")
+#: Bytes per element of each precision.
+PRECISION_BYTES = MappingProxyType({"bf16": 2, "fp8": 1, "int8": 1})
+#: The plane name of a scale-out tier (kept out of the scale-up tier chain).
+SCALE_OUT_PLANE = "rdma"
+#: Dataflows of the systolic tile (the tile cycle model takes one of these).
+DATAFLOWS = ("os", "ws")
+
+
+def _frozen(mapping: dict) -> MappingProxyType:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True)
+class CoreSpec:
+    """One AI core: a group of systolic tiles, a vector unit and a local buffer on one clock.
+
+    Members
+    -------
+    tile_rows, tile_cols : int
+        Shape of one systolic tile (MACs), the unit the RTL-checked tile model predicts.
+    tile_dataflow : str
+        ``"os"`` (output stationary) or ``"ws"`` (weight stationary).
+    tiles_per_core : int
+        Tiles that together give the core's published MACs per cycle.
+    clock_hz : float
+        Core clock.
+    vector_flops_per_cycle : float
+        Vector-unit throughput for element-wise work (norms, softmax, activations).
+    local_buffer_bytes : float
+        Core-local operand buffer; sets operand reuse in the on-chip traffic model.
+    precision_rate : Mapping[str, float]
+        MAC rate of each supported precision relative to BF16 (``{"bf16": 1, "int8": 2}``).
+    sources : Mapping[str, Provenance]
+        Provenance of every field above.
+    """
+    tile_rows: int
+    tile_cols: int
+    tile_dataflow: str
+    tiles_per_core: int
+    clock_hz: float
+    vector_flops_per_cycle: float
+    local_buffer_bytes: float
+    precision_rate: MappingProxyType
+    sources: MappingProxyType = field(repr=False, compare=False)
+
+    @property
+    def macs_per_cycle(self) -> int:
+        """BF16 MACs per cycle of the whole core (all tiles)."""
+        return self.tile_rows * self.tile_cols * self.tiles_per_core
+
+    def peak_flops(self, precision: str = "bf16") -> float:
+        """Dense peak FLOP/s of the core at ``precision`` (one MAC = 2 FLOP)."""
+        return 2.0 * self.macs_per_cycle * self.clock_hz * self.precision_rate[precision]
+
+
+@dataclass(frozen=True)
+class ChipSpec:
+    """One accelerator package: dies of AI cores with HBM and fabric ports.
+
+    Members
+    -------
+    name : str
+        Config name (``"ascend-910c"``).
+    description : str
+        One line for tables.
+    core : CoreSpec
+        The AI core every die is built of.
+    dies : int
+        Compute dies per package.
+    cores_per_die : int
+        Matrix (cube / tensor) cores per die.
+    hbm_capacity_bytes, hbm_bandwidth_bytes_per_s : float
+        Package HBM capacity and bandwidth.
+    onchip_buffer_bytes, onchip_bandwidth_bytes_per_s : float
+        Shared on-chip buffer (L2) per package and its bandwidth into the cores.
+    die_to_die_bandwidth_bytes_per_s : float
+        Between the dies of one package.
+    scale_up_bandwidth_bytes_per_s : float
+        Scale-up fabric (UB / NVLink) bandwidth per package, one direction.
+    scale_out_bandwidth_bytes_per_s : float
+        Scale-out (RDMA) bandwidth per package, one direction.
+    published : Mapping[str, PublishedFigure]
+        Published package figures that the derived ones are checked against.
+    sources : Mapping[str, Provenance]
+        Provenance of every field above.
+    path : Path
+        File it was loaded from.
+    """
+    name: str
+    description: str
+    core: CoreSpec
+    dies: int
+    cores_per_die: int
+    hbm_capacity_bytes: float
+    hbm_bandwidth_bytes_per_s: float
+    onchip_buffer_bytes: float
+    onchip_bandwidth_bytes_per_s: float
+    die_to_die_bandwidth_bytes_per_s: float
+    scale_up_bandwidth_bytes_per_s: float
+    scale_out_bandwidth_bytes_per_s: float
+    published: MappingProxyType = field(repr=False, compare=False)
+    sources: MappingProxyType = field(repr=False, compare=False)
+    path: Path = field(repr=False, compare=False)
+
+    @property
+    def cores(self) -> int:
+        """Matrix cores in the package."""
+        return self.dies * self.cores_per_die
+
+    @property
+    def precisions(self) -> tuple:
+        return tuple(p for p in PRECISIONS if p in self.core.precision_rate)
+
+    def peak_flops(self, precision: str = "bf16") -> float:
+        """Dense peak FLOP/s of the package: cores x MACs/cycle x 2 x clock x precision rate."""
+        return self.cores * self.core.peak_flops(precision)
+
+    def check_precision(self, precision: str) -> None:
+        """Raise :class:`UserError` unless the chip runs matrices at ``precision``."""
+        if precision not in self.core.precision_rate:
+            raise UserError(f"precision {precision!r} is not supported by {self.name}; "
+                            f"accepted: {', '.join(self.precisions)}")
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One server node: packages sharing first-tier switches.
+
+    Members
+    -------
+    chips_per_node : int
+    cpus_per_node : int
+    l1_switches_per_node : int
+        First-tier fabric switch chips in the node (0 when the node has none).
+    sources : Mapping[str, Provenance]
+    """
+    chips_per_node: int
+    cpus_per_node: int
+    l1_switches_per_node: int
+    sources: MappingProxyType = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class FabricTier:
+    """One level of the scale-up (or scale-out) fabric, as seen from one package.
+
+    Members
+    -------
+    name : str
+        ``"node"``, ``"supernode"``, ``"scale_out"`` ...
+    plane : str
+        Which network the tier uses (``"ub"``, ``"nvlink"``, ``"rdma"``).
+    span_chips : int
+        Packages reachable inside this tier.
+    switch_hops : int
+        Switch chips a flit crosses between two packages of this tier (worst pair).
+    bandwidth_bytes_per_s : float
+        Injection bandwidth of one package into this tier, one direction.
+    oversubscription : float
+        Downlink : uplink ratio on the way up to this tier (1 = non-blocking).
+    sources : Mapping[str, Provenance]
+    """
+    name: str
+    plane: str
+    span_chips: int
+    switch_hops: int
+    bandwidth_bytes_per_s: float
+    oversubscription: float
+    sources: MappingProxyType = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class PublishedFigure:
+    """A published total that a derived figure is checked against.
+
+    Members
+    -------
+    value : float
+        In the unit of its key.
+    text : str
+        As written in the file (``"752 TFLOPS"``), which sets the rounding.
+    source : str
+    rounding : float
+        Half a unit in the last written digit of ``text``.
+    tolerance_reason : str
+        Empty, or why the derived figure may differ by up to ``rel_tolerance``.
+    rel_tolerance : float
+    """
+    value: float
+    text: str
+    source: str
+    rounding: float
+    tolerance_reason: str = ""
+    rel_tolerance: float = 0.0
+
+    def matches(self, derived: float) -> bool:
+        """Whether ``derived`` agrees within rounding (or the stated tolerance)."""
+        allowed = max(self.rounding, self.rel_tolerance * abs(self.value))
+        return abs(derived - self.value) <= allowed * (1 + 1e-9)
+
+
+@dataclass(frozen=True)
+class SystemSpec:
+    """A whole supernode: nodes of packages on a switched fabric.
+
+    Members
+    -------
+    name, description : str
+    chip : ChipSpec
+    node : NodeSpec
+    nodes : int
+    l2_switches : int
+        Second-tier switch chips (0 when there is a single tier).
+    power_w : float
+        All-in power of the supernode.
+    switch_clock_hz : float
+        Clock of the fabric switch, which turns network-model cycles into seconds.
+    endpoint_latency_ns : float
+        Fixed cost of one message at the end points (software, DMA set-up, SerDes).
+    tiers : tuple of FabricTier
+        From the smallest span to the largest.
+    router : Mapping[str, object]
+        Parameters of the RTL router the network figures are taken from.
+    published : Mapping[str, PublishedFigure]
+    sources : Mapping[str, Provenance]
+    path : Path
+    """
+    name: str
+    description: str
+    chip: ChipSpec
+    node: NodeSpec
+    nodes: int
+    l2_switches: int
+    power_w: float
+    switch_clock_hz: float
+    endpoint_latency_ns: float
+    tiers: tuple
+    router: MappingProxyType = field(repr=False, compare=False)
+    published: MappingProxyType = field(repr=False, compare=False)
+    sources: MappingProxyType = field(repr=False, compare=False)
+    path: Path = field(repr=False, compare=False)
+
+    @property
+    def chips(self) -> int:
+        """Packages in the supernode."""
+        return self.nodes * self.node.chips_per_node
+
+    def tier(self, name: str) -> FabricTier:
+        """The tier called ``name``."""
+        for tier in self.tiers:
+            if tier.name == name:
+                return tier
+        raise UserError(f"fabric tier {name!r} is not part of {self.name}; accepted: "
+                        f"{', '.join(t.name for t in self.tiers)}")
+
+    @property
+    def scale_up_tiers(self) -> tuple:
+        """The scale-up tiers (not the RDMA plane), smallest span first."""
+        return tuple(t for t in self.tiers if t.plane != SCALE_OUT_PLANE)
+
+    def smallest_tier(self, group: int) -> FabricTier:
+        """The smallest scale-up tier whose span holds a group of ``group`` packages."""
+        for tier in self.scale_up_tiers:
+            if tier.span_chips >= group:
+                return tier
+        largest = self.scale_up_tiers[-1]
+        raise UserError(f"a group of {group} packages does not fit {self.name}: its largest "
+                        f"tier {largest.name!r} spans {largest.span_chips}")
+
+    def with_chip(self, chip: ChipSpec) -> "SystemSpec":
+        """The same system built from another package (for what-if sweeps)."""
+        from dataclasses import replace
+        return replace(self, chip=chip)
+
+
+# --- loading ------------------------------------------------------------------------
+
+_DIGITS = re.compile(r"^\s*[-+]?([0-9]*)\.?([0-9]*)")
+
+
+def _rounding(text: str, value: float) -> float:
+    """Half a unit in the last written digit of ``text``, in the unit of ``value``."""
+    match = _DIGITS.match(text)
+    decimals = len(match.group(2)) if match else 0
+    words = text.split()
+    try:
+        mantissa = float(words[0]) if words else value
+    except ValueError:
+        mantissa = value
+    scale = value / mantissa if mantissa else 1.0
+    return 0.5 * 10.0 ** (-decimals) * abs(scale)
+
+
+def _published(table: Table | None) -> MappingProxyType:
+    if table is None:
+        return _frozen({})
+    figures = {}
+    for key in table.keys():
+        entry = table.sub(key)
+        value = entry.number("value", sourced=False, unit_key=key)
+        raw = entry.data["value"]
+        text = raw if isinstance(raw, str) else repr(raw)
+        source = entry.text("source")
+        reason = entry.text("tolerance_reason", required=False, default="")
+        rel = entry.number("rel_tolerance", sourced=False, required=False, default=0.0,
+                           strict=False)
+        if rel and not reason:
+            raise UserError(f"{entry.where}: rel_tolerance needs a tolerance_reason saying why "
+                            f"the derived figure differs from the published one")
+        entry.finish()
+        figures[key] = PublishedFigure(value=value, text=text, source=source,
+                                       rounding=_rounding(text, value),
+                                       tolerance_reason=reason, rel_tolerance=rel)
+    table.finish()
+    return _frozen(figures)
+
+
+def _core(table: Table) -> CoreSpec:
+    rows = table.number("tile_rows", integer=True)
+    cols = table.number("tile_cols", integer=True)
+    dataflow = table.text("tile_dataflow", choices=DATAFLOWS)
+    tiles = table.number("tiles_per_core", integer=True)
+    clock = table.number("clock_hz")
+    vector = table.number("vector_flops_per_cycle")
+    local = table.number("local_buffer_bytes")
+    rates_table = table.sub("precision_rate")
+    rates = {}
+    for key in rates_table.keys():
+        if key not in PRECISIONS:
+            raise UserError(f"{rates_table.where}: unknown precision {key!r}; accepted: "
+                            f"{', '.join(PRECISIONS)}")
+        rates[key] = rates_table.number(key)
+    if "bf16" not in rates:
+        raise UserError(f"{rates_table.where}: missing key 'bf16' (the rate every other "
+                        f"precision is relative to)")
+    rates_table.finish()
+    table.finish()
+    sources = dict(table.sources)
+    sources.update({f"precision_rate.{k}": v for k, v in rates_table.sources.items()})
+    return CoreSpec(tile_rows=rows, tile_cols=cols, tile_dataflow=dataflow, tiles_per_core=tiles,
+                    clock_hz=clock, vector_flops_per_cycle=vector, local_buffer_bytes=local,
+                    precision_rate=_frozen(rates), sources=_frozen(sources))
+
+
+def load_chip(name_or_path: str | Path) -> ChipSpec:
+    """Load a package description (``"ascend-910c"``, ``"b200"`` or a path to a TOML file).
+
+    Raises
+    ------
+    UserError
+        Naming the file, key and value of any missing, unknown or invalid entry.
+    """
+    path = find_config("hardware", str(name_or_path))
+    top = Table(read_toml(path), path=path, section="")
+    kind = top.text("kind", choices=("chip", "system"))
+    if kind != "chip":
+        raise UserError(f"{path} describes a {kind}, not a chip; accepted here: a file with "
+                        f"kind = \"chip\"")
+    name = top.text("name")
+    description = top.text("description")
+    core = _core(top.sub("core"))
+    chip = top.sub("chip")
+    values = {key: chip.number(key, integer=key in ("dies", "cores_per_die")) for key in (
+        "dies", "cores_per_die", "hbm_capacity_bytes", "hbm_bandwidth_bytes_per_s",
+        "onchip_buffer_bytes", "onchip_bandwidth_bytes_per_s",
+        "die_to_die_bandwidth_bytes_per_s", "scale_up_bandwidth_bytes_per_s",
+        "scale_out_bandwidth_bytes_per_s")}
+    chip.finish()
+    published = _published(top.sub("published", required=False))
+    top.finish()
+    return ChipSpec(name=name, description=description, core=core, published=published,
+                    sources=_frozen(chip.sources), path=path, **values)
+
+
+def _tiers(top: Table, path: Path) -> tuple:
+    if not top.has("tier"):
+        raise UserError(f"{path}: missing [[tier]] entries (the fabric levels)")
+    raw = top.data["tier"]
+    top.mark_used("tier")
+    if not isinstance(raw, list) or not raw:
+        raise UserError(f"{path}: tier must be a list of [[tier]] tables")
+    tiers = []
+    for i, entry in enumerate(raw):
+        table = Table(entry, path=path, section=f"tier {i}")
+        tier = FabricTier(
+            name=table.text("name"),
+            plane=table.text("plane"),
+            span_chips=table.number("span_chips", integer=True),
+            switch_hops=table.number("switch_hops", integer=True, strict=False),
+            bandwidth_bytes_per_s=table.number("bandwidth_bytes_per_s"),
+            oversubscription=table.number("oversubscription", minimum=1.0, strict=False),
+            sources=_frozen(table.sources))
+        table.finish()
+        if any(t.name == tier.name for t in tiers):
+            raise UserError(f"{table.where}: tier name {tier.name!r} is used twice")
+        scale_up = [t for t in tiers if t.plane != SCALE_OUT_PLANE]
+        if (tier.plane != SCALE_OUT_PLANE and scale_up
+                and tier.span_chips <= scale_up[-1].span_chips):
+            raise UserError(f"{table.where}: span_chips = {tier.span_chips} must be larger than "
+                            f"the previous tier's {scale_up[-1].span_chips} (list tiers smallest "
+                            f"first)")
+        tiers.append(tier)
+    return tuple(tiers)
+
+
+def load_system(name_or_path: str | Path, *, chip: ChipSpec | None = None) -> SystemSpec:
+    """Load a supernode description (``"cloudmatrix384"``, ``"gb200-nvl72"`` or a path).
+
+    The system file names its package (``chip = "ascend-910c"``), which is loaded too;
+    pass ``chip`` to build the system from another package instead.
+
+    Raises
+    ------
+    UserError
+        Naming the file, key and value of any missing, unknown or invalid entry.
+    """
+    path = find_config("hardware", str(name_or_path))
+    top = Table(read_toml(path), path=path, section="")
+    kind = top.text("kind", choices=("chip", "system"))
+    if kind != "system":
+        raise UserError(f"{path} describes a {kind}, not a system; accepted here: a file "
+                        f"with kind = \"system\"")
+    name = top.text("name")
+    description = top.text("description")
+    chip_name = top.text("chip")
+    if chip is None:
+        chip_path = Path(chip_name)
+        if chip_name.endswith(".toml") and not chip_path.is_absolute():
+            chip_path = path.parent / chip_path
+        chip = load_chip(chip_path if chip_name.endswith(".toml") else chip_name)
+    node_t = top.sub("node")
+    node = NodeSpec(chips_per_node=node_t.number("chips_per_node", integer=True),
+                    cpus_per_node=node_t.number("cpus_per_node", integer=True, strict=False),
+                    l1_switches_per_node=node_t.number("l1_switches_per_node", integer=True,
+                                                       strict=False),
+                    sources=_frozen(node_t.sources))
+    node_t.finish()
+    sn = top.sub("supernode")
+    nodes = sn.number("nodes", integer=True)
+    l2 = sn.number("l2_switches", integer=True, strict=False)
+    power = sn.number("power_w")
+    switch_clock = sn.number("switch_clock_hz")
+    endpoint = sn.number("endpoint_latency_ns", strict=False)
+    sn.finish()
+    tiers = _tiers(top, path)
+    chips = nodes * node.chips_per_node
+    scale_up = [t for t in tiers if t.plane != SCALE_OUT_PLANE]
+    if not scale_up or scale_up[-1].span_chips < chips:
+        raise UserError(f"{path}: the largest scale-up tier must span all {chips} packages "
+                        f"(nodes x chips_per_node)")
+    router_t = top.sub("router", required=False)
+    router = {}
+    if router_t is not None:
+        # Passed unchanged to the network model, which validates its own parameters.
+        router = dict(router_t.data)
+    published = _published(top.sub("published", required=False))
+    top.finish()
+    return SystemSpec(name=name, description=description, chip=chip, node=node, nodes=nodes,
+                      l2_switches=l2, power_w=power, switch_clock_hz=switch_clock,
+                      endpoint_latency_ns=endpoint, tiers=tiers, router=_frozen(router),
+                      published=published, sources=_frozen(sn.sources), path=path)
+
+
+# --- derived totals -------------------------------------------------------------------
+
+def chip_totals(chip: ChipSpec) -> dict:
+    """Derived package figures, named as in the ``[published]`` tables."""
+    totals = {
+        "bf16_dense_flops": chip.peak_flops("bf16"),
+        "hbm_capacity_bytes": chip.hbm_capacity_bytes,
+        "hbm_bandwidth_bytes_per_s": chip.hbm_bandwidth_bytes_per_s,
+        "scale_up_bandwidth_bytes_per_s": chip.scale_up_bandwidth_bytes_per_s,
+    }
+    for precision in chip.precisions:
+        if precision != "bf16":
+            totals[f"{precision}_dense_flops"] = chip.peak_flops(precision)
+    return totals
+
+
+def system_totals(system: SystemSpec) -> dict:
+    """Derived supernode totals: package figures times packages, plus power and fabric."""
+    per_chip = chip_totals(system.chip)
+    totals = {key: value * system.chips for key, value in per_chip.items()}
+    totals["chips"] = system.chips
+    totals["power_w"] = system.power_w
+    totals["scale_out_bandwidth_bytes_per_s"] = (system.chip.scale_out_bandwidth_bytes_per_s
+                                                 * system.chips)
+    totals["l1_switches"] = system.node.l1_switches_per_node * system.nodes
+    totals["l2_switches"] = system.l2_switches
+    return totals
+
+
+def describe_sources(system: SystemSpec) -> list:
+    """``(level, key, value, Provenance)`` for every sourced number of a system, in order."""
+    rows = []
+    chip = system.chip
+    for key, prov in chip.core.sources.items():
+        value = (chip.core.precision_rate[key.split(".", 1)[1]] if key.startswith("precision_rate.")
+                 else getattr(chip.core, key))
+        rows.append(("core", key, value, prov))
+    for key, prov in chip.sources.items():
+        rows.append(("chip", key, getattr(chip, key), prov))
+    for key, prov in system.node.sources.items():
+        rows.append(("node", key, getattr(system.node, key), prov))
+    for key, prov in system.sources.items():
+        rows.append(("supernode", key, getattr(system, key), prov))
+    for tier in system.tiers:
+        for key, prov in tier.sources.items():
+            rows.append((f"tier {tier.name}", key, getattr(tier, key), prov))
+    return rows
