@@ -1,0 +1,63 @@
+"""Evaluators: one small module per kind of point (tile, router, system) and the worker entry."""
+
+import hashlib
+import importlib
+import inspect
+import os
+import socket
+import time
+
+__all__ = ["KINDS", "ModelMismatchError", "load_evaluator", "code_fingerprint", "evaluate_point"]
+
+#: Kind of point -> module that evaluates it. Each module offers:
+#:   ``parameters()`` -> {name: check(value) -> value} of the parameters a space may sweep;
+#:   ``OBJECTIVES`` -> {objective name: metric column};
+#:   ``check_workload(table, swept)`` and ``check_rtl(table)`` -> normalised dict;
+#:   ``default_plots(swept, objectives)`` -> list of plot dicts;
+#:   ``SOURCES`` -> modules whose code decides a result (part of the cache key);
+#:   ``RTL_CHECKS`` -> whether ``evaluate`` can spot-check a point on the RTL;
+#:   ``evaluate(params, workload, *, rtl, area)`` -> {metric column: value}.
+KINDS = {
+    "tile": "fabric.dse.evaluators.tile",
+    "router": "fabric.dse.evaluators.router",
+    "system": "fabric.dse.evaluators.system",
+}
+
+
+class ModelMismatchError(RuntimeError):
+    """The fast model and the RTL disagree on a point: the point fails, loudly."""
+
+
+def load_evaluator(kind: str):
+    """The evaluator module of ``kind``."""
+    if kind not in KINDS:
+        raise ValueError(f"sweep kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    return importlib.import_module(KINDS[kind])
+
+
+def code_fingerprint(kind: str) -> str:
+    """Hash of the source of the evaluator of ``kind`` and of every model it names."""
+    evaluator = load_evaluator(kind)
+    digest = hashlib.sha256()
+    for name in (evaluator.__name__, *evaluator.SOURCES):
+        try:
+            module = importlib.import_module(name)
+            source = inspect.getsource(module)
+        except (ImportError, OSError, TypeError):
+            source = f"<{name} unavailable>"
+        digest.update(name.encode() + b"\0" + source.encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def evaluate_point(task: dict) -> dict:
+    """Evaluate one point (runs on a Dask worker, local or remote).
+
+    Returns the metrics plus where and how long; raises on any failure, including
+    :class:`ModelMismatchError` when the RTL disagrees with the model.
+    """
+    evaluator = load_evaluator(task["kind"])
+    start = time.perf_counter()
+    metrics = evaluator.evaluate(dict(task["params"]), task["workload"], rtl=task["rtl"],
+                                 area=task["area"])
+    return {"metrics": metrics, "seconds": time.perf_counter() - start,
+            "worker": f"{socket.gethostname()}:{os.getpid()}"}

@@ -1,0 +1,155 @@
+"""Tile points: a systolic array shape/dataflow/widths scored on a GEMM mix, RTL spot-checked."""
+
+from supernode.errors import UserError
+
+from . import ModelMismatchError
+
+#: Parameters of ``rtl.tile.SystolicTile`` a sweep may vary; the component checks values.
+HARDWARE = ("rows", "cols", "dataflow", "in_width", "acc_width", "signed", "acc_depth")
+
+OBJECTIVES = {
+    "throughput": "throughput_macs_per_cycle",
+    "latency": "latency_cycles",
+    "utilisation": "utilization",
+    "area": "area_gate_equivalents",
+    "energy": "energy_proxy_ge_cycles",
+}
+
+SOURCES = ("fabric.tile_model", "rtl.tile", "sim.tile.cocotb_gemm", "fabric.area")
+
+SIMULATORS = ("verilator", "icarus")
+
+#: Whether points of this kind can be spot-checked on the RTL yet.
+RTL_CHECKS = False
+
+#: Largest GEMM dimension the RTL check runs by default (simulation time grows as m*k*n).
+DEFAULT_RTL_MAX_DIM = 24
+
+
+def _int(value):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("an integer")
+    return value
+
+
+def _dataflow(value):
+    if value not in ("os", "ws"):
+        raise ValueError('"os" or "ws"')
+    return value
+
+
+def _bool(value):
+    if not isinstance(value, bool):
+        raise ValueError("true or false")
+    return value
+
+
+def parameters() -> dict:
+    return {"rows": _int, "cols": _int, "dataflow": _dataflow, "in_width": _int,
+            "acc_width": _int, "signed": _bool, "acc_depth": _int}
+
+
+def check_point(params: dict):
+    """Raise ``ValueError`` naming the value when the tile cannot be built with ``params``."""
+    from rtl.tile import SystolicTile
+    SystolicTile(**_hardware(params))
+
+
+def _hardware(params: dict) -> dict:
+    return {k: v for k, v in params.items() if k in HARDWARE}
+
+
+def check_workload(table: dict, swept: set) -> dict:
+    """A GEMM mix: ``gemms = [{name, m, k, n, count = 1}, ...]`` (plus an optional ``name``)."""
+    unknown = set(table) - {"name", "gemms"}
+    if unknown:
+        raise ValueError(f"key {sorted(unknown)[0]!r} is unknown; a tile workload has name and gemms")
+    gemms = table.get("gemms")
+    if not isinstance(gemms, list) or not gemms:
+        raise ValueError(f"gemms = {gemms!r}; expected a non-empty array of {{name, m, k, n}} tables")
+    out = []
+    for i, g in enumerate(gemms):
+        if not isinstance(g, dict) or not {"m", "k", "n"} <= set(g) \
+                or not set(g) <= {"name", "m", "k", "n", "count"}:
+            raise ValueError(f"gemms[{i}] = {g!r}; expected a table with m, k, n and optionally "
+                             f"name and count")
+        for key in ("m", "k", "n", "count"):
+            v = g.get(key, 1)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"gemms[{i}].{key} = {v!r}; expected a positive integer")
+        out.append({"name": str(g.get("name", f"gemm{i}")), "m": g["m"], "k": g["k"],
+                    "n": g["n"], "count": g.get("count", 1)})
+    return {"name": str(table.get("name", "gemm-mix")), "gemms": out}
+
+
+def check_rtl(table: dict) -> dict:
+    """``simulator`` (verilator or icarus), ``max_dim`` (GEMM dimensions are clipped to it
+    for the RTL run) and ``tolerance_cycles`` (allowed model/RTL difference per GEMM)."""
+    unknown = set(table) - {"simulator", "max_dim", "tolerance_cycles"}
+    if unknown:
+        raise ValueError(f"key {sorted(unknown)[0]!r} is unknown; expected spot_checks, seed, "
+                         f"simulator, max_dim or tolerance_cycles")
+    sim = table.get("simulator", "verilator")
+    if sim not in SIMULATORS:
+        raise ValueError(f"simulator = {sim!r}; expected one of {', '.join(SIMULATORS)}")
+    max_dim = table.get("max_dim", DEFAULT_RTL_MAX_DIM)
+    if isinstance(max_dim, bool) or not isinstance(max_dim, int) or not 1 <= max_dim <= 256:
+        raise ValueError(f"max_dim = {max_dim!r}; expected an integer from 1 to 256")
+    tol = table.get("tolerance_cycles", 0)
+    if isinstance(tol, bool) or not isinstance(tol, int) or tol < 0:
+        raise ValueError(f"tolerance_cycles = {tol!r}; expected a non-negative integer")
+    return {"simulator": sim, "max_dim": max_dim, "tolerance_cycles": tol}
+
+
+def default_plots(swept: set, objectives: set) -> list:
+    plots = []
+    if {"throughput", "area"} <= objectives:
+        plots.append({"type": "pareto", "x": "area", "y": "throughput"})
+    if {"rows", "cols"} <= swept:
+        plot = {"type": "heatmap", "x": "cols", "y": "rows", "value": "utilisation"}
+        if "dataflow" in swept:
+            plot["facet"] = "dataflow"
+        plots.append(plot)
+    return plots
+
+
+def _model_params(params: dict) -> dict:
+    return {"rows": params["rows"], "cols": params["cols"],
+            "dataflow": params.get("dataflow", "os"), "acc_depth": params.get("acc_depth", 64)}
+
+
+def evaluate(params: dict, workload: dict, *, rtl=None, area=False) -> dict:
+    """Score one tile on the GEMM mix; spot-check the model on the RTL when ``rtl`` is given."""
+    from fabric.tile_model import predict
+
+    check_point(params)
+    model = _model_params(params)
+    cycles = macs = 0
+    latency = 0
+    for g in workload["gemms"]:
+        est = predict(**model, m=g["m"], k=g["k"], n=g["n"])
+        cycles += g["count"] * est.total_cycles
+        macs += g["count"] * est.macs
+        latency = max(latency, est.first_result_cycles)
+    peak = params["rows"] * params["cols"]
+    metrics = {
+        "mix_cycles": cycles,
+        "macs": macs,
+        "peak_macs_per_cycle": peak,
+        "throughput_macs_per_cycle": macs / cycles,
+        "utilization": macs / cycles / peak,
+        "latency_cycles": latency,
+    }
+    if area:
+        metrics.update(_area(params))
+        metrics["energy_proxy_ge_cycles"] = metrics["area_gate_equivalents"] * cycles
+    return metrics
+
+
+def _area(params: dict) -> dict:
+    from fabric.area import synthesize
+    from rtl.tile import SystolicTile
+    report = synthesize(SystolicTile, _hardware(params))
+    return {"area_cells": report.cells, "area_flip_flops": report.flip_flops,
+            "area_gate_equivalents": report.gate_equivalents}
+
