@@ -10,6 +10,7 @@ from .errors import UserError
 COMMAND_MODULES = [
     "supernode.commands.tile",
     "supernode.commands.demo",
+    "supernode.commands.sweep",
 ]
 
 
