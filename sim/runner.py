@@ -52,11 +52,14 @@ class RunResult:
         Waveform file, when waves were requested.
     sim : str
         ``"icarus"`` or ``"verilator"``.
+    gtkw : Path or None
+        GTKWave save file beside the waveform (streams and FSM states grouped).
     """
     result: dict
     run_dir: Path
     waves: "Path | None"
     sim: str
+    gtkw: "Path | None" = None
 
 
 def _digest(obj) -> str:
@@ -163,7 +166,8 @@ def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
         export_verilog(component_factory(**params), bdir / f"{TOPLEVEL}.v")
         runner.build(
             sources=[bdir / f"{TOPLEVEL}.v"], hdl_toplevel=TOPLEVEL, build_dir=bdir,
-            build_args=build_args, timescale=TIMESCALE, waves=waves and sim == "icarus",
+            # Verilator needs VM_TRACE=1 at build time or the binary refuses --trace.
+            build_args=build_args, timescale=TIMESCALE, waves=waves,
             log_file=bdir / "build.log",
         )
 
@@ -191,8 +195,14 @@ def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
     if failures or result is None:
         detail = "; ".join(failures) or "the bench wrote no result"
         raise SimulationError(f"{kind} simulation on {sim} failed ({run_dir / 'sim.log'}): {detail}")
+    gtkw = None
+    if wave_path is not None and wave_path.exists():
+        from .gtkw import fsm_state_names, write_gtkw
+        gtkw = write_gtkw(wave_path, state_names=fsm_state_names(component_factory(**params)))
+        print(f"waves: {wave_path}\ngtkwave save file: {gtkw}", file=sys.stderr)
     return RunResult(result=result, run_dir=run_dir,
-                     waves=wave_path if wave_path and wave_path.exists() else None, sim=sim)
+                     waves=wave_path if wave_path and wave_path.exists() else None, sim=sim,
+                     gtkw=gtkw)
 
 
 def load_bench_inputs() -> tuple:

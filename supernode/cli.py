@@ -11,6 +11,7 @@ COMMAND_MODULES = [
     "supernode.commands.tile",
     "supernode.commands.demo",
     "supernode.commands.sweep",
+    "supernode.commands.waves",
 ]
 
 

@@ -1,0 +1,97 @@
+"""`supernode waves`: summarise the valid/ready streams of a VCD or FST file and draw a timeline."""
+
+import json
+
+__all__ = ["register"]
+
+
+def _positive_int(text):
+    import argparse
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, not {text!r}")
+    return value
+
+
+def register(subparsers):
+    p = subparsers.add_parser(
+        "waves", help="summarise the streams of a waveform (VCD or FST), draw a timeline",
+        description="Count, for every valid/ready stream of a waveform (found by the names "
+                    "Amaranth gives stream ports: a__valid, a__ready, a__payload), the "
+                    "transfers, stall cycles (valid and not ready) and idle cycles on the "
+                    "rising edges of the clock, sampling each signal just before the edge. "
+                    "Reset cycles are left out. Optionally draw a timeline to PNG and write "
+                    "a GTKWave save file.")
+    p.add_argument("file", metavar="FILE", help="waveform file (.vcd or .fst)")
+    p.add_argument("--signals", metavar="PATTERN",
+                   help="comma-separated globs choosing streams, FSMs and plotted signals "
+                        "(a glob without '.' also matches the last part of a name: 'a__*')")
+    p.add_argument("--from", dest="start", metavar="T",
+                   help="window start: ticks of the file or a time with unit (350ns)")
+    p.add_argument("--to", dest="end", metavar="T", help="window end (inclusive)")
+    p.add_argument("--clock", default="clk", metavar="NAME", help="clock signal (default: clk)")
+    p.add_argument("--reset", default="rst", metavar="NAME",
+                   help="reset signal whose high cycles are left out (default: rst; "
+                        "'none' counts every cycle)")
+    p.add_argument("--bins", type=_positive_int, default=20, metavar="N",
+                   help="slices of the window for utilisation over time (default: 20)")
+    p.add_argument("--png", metavar="FILE", help="draw a timeline of the chosen signals here")
+    p.add_argument("--gtkw", metavar="FILE", help="write a GTKWave save file here")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from sim import waves
+
+    wave = waves.load(args.file)
+    reset = None if str(args.reset).lower() == "none" else args.reset
+    summary = waves.summarize(args.file, wave=wave, signals=args.signals, start=args.start,
+                              end=args.end, clock=args.clock, reset=reset, bins=args.bins)
+    if args.png:
+        summary["png"] = str(waves.plot_timeline(args.file, args.png, wave=wave, signals=args.signals,
+                                                 start=args.start, end=args.end))
+    if args.gtkw:
+        from sim.gtkw import write_gtkw
+        summary["gtkw"] = str(write_gtkw(args.file, args.gtkw, wave=wave))
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(_table(summary))
+    return 0
+
+
+def _table(s: dict) -> str:
+    w = s["window"]
+    lines = [
+        f"{s['file']} ({s['format'].upper()}, tick {s['timescale']}, clock {s['clock']}"
+        + (f", period {s['clock_period_ticks']} ticks" if s["clock_period_ticks"] else "") + ")",
+        f"window {w['start']}..{w['end']}: {w['cycles']} cycles"
+        + (f" ({w['reset_cycles']} more in reset, left out)" if w["reset_cycles"] else ""),
+    ]
+    if not s["interfaces"]:
+        lines.append("no valid/ready stream found (expected names such as a__valid, a__ready)")
+    else:
+        name_w = max(len("stream"), *(len(i["name"]) for i in s["interfaces"]))
+        lines.append(f"{'stream':<{name_w}}  {'bits':>5} {'transfers':>9} {'stalls':>7} "
+                     f"{'idle':>7} {'util':>6} {'max stall':>9}  utilisation over time")
+        for i in s["interfaces"]:
+            spark = _spark(i["utilisation_over_time"]["utilisation"])
+            lines.append(f"{i['name']:<{name_w}}  {i['payload_bits']:>5} {i['transfers']:>9} "
+                         f"{i['stalls']:>7} {i['idle']:>7} {i['utilisation']:>6.1%} "
+                         f"{i['longest_stall']:>9}  {spark}")
+    for f in s["fsms"]:
+        states = ", ".join(f"{k}: {v}" for k, v in f["cycles_in_state"].items())
+        lines.append(f"FSM {f['name']}: cycles in state {states}")
+    for key in ("png", "gtkw"):
+        if key in s:
+            lines.append(f"wrote {s[key]}")
+    return "\n".join(lines)
+
+
+def _spark(values) -> str:
+    blocks = " ▁▂▃▄▅▆▇█"
+    return "".join(blocks[min(8, int(round(v * 8)))] for v in values)
