@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 
 .PHONY: setup demo test test-slow bench clean
 
-setup: $(STAMP) iverilog
+setup: $(STAMP) iverilog lz4
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,17 @@ iverilog:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog >/dev/null; \
 	  else \
 	    echo "Icarus Verilog is missing; run: sudo apt-get install -y iverilog"; exit 1; \
+	  fi; }
+
+# Verilator's FST writer (--trace-fst) compiles against lz4 and zlib headers.
+.PHONY: lz4
+lz4:
+	@test -f /usr/include/lz4.h -a -f /usr/include/zlib.h || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing lz4 and zlib headers for Verilator FST traces"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq liblz4-dev zlib1g-dev >/dev/null; \
+	  else \
+	    echo "lz4/zlib headers are missing; run: sudo apt-get install -y liblz4-dev zlib1g-dev"; exit 1; \
 	  fi; }
 
 demo: setup
