@@ -62,7 +62,7 @@ def _record(task, outcome) -> dict:
 
 def run_sweep(spec, *, out_dir=None, workers: "int | None" = None, scheduler=None,
               resume: bool = False, progress: bool = True, plots: bool = True,
-              log=sys.stderr) -> SweepReport:
+              log=None) -> SweepReport:
     """Evaluate every point of ``spec`` (reusing cached ones) and write tables and plots.
 
     Results are cached one file per point as each arrives, so an interrupted sweep
@@ -72,6 +72,7 @@ def run_sweep(spec, *, out_dir=None, workers: "int | None" = None, scheduler=Non
     from tqdm import tqdm
 
     started = time.perf_counter()
+    log = sys.stderr if log is None else log
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(spec)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out {str(out_dir)!r} is a file; give a directory")
