@@ -1,0 +1,326 @@
+"""Cycle-level Python model of the router RTL and of networks (single router, Clos) built from it."""
+
+from collections import deque
+
+from .flit import Flit
+
+__all__ = ["RouterModel", "NetworkModel", "router_network", "clos_network", "clos_routes"]
+
+
+class _RoundRobin:
+    """Mirror of ``rtl.router._rr_arbiter``: the priority is a mask of requesters at or
+    after the pointer; the lowest masked requester wins, else the lowest requester."""
+
+    __slots__ = ("mask", "full")
+
+    def __init__(self, n):
+        self.full = (1 << n) - 1
+        self.mask = self.full
+
+    def pick(self, req: int) -> int:
+        masked = req & self.mask
+        p = masked if masked else req
+        return p & -p
+
+    def update(self, grant: int):
+        if grant:
+            self.mask = ~((grant << 1) - 1) & self.full
+
+
+class RouterModel:
+    """Cycle-level model of :class:`rtl.router.Router`, written to mirror its
+    micro-architecture: the same queues, route lookup on arrival, the same allocators
+    with the same round-robin pointers, the same registered outputs and credit timing.
+
+    Use :meth:`outputs` for the registered outputs of the current cycle, then
+    :meth:`step` with the inputs of the current cycle to advance one clock edge.
+
+    Parameters
+    ----------
+    **params
+        The keyword parameters of :class:`rtl.router.Router` (validated by it).
+    """
+
+    def __init__(self, **params):
+        from rtl.router import Router
+        rtl = Router(**params)          # validation and defaults come from the RTL
+        self.params = rtl.params
+        self.latency = rtl.latency
+        self.credit_round_trip = rtl.credit_round_trip
+        P, V, D = rtl.ports, rtl.vcs, rtl.buffer_depth
+        self.P, self.V, self.D = P, V, D
+        self.voq = rtl.voq
+        self.allocator = rtl.allocator
+        self.iterations = rtl.islip_iterations
+        self.table = list(rtl.routes)
+        self.spread = tuple(rtl.spread)
+        self.spread_set = frozenset(self.spread)
+        if self.voq:
+            self.queue_spec = [(v, o) for v in range(V) for o in range(P)]
+        else:
+            self.queue_spec = [(v, None) for v in range(V)]
+        Q = self.Q = len(self.queue_spec)
+        self.queues = [[deque() for _ in range(Q)] for _ in range(P)]
+        self.held = [[0] * V for _ in range(P)]
+        self.turn = [0] * P
+        self.credit = [[D] * V for _ in range(P)]
+        self.busy = [[False] * V for _ in range(P)]
+        if self.allocator == "separable":
+            self.in_arb = [_RoundRobin(Q) for _ in range(P)]
+            self.out_arb = [_RoundRobin(P) for _ in range(P)]
+        else:
+            self.grant_arb = [_RoundRobin(P) for _ in range(P)]
+            self.accept_arb = [_RoundRobin(P) for _ in range(P)]
+            self.queue_arb = [_RoundRobin(Q) for _ in range(P)]
+        self.out_flits = [None] * P
+        self.in_credits = [0] * P
+        self.occupancy = 0
+
+    def set_route(self, dest: int, port: int):
+        """Rewrite one routing-table entry (what the RTL ``cfg`` port does)."""
+        self.table[dest] = port
+
+    def outputs(self):
+        """``(flits on each output link, credit pulses on each input link)`` this cycle."""
+        return self.out_flits, self.in_credits
+
+    def _eligible(self, i):
+        """Bit vector of queues of input ``i`` that may send, and their output ports."""
+        elig, outs = 0, []
+        credit, busy = self.credit, self.busy
+        for q, (v, fixed) in enumerate(self.queue_spec):
+            queue = self.queues[i][q]
+            if not queue:
+                outs.append(fixed)
+                continue
+            flit, out = queue[0]
+            if fixed is not None:
+                out = fixed
+            outs.append(out)
+            if credit[out][v] and (not flit.first or not busy[out][v]):
+                elig |= 1 << q
+        return elig, outs
+
+    def step(self, in_flits, out_credits):
+        """Advance one clock edge given this cycle's input flits and output credit pulses."""
+        P, V = self.P, self.V
+        # Allocation on the state of this cycle.
+        active = [i for i in range(P) if any(self.queues[i])] if self.occupancy else []
+        elig, outs = {}, {}
+        for i in active:
+            e, o = self._eligible(i)
+            if e:
+                elig[i], outs[i] = e, o
+        matches = self._separable(elig, outs) if self.allocator == "separable" \
+            else self._islip(elig, outs)
+
+        new_out = [None] * P
+        new_credits = [0] * P
+        spend = []
+        for i, o, q in matches:
+            v = self.queue_spec[q][0]
+            flit, _ = self.queues[i][q].popleft()
+            self.occupancy -= 1
+            new_out[o] = flit
+            new_credits[i] = 1 << v
+            spend.append((o, v, flit))
+        credit = self.credit
+        for o in range(P):
+            pulses = out_credits[o]
+            if pulses:
+                for v in range(V):
+                    if pulses >> v & 1:
+                        credit[o][v] += 1
+        for o, v, flit in spend:
+            credit[o][v] -= 1
+            if flit.first and not flit.last:
+                self.busy[o][v] = True
+            elif flit.last and not flit.first:
+                self.busy[o][v] = False
+        self.out_flits = new_out
+        self.in_credits = new_credits
+
+        # Arrivals: route lookup, then into the queue.
+        for i in range(P):
+            flit = in_flits[i]
+            if flit is None:
+                continue
+            if flit.first:
+                route = self.table[flit.dest]
+                if route in self.spread_set:
+                    route = self.spread[self.turn[i]]
+                    self.turn[i] = (self.turn[i] + 1) % len(self.spread)
+                self.held[i][flit.vc] = route
+            else:
+                route = self.held[i][flit.vc]
+            q = flit.vc * P + route if self.voq else flit.vc
+            self.queues[i][q].append((flit, route))
+            self.occupancy += 1
+
+    def _separable(self, elig, outs):
+        want = {}  # output -> bit vector of inputs
+        picked = {}
+        for i, e in elig.items():
+            g = self.in_arb[i].pick(e)
+            q = g.bit_length() - 1
+            picked[i] = q
+            o = outs[i][q]
+            want[o] = want.get(o, 0) | (1 << i)
+        matches = []
+        for o, req in want.items():
+            g = self.out_arb[o].pick(req)
+            self.out_arb[o].update(g)
+            i = g.bit_length() - 1
+            self.in_arb[i].update(1 << picked[i])
+            matches.append((i, o, picked[i]))
+        return matches
+
+    def _islip(self, elig, outs):
+        P = self.P
+        req = {}  # output -> bit vector of requesting inputs
+        for i, e in elig.items():
+            o_list = outs[i]
+            q = 0
+            while e:
+                if e & 1:
+                    o = o_list[q]
+                    req[o] = req.get(o, 0) | (1 << i)
+                e >>= 1
+                q += 1
+        matched_in = 0
+        matched_out = 0
+        match_of = {}
+        updates = []
+        for k in range(self.iterations):
+            grants = {}  # input -> bit vector of granting outputs
+            grant_of = {}
+            for o, r in req.items():
+                if matched_out >> o & 1:
+                    continue
+                r &= ~matched_in
+                if not r:
+                    continue
+                g = self.grant_arb[o].pick(r)
+                grant_of[o] = g
+                i = g.bit_length() - 1
+                grants[i] = grants.get(i, 0) | (1 << o)
+            if not grants:
+                break
+            accepted = []
+            for i, r in grants.items():
+                a = self.accept_arb[i].pick(r)
+                o = a.bit_length() - 1
+                accepted.append((i, o, a))
+            for i, o, a in accepted:
+                if k == 0:   # pointers move after the cycle, on first-iteration accepts
+                    updates.append((i, o, a, grant_of[o]))
+                matched_in |= 1 << i
+                matched_out |= 1 << o
+                match_of[i] = o
+        for i, o, a, g in updates:
+            self.accept_arb[i].update(a)
+            self.grant_arb[o].update(g)
+        matches = []
+        for i, o in match_of.items():
+            o_list = outs[i]
+            qreq = 0
+            e = elig[i]
+            for q in range(self.Q):
+                if e >> q & 1 and o_list[q] == o:
+                    qreq |= 1 << q
+            g = self.queue_arb[i].pick(qreq)
+            self.queue_arb[i].update(g)
+            matches.append((i, o, g.bit_length() - 1))
+        return matches
+
+
+class NetworkModel:
+    """Routers joined by links, with endpoints attached to some of their ports.
+
+    Parameters
+    ----------
+    routers : list of RouterModel
+    links : list of ((router, out_port), (router, in_port))
+        Router-to-router links.
+    endpoints : list of ((router, in_port), (router, out_port))
+        For endpoint ``e``: where it injects and where it ejects.
+    hops : callable (src, dest) -> int
+        Routers on the path from ``src`` to ``dest``.
+    """
+
+    def __init__(self, routers, links, endpoints, hops):
+        self.routers = routers
+        self.links = links
+        self.endpoints = endpoints
+        self.hops = hops
+        self.latency = routers[0].latency
+        # feed[r][p]: where router r input p gets flits: ("r", router, port) or ("e", e).
+        self._flit_src = [[None] * r.P for r in routers]
+        self._credit_src = [[None] * r.P for r in routers]
+        for (a, ao), (b, bi) in links:
+            self._flit_src[b][bi] = (a, ao)
+            self._credit_src[a][ao] = (b, bi)
+        self._inject_at = [None] * len(endpoints)
+        for e, ((ri, pi), (ro, po)) in enumerate(endpoints):
+            self._flit_src[ri][pi] = ("e", e)
+            self._credit_src[ro][po] = ("e", e)
+
+    def outputs(self):
+        """``(flit at each endpoint's ejection link, credits at each injection link)``."""
+        ejected, credits = [], []
+        for (ri, pi), (ro, po) in self.endpoints:
+            ejected.append(self.routers[ro].out_flits[po])
+            credits.append(self.routers[ri].in_credits[pi])
+        return ejected, credits
+
+    def step(self, inject, credits_out):
+        """Advance one edge; ``inject[e]``/``credits_out[e]`` are the endpoints' drives."""
+        routers = self.routers
+        inputs = []
+        for r, router in enumerate(routers):
+            in_flits = [None] * router.P
+            out_credits = [0] * router.P
+            for p in range(router.P):
+                src = self._flit_src[r][p]
+                if src is not None:
+                    in_flits[p] = inject[src[1]] if src[0] == "e" \
+                        else routers[src[0]].out_flits[src[1]]
+                src = self._credit_src[r][p]
+                if src is not None:
+                    out_credits[p] = credits_out[src[1]] if src[0] == "e" \
+                        else routers[src[0]].in_credits[src[1]]
+            inputs.append((in_flits, out_credits))
+        for router, (in_flits, out_credits) in zip(routers, inputs):
+            router.step(in_flits, out_credits)
+
+
+def router_network(**router_params) -> NetworkModel:
+    """A single router with one endpoint on every port."""
+    router = RouterModel(**router_params)
+    eps = [((0, p), (0, p)) for p in range(router.P)]
+    return NetworkModel([router], [], eps, hops=lambda s, d: 1)
+
+
+def clos_routes(*, endpoints_per_leaf: int, leaves: int, spines: int, leaf: int):
+    """Routing table of leaf ``leaf``: local endpoints down, others up to spine ``d % spines``."""
+    E = endpoints_per_leaf
+    return [d % E if d // E == leaf else E + d % spines for d in range(E * leaves)]
+
+
+def clos_network(*, endpoints_per_leaf: int, leaves: int, spines: int,
+                 up_routing: str = "deterministic", **router_params) -> NetworkModel:
+    """The two-tier folded Clos of :class:`rtl.clos.Clos` as a network of router models."""
+    from rtl.clos import Clos
+    clos = Clos(endpoints_per_leaf=endpoints_per_leaf, leaves=leaves, spines=spines,
+                up_routing=up_routing, **router_params)
+    routers = [RouterModel(**p) for p in clos.leaf_params] + \
+              [RouterModel(**p) for p in clos.spine_params]
+    links = []
+    for leaf, spine, leaf_port, spine_port in clos.wires:
+        links.append(((leaf, leaf_port), (len(clos.leaf_params) + spine, spine_port)))
+        links.append(((len(clos.leaf_params) + spine, spine_port), (leaf, leaf_port)))
+    eps = []
+    for e in range(clos.endpoints):
+        leaf, port = clos.endpoint_port(e)
+        eps.append(((leaf, port), (leaf, port)))
+    return NetworkModel(routers, links, eps, hops=clos.hops)

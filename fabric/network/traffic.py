@@ -1,0 +1,420 @@
+"""Traffic patterns, endpoint injectors and ejectors, scoreboard and watchdog, shared by the RTL bench and the model."""
+
+import random
+from collections import deque
+from dataclasses import dataclass, asdict
+
+import numpy as np
+
+from supernode.errors import UserError
+from .flit import Flit, flit_data
+
+__all__ = [
+    "PATTERNS", "TrafficSpec", "Endpoints", "ScoreboardError", "DeadlockError",
+    "destination_sequence",
+]
+
+PATTERNS = ("uniform", "transpose", "bit_complement", "hotspot", "all_to_all")
+PACKET_ID_MASK = 0xFFFF
+
+
+class ScoreboardError(AssertionError):
+    """A flit was lost, duplicated, misrouted, corrupted or reordered."""
+
+
+class DeadlockError(AssertionError):
+    """The watchdog saw no flit move for too long while packets were in flight."""
+
+
+@dataclass(frozen=True)
+class TrafficSpec:
+    """What the endpoints inject and how the run is measured.
+
+    Members
+    -------
+    pattern : str
+        One of :data:`PATTERNS`.
+    load : float
+        Offered load in flits per cycle per endpoint, (0, 1].
+    packet_length : int
+        Flits per packet.
+    warmup, measure : int
+        Cycles of warm-up, then of measurement; packets created in the measurement
+        window are the measured ones.
+    drain : int
+        Cycles after the window allowed for the measured packets to arrive.
+    seed : int
+        Seed of every random choice (injection, destinations, VCs, back-pressure).
+    backpressure : str
+        Ejector drain pattern: ``"none"``, ``"periodic:1110"`` (one digit per cycle,
+        repeating), or ``"random:P"`` (drains with probability P each cycle).
+    hotspot_fraction : float
+        Share of packets sent to endpoint 0 under ``hotspot``.
+    burst : int
+        Packets to each destination in turn under ``all_to_all``.
+    watchdog : int
+        Cycles without any flit injected or ejected, with packets in flight, after which
+        the run fails as deadlocked.
+    ordered : bool
+        Check that packets of each (source, destination, VC) flow arrive in order.
+    """
+    pattern: str = "uniform"
+    load: float = 0.5
+    packet_length: int = 1
+    warmup: int = 200
+    measure: int = 1000
+    drain: int = 4000
+    seed: int = 1
+    backpressure: str = "none"
+    hotspot_fraction: float = 0.25
+    burst: int = 1
+    watchdog: int = 500
+    ordered: bool = True
+
+    def __post_init__(self):
+        if self.pattern not in PATTERNS:
+            raise UserError(f"pattern must be one of {', '.join(PATTERNS)}, "
+                            f"not {self.pattern!r}")
+        if not isinstance(self.load, (int, float)) or not 0 < self.load <= 1:
+            raise UserError(f"offered load must be in (0, 1] flits/cycle/port, "
+                            f"not {self.load!r}")
+        for name, lo in (("packet_length", 1), ("warmup", 0), ("measure", 1), ("drain", 0),
+                         ("burst", 1), ("watchdog", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+                raise UserError(f"{name} must be an integer >= {lo}, not {value!r}")
+        if self.packet_length > 64:
+            raise UserError(f"packet_length must be at most 64 flits, "
+                            f"not {self.packet_length!r}")
+        if not 0 <= self.hotspot_fraction <= 1:
+            raise UserError(f"hotspot_fraction must be in [0, 1], "
+                            f"not {self.hotspot_fraction!r}")
+        _parse_backpressure(self.backpressure)
+
+    def as_dict(self) -> dict:
+        """The fields as a plain dict (for JSON and the bench)."""
+        return asdict(self)
+
+
+def _parse_backpressure(text: str):
+    if text == "none":
+        return ("none", None)
+    kind, _, arg = text.partition(":")
+    if kind == "periodic" and arg and set(arg) <= {"0", "1"}:
+        return ("periodic", [c == "1" for c in arg])
+    if kind == "random":
+        try:
+            p = float(arg)
+        except ValueError:
+            p = -1.0
+        if 0 < p <= 1:
+            return ("random", p)
+    raise UserError(f"back-pressure must be 'none', 'periodic:<0/1 digits>' or "
+                    f"'random:<probability in (0, 1]>', not {text!r}")
+
+
+def _check_power_of_two(pattern, n):
+    if n & (n - 1):
+        raise UserError(f"the {pattern} pattern needs a power-of-two number of endpoints, "
+                        f"not {n}")
+
+
+def destination_sequence(pattern: str, n: int, src: int, rng, *, hotspot_fraction=0.25,
+                         burst=1):
+    """Generator of the destinations of successive packets of ``src``."""
+    if pattern == "uniform":
+        while True:
+            yield rng.randrange(n)
+    elif pattern == "transpose":
+        _check_power_of_two(pattern, n)
+        b = n.bit_length() - 1
+        h = b // 2
+        dest = ((src << h) | (src >> (b - h))) & (n - 1) if b else 0
+        while True:
+            yield dest
+    elif pattern == "bit_complement":
+        _check_power_of_two(pattern, n)
+        while True:
+            yield ~src & (n - 1)
+    elif pattern == "hotspot":
+        while True:
+            yield 0 if rng.random() < hotspot_fraction else rng.randrange(n)
+    elif pattern == "all_to_all":
+        while True:
+            for j in range(1, n):
+                for _ in range(burst):
+                    yield (src + j) % n
+    else:
+        raise UserError(f"pattern must be one of {', '.join(PATTERNS)}, not {pattern!r}")
+
+
+class _Packet:
+    __slots__ = ("src", "dest", "pkt", "vc", "length", "created", "injected", "next",
+                 "measured", "sent")
+
+    def __init__(self, src, dest, pkt, vc, length, created, measured):
+        self.src, self.dest, self.pkt, self.vc = src, dest, pkt, vc
+        self.length, self.created, self.measured = length, created, measured
+        self.injected = None
+        self.next = 0     # next flit index expected at the ejector
+        self.sent = 0     # flits injected so far
+
+
+class Endpoints:
+    """All endpoints of a network: injectors, ejectors, scoreboard, watchdog and statistics.
+
+    Call :meth:`step` once per cycle with what the network shows at its endpoint links
+    this cycle; it returns what the endpoints drive this cycle. The same object drives
+    the RTL (through the cocotb bench) and the model, so both see identical traffic.
+
+    Parameters
+    ----------
+    endpoints : int
+        Number of endpoints.
+    vcs : int
+        Virtual channels per link.
+    buffer_depth : int
+        Flits per VC buffer of the routers (the injectors' initial credits, and the
+        depth of each ejector's per-VC buffer).
+    flit_width : int
+        Payload bits per flit.
+    spec : TrafficSpec
+    zero_load : callable (src, dest, length) -> int, optional
+        Zero-load latency, for the report.
+    """
+
+    def __init__(self, *, endpoints: int, vcs: int, buffer_depth: int, flit_width: int,
+                 spec: TrafficSpec, zero_load=None):
+        self.n = n = endpoints
+        self.vcs = vcs
+        self.depth = buffer_depth
+        self.flit_width = flit_width
+        self.spec = spec
+        self.zero_load = zero_load
+        self.rng = random.Random(spec.seed)
+        self._np_rng = np.random.default_rng(spec.seed)
+        self._p_packet = spec.load / spec.packet_length
+        self._block = None
+        self._block_start = 0
+        self._dests = [destination_sequence(spec.pattern, n, s, random.Random(spec.seed * 7919 + s),
+                                            hotspot_fraction=spec.hotspot_fraction,
+                                            burst=spec.burst) for s in range(n)]
+        self._bp_kind, self._bp_arg = _parse_backpressure(spec.backpressure)
+        self._bp_rng = random.Random(spec.seed * 104729 + 1)
+        self.source_queue = [deque() for _ in range(n)]
+        self.current = [None] * n          # packet being injected, per source
+        self.credits = [[buffer_depth] * vcs for _ in range(n)]
+        self.eject_queue = [deque() for _ in range(n)]
+        self.credit_pending = [0] * n
+        self.next_pkt = [0] * n
+        self.in_flight = {}                 # (src, pkt id) -> _Packet (head injected)
+        self.flows = {}                     # (src, dest, vc) -> deque of pkt ids in order
+        self.delivered = set()
+        self.cycle = 0
+        self.idle_cycles = 0
+        self.latencies = []                 # measured packets: tail out - creation
+        self.network_latencies = []         # measured packets: tail out - head injected
+        self.hops_latency = []              # measured packets: latency - zero-load latency
+        self.measured_created = 0
+        self.measured_outstanding = 0
+        self.ejected_in_window = 0
+        self.created_flits_in_window = 0
+        self.flits_moved = 0
+        self.packets_delivered = 0
+        self.creating = True
+        self.done = False
+        self.saturated = False
+
+    # -- one cycle -----------------------------------------------------------------------
+    def step(self, ejected, credits_in):
+        """Observe this cycle's ejected flits and returned credits; return
+        ``(flit to inject per endpoint or None, credit pulses per endpoint)``."""
+        t = self.cycle
+        spec = self.spec
+        moved = False
+        credits_out = self.credit_pending
+        self.credit_pending = [0] * self.n
+        window = spec.warmup <= t < spec.warmup + spec.measure
+        for e, flit in enumerate(ejected):
+            if flit is None:
+                continue
+            moved = True
+            self._check(e, flit, t)
+            if window:
+                self.ejected_in_window += 1
+            self.eject_queue[e].append((t + 1, flit.vc))
+        for e in range(self.n):
+            q = self.eject_queue[e]
+            if q and q[0][0] <= t and self._may_drain(e, t):
+                self.credit_pending[e] = 1 << q.popleft()[1]
+
+        # Phase control.
+        end_window = spec.warmup + spec.measure
+        if self.creating and t >= end_window and (
+                self.measured_outstanding == 0 or t >= end_window + spec.drain):
+            self.creating = False
+            self.saturated = self.measured_outstanding > 0
+        if self.creating:
+            self._create(t, window)
+
+        inject = [None] * self.n
+        for s in range(self.n):
+            pkt = self.current[s]
+            if pkt is None:
+                if not self.creating or not self.source_queue[s]:
+                    continue
+                pkt = self.source_queue[s][0]
+                if self.credits[s][pkt.vc] == 0:
+                    continue
+                self.source_queue[s].popleft()
+                self.current[s] = pkt
+                pkt.injected = t
+                self.in_flight[(s, pkt.pkt)] = pkt
+                self.flows.setdefault((s, pkt.dest, pkt.vc), deque()).append(pkt.pkt)
+            elif self.credits[s][pkt.vc] == 0:
+                continue
+            idx = pkt.sent
+            inject[s] = Flit(int(idx == 0), int(idx == pkt.length - 1), pkt.vc, pkt.dest, s,
+                             pkt.pkt, flit_data(s, pkt.pkt, idx, self.flit_width))
+            self.credits[s][pkt.vc] -= 1
+            pkt.sent += 1
+            moved = True
+            if pkt.sent == pkt.length:
+                self.current[s] = None
+        for s, pulses in enumerate(credits_in):
+            if pulses:
+                for v in range(self.vcs):
+                    if pulses >> v & 1:
+                        self.credits[s][v] += 1
+
+        # Watchdog and end of run.
+        busy = bool(self.in_flight) or any(q for q in self.eject_queue)
+        if moved or not busy:
+            self.idle_cycles = 0
+        else:
+            self.idle_cycles += 1
+            if self.idle_cycles >= spec.watchdog:
+                raise DeadlockError(
+                    f"watchdog: no flit moved for {spec.watchdog} cycles (cycle {t}) with "
+                    f"{len(self.in_flight)} packets in flight; the network is deadlocked "
+                    f"or an ejector is stuck")
+        if not self.creating and not busy and not any(self.current) \
+                and not any(self.credit_pending):
+            self.done = True
+        self.cycle = t + 1
+        return inject, credits_out
+
+    def _may_drain(self, e, t):
+        kind = self._bp_kind
+        if kind == "none":
+            return True
+        if kind == "periodic":
+            return self._bp_arg[t % len(self._bp_arg)]
+        return self._bp_rng.random() < self._bp_arg
+
+    def _create(self, t, window):
+        spec = self.spec
+        if self._block is None or t - self._block_start >= len(self._block):
+            self._block_start = t
+            self._block = self._np_rng.random((1024, self.n)) < self._p_packet
+        row = self._block[t - self._block_start]
+        for s in np.flatnonzero(row).tolist():
+            dest = next(self._dests[s])
+            pid = self.next_pkt[s]
+            self.next_pkt[s] = (pid + 1) & PACKET_ID_MASK
+            vc = self.rng.randrange(self.vcs)
+            pkt = _Packet(s, dest, pid, vc, spec.packet_length, t, window)
+            self.source_queue[s].append(pkt)
+            if window:
+                self.measured_created += 1
+                self.measured_outstanding += 1
+                self.created_flits_in_window += spec.packet_length
+
+    # -- scoreboard ----------------------------------------------------------------------
+    def _check(self, port, flit, t):
+        key = (flit.src, flit.pkt)
+        pkt = self.in_flight.get(key)
+        where = f"at cycle {t}, output port {port}"
+        if pkt is None:
+            if key in self.delivered:
+                raise ScoreboardError(f"duplicate: packet {flit.pkt} of source {flit.src} "
+                                      f"arrived again {where}")
+            raise ScoreboardError(f"unknown flit from source {flit.src} packet {flit.pkt} "
+                                  f"{where} (corrupted header)")
+        if flit.dest != port or pkt.dest != port:
+            raise ScoreboardError(f"misroute: packet {pkt.pkt} from {pkt.src} to {pkt.dest} "
+                                  f"left the network {where}")
+        idx = pkt.next
+        if flit.first != (idx == 0) or flit.last != (idx == pkt.length - 1) \
+                or flit.vc != pkt.vc \
+                or flit.data != flit_data(pkt.src, pkt.pkt, idx, self.flit_width):
+            raise ScoreboardError(f"corrupt or reordered flit {idx} of packet {pkt.pkt} from "
+                                  f"{pkt.src} to {pkt.dest} {where}: got {flit}")
+        if idx == 0:
+            flow = self.flows[(pkt.src, pkt.dest, pkt.vc)]
+            if self.spec.ordered and flow[0] != pkt.pkt:
+                raise ScoreboardError(
+                    f"reorder: packet {pkt.pkt} of flow {pkt.src}->{pkt.dest} VC {pkt.vc} "
+                    f"arrived before packet {flow[0]} {where}")
+            flow.remove(pkt.pkt)
+        pkt.next = idx + 1
+        self.flits_moved += 1
+        if pkt.next == pkt.length:
+            del self.in_flight[key]
+            self.delivered.add(key)
+            self.packets_delivered += 1
+            if pkt.measured:
+                self.measured_outstanding -= 1
+                self.latencies.append(t - pkt.created)
+                self.network_latencies.append(t - pkt.injected)
+                if self.zero_load is not None:
+                    self.hops_latency.append(
+                        t - pkt.created - self.zero_load(pkt.src, pkt.dest, pkt.length))
+
+    def finish(self):
+        """Final scoreboard check: nothing left unmatched. Raises on a lost packet."""
+        if self.in_flight:
+            key, pkt = next(iter(self.in_flight.items()))
+            raise ScoreboardError(
+                f"loss: {len(self.in_flight)} packets never arrived, e.g. packet {pkt.pkt} "
+                f"from {pkt.src} to {pkt.dest} ({pkt.next} of {pkt.length} flits seen)")
+
+    # -- results -------------------------------------------------------------------------
+    def result(self) -> dict:
+        """Statistics of the measurement window."""
+        spec = self.spec
+        lat = np.array(self.latencies, dtype=float)
+        return {
+            "offered_load": spec.load,
+            "offered_load_measured": self.created_flits_in_window / (spec.measure * self.n),
+            "accepted_throughput": self.ejected_in_window / (spec.measure * self.n),
+            "latency_mean": float(lat.mean()) if lat.size else None,
+            "latency_p99": float(np.percentile(lat, 99)) if lat.size else None,
+            "latency_min": float(lat.min()) if lat.size else None,
+            "network_latency_mean": float(np.mean(self.network_latencies))
+            if self.network_latencies else None,
+            "measured_packets": int(lat.size),
+            "packets_delivered": self.packets_delivered,
+            "flits_delivered": self.flits_moved,
+            "saturated": self.saturated,
+            "cycles": self.cycle,
+        }
+
+
+def run_model(network, spec: TrafficSpec, *, flit_width: int, vcs: int, buffer_depth: int,
+              zero_load=None, max_cycles: int = 10_000_000):
+    """Run ``network`` (a :class:`~fabric.network.model.NetworkModel`) under ``spec``.
+
+    Returns the :meth:`Endpoints.result` dict; raises :class:`ScoreboardError` or
+    :class:`DeadlockError` on a failure.
+    """
+    eps = Endpoints(endpoints=len(network.endpoints), vcs=vcs, buffer_depth=buffer_depth,
+                    flit_width=flit_width, spec=spec, zero_load=zero_load)
+    while not eps.done:
+        if eps.cycle >= max_cycles:
+            raise DeadlockError(f"the run did not end within {max_cycles} cycles")
+        ejected, credits = network.outputs()
+        inject, credits_out = eps.step(ejected, credits)
+        network.step(inject, credits_out)
+    eps.finish()
+    return eps.result()

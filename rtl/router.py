@@ -1,0 +1,430 @@
+"""Input-queued virtual-channel switch router with wormhole switching and credit flow control."""
+
+from amaranth import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = [
+    "ALLOCATORS", "Router", "flit_layout", "link_signature", "config_signature",
+    "ROUTER_LATENCY", "CREDIT_ROUND_TRIP",
+]
+
+#: Switch allocators the router can be built with.
+ALLOCATORS = ("separable", "islip")
+
+#: Cycles from a flit valid on an input link to the same flit valid on an output link at
+#: zero load: one cycle to write the input buffer, one for allocation into the output
+#: register (which drives the link).
+ROUTER_LATENCY = 2
+
+#: Cycles from a credit being spent (switch grant) until the same credit can be spent
+#: again, with a router of this kind (or an ejector that behaves like one) downstream:
+#: link (1) + downstream buffer write (1) + downstream grant and registered credit (1) +
+#: counter update (1).
+CREDIT_ROUND_TRIP = 4
+
+PACKET_ID_WIDTH = 16
+
+
+def _bits(n: int) -> int:
+    """Width of an unsigned field holding ``0..n-1`` (at least one bit)."""
+    return max(1, (n - 1).bit_length())
+
+
+def flit_layout(*, vcs: int, destinations: int, flit_width: int,
+                packet_id_width: int = PACKET_ID_WIDTH) -> data.StructLayout:
+    """Layout of one flit on a link.
+
+    ``first``/``last`` frame the packet; ``dest``, ``src`` and ``pkt`` identify it (every
+    flit carries them so that a scoreboard can check each flit); ``vc`` is the virtual
+    channel on the link; ``data`` is the payload of ``flit_width`` bits.
+    """
+    return data.StructLayout({
+        "first": 1,
+        "last": 1,
+        "vc": _bits(vcs),
+        "dest": _bits(destinations),
+        "src": _bits(destinations),
+        "pkt": packet_id_width,
+        "data": flit_width,
+    })
+
+
+def link_signature(layout: data.StructLayout, vcs: int) -> wiring.Signature:
+    """A credit link: ``valid`` and a flit forward, one ``credit`` pulse per VC back."""
+    return wiring.Signature({
+        "valid": Out(1),
+        "payload": Out(layout),
+        "credit": In(vcs),
+    })
+
+
+def config_signature(*, destinations: int, ports: int) -> wiring.Signature:
+    """Routing-table write port: when ``valid``, ``table[dest] <= port``."""
+    return wiring.Signature({
+        "valid": Out(1),
+        "dest": Out(_bits(destinations)),
+        "port": Out(_bits(ports)),
+    })
+
+
+def _check_int(name, value, lo, hi):
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ValueError(f"{name} must be an integer from {lo} to {hi}, not {value!r}")
+
+
+def _rr_arbiter(m: Module, name: str, req, update, mask=None):
+    """Round-robin arbiter: ``(one-hot grant of req, priority mask)``.
+
+    The priority is kept as a mask of the requesters at or after the pointer; the lowest
+    masked requester wins, or the lowest requester when none is masked. The priority
+    moves past the grant when ``update`` is asserted. Given the ``mask`` of another
+    arbiter (and ``update=None``), it picks with that arbiter's priority and never moves it.
+    """
+    n = len(req)
+    own = mask is None
+    if own:
+        mask = Signal(n, init=(1 << n) - 1, name=f"{name}_mask")
+    masked = Signal(n, name=f"{name}_masked")
+    pick = Signal(n, name=f"{name}_pick")
+    grant = Signal(n, name=f"{name}_grant")
+    m.d.comb += [
+        masked.eq(req & mask),
+        pick.eq(Mux(masked.any(), masked, req)),
+        grant.eq(pick & (~pick + 1)),
+    ]
+    if own:
+        with m.If(update & grant.any()):
+            # Bits strictly above the granted one.
+            m.d.sync += mask.eq(Cat(*[grant[:k].any() for k in range(n)]))
+    return grant, mask
+
+
+class Router(wiring.Component):
+    """Input-queued virtual-channel router (wormhole, credit-based flow control per VC).
+
+    Every input port keeps one FIFO per virtual channel, or with ``voq`` one queue per
+    (virtual channel, output port). The route of a packet is looked up in the routing
+    table when its head flit arrives and is stored with every flit of the packet. Each
+    cycle a switch allocator (separable input-first, or iSLIP) matches inputs to outputs;
+    a head flit may only go when the output VC it needs is free, every flit needs a
+    credit for its VC at the output. A packet keeps its VC from hop to hop; the output
+    VC is held from its head to its tail, so packets never interleave on a VC.
+
+    Parameters
+    ----------
+    ports : int
+        Number of input and output ports, 2..16.
+    vcs : int
+        Virtual channels per port, 1..8.
+    buffer_depth : int
+        Flits per virtual channel in the input buffer (also the credits a router starts
+        with per output VC: links join routers of the same depth), 1..64.
+    flit_width : int
+        Width of the flit payload ``data`` field in bits, 1..1024.
+    allocator : str
+        ``"separable"`` (input-first, round-robin arbiters) or ``"islip"``.
+    islip_iterations : int
+        Iterations of iSLIP, 1..ports (only used with ``allocator="islip"``).
+    voq : bool
+        Virtual output queues at the inputs (per VC, one queue per output port).
+    destinations : int
+        Number of destination ids the routing table holds, 2..4096; defaults to ``ports``.
+    routes : sequence of int, optional
+        Initial routing table, destination id -> output port; defaults to
+        ``dest % ports``. It can be rewritten at run time through ``cfg``.
+    spread : sequence of int
+        Output ports over which packets routed to any of them are spread: each input
+        sends successive such packets round-robin over these ports (per-packet load
+        balancing, used for the up-links of a Clos leaf). Empty: deterministic routing.
+
+    Members
+    -------
+    inp : In(link_signature).array(ports)
+        Input links: flits in, credits back.
+    outp : Out(link_signature).array(ports)
+        Output links: flits out, credits in.
+    cfg : In(config_signature)
+        Routing-table write port.
+    """
+
+    def __init__(self, *, ports: int = 4, vcs: int = 2, buffer_depth: int = 4,
+                 flit_width: int = 16, allocator: str = "separable",
+                 islip_iterations: int = 1, voq: bool = False,
+                 destinations: "int | None" = None, routes=None, spread=()):
+        _check_int("ports", ports, 2, 16)
+        _check_int("vcs", vcs, 1, 8)
+        _check_int("buffer_depth", buffer_depth, 1, 64)
+        _check_int("flit_width", flit_width, 1, 1024)
+        if allocator not in ALLOCATORS:
+            raise ValueError(f"allocator must be one of {', '.join(ALLOCATORS)}, "
+                             f"not {allocator!r}")
+        _check_int("islip_iterations", islip_iterations, 1, ports)
+        if not isinstance(voq, bool):
+            raise ValueError(f"voq must be True or False, not {voq!r}")
+        if destinations is None:
+            destinations = ports if routes is None else len(routes)
+        _check_int("destinations", destinations, 2, 4096)
+        if routes is None:
+            routes = [d % ports for d in range(destinations)]
+        routes = tuple(routes)
+        if len(routes) != destinations:
+            raise ValueError(f"routes must have one entry per destination ({destinations}), "
+                             f"not {len(routes)} entries")
+        for d, r in enumerate(routes):
+            if isinstance(r, bool) or not isinstance(r, int) or not 0 <= r < ports:
+                raise ValueError(f"routes[{d}] must be an output port from 0 to {ports - 1}, "
+                                 f"not {r!r}")
+        spread = tuple(spread)
+        if spread and (len(spread) < 2 or len(set(spread)) != len(spread)
+                       or any(isinstance(p, bool) or not isinstance(p, int)
+                              or not 0 <= p < ports for p in spread)):
+            raise ValueError(f"spread must be empty or at least two distinct output ports "
+                             f"from 0 to {ports - 1}, not {spread!r}")
+
+        self._ports = ports
+        self._vcs = vcs
+        self._buffer_depth = buffer_depth
+        self._flit_width = flit_width
+        self._allocator = allocator
+        self._islip_iterations = islip_iterations
+        self._voq = voq
+        self._destinations = destinations
+        self._routes = routes
+        self._spread = spread
+        self._flit_layout = flit_layout(vcs=vcs, destinations=destinations,
+                                        flit_width=flit_width)
+        link = link_signature(self._flit_layout, vcs)
+        super().__init__({
+            "inp": In(link).array(ports),
+            "outp": Out(link).array(ports),
+            "cfg": In(config_signature(destinations=destinations, ports=ports)),
+        })
+
+    ports = property(lambda self: self._ports, doc="Number of ports.")
+    vcs = property(lambda self: self._vcs, doc="Virtual channels per port.")
+    buffer_depth = property(lambda self: self._buffer_depth, doc="Flits per VC buffer.")
+    flit_width = property(lambda self: self._flit_width, doc="Payload bits per flit.")
+    allocator = property(lambda self: self._allocator, doc="Switch allocator.")
+    islip_iterations = property(lambda self: self._islip_iterations, doc="iSLIP iterations.")
+    voq = property(lambda self: self._voq, doc="Virtual output queues at the inputs.")
+    destinations = property(lambda self: self._destinations, doc="Routing-table size.")
+    routes = property(lambda self: self._routes, doc="Initial routing table.")
+    spread = property(lambda self: self._spread, doc="Load-balanced output ports.")
+    flit_layout = property(lambda self: self._flit_layout, doc="Layout of a flit.")
+
+    @property
+    def latency(self) -> int:
+        """Zero-load cycles from a flit valid on an input to valid on an output."""
+        return ROUTER_LATENCY
+
+    @property
+    def credit_round_trip(self) -> int:
+        """Cycles from spending a credit to being able to spend it again (zero load)."""
+        return CREDIT_ROUND_TRIP
+
+    @property
+    def params(self) -> dict:
+        """The keyword arguments that rebuild this router."""
+        return {"ports": self._ports, "vcs": self._vcs, "buffer_depth": self._buffer_depth,
+                "flit_width": self._flit_width, "allocator": self._allocator,
+                "islip_iterations": self._islip_iterations, "voq": self._voq,
+                "destinations": self._destinations, "routes": list(self._routes),
+                "spread": list(self._spread)}
+
+    def elaborate(self, platform):
+        m = Module()
+        P, V, D = self._ports, self._vcs, self._buffer_depth
+        layout = self._flit_layout
+        entry_layout = data.StructLayout({"flit": layout, "out": _bits(P)})
+        # Queues of one input: (vc, fixed output port or None).
+        if self._voq:
+            queues = [(v, o) for v in range(V) for o in range(P)]
+        else:
+            queues = [(v, None) for v in range(V)]
+        Q = len(queues)
+
+        # Routing table, writable through cfg.
+        table = Array(Signal(_bits(P), init=r, name=f"route_{d}")
+                      for d, r in enumerate(self._routes))
+        with m.If(self.cfg.valid & (self.cfg.dest < self._destinations)):
+            m.d.sync += table[self.cfg.dest].eq(self.cfg.port)
+
+        # Output state: credits and VC ownership per (output, vc).
+        credit = [[Signal(range(D + 1), init=D, name=f"credit_{o}_{v}") for v in range(V)]
+                  for o in range(P)]
+        busy = [[Signal(name=f"busy_{o}_{v}") for v in range(V)] for o in range(P)]
+        credit_by_out = [Array(credit[o][v] for o in range(P)) for v in range(V)]
+        busy_by_out = [Array(busy[o][v] for o in range(P)) for v in range(V)]
+
+        # Per input: queues and their eligibility.
+        heads = []      # heads[i][q]: View(entry_layout) of the head entry
+        outs = []       # outs[i][q]: output port of the head
+        elig = []       # elig[i]: Q-bit vector of queues that may send this cycle
+        deq = []        # deq[i]: Q-bit one-hot of the queue dequeued this cycle
+        for i in range(P):
+            link = self.inp[i]
+            flit = link.payload
+            # Route lookup on arrival.
+            held = Array(Signal(_bits(P), name=f"held_{i}_{v}") for v in range(V))
+            looked_up = Signal(_bits(P), name=f"lookup_{i}")
+            m.d.comb += looked_up.eq(table[flit.dest])
+            if self._spread:
+                spread_ports = Array(Const(p, _bits(P)) for p in self._spread)
+                turn = Signal(range(len(self._spread)), name=f"spread_turn_{i}")
+                in_spread = Signal(name=f"in_spread_{i}")
+                m.d.comb += in_spread.eq(Cat(*[looked_up == p for p in self._spread]).any())
+                table_route = Mux(in_spread, spread_ports[turn], looked_up)
+                with m.If(link.valid & flit.first & in_spread):
+                    m.d.sync += turn.eq(Mux(turn == len(self._spread) - 1, 0, turn + 1))
+            else:
+                table_route = looked_up
+            route = Signal(_bits(P), name=f"route_in_{i}")
+            m.d.comb += route.eq(Mux(flit.first, table_route, held[flit.vc]))
+            with m.If(link.valid & flit.first):
+                m.d.sync += held[flit.vc].eq(route)
+
+            entry = Signal(entry_layout, name=f"entry_{i}")
+            m.d.comb += [entry.flit.eq(flit), entry.out.eq(route)]
+
+            deq_i = Signal(Q, name=f"deq_{i}")
+            e_i = Signal(Q, name=f"elig_{i}")
+            heads_i, outs_i = [], []
+            for q, (v, fixed) in enumerate(queues):
+                store = Array(Signal(entry_layout.size, name=f"buf_{i}_{q}_{k}")
+                              for k in range(D))
+                count = Signal(range(D + 1), name=f"count_{i}_{q}")
+                rptr = Signal(range(D), name=f"rptr_{i}_{q}")
+                wptr = Signal(range(D), name=f"wptr_{i}_{q}")
+                we = link.valid & (flit.vc == v)
+                if fixed is not None:
+                    we = we & (route == fixed)
+                with m.If(we):
+                    m.d.sync += [store[wptr].eq(entry),
+                                 wptr.eq(Mux(wptr == D - 1, 0, wptr + 1))]
+                with m.If(deq_i[q]):
+                    m.d.sync += rptr.eq(Mux(rptr == D - 1, 0, rptr + 1))
+                m.d.sync += count.eq(count + we - deq_i[q])
+                head = data.View(entry_layout, store[rptr])
+                out = Const(fixed, _bits(P)) if fixed is not None else head.out
+                m.d.comb += e_i[q].eq(
+                    (count != 0) & (credit_by_out[v][out] != 0)
+                    & (~head.flit.first | ~busy_by_out[v][out]))
+                heads_i.append(head)
+                outs_i.append(out)
+            heads.append(heads_i)
+            outs.append(outs_i)
+            elig.append(e_i)
+            deq.append(deq_i)
+
+        # Switch allocation: match[i][o], and per input the queue that goes.
+        match = [[Signal(name=f"match_{i}_{o}") for o in range(P)] for i in range(P)]
+        chosen = [Signal(Q, name=f"chosen_{i}") for i in range(P)]
+        if self._allocator == "separable":
+            self._separable(m, P, queues, elig, outs, match, chosen)
+        else:
+            self._islip(m, P, queues, elig, outs, match, chosen)
+
+        # Dequeue, crossbar, credits out, and output state updates.
+        sel_flit = [Signal(layout, name=f"sel_flit_{i}") for i in range(P)]
+        sel_vc = [Signal(_bits(V), name=f"sel_vc_{i}") for i in range(P)]
+        granted = [Signal(name=f"granted_{i}") for i in range(P)]
+        for i in range(P):
+            m.d.comb += granted[i].eq(Cat(*match[i]).any())
+            m.d.comb += deq[i].eq(Mux(granted[i], chosen[i], 0))
+            for q, (v, _) in enumerate(queues):
+                with m.If(chosen[i][q]):
+                    m.d.comb += [sel_flit[i].eq(heads[i][q].flit), sel_vc[i].eq(v)]
+            credit_back = Signal(V, name=f"credit_back_{i}")
+            for v in range(V):
+                m.d.comb += credit_back[v].eq(granted[i] & (sel_vc[i] == v))
+            m.d.sync += self.inp[i].credit.eq(credit_back)
+
+        for o in range(P):
+            link = self.outp[o]
+            any_win = Cat(*[match[i][o] for i in range(P)]).any()
+            m.d.sync += link.valid.eq(any_win)
+            for i in range(P):
+                with m.If(match[i][o]):
+                    m.d.sync += link.payload.eq(sel_flit[i])
+            for v in range(V):
+                spend = Cat(*[match[i][o] & (sel_vc[i] == v) for i in range(P)]).any()
+                first = Cat(*[match[i][o] & (sel_vc[i] == v) & sel_flit[i].first
+                              for i in range(P)]).any()
+                last = Cat(*[match[i][o] & (sel_vc[i] == v) & sel_flit[i].last
+                             for i in range(P)]).any()
+                m.d.sync += credit[o][v].eq(credit[o][v] - spend + link.credit[v])
+                with m.If(spend & first & ~last):
+                    m.d.sync += busy[o][v].eq(1)
+                with m.If(spend & last & ~first):
+                    m.d.sync += busy[o][v].eq(0)
+        return m
+
+    def _separable(self, m, P, queues, elig, outs, match, chosen):
+        """Input-first separable allocation with round-robin arbiters at both stages."""
+        want = []
+        in_grants = []
+        granted = [Signal(name=f"sep_granted_{i}") for i in range(P)]
+        for i in range(P):
+            g, _ = _rr_arbiter(m, f"sep_in_{i}", elig[i], granted[i])
+            in_grants.append(g)
+            w = [Cat(*[g[q] & (outs[i][q] == o) for q in range(len(queues))]).any()
+                 for o in range(P)]
+            want.append(w)
+            m.d.comb += chosen[i].eq(g)
+        for o in range(P):
+            req = Cat(*[want[i][o] for i in range(P)])
+            g, _ = _rr_arbiter(m, f"sep_out_{o}", req, Const(1))
+            for i in range(P):
+                m.d.comb += match[i][o].eq(g[i])
+        for i in range(P):
+            m.d.comb += granted[i].eq(Cat(*match[i]).any())
+
+    def _islip(self, m, P, queues, elig, outs, match, chosen):
+        """iSLIP: request, grant, accept; pointers move on first-iteration accepts only."""
+        Q = len(queues)
+        req = [[Cat(*[elig[i][q] & (outs[i][q] == o) for q in range(Q)]).any()
+                for o in range(P)] for i in range(P)]
+        matched_in = [Const(0, 1)] * P
+        matched_out = [Const(0, 1)] * P
+        acc = [[Const(0, 1)] * P for _ in range(P)]
+        first_grant_update = [Signal(name=f"islip_gupd_{o}") for o in range(P)]
+        first_accept_update = [Signal(name=f"islip_aupd_{i}") for i in range(P)]
+        gmask, amask = [None] * P, [None] * P
+        for k in range(self._islip_iterations):
+            grants = []  # grants[o]: P-bit one-hot over inputs
+            for o in range(P):
+                r = Cat(*[req[i][o] & ~matched_in[i] & ~matched_out[o] for i in range(P)])
+                if k == 0:
+                    g, gmask[o] = _rr_arbiter(m, f"islip_g_{o}", r, first_grant_update[o])
+                else:
+                    g, _ = _rr_arbiter(m, f"islip_g_{o}_it{k}", r, None, mask=gmask[o])
+                grants.append(g)
+            accepts = []  # accepts[i]: P-bit one-hot over outputs
+            for i in range(P):
+                r = Cat(*[grants[o][i] for o in range(P)])
+                if k == 0:
+                    a, amask[i] = _rr_arbiter(m, f"islip_a_{i}", r, first_accept_update[i])
+                else:
+                    a, _ = _rr_arbiter(m, f"islip_a_{i}_it{k}", r, None, mask=amask[i])
+                accepts.append(a)
+            if k == 0:
+                for o in range(P):
+                    m.d.comb += first_grant_update[o].eq(
+                        Cat(*[accepts[i][o] for i in range(P)]).any())
+                for i in range(P):
+                    m.d.comb += first_accept_update[i].eq(accepts[i].any())
+            acc = [[acc[i][o] | accepts[i][o] for o in range(P)] for i in range(P)]
+            matched_in = [matched_in[i] | accepts[i].any() for i in range(P)]
+            matched_out = [matched_out[o] | Cat(*[accepts[i][o] for i in range(P)]).any()
+                           for o in range(P)]
+        for i in range(P):
+            for o in range(P):
+                m.d.comb += match[i][o].eq(acc[i][o])
+            # Which queue of input i goes to its matched output: round-robin over queues.
+            qreq = Cat(*[elig[i][q] & Cat(*[acc[i][o] & (outs[i][q] == o)
+                                             for o in range(P)]).any()
+                         for q in range(Q)])
+            g, _ = _rr_arbiter(m, f"islip_q_{i}", qreq, Const(1))
+            m.d.comb += chosen[i].eq(g)
+
