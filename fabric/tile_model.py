@@ -13,7 +13,7 @@ import numpy as np
 from rtl.tile import TileTiming
 
 __all__ = ["Fold", "TileEstimate", "fold_schedule", "operand_beats", "reference_gemm",
-           "predict", "tile_timing"]
+           "expected_rows", "result_rows_to_matrix", "result_row_count", "predict"]
 
 
 @dataclass(frozen=True)
@@ -266,3 +266,22 @@ def predict(*, rows, cols, dataflow, m, k, n, acc_depth=64):
     return TileEstimate(total_cycles=total, first_result_cycles=first_result, macs=macs,
                         peak_macs_per_cycle=peak, macs_per_cycle=macs / total,
                         utilization=macs / total / peak, folds=folds)
+
+
+def expected_rows(A, B, folds, *, rows, cols, dataflow, acc_width, signed):
+    """The result rows the tile must send, in order: ``(values, last)`` per row.
+
+    Rows and columns past the edge of C are zero (the operands are zero-padded there).
+    """
+    C = reference_gemm(A, B, acc_width=acc_width, signed=signed)
+    out = []
+    for f in folds:
+        if not f.emit:
+            continue
+        count = rows if dataflow == "os" else f.m_count
+        for r in range(count):
+            values = [0] * cols
+            if r < f.m_count:
+                values[:f.n_count] = [int(v) for v in C[f.m0 + r, f.n0:f.n0 + f.n_count]]
+            out.append((values, int(r == count - 1)))
+    return out

@@ -7,7 +7,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["SystolicTile", "TileTiming", "DATAFLOWS", "operand_layouts", "result_layout"]
+__all__ = ["SystolicTile", "TileTiming", "DATAFLOWS", "check_tile_params", "operand_layouts", "result_layout"]
 
 #: ``"os"``: output-stationary (each PE owns one C element; A and B stream through).
 #: ``"ws"``: weight-stationary (each PE holds one B element; A streams, partial sums flow down).
@@ -94,6 +94,26 @@ def result_layout(*, cols, acc_width, signed):
     return data.StructLayout({"data": data.ArrayLayout(acc, cols), "last": 1})
 
 
+def check_tile_params(*, rows, cols, in_width, acc_width, signed, dataflow, acc_depth):
+    """Raise ``ValueError``/``TypeError`` naming the first bad tile parameter."""
+    for name, value, lo, hi in (("rows", rows, 1, 64), ("cols", cols, 1, 64),
+                                ("in_width", in_width, 2, 32)):
+        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+            raise ValueError(f"{name} must be an integer from {lo} to {hi}, not {value!r}")
+    if (not isinstance(acc_width, int) or isinstance(acc_width, bool)
+            or not 2 * in_width <= acc_width <= 96):
+        raise ValueError(f"acc_width must be an integer from 2*in_width ({2 * in_width}) "
+                         f"to 96, not {acc_width!r}")
+    if not isinstance(signed, bool):
+        raise TypeError(f"signed must be True or False, not {signed!r}")
+    if dataflow not in DATAFLOWS:
+        raise ValueError(f"dataflow must be one of {', '.join(map(repr, DATAFLOWS))}, "
+                         f"not {dataflow!r}")
+    if (not isinstance(acc_depth, int) or isinstance(acc_depth, bool)
+            or not 1 <= acc_depth <= 4096):
+        raise ValueError(f"acc_depth must be an integer from 1 to 4096, not {acc_depth!r}")
+
+
 class SystolicTile(wiring.Component):
     """A ``rows`` x ``cols`` systolic array of multiply-accumulate cells.
 
@@ -139,23 +159,8 @@ class SystolicTile(wiring.Component):
 
     def __init__(self, *, rows, cols, in_width=8, acc_width=32, signed=True, dataflow="os",
                  acc_depth=64):
-        for name, value, lo, hi in (("rows", rows, 1, 64), ("cols", cols, 1, 64),
-                                    ("in_width", in_width, 2, 32)):
-            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-                raise ValueError(f"{name} must be an integer from {lo} to {hi}, not {value!r}")
-        if (not isinstance(acc_width, int) or isinstance(acc_width, bool)
-                or not 2 * in_width <= acc_width <= 96):
-            raise ValueError(f"acc_width must be an integer from 2*in_width ({2 * in_width}) "
-                             f"to 96, not {acc_width!r}")
-        if not isinstance(signed, bool):
-            raise TypeError(f"signed must be True or False, not {signed!r}")
-        if dataflow not in DATAFLOWS:
-            raise ValueError(f"dataflow must be one of {', '.join(map(repr, DATAFLOWS))}, "
-                             f"not {dataflow!r}")
-        if (not isinstance(acc_depth, int) or isinstance(acc_depth, bool)
-                or not 1 <= acc_depth <= 4096):
-            raise ValueError(f"acc_depth must be an integer from 1 to 4096, not {acc_depth!r}")
-
+        check_tile_params(rows=rows, cols=cols, in_width=in_width, acc_width=acc_width,
+                          signed=signed, dataflow=dataflow, acc_depth=acc_depth)
         self._rows, self._cols = rows, cols
         self._in_width, self._acc_width = in_width, acc_width
         self._signed, self._dataflow, self._acc_depth = signed, dataflow, acc_depth

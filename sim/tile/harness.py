@@ -1,0 +1,171 @@
+"""HDL-side driver, monitor and counters around the tile, so Python stays out of the cycle loop."""
+
+from amaranth.hdl import Module, Mux, Shape, Signal
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from rtl.tile import SystolicTile
+
+__all__ = ["TileHarness", "GapSource"]
+
+#: Ports of every counter the harness keeps; the bench reads them all by these names.
+COUNTERS = ("cycles", "first_operand", "first_result", "last_result", "a_beats", "b_beats",
+            "c_rows", "a_stalls", "b_stalls", "c_backpressure")
+
+
+class GapSource(wiring.Component):
+    """Decides, each cycle, whether a stream endpoint idles: a periodic pattern or-ed with
+    a random draw (a 32-bit Galois LFSR compared with a threshold).
+
+    Members
+    -------
+    pattern : In(32)
+        Bit ``i`` set: idle on cycle ``i`` of each period.
+    period : In(6)
+        Pattern length, 1..32 (0 disables the pattern).
+    threshold : In(8)
+        Idle with probability ``threshold / 256`` on top of the pattern.
+    seed : In(32)
+        LFSR seed, loaded while ``load`` is high (zero is replaced by one).
+    load : In(1)
+        Restart the pattern and reload the seed.
+    gap : Out(1)
+        Idle this cycle.
+    """
+    pattern: In(32)
+    period: In(6)
+    threshold: In(8)
+    seed: In(32)
+    load: In(1)
+    gap: Out(1)
+
+    def elaborate(self, platform):
+        m = Module()
+        lfsr = Signal(32, init=1)
+        phase = Signal(5)
+        with m.If(self.load):
+            m.d.sync += [lfsr.eq(Mux(self.seed == 0, 1, self.seed)), phase.eq(0)]
+        with m.Else():
+            # x^32 + x^22 + x^2 + x + 1, Galois form.
+            m.d.sync += lfsr.eq(Mux(lfsr[0], (lfsr >> 1) ^ 0x80200003, lfsr >> 1))
+            m.d.sync += phase.eq(Mux(phase + 1 >= self.period, 0, phase + 1))
+        m.d.comb += self.gap.eq(
+            ((self.period != 0) & self.pattern.bit_select(phase, 1))
+            | (lfsr[8:16] < self.threshold))
+        return m
+
+
+class TileHarness(wiring.Component):
+    """A :class:`~rtl.tile.SystolicTile` with its stimulus, its result capture and counters.
+
+    The bench writes the operand beats into ``a_mem``/``b_mem`` (simulator memory access,
+    no clock cycles), sets the counts and gap controls, pulses ``start`` and waits for
+    ``done``; then it reads the captured rows from ``c_mem`` and the counters. The
+    operand drivers keep ``valid`` and the payload steady until a beat is taken, as the
+    stream contract requires, and only idle between beats.
+
+    Parameters
+    ----------
+    depth : int
+        Capacity of each memory, in beats or rows.
+    **tile_params
+        Passed to :class:`~rtl.tile.SystolicTile`.
+    """
+
+    def __init__(self, *, depth, **tile_params):
+        if not isinstance(depth, int) or depth < 1:
+            raise ValueError(f"depth must be a positive integer, not {depth!r}")
+        self._depth = depth
+        self.tile = SystolicTile(**tile_params)
+        count = range(depth + 1)
+        members = {
+            "start": In(1),
+            "a_count": In(count), "b_count": In(count), "c_count": In(count),
+            "done": Out(1),
+        }
+        for name in ("a", "b", "c"):
+            members.update({f"{name}_pattern": In(32), f"{name}_period": In(6),
+                            f"{name}_threshold": In(8), f"{name}_seed": In(32)})
+        members.update({name: Out(32) for name in COUNTERS})
+        super().__init__(members)
+        self.gaps = {name: GapSource() for name in ("a", "b", "c")}
+
+    depth = property(lambda self: self._depth)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.tile = tile = self.tile
+        a_width = Shape.cast(tile.a.payload.shape()).width
+        b_width = Shape.cast(tile.b.payload.shape()).width
+        c_width = Shape.cast(tile.c.payload.shape()).width
+        m.submodules.a_mem = a_mem = memory.Memory(shape=a_width, depth=self._depth, init=[])
+        m.submodules.b_mem = b_mem = memory.Memory(shape=b_width, depth=self._depth, init=[])
+        m.submodules.c_mem = c_mem = memory.Memory(shape=c_width, depth=self._depth, init=[])
+        for name, gap in self.gaps.items():
+            m.submodules[f"{name}_gap"] = gap
+            m.d.comb += [
+                gap.load.eq(self.start),
+                gap.pattern.eq(getattr(self, f"{name}_pattern")),
+                gap.period.eq(getattr(self, f"{name}_period")),
+                gap.threshold.eq(getattr(self, f"{name}_threshold")),
+                gap.seed.eq(getattr(self, f"{name}_seed")),
+            ]
+
+        running = Signal()
+        cycle = Signal(32)
+        with m.If(self.start):
+            m.d.sync += running.eq(1)
+        with m.Elif(self.done):
+            m.d.sync += running.eq(0)
+
+        # Operand drivers: valid waits on nothing but data and the gap source.
+        def drive(stream, mem, count_port, gap, beats, stalls):
+            index = Signal(range(self._depth + 1))
+            held = Signal()                      # a beat was offered and not yet taken
+            read = mem.read_port(domain="comb")
+            m.d.comb += [
+                read.addr.eq(index),
+                stream.payload.eq(read.data),
+                stream.valid.eq(running & (index < count_port) & (held | ~gap.gap)),
+            ]
+            fire = stream.valid & stream.ready
+            m.d.sync += held.eq(stream.valid & ~stream.ready)
+            with m.If(self.start):
+                m.d.sync += index.eq(0)
+            with m.Elif(fire):
+                m.d.sync += [index.eq(index + 1), beats.eq(beats + 1)]
+            with m.If(stream.valid & ~stream.ready):
+                m.d.sync += stalls.eq(stalls + 1)
+            return fire
+
+        a_fire = drive(tile.a, a_mem, self.a_count, self.gaps["a"], self.a_beats, self.a_stalls)
+        b_fire = drive(tile.b, b_mem, self.b_count, self.gaps["b"], self.b_beats, self.b_stalls)
+
+        # Result monitor: capture every row in order.
+        write = c_mem.write_port()
+        c_index = Signal(range(self._depth + 1))
+        m.d.comb += [
+            tile.c.ready.eq(running & ~self.gaps["c"].gap),
+            write.addr.eq(c_index),
+            write.data.eq(tile.c.payload.as_value()),
+            write.en.eq(tile.c.valid & tile.c.ready),
+            self.done.eq(running & (c_index == self.c_count) & (self.c_count != 0)),
+        ]
+        c_fire = tile.c.valid & tile.c.ready
+        seen_operand = Signal()
+        seen_result = Signal()
+        with m.If(self.start):
+            m.d.sync += [c_index.eq(0), cycle.eq(0), seen_operand.eq(0), seen_result.eq(0)]
+            m.d.sync += [getattr(self, name).eq(0) for name in COUNTERS]
+        with m.Elif(running):
+            m.d.sync += [cycle.eq(cycle + 1), self.cycles.eq(cycle + 1)]
+            with m.If((a_fire | b_fire) & ~seen_operand):
+                m.d.sync += [seen_operand.eq(1), self.first_operand.eq(cycle)]
+            with m.If(c_fire):
+                m.d.sync += [c_index.eq(c_index + 1), self.c_rows.eq(self.c_rows + 1),
+                             self.last_result.eq(cycle)]
+                with m.If(~seen_result):
+                    m.d.sync += [seen_result.eq(1), self.first_result.eq(cycle)]
+            with m.If(tile.c.valid & ~tile.c.ready):
+                m.d.sync += self.c_backpressure.eq(self.c_backpressure + 1)
+        return m

@@ -1,0 +1,152 @@
+"""Run one GEMM on the tile RTL under cocotb and compare its cycles with the model."""
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from fabric.tile_model import (TileEstimate, fold_schedule, predict, result_row_count,
+                               result_rows_to_matrix)
+from rtl.tile import check_tile_params
+from sim.runner import run_cocotb
+from sim.tile.harness import TileHarness
+
+__all__ = ["GemmRun", "Gaps", "run_gemm", "random_operands", "tile_params"]
+
+
+@dataclass(frozen=True)
+class Gaps:
+    """Idle cycles of one stream endpoint: a repeating pattern (1 = idle) and a random rate."""
+    pattern: tuple = ()
+    probability: float = 0.0
+
+    def __post_init__(self):
+        if len(self.pattern) > 32 or any(bit not in (0, 1) for bit in self.pattern):
+            raise ValueError(f"a gap pattern is up to 32 bits of 0 and 1, not {self.pattern!r}")
+        if self.pattern and all(self.pattern) or not 0 <= self.probability < 1:
+            raise ValueError("gaps must leave the stream some cycles: pattern "
+                             f"{self.pattern!r}, probability {self.probability!r}")
+
+    @property
+    def stalls(self):
+        return bool(self.pattern and any(self.pattern)) or self.probability > 0
+
+
+@dataclass
+class GemmRun:
+    """The outcome of one GEMM on the RTL.
+
+    Members
+    -------
+    passed : bool
+        Every result row matched the numpy reference bit for bit.
+    C : numpy.ndarray
+        The result as the tile computed it.
+    measured_cycles, measured_first_result : int
+        Cycles from first operand accepted to last (first) result delivered, as the
+        harness counted them (``total`` includes both ends).
+    model : TileEstimate
+        The cycle model's prediction for the same GEMM with no stalls.
+    counters : dict
+        Every hardware counter of the harness.
+    """
+    passed: bool
+    C: np.ndarray
+    measured_cycles: int
+    measured_first_result: int
+    model: TileEstimate
+    counters: dict
+    sim: str
+    waves: "str | None"
+    run_dir: str
+    params: dict = field(default_factory=dict)
+    shape: tuple = ()
+
+    @property
+    def utilization(self):
+        m, k, n = self.shape
+        return m * k * n / (self.measured_cycles * self.model.peak_macs_per_cycle)
+
+    def to_json(self):
+        m, k, n = self.shape
+        return {
+            "passed": self.passed, "sim": self.sim, "waves": self.waves,
+            "params": self.params, "m": m, "k": k, "n": n,
+            "measured_cycles": self.measured_cycles, "model_cycles": self.model.total_cycles,
+            "measured_first_result": self.measured_first_result,
+            "model_first_result": self.model.first_result_cycles,
+            "utilization": self.utilization, "model_utilization": self.model.utilization,
+            "macs_per_cycle": m * k * n / self.measured_cycles,
+            "counters": self.counters, "run_dir": self.run_dir,
+        }
+
+
+def tile_params(**overrides):
+    """A complete tile parameter set (defaults of :class:`SystolicTile` filled in),
+    validated by building the component once."""
+    params = {"in_width": 8, "acc_width": 32, "signed": True, "dataflow": "os",
+              "acc_depth": 64, **overrides}
+    check_tile_params(**params)
+    return params
+
+
+def random_operands(m, k, n, *, in_width, signed, seed, extreme=None):
+    """Random A and B within the operand range; ``extreme`` "min"/"max" fills them with
+    the smallest/largest value instead."""
+    lo, hi = (-(1 << (in_width - 1)), (1 << (in_width - 1)) - 1) if signed \
+        else (0, (1 << in_width) - 1)
+    if extreme == "min":
+        return np.full((m, k), lo), np.full((k, n), lo)
+    if extreme == "max":
+        return np.full((m, k), hi), np.full((k, n), hi)
+    rng = np.random.default_rng(seed)
+    return rng.integers(lo, hi + 1, (m, k)), rng.integers(lo, hi + 1, (k, n))
+
+
+def _capacity(needed):
+    depth = 64
+    while depth < needed:
+        depth *= 2
+    return depth
+
+
+def run_gemm(params, A, B, *, sim="icarus", waves=False, wave_format="fst", seed=1,
+             a_gaps=Gaps(), b_gaps=Gaps(), c_gaps=Gaps()):
+    """Run ``A @ B`` on ``SystolicTile(**params)`` under cocotb; returns a :class:`GemmRun`.
+
+    Raises :class:`sim.runner.SimulationError` when a row differs from the reference
+    (the bench's scoreboard names the first one) or the run times out.
+    """
+    params = tile_params(**params)
+    A, B = np.asarray(A), np.asarray(B)
+    m, k = A.shape
+    n = B.shape[1]
+    folds = fold_schedule(rows=params["rows"], cols=params["cols"],
+                          dataflow=params["dataflow"], m=m, k=k, n=n,
+                          acc_depth=params["acc_depth"])
+    rows_out = result_row_count(folds, rows=params["rows"], dataflow=params["dataflow"])
+    a_beats = sum(f.k_count if params["dataflow"] == "os" else f.m_count for f in folds)
+    b_beats = a_beats if params["dataflow"] == "os" else len(folds) * params["rows"]
+    depth = _capacity(max(a_beats, b_beats, rows_out))
+    model = predict(rows=params["rows"], cols=params["cols"], dataflow=params["dataflow"],
+                    m=m, k=k, n=n, acc_depth=params["acc_depth"])
+    stall_factor = 1 + sum(20 for g in (a_gaps, b_gaps, c_gaps) if g.stalls)
+    inputs = {
+        "A": A.tolist(), "B": B.tolist(), "budget_cycles": model.total_cycles * stall_factor + 200,
+        "gaps": {name: {"pattern": list(g.pattern), "threshold": round(g.probability * 256),
+                        "seed": (seed * 2654435761 + index) & 0xFFFFFFFF}
+                 for index, (name, g) in enumerate((("a", a_gaps), ("b", b_gaps),
+                                                    ("c", c_gaps)))},
+    }
+    run = run_cocotb(kind="tile", component_factory=TileHarness,
+                     params={**params, "depth": depth}, test_module="sim.tile.bench",
+                     inputs=inputs, sim=sim, waves=waves, wave_format=wave_format)
+    counters = run.result["counters"]
+    C = result_rows_to_matrix(run.result["rows"], folds, rows=params["rows"], m=m, n=n,
+                              dataflow=params["dataflow"])
+    return GemmRun(
+        passed=True, C=C,
+        measured_cycles=counters["last_result"] - counters["first_operand"] + 1,
+        measured_first_result=counters["first_result"] - counters["first_operand"],
+        model=model, counters=counters, sim=sim,
+        waves=str(run.waves) if run.waves else None, run_dir=str(run.run_dir),
+        params=params, shape=(m, k, n))
