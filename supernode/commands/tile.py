@@ -1,0 +1,134 @@
+"""``supernode tile``: export the systolic tile to Verilog, or run a GEMM on it."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..errors import UserError
+
+
+def _positive(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}")
+    return value
+
+
+def _probability(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(
+            f"a stall probability is a number from 0 up to (not including) 1, not {text!r}")
+    return value
+
+
+def _add_tile_params(parser):
+    parser.add_argument("--rows", type=int, required=True, help="array rows")
+    parser.add_argument("--cols", type=int, required=True, help="array columns")
+    parser.add_argument("--dataflow", required=True, help="os (output-stationary) or ws "
+                        "(weight-stationary)")
+    parser.add_argument("--in-width", type=int, default=8, help="operand bits (default 8)")
+    parser.add_argument("--acc-width", type=int, default=32,
+                        help="accumulator bits, results wrap at this width (default 32)")
+    parser.add_argument("--unsigned", action="store_true", help="unsigned operands")
+    parser.add_argument("--acc-depth", type=int, default=64,
+                        help="ws: rows of partial sums kept between folds (default 64)")
+
+
+def _tile_params(args):
+    from sim.tile.run import tile_params
+    return tile_params(rows=args.rows, cols=args.cols, dataflow=args.dataflow,
+                       in_width=args.in_width, acc_width=args.acc_width,
+                       signed=not args.unsigned, acc_depth=args.acc_depth)
+
+
+def register(subparsers):
+    tile = subparsers.add_parser("tile", help="the systolic compute tile")
+    sub = tile.add_subparsers(dest="tile_command", required=True)
+
+    export = sub.add_parser("export", help="write the tile as Verilog")
+    _add_tile_params(export)
+    export.add_argument("--out", required=True, help="Verilog file to write")
+    export.set_defaults(func=export_command)
+
+    sim = sub.add_parser("sim", help="run a random GEMM on the RTL and check it against numpy")
+    _add_tile_params(sim)
+    for dim in ("m", "k", "n"):
+        sim.add_argument(f"--{dim}", type=_positive, required=True, help=f"GEMM dimension {dim}")
+    sim.add_argument("--sim", default="icarus", help="icarus (default) or verilator")
+    sim.add_argument("--waves", action="store_true", help="write a waveform (FST)")
+    sim.add_argument("--vcd", action="store_true", help="with --waves: VCD instead of FST "
+                     "(Verilator only)")
+    sim.add_argument("--seed", type=int, default=1, help="seed of operands and stalls")
+    sim.add_argument("--stall", type=_probability, default=0.0,
+                     help="probability of an idle cycle on each stream (default 0)")
+    sim.add_argument("--json", action="store_true", help="print one JSON object")
+    sim.set_defaults(func=sim_command)
+
+
+def export_command(args):
+    from rtl.tile import SystolicTile
+    from sim.runner import export_verilog
+
+    params = _tile_params(args)
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise UserError(f"cannot write {out}: directory {out.parent} does not exist")
+    export_verilog(SystolicTile(**params), out)
+    print(f"wrote {out}")
+    return 0
+
+
+def sim_command(args):
+    from fabric.tile_model import reference_gemm
+    from sim.runner import SIMULATORS, SimulationError
+    from sim.tile.run import Gaps, random_operands, run_gemm
+
+    params = _tile_params(args)
+    if args.sim not in SIMULATORS:
+        raise UserError(f"--sim must be one of {', '.join(SIMULATORS)}, not {args.sim!r}")
+    if args.vcd and args.sim != "verilator":
+        raise UserError("--vcd needs --sim verilator (Icarus writes FST)")
+    A, B = random_operands(args.m, args.k, args.n, in_width=params["in_width"],
+                           signed=params["signed"], seed=args.seed)
+    gaps = Gaps(probability=args.stall)
+    try:
+        run = run_gemm(params, A, B, sim=args.sim, waves=args.waves,
+                       wave_format="vcd" if args.vcd else "fst", seed=args.seed,
+                       a_gaps=gaps, b_gaps=gaps, c_gaps=gaps)
+    except SimulationError as exc:
+        if args.json:
+            print(json.dumps({"passed": False, "sim": args.sim, "error": str(exc)}))
+        else:
+            print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
+    exact = bool((run.C == reference_gemm(A, B, acc_width=params["acc_width"],
+                                          signed=params["signed"])).all())
+    result = run.to_json()
+    result["passed"] = exact
+    result["stall_probability"] = args.stall
+    result["cycles_match_model"] = run.measured_cycles == run.model.total_cycles
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"tile {params['rows']}x{params['cols']} {params['dataflow']}  "
+              f"GEMM {args.m}x{args.k}x{args.n}  on {args.sim}")
+        print(f"  result           {'bit-exact' if exact else 'MISMATCH'} against numpy")
+        print(f"  {'':16} {'measured':>10} {'model':>10}")
+        print(f"  {'total cycles':16} {run.measured_cycles:>10} {run.model.total_cycles:>10}")
+        print(f"  {'first result':16} {run.measured_first_result:>10} "
+              f"{run.model.first_result_cycles:>10}")
+        print(f"  {'utilization':16} {run.utilization:>10.3f} {run.model.utilization:>10.3f}")
+        if args.stall:
+            print(f"  (stalls injected with probability {args.stall}; the model assumes none)")
+        if run.waves:
+            print(f"  waves            {run.waves}")
+    stalled = args.stall > 0
+    return 0 if exact and (stalled or result["cycles_match_model"]) else 1
