@@ -92,6 +92,7 @@ def test_spec_expands_lists_ranges_and_scalars(tmp_path):
     (("throughput = \"max\"", "throughput = \"most\""), ["[objectives] throughput", "'most'"]),
     (("throughput = \"max\"", "speed = \"max\""), ["[objectives] name", "'speed'"]),
     (("m = 24,", "m = 0,"), ["[workload]", "gemms[0].m = 0"]),
+    (("[objectives]", "[rtl]\nspot_checks = 99\n[objectives]"), ["[rtl] spot_checks", "99"]),
     (("[objectives]", "[rtl]\nsimulator = \"xsim\"\n[objectives]"), ["[rtl]", "'xsim'"]),
     (("[sweep]", "[sweeps]\n[sweep]"), ["section", "'sweeps'"]),
 ])
@@ -115,7 +116,6 @@ def test_missing_and_malformed_spec_files(tmp_path):
 
 
 def test_spot_check_choice_is_seeded_and_sized(tmp_path):
-    pytest.skip("tile points have no RTL spot-check yet")
     text = TILE_SPEC.replace("[objectives]", "[rtl]\nspot_checks = 3\nseed = SEED\n[objectives]")
     a = load_spec(write_spec(tmp_path, text.replace("SEED", "5"), "a.toml")).spot_check_indices()
     b = load_spec(write_spec(tmp_path, text.replace("SEED", "5"), "b.toml")).spot_check_indices()

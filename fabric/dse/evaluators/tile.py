@@ -15,12 +15,13 @@ OBJECTIVES = {
     "energy": "energy_proxy_ge_cycles",
 }
 
-SOURCES = ("fabric.tile_model", "rtl.tile", "sim.tile.cocotb_gemm", "fabric.area")
+SOURCES = ("fabric.tile_model", "rtl.tile", "sim.tile.run", "sim.tile.bench", "sim.tile.harness",
+           "fabric.area")
 
 SIMULATORS = ("verilator", "icarus")
 
-#: Whether points of this kind can be spot-checked on the RTL yet.
-RTL_CHECKS = False
+#: Points of this kind can be spot-checked on the RTL.
+RTL_CHECKS = True
 
 #: Largest GEMM dimension the RTL check runs by default (simulation time grows as m*k*n).
 DEFAULT_RTL_MAX_DIM = 24
@@ -52,7 +53,8 @@ def parameters() -> dict:
 def check_point(params: dict):
     """Raise ``ValueError`` naming the value when the tile cannot be built with ``params``."""
     from rtl.tile import SystolicTile
-    SystolicTile(**_hardware(params))
+    tile = SystolicTile(**_hardware(params))
+    tile._MustUse__silence = True       # built only to check the parameters
 
 
 def _hardware(params: dict) -> dict:
@@ -143,6 +145,8 @@ def evaluate(params: dict, workload: dict, *, rtl=None, area=False) -> dict:
     if area:
         metrics.update(_area(params))
         metrics["energy_proxy_ge_cycles"] = metrics["area_gate_equivalents"] * cycles
+    if rtl is not None:
+        metrics.update(spot_check(params, workload, rtl))
     return metrics
 
 
@@ -153,3 +157,36 @@ def _area(params: dict) -> dict:
     return {"area_cells": report.cells, "area_flip_flops": report.flip_flops,
             "area_gate_equivalents": report.gate_equivalents}
 
+
+
+def spot_check(params: dict, workload: dict, rtl: dict) -> dict:
+    """Run each GEMM of the mix on the RTL (cocotb) and compare its cycles with the model.
+
+    GEMM dimensions are clipped to ``rtl["max_dim"]`` so that a simulation takes seconds;
+    the model is asked about the very same clipped GEMM, so the comparison is exact. The
+    bench itself checks every result row against numpy. Raises
+    :class:`~fabric.dse.evaluators.ModelMismatchError` when the cycle counts differ by
+    more than ``tolerance_cycles``.
+    """
+    from sim.tile.run import random_operands, run_gemm
+
+    hardware = _hardware(params)
+    measured = predicted = worst = 0
+    for index, g in enumerate(workload["gemms"]):
+        m, k, n = (min(g[d], rtl["max_dim"]) for d in ("m", "k", "n"))
+        A, B = random_operands(m, k, n, in_width=hardware.get("in_width", 8),
+                               signed=hardware.get("signed", True), seed=index + 1)
+        run = run_gemm(hardware, A, B, sim=rtl["simulator"])
+        for what, got, want in (("cycles", run.measured_cycles, run.model.total_cycles),
+                                ("first-result cycles", run.measured_first_result,
+                                 run.model.first_result_cycles)):
+            if abs(got - want) > rtl["tolerance_cycles"]:
+                raise ModelMismatchError(
+                    f"tile {hardware} on GEMM {g['name']} clipped to {m}x{k}x{n}: the RTL "
+                    f"({rtl['simulator']}) took {got} {what} but the model predicts {want} "
+                    f"(tolerance {rtl['tolerance_cycles']}); see {run.run_dir}")
+        measured += run.measured_cycles
+        predicted += run.model.total_cycles
+        worst = max(worst, abs(run.measured_cycles - run.model.total_cycles))
+    return {"rtl_gemms": len(workload["gemms"]), "rtl_cycles": measured,
+            "rtl_model_cycles": predicted, "rtl_max_cycle_error": worst}
