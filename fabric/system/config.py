@@ -205,13 +205,19 @@ class Table:
                required: bool = True, unit_key: str | None = None) -> float:
         """A number in the unit of ``key``; with ``sourced``, written ``{value=, source=}``.
 
+        ``sourced="optional"`` accepts a bare number or the sourced form.
+
         ``strict`` means the number must be greater than ``minimum``; otherwise at least it.
         ``unit_key`` names the key whose unit applies, when it is not ``key`` itself.
         """
         raw, missing = self._raw(key, _REQUIRED if required else default)
         if missing:
             return raw
-        if sourced:
+        if sourced == "optional":
+            if isinstance(raw, dict):
+                self._provenance(key, raw)
+                raw = raw.get("value")
+        elif sourced:
             if not isinstance(raw, dict) or "value" not in raw:
                 raise UserError(f"{self.where}: {key} = {raw!r} must be written "
                                 f"{{ value = ..., source = \"...\" }} (or assumption = "

@@ -12,7 +12,7 @@ from supernode.errors import UserError
 from .config import Provenance, Table, find_config, read_toml
 
 __all__ = [
-    "PRECISIONS", "DATAFLOWS", "CoreSpec", "ChipSpec", "NodeSpec", "FabricTier", "PublishedFigure",
+    "PRECISIONS", "EIGHT_BIT", "PRECISION_BYTES", "DATAFLOWS", "CoreSpec", "ChipSpec", "NodeSpec", "FabricTier", "PublishedFigure",
     "SystemSpec", "load_chip", "load_system", "chip_totals", "system_totals", "describe_sources",
 ]
 
@@ -20,6 +20,8 @@ __all__ = [
 PRECISIONS = ("bf16", "fp8", "int8")
 #: Bytes per element of each precision.
 PRECISION_BYTES = MappingProxyType({"bf16": 2, "fp8": 1, "int8": 1})
+#: Workload precision meaning "the chip's 8-bit format": FP8 where it has one, else INT8.
+EIGHT_BIT = "8bit"
 #: The plane name of a scale-out tier (kept out of the scale-up tier chain).
 SCALE_OUT_PLANE = "rdma"
 #: Dataflows of the systolic tile (the tile cycle model takes one of these).
@@ -134,6 +136,17 @@ class ChipSpec:
     def peak_flops(self, precision: str = "bf16") -> float:
         """Dense peak FLOP/s of the package: cores x MACs/cycle x 2 x clock x precision rate."""
         return self.cores * self.core.peak_flops(precision)
+
+    def resolve_precision(self, precision: str) -> str:
+        """``precision`` itself, or for ``"8bit"`` the chip's 8-bit format (FP8, else INT8)."""
+        if precision == EIGHT_BIT:
+            for candidate in ("fp8", "int8"):
+                if candidate in self.core.precision_rate:
+                    return candidate
+            raise UserError(f"precision {precision!r} needs an 8-bit matrix format but "
+                            f"{self.name} has none; accepted: {', '.join(self.precisions)}")
+        self.check_precision(precision)
+        return precision
 
     def check_precision(self, precision: str) -> None:
         """Raise :class:`UserError` unless the chip runs matrices at ``precision``."""
@@ -471,8 +484,16 @@ def load_system(name_or_path: str | Path, *, chip: ChipSpec | None = None) -> Sy
     router_t = top.sub("router", required=False)
     router = {}
     if router_t is not None:
-        # Passed unchanged to the network model, which validates its own parameters.
-        router = dict(router_t.data)
+        # Passed to the network model, which validates its own parameters; each may be
+        # written bare or with its source / assumption beside it.
+        for key in router_t.keys():
+            raw = router_t.data[key]
+            if isinstance(raw, dict):
+                router_t._provenance(key, raw)
+                raw = raw.get("value")
+            router[key] = raw
+            router_t.mark_used(key)
+        router_t.finish()
     published = _published(top.sub("published", required=False))
     top.finish()
     return SystemSpec(name=name, description=description, chip=chip, node=node, nodes=nodes,
