@@ -4,7 +4,7 @@ from amaranth import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .router import Router, link_signature, flit_layout, ROUTER_LATENCY
+from .router import Router, link_signature, ROUTER_LATENCY, unused
 
 __all__ = ["Clos", "UP_ROUTINGS"]
 
@@ -86,8 +86,8 @@ class Clos(wiring.Component):
                                    routes=[d // E for d in range(n)])
                               for _ in range(S)]
         # Validate every router now, so that a bad value fails at construction.
-        probe = Router(**self._leaf_params[0])
-        Router(**self._spine_params[0])
+        probe = unused(Router(**self._leaf_params[0]))
+        unused(Router(**self._spine_params[0]))
         self._vcs = probe.vcs
         link = link_signature(probe.flit_layout, probe.vcs)
         self._flit_layout = probe.flit_layout

@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 __all__ = [
     "ALLOCATORS", "Router", "flit_layout", "link_signature", "config_signature",
-    "ROUTER_LATENCY", "CREDIT_ROUND_TRIP",
+    "ROUTER_LATENCY", "CREDIT_ROUND_TRIP", "unused",
 ]
 
 #: Switch allocators the router can be built with.
@@ -66,6 +66,12 @@ def config_signature(*, destinations: int, ports: int) -> wiring.Signature:
         "dest": Out(_bits(destinations)),
         "port": Out(_bits(ports)),
     })
+
+
+def unused(elaboratable):
+    """Mark a component built only to read its properties, so Amaranth does not warn."""
+    elaboratable._MustUse__silence = True
+    return elaboratable
 
 
 def _check_int(name, value, lo, hi):

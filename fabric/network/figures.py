@@ -84,7 +84,7 @@ def clos_figures(*, pattern: str = "uniform", **router_params) -> NetworkFigures
     throughput is measured on the cycle-level model (which the tests check against the
     RTL) and cached, in memory and on disk, so repeated calls are instant.
     """
-    from rtl.router import Router
+    from rtl.router import Router, unused
     from .model import clos_network
     from .traffic import TrafficSpec, run_model, PATTERNS
 
@@ -97,7 +97,7 @@ def clos_figures(*, pattern: str = "uniform", **router_params) -> NetworkFigures
             raise UserError(f"router parameter must be one of {', '.join(ROUTER_KEYS)} "
                             f"(or {', '.join(shape_keys)}), not {key!r}")
     params = dict(DEFAULT_ROUTER, **router_params)
-    probe = Router(**params)            # validates, names any bad value
+    probe = unused(Router(**params))           # validates, names any bad value
     ports = params.pop("ports")
     if not shape.keys() >= {"endpoints_per_leaf", "leaves", "spines"}:
         shape = dict(default_clos_shape(ports), **shape)

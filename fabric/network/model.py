@@ -42,8 +42,8 @@ class RouterModel:
     """
 
     def __init__(self, **params):
-        from rtl.router import Router
-        rtl = Router(**params)          # validation and defaults come from the RTL
+        from rtl.router import Router, unused
+        rtl = unused(Router(**params))          # validation and defaults come from the RTL
         self.params = rtl.params
         self.latency = rtl.latency
         self.credit_round_trip = rtl.credit_round_trip
@@ -311,8 +311,9 @@ def clos_network(*, endpoints_per_leaf: int, leaves: int, spines: int,
                  up_routing: str = "deterministic", **router_params) -> NetworkModel:
     """The two-tier folded Clos of :class:`rtl.clos.Clos` as a network of router models."""
     from rtl.clos import Clos
-    clos = Clos(endpoints_per_leaf=endpoints_per_leaf, leaves=leaves, spines=spines,
-                up_routing=up_routing, **router_params)
+    from rtl.router import unused
+    clos = unused(Clos(endpoints_per_leaf=endpoints_per_leaf, leaves=leaves, spines=spines,
+                up_routing=up_routing, **router_params))
     routers = [RouterModel(**p) for p in clos.leaf_params] + \
               [RouterModel(**p) for p in clos.spine_params]
     links = []

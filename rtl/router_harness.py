@@ -1,0 +1,137 @@
+"""Bench wrapper that packs every endpoint link of a router or fabric into two wide ports."""
+
+from amaranth import Cat, Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["PackedHarness", "PackedCodec", "make_top"]
+
+
+class PackedHarness(wiring.Component):
+    """Wrap a component with ``inp``/``outp`` link arrays (and optionally ``cfg``) so that
+    a bench moves a whole cycle with one write and one read.
+
+    ``drive`` holds, from bit 0: per endpoint ``valid`` then the flit of its injection
+    link; then per endpoint the credit pulses of its ejection link; then (if the design
+    has one) the ``cfg`` port. ``status`` holds per endpoint ``valid`` and flit of its
+    ejection link, then per endpoint the credit pulses of its injection link.
+    :class:`PackedCodec` packs and unpacks these integers.
+
+    Parameters
+    ----------
+    dut : wiring.Component
+        A :class:`rtl.router.Router` or :class:`rtl.clos.Clos`.
+
+    Members
+    -------
+    drive : In(...)
+        Everything the bench drives.
+    status : Out(...)
+        Everything the bench observes.
+    """
+
+    def __init__(self, dut):
+        self._dut = dut
+        self.n = len(dut.inp)
+        self.flit_bits = dut.flit_layout.size
+        self.vcs = dut.vcs
+        self.cfg_bits = 0
+        if "cfg" in dut.signature.members:
+            self.cfg_bits = len(Cat(dut.cfg.valid, dut.cfg.dest, dut.cfg.port))
+            self.cfg_fields = (len(dut.cfg.dest), len(dut.cfg.port))
+        else:
+            self.cfg_fields = None
+        super().__init__({
+            "drive": In(self.n * (1 + self.flit_bits) + self.n * self.vcs + self.cfg_bits),
+            "status": Out(self.n * (1 + self.flit_bits) + self.n * self.vcs),
+        })
+
+    @property
+    def codec(self) -> "PackedCodec":
+        """The Python packer for this harness."""
+        return PackedCodec(n=self.n, flit_bits=self.flit_bits, vcs=self.vcs,
+                           cfg_fields=self.cfg_fields)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = dut = self._dut
+        n, fb, V = self.n, self.flit_bits, self.vcs
+        pos = 0
+        for e in range(n):
+            m.d.comb += [dut.inp[e].valid.eq(self.drive[pos]),
+                         dut.inp[e].payload.eq(self.drive[pos + 1:pos + 1 + fb])]
+            pos += 1 + fb
+        for e in range(n):
+            m.d.comb += dut.outp[e].credit.eq(self.drive[pos:pos + V])
+            pos += V
+        if self.cfg_bits:
+            m.d.comb += Cat(dut.cfg.valid, dut.cfg.dest, dut.cfg.port).eq(
+                self.drive[pos:pos + self.cfg_bits])
+        m.d.comb += self.status.eq(Cat(
+            *[Cat(dut.outp[e].valid, dut.outp[e].payload) for e in range(n)],
+            *[dut.inp[e].credit for e in range(n)]))
+        return m
+
+
+class PackedCodec:
+    """Python side of :class:`PackedHarness`: integers to and from per-endpoint values.
+
+    Parameters
+    ----------
+    n : int
+        Endpoints.
+    flit_bits : int
+        Bits of one flit.
+    vcs : int
+        Virtual channels (credit bits per link).
+    cfg_fields : (int, int) or None
+        Widths of the ``cfg`` ``dest`` and ``port`` fields, when the design has ``cfg``.
+    """
+
+    def __init__(self, *, n, flit_bits, vcs, cfg_fields=None):
+        self.n, self.fb, self.V = n, flit_bits, vcs
+        self.cfg_fields = cfg_fields
+        self._stride = 1 + flit_bits
+        self._fmask = (1 << flit_bits) - 1
+        self._vmask = (1 << vcs) - 1
+        self._credit_base = n * self._stride
+
+    def pack_drive(self, flits, credits, cfg=None) -> int:
+        """``flits[e]`` (int or None) to inject, ``credits[e]`` pulses to return,
+        ``cfg`` = ``(dest, port)`` to write one routing entry, or None."""
+        value = 0
+        stride = self._stride
+        for e, f in enumerate(flits):
+            if f is not None:
+                value |= (1 | (f << 1)) << (e * stride)
+        base = self._credit_base
+        for e, c in enumerate(credits):
+            if c:
+                value |= c << (base + e * self.V)
+        if cfg is not None:
+            dest, port = cfg
+            dw, _ = self.cfg_fields
+            value |= (1 | (dest << 1) | (port << (1 + dw))) << (base + self.n * self.V)
+        return value
+
+    def unpack_status(self, value: int):
+        """``(flit int or None per endpoint, credit pulses per endpoint)``."""
+        stride, fmask = self._stride, self._fmask
+        flits = []
+        for e in range(self.n):
+            chunk = value >> (e * stride)
+            flits.append((chunk >> 1) & fmask if chunk & 1 else None)
+        base, V, vmask = self._credit_base, self.V, self._vmask
+        credits = [(value >> (base + e * V)) & vmask for e in range(self.n)]
+        return flits, credits
+
+
+def make_top(*, design: str, **params) -> PackedHarness:
+    """Factory for the runner: ``design`` is ``"router"`` or ``"clos"``."""
+    if design == "router":
+        from .router import Router
+        return PackedHarness(Router(**params))
+    if design == "clos":
+        from .clos import Clos
+        return PackedHarness(Clos(**params))
+    raise ValueError(f"design must be 'router' or 'clos', not {design!r}")

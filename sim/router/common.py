@@ -1,0 +1,123 @@
+"""One description of a router or Clos under test, and runners for RTL, Amaranth sim and model."""
+
+from dataclasses import dataclass
+
+from fabric.network.flit import FlitCodec
+from fabric.network.traffic import DeadlockError, Endpoints, TrafficSpec
+from fabric.network.model import router_network, clos_network
+
+__all__ = ["Design", "run_rtl", "run_amaranth", "run_model_for"]
+
+
+@dataclass(frozen=True)
+class Design:
+    """A design under test: ``kind`` is ``"router"`` or ``"clos"``, ``params`` its keywords.
+
+    Members
+    -------
+    kind : str
+    params : dict
+    """
+    kind: str
+    params: dict
+
+    def top(self):
+        """The packed bench harness around the design."""
+        from rtl.router_harness import make_top
+        return make_top(design=self.kind, **self.params)
+
+    def endpoints(self, spec: TrafficSpec) -> Endpoints:
+        """Fresh endpoints (traffic, scoreboard, statistics) for one run."""
+        from rtl.router import unused
+        top = unused(self.top())
+        dut = unused(top._dut)
+        if self.kind == "router":
+            lat = dut.latency
+            zero_load = lambda s, d, length: lat + length - 1  # noqa: E731
+            depth = dut.buffer_depth
+            width = dut.flit_width
+        else:
+            zero_load = dut.zero_load_latency
+            probe = dut.leaf_params[0]
+            depth = probe.get("buffer_depth", 4)
+            width = probe.get("flit_width", 16)
+        return Endpoints(endpoints=len(dut.inp), vcs=dut.vcs, buffer_depth=depth,
+                         flit_width=width, spec=spec, zero_load=zero_load)
+
+    def model(self):
+        """The cycle-level model of the design."""
+        if self.kind == "router":
+            return router_network(**self.params)
+        return clos_network(**self.params)
+
+
+def run_model_for(design: Design, spec: TrafficSpec, *, cfg_writes=(),
+                  max_cycles: int = 10_000_000, endpoints=None) -> dict:
+    """Run the model of ``design`` under ``spec``; the endpoints are the bench's own.
+
+    ``cfg_writes`` are ``(cycle, dest, port)`` routing-table writes (router only);
+    ``endpoints``, when given, receives the :class:`Endpoints` object (for inspection).
+    """
+    eps = design.endpoints(spec)
+    if endpoints is not None:
+        endpoints.append(eps)
+    net = design.model()
+    cfg = {c: (d, p) for c, d, p in cfg_writes}
+    while not eps.done:
+        if eps.cycle >= max_cycles:
+            raise DeadlockError(f"the run did not end within {max_cycles} cycles")
+        ejected, credits = net.outputs()
+        inject, credits_out = eps.step(ejected, credits)
+        net.step(inject, credits_out)
+        if eps.cycle - 1 in cfg:
+            net.routers[0].set_route(*cfg[eps.cycle - 1])
+    eps.finish()
+    return eps.result()
+
+
+def run_amaranth(design: Design, spec: TrafficSpec, *, cfg_writes=(),
+                 max_cycles: int = 100_000, endpoints=None) -> dict:
+    """Run the RTL in Amaranth's simulator under ``spec`` (slow; for small unit tests).
+
+    Arguments as for :func:`run_model_for`.
+    """
+    from amaranth.sim import Simulator
+
+    top = design.top()
+    codec = top.codec
+    flits = FlitCodec(top._dut.flit_layout)
+    eps = design.endpoints(spec)
+    if endpoints is not None:
+        endpoints.append(eps)
+    cfg = {c: (d, p) for c, d, p in cfg_writes}
+
+    async def bench(ctx):
+        while not eps.done:
+            if eps.cycle >= max_cycles:
+                raise DeadlockError(f"the run did not end within {max_cycles} cycles")
+            raw, credits = codec.unpack_status(ctx.get(top.status))
+            ejected = [None if f is None else flits.unpack(f) for f in raw]
+            inject, credits_out = eps.step(ejected, credits)
+            ctx.set(top.drive, codec.pack_drive(
+                [None if f is None else flits.pack(f) for f in inject], credits_out,
+                cfg.get(eps.cycle - 1)))
+            await ctx.tick()
+
+    sim = Simulator(top)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    eps.finish()
+    return eps.result()
+
+
+def run_rtl(design: Design, spec: TrafficSpec, *, sim: str = "verilator",
+            waves: bool = False, cfg_writes=()):
+    """Run the cocotb bench on ``design`` under ``spec``; returns the runner's RunResult."""
+    from sim.runner import run_cocotb
+    from rtl.router_harness import make_top
+
+    inputs = {"spec": spec.as_dict(), "cfg": [list(c) for c in cfg_writes]}
+    return run_cocotb(kind=f"router_{design.kind}", component_factory=make_top,
+                      params={"design": design.kind, **design.params},
+                      test_module="sim.router.bench", inputs=inputs, sim=sim, waves=waves)
