@@ -1,1 +1,12 @@
 """Performance models calibrated on the RTL, aggregated up to the full supernode."""
+
+#: Public names of the system estimator, imported on first use so ``import fabric`` stays cheap.
+_SYSTEM_NAMES = ("load_system", "load_chip", "load_workload", "load_mapping", "estimate",
+                 "compare", "system_totals")
+
+
+def __getattr__(name):
+    if name in _SYSTEM_NAMES:
+        from . import system
+        return getattr(system, name)
+    raise AttributeError(f"module 'fabric' has no attribute {name!r}")

@@ -12,6 +12,7 @@ COMMAND_MODULES = [
     "supernode.commands.demo",
     "supernode.commands.sweep",
     "supernode.commands.waves",
+    "supernode.commands.estimate",
 ]
 
 
