@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from dataclasses import dataclass
@@ -180,7 +181,10 @@ class Table:
     def _raw(self, key: str, default):
         if key not in self.data:
             if default is _REQUIRED:
-                raise UserError(f"{self.where}: missing key {key!r}")
+                close = difflib.get_close_matches(key, [k for k in self.data
+                                                        if k not in self._used], n=1)
+                hint = f" (is {close[0]!r} a misspelling?)" if close else ""
+                raise UserError(f"{self.where}: missing key {key!r}{hint}")
             return default, True
         self._used.add(key)
         return self.data[key], False
