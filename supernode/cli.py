@@ -12,6 +12,8 @@ COMMAND_MODULES = [
     "supernode.commands.demo",
     "supernode.commands.sweep",
     "supernode.commands.waves",
+    "supernode.commands.router",
+    "supernode.commands.fabric",
     "supernode.commands.estimate",
 ]
 

@@ -47,7 +47,7 @@ class TrafficBench:
         self.cfg = {c: (d, p) for c, d, p in cfg_writes}
 
     async def reset(self):
-        cocotb.start_soon(Clock(self.dut.clk, 10, unit="ns").start())
+        """Hold reset for two cycles with nothing driven; returns at a falling edge."""
         self.dut.rst.value = 1
         self.dut.drive.value = 0
         await ClockCycles(self.dut.clk, 2)
@@ -73,24 +73,30 @@ class TrafficBench:
 
 @cocotb.test()
 async def traffic(dut):
-    """Run one traffic scenario; the result (or the failure) goes back to the runner."""
+    """Run the traffic scenarios in order (reset between them); the results, or the
+    failure, go back to the runner."""
     params, inputs = load_bench_inputs()
     params = dict(params)
     design = Design(params.pop("design"), params)
-    spec = TrafficSpec(**inputs["spec"])
-    dut._log.info("design %s %s, traffic %s (seed %d)", design.kind, params, spec.pattern,
-                  spec.seed)
-    bench = TrafficBench(dut, design, spec, inputs.get("cfg", ()))
-    await bench.reset()
-    start = time.perf_counter()
-    error = None
-    try:
-        await bench.run(int(inputs.get("max_cycles", 1_000_000)))
-    except (ScoreboardError, DeadlockError) as exc:
-        error = str(exc)
-    wall = time.perf_counter() - start
-    result = bench.eps.result()
-    result.update(passed=error is None, error=error, wall_seconds=wall,
-                  pid=os.getpid())
-    write_bench_result(result)
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    points, error = [], None
+    for spec_dict in inputs["specs"]:
+        spec = TrafficSpec(**spec_dict)
+        dut._log.info("design %s %s, traffic %s at load %s (seed %d)", design.kind, params,
+                      spec.pattern, spec.load, spec.seed)
+        bench = TrafficBench(dut, design, spec, inputs.get("cfg", ()))
+        await bench.reset()
+        start = time.perf_counter()
+        try:
+            await bench.run(int(inputs.get("max_cycles", 1_000_000)))
+        except (ScoreboardError, DeadlockError) as exc:
+            error = str(exc)
+        result = bench.eps.result()
+        result.update(passed=error is None, error=error,
+                      wall_seconds=time.perf_counter() - start)
+        points.append(result)
+        if error:
+            break
+    write_bench_result({"points": points, "passed": error is None, "error": error,
+                        "pid": os.getpid()})
     assert error is None, error

@@ -6,7 +6,7 @@ from fabric.network.flit import FlitCodec
 from fabric.network.traffic import DeadlockError, Endpoints, TrafficSpec
 from fabric.network.model import router_network, clos_network
 
-__all__ = ["Design", "run_rtl", "run_amaranth", "run_model_for"]
+__all__ = ["Design", "run_rtl", "run_rtl_points", "run_amaranth", "run_model_for"]
 
 
 @dataclass(frozen=True)
@@ -111,13 +111,24 @@ def run_amaranth(design: Design, spec: TrafficSpec, *, cfg_writes=(),
     return eps.result()
 
 
-def run_rtl(design: Design, spec: TrafficSpec, *, sim: str = "verilator",
-            waves: bool = False, cfg_writes=()):
-    """Run the cocotb bench on ``design`` under ``spec``; returns the runner's RunResult."""
+def run_rtl_points(design: Design, specs, *, sim: str = "verilator", waves: bool = False,
+                   cfg_writes=()):
+    """Run the cocotb bench on ``design`` once per spec, in one simulator process (reset
+    between specs); returns ``(list of result dicts, RunResult)``."""
     from sim.runner import run_cocotb
     from rtl.router_harness import make_top
 
-    inputs = {"spec": spec.as_dict(), "cfg": [list(c) for c in cfg_writes]}
-    return run_cocotb(kind=f"router_{design.kind}", component_factory=make_top,
-                      params={"design": design.kind, **design.params},
-                      test_module="sim.router.bench", inputs=inputs, sim=sim, waves=waves)
+    inputs = {"specs": [s.as_dict() for s in specs], "cfg": [list(c) for c in cfg_writes]}
+    run = run_cocotb(kind=f"router_{design.kind}", component_factory=make_top,
+                     params={"design": design.kind, **design.params},
+                     test_module="sim.router.bench", inputs=inputs, sim=sim, waves=waves)
+    return run.result["points"], run
+
+
+def run_rtl(design: Design, spec: TrafficSpec, *, sim: str = "verilator",
+            waves: bool = False, cfg_writes=()):
+    """Run the cocotb bench on ``design`` under ``spec``; returns the runner's RunResult
+    whose ``result`` is the one point's statistics."""
+    import dataclasses
+    points, run = run_rtl_points(design, [spec], sim=sim, waves=waves, cfg_writes=cfg_writes)
+    return dataclasses.replace(run, result=points[0])

@@ -1,0 +1,209 @@
+"""``supernode router``: export the switch router, run traffic on its RTL beside the model, sweep load."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..errors import UserError
+
+ROUTER_DEFAULTS = dict(ports=4, vcs=2, buffer_depth=4, flit_width=16, allocator="separable",
+                       islip_iterations=1, voq=False)
+
+
+def _load_list(text):
+    try:
+        loads = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        loads = []
+    if not loads or any(not 0 < x <= 1 for x in loads):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated offered loads in (0, 1], not {text!r}")
+    return loads
+
+
+def add_router_params(parser, *, ports=True):
+    """Router micro-architecture options shared by ``router`` and ``fabric``."""
+    if ports:
+        parser.add_argument("--ports", type=int, default=ROUTER_DEFAULTS["ports"],
+                            help="router ports, 2..16 (default 4)")
+    parser.add_argument("--vcs", type=int, default=ROUTER_DEFAULTS["vcs"],
+                        help="virtual channels per port, 1..8 (default 2)")
+    parser.add_argument("--buffer-depth", type=int, default=ROUTER_DEFAULTS["buffer_depth"],
+                        help="flits per VC buffer (default 4)")
+    parser.add_argument("--flit-width", type=int, default=ROUTER_DEFAULTS["flit_width"],
+                        help="payload bits per flit (default 16)")
+    parser.add_argument("--allocator", default=ROUTER_DEFAULTS["allocator"],
+                        help="separable (default) or islip")
+    parser.add_argument("--islip-iterations", type=int, default=1,
+                        help="iSLIP iterations (default 1)")
+    parser.add_argument("--voq", action="store_true", help="virtual output queues")
+
+
+def router_params(args, *, ports=True) -> dict:
+    params = dict(vcs=args.vcs, buffer_depth=args.buffer_depth, flit_width=args.flit_width,
+                  allocator=args.allocator, islip_iterations=args.islip_iterations,
+                  voq=args.voq)
+    if ports:
+        params["ports"] = args.ports
+    return params
+
+
+def add_traffic_params(parser, *, pattern="uniform"):
+    """Traffic and measurement options shared by ``router`` and ``fabric``."""
+    parser.add_argument("--pattern", default=pattern,
+                        help="uniform, transpose, bit_complement, hotspot or all_to_all "
+                             f"(default {pattern})")
+    parser.add_argument("--packet-length", type=int, default=1, help="flits per packet")
+    parser.add_argument("--warmup", type=int, default=200, help="warm-up cycles")
+    parser.add_argument("--measure", type=int, default=1000, help="measured cycles")
+    parser.add_argument("--drain", type=int, default=4000,
+                        help="cycles allowed after the window for measured packets")
+    parser.add_argument("--seed", type=int, default=1, help="seed of all random choices")
+    parser.add_argument("--backpressure", default="none",
+                        help="ejector drain: none, periodic:1110 or random:0.8")
+    parser.add_argument("--sim", default="verilator", help="verilator (default) or icarus")
+
+
+def traffic_spec(args, *, load, ordered=True):
+    from fabric.network.traffic import TrafficSpec
+    return TrafficSpec(pattern=args.pattern, load=load, packet_length=args.packet_length,
+                       warmup=args.warmup, measure=args.measure, drain=args.drain,
+                       seed=args.seed, backpressure=args.backpressure, ordered=ordered)
+
+
+def check_sim(name):
+    from sim.runner import SIMULATORS
+    if name not in SIMULATORS:
+        raise UserError(f"--sim must be one of {', '.join(SIMULATORS)}, not {name!r}")
+
+
+def check_out(path, suffixes):
+    out = Path(path)
+    if not out.parent.is_dir():
+        raise UserError(f"cannot write {out}: directory {out.parent} does not exist")
+    if out.suffix not in suffixes:
+        raise UserError(f"output file must end in {' or '.join(suffixes)}, not {out.name!r}")
+    return out
+
+
+def register(subparsers):
+    router = subparsers.add_parser("router", help="the switch router")
+    sub = router.add_subparsers(dest="router_command", required=True)
+
+    export = sub.add_parser("export", help="write the router as Verilog")
+    add_router_params(export)
+    export.add_argument("--out", required=True, help="Verilog file to write (.v)")
+    export.set_defaults(func=export_command)
+
+    sim = sub.add_parser("sim", help="run traffic on the RTL and the model, compare them")
+    add_router_params(sim)
+    add_traffic_params(sim)
+    sim.add_argument("--load", type=float, default=0.5,
+                     help="offered load, flits/cycle/port (default 0.5)")
+    sim.add_argument("--waves", action="store_true", help="write a waveform (FST)")
+    sim.add_argument("--json", action="store_true", help="print one JSON object")
+    sim.set_defaults(func=sim_command, design="router")
+
+    sweep = sub.add_parser("sweep", help="latency against offered load, RTL and model")
+    add_router_params(sweep)
+    add_traffic_params(sweep)
+    sweep.add_argument("--loads", type=_load_list, default=None,
+                       help="comma-separated offered loads (default 0.1,0.2,...,1.0)")
+    sweep.add_argument("--model-only", action="store_true", help="skip the RTL runs")
+    sweep.add_argument("--plot", help="write the latency-load plot to this PNG")
+    sweep.add_argument("--json", action="store_true", help="print one JSON object")
+    sweep.set_defaults(func=sweep_command, design="router")
+
+
+def export_command(args):
+    from rtl.router import Router
+    from sim.runner import export_verilog
+
+    out = check_out(args.out, (".v",))
+    export_verilog(Router(**router_params(args)), out, name="router")
+    print(f"wrote {out}")
+    return 0
+
+
+def design_from(args):
+    from sim.router.common import Design
+    if args.design == "router":
+        params = router_params(args)
+        from rtl.router import Router, unused
+        unused(Router(**params))
+        return Design("router", params)
+    from rtl.clos import Clos
+    from rtl.router import unused
+    params = dict(endpoints_per_leaf=args.endpoints_per_leaf, leaves=args.leaves,
+                  spines=args.spines, up_routing=args.up_routing,
+                  **router_params(args, ports=False))
+    unused(Clos(**params))
+    return Design("clos", params)
+
+
+def sim_command(args):
+    from sim.runner import SimulationError
+    from sim.router.sweep import compare_point
+
+    check_sim(args.sim)
+    design = design_from(args)
+    ordered = design.params.get("up_routing", "deterministic") != "balanced"
+    spec = traffic_spec(args, load=args.load, ordered=ordered)
+    try:
+        result = compare_point(design, spec, sim=args.sim, waves=args.waves)
+    except SimulationError as exc:
+        if args.json:
+            print(json.dumps({"passed": False, "sim": args.sim, "error": str(exc)}))
+        else:
+            print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{design.kind} {design.params}")
+        print(f"  {args.pattern} traffic, {args.packet_length}-flit packets, offered "
+              f"{args.load} flits/cycle/port, on {args.sim}: "
+              f"{'every packet delivered once, in order' if result['passed'] else 'FAILED'}")
+        print(f"  {'':22} {'RTL':>10} {'model':>10}")
+        for key in ("accepted_throughput", "latency_mean", "latency_p99", "latency_min",
+                    "measured_packets"):
+            r, m = result[key], result[f"model_{key}"]
+            fmt = (lambda v: f"{v:>10.3f}" if isinstance(v, float) else f"{v!s:>10}")
+            print(f"  {key:22} {fmt(r)} {fmt(m)}")
+        if result["waves"]:
+            print(f"  waves  {result['waves']}")
+    return 0 if result["passed"] else 1
+
+
+def sweep_command(args):
+    from sim.router.sweep import sweep, plot_sweep, DEFAULT_LOADS
+
+    check_sim(args.sim)
+    out = check_out(args.plot, (".png",)) if args.plot else None
+    design = design_from(args)
+    ordered = design.params.get("up_routing", "deterministic") != "balanced"
+    spec = traffic_spec(args, load=1.0, ordered=ordered)
+    loads = args.loads or list(DEFAULT_LOADS)
+    result = sweep(design, spec, loads, sim=args.sim, rtl=not args.model_only,
+                   model_loads=sorted(set(loads) | {x / 20 for x in range(1, 21)}),
+                   progress=not args.json)
+    if out:
+        plot_sweep(result, out)
+        result["plot"] = str(out)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{design.kind} {design.params}, {args.pattern}")
+        print(f"  {'load':>6} {'RTL thr':>8} {'RTL lat':>9} {'model thr':>9} {'model lat':>9}")
+        by_load = {p["offered_load"]: p for p in result["model"]}
+        for p in result["rtl"] or [by_load[x] for x in sorted(loads)]:
+            m = by_load[p["offered_load"]]
+            rl = "" if p is m else f"{p['accepted_throughput']:>8.3f} {p['latency_mean']:>9.1f}"
+            print(f"  {p['offered_load']:>6.2f} {rl:>18} {m['accepted_throughput']:>9.3f} "
+                  f"{m['latency_mean']:>9.1f}")
+        sat = result["saturation"]
+        print("  saturation: " + ", ".join(f"{k} {v:.3f}" for k, v in sat.items()))
+        if out:
+            print(f"  wrote {out}")
+    return 0
