@@ -38,12 +38,16 @@ class Trace:
         Value after each change: an ``int``, or ``None`` where any bit is x or z.
     aliases : list of str
         Other names under which the file stores the very same signal.
+    kind : str
+        ``"bits"``, ``"real"`` or ``"string"`` (Amaranth's simulator dumps FSM states
+        as strings such as ``"IDLE/0"``).
     """
     name: str
     width: int
     times: np.ndarray
     values: list
     aliases: list = field(default_factory=list)
+    kind: str = "bits"
 
     def sample(self, at) -> np.ndarray:
         """Values just before each time in ``at`` (what a flop clocked then sees).
@@ -53,7 +57,9 @@ class Trace:
         """
         at = np.asarray(at, dtype=np.int64)
         idx = np.searchsorted(self.times, at, side="left") - 1
-        if self.width <= 62:
+        if self.kind == "string":
+            vals = np.array([_state_text(v) for v in self.values] + ["x"], dtype=object)
+        elif self.width <= 62 and self.kind == "bits":
             vals = np.array([UNKNOWN if v is None else v for v in self.values] + [UNKNOWN],
                             dtype=np.int64)
         else:
@@ -195,12 +201,12 @@ def _read_vcd(path: Path) -> Waveform:
         elif kw == "$var":
             if len(words) < 4 or not words[1].isdigit():
                 fail(block_line, f"$var {' '.join(words)!r} needs a type, a width, an id and a name")
-            width, code, ref = int(words[1]), words[2], words[3]
+            width, code, ref = int(words[1]), words[2], words[3].replace("\\", "")
             name = ".".join(scopes + [ref])
             if code in by_id:
                 by_id[code][1].append(name)
             else:
-                by_id[code] = (width, [name])
+                by_id[code] = (width, [name], {"real": "real", "string": "string"}.get(words[0], "bits"))
                 order.append(code)
                 changes[code] = ([], [])
         elif kw == "$enddefinitions":
@@ -252,7 +258,7 @@ def _read_vcd(path: Path) -> Waveform:
                     fail(lineno, f"vector value {w!r} has characters other than 0/1/x/z")
                 break
             elif c in "rRsS":
-                pending = ("r", w[1:], lineno)
+                pending = (c.lower(), w[1:], lineno)
                 break
             else:
                 fail(lineno, f"cannot read {w!r}; expected #time, a value change or a $keyword")
@@ -269,9 +275,11 @@ def _read_vcd(path: Path) -> Waveform:
         kind, bits, _ = pending
         if kind == "b":
             value = _vcd_int(bits)
+        elif kind == "s":
+            value = bits
         else:
             try:
-                value = float(bits) if kind == "r" else None
+                value = float(bits)
             except ValueError:
                 fail(lineno, f"real value {bits!r} is not a number")
         changes[code][0].append(now)
@@ -279,14 +287,14 @@ def _read_vcd(path: Path) -> Waveform:
 
     if in_header:
         what = f"the header stops inside {block}" if block else "the header has no $enddefinitions"
-        fail(len(lines), what)
+        fail(len(text.rstrip("\n").split("\n")), what)
     if tick_s is None:
         tick_s = 1e-9  # IEEE 1364: no $timescale means the simulator's default; Icarus uses 1s, we assume 1ns
     traces = {}
     for code in order:
-        width, names = by_id[code]
+        width, names, kind = by_id[code]
         times, values = changes[code]
-        tr = Trace(names[0], width, np.asarray(times, dtype=np.int64), values, names[1:])
+        tr = Trace(names[0], width, np.asarray(times, dtype=np.int64), values, names[1:], kind)
         for n in names:
             traces[n] = tr
     return Waveform(path, "vcd", tick_s, traces, last_time or 0)
@@ -328,6 +336,11 @@ def _read_fst(path: Path) -> Waveform:
             detail = str(exc).strip().replace("\n", " ") or type(exc).__name__
             raise UserError(f"{path}: the FST file is truncated or malformed ({detail})") from None
     return Waveform(path, "fst", tick_s, traces, end)
+
+
+def _state_text(v) -> str:
+    # Amaranth's simulator writes a decoded value as "NAME/value"; keep the name.
+    return "x" if v is None else str(v).rsplit("/", 1)[0] if "/" in str(v) else str(v)
 
 
 def _fst_tick(wave) -> float:
@@ -558,9 +571,11 @@ def summarize(path, *, signals: "str | None" = None, start=None, end=None,
         if signals and name not in wave.match(signals):
             continue
         vals = wave[name].sample(cyc)
-        states, counts = np.unique(vals, return_counts=True)
-        fsms.append({"name": name, "cycles_in_state": {
-            ("x" if s == UNKNOWN else str(int(s))): int(c) for s, c in zip(states, counts)}})
+        if wave[name].kind != "string":
+            vals = np.array(["x" if v is None or v == UNKNOWN else str(int(v)) for v in vals],
+                            dtype=object)
+        states, counts = np.unique(vals.astype(str), return_counts=True)
+        fsms.append({"name": name, "cycles_in_state": {str(s): int(c) for s, c in zip(states, counts)}})
     return {
         "file": str(wave.path),
         "format": wave.format,
@@ -624,9 +639,14 @@ def plot_timeline(path, out, *, signals: "str | None" = None, start=None, end=No
         keep = (tr.times > t0) & (tr.times < t1)
         times = np.concatenate(([t0], tr.times[keep], [t1])).astype(float)
         vals = [None if before is UNKNOWN else before] + [tr.values[i] for i in np.flatnonzero(keep)]
+        # Simulators may dump a value again unchanged; draw one segment for it.
+        same = [k for k in range(1, len(vals)) if vals[k] == vals[k - 1]]
+        if same:
+            times = np.delete(times, same)
+            vals = [v for k, v in enumerate(vals) if k not in set(same)]
         y0 = row
         xs = (times - t0) * scale
-        if tr.width == 1:
+        if tr.width == 1 and tr.kind == "bits":
             ys = [y0 + 0.1 + 0.7 * (v == 1) for v in vals]
             ax.step(xs[:-1].tolist() + [xs[-1]], ys + [ys[-1]], where="post", lw=0.9, color="tab:green")
             for a, b, v in zip(xs[:-1], xs[1:], vals):
@@ -640,7 +660,8 @@ def plot_timeline(path, out, *, signals: "str | None" = None, start=None, end=No
                 colour = "tab:red" if v is None else "tab:blue"
                 ax.fill_between([a, b], y0 + 0.15, y0 + 0.75, color=colour, alpha=0.15, lw=0.6,
                                 edgecolor=colour)
-                label = "x" if v is None else (f"{v:x}" if isinstance(v, int) else f"{v:g}")
+                label = ("x" if v is None else f"{v:x}" if isinstance(v, int)
+                         else f"{v:g}" if isinstance(v, float) else _state_text(v))
                 if (b - a) / span * 10 * 110 > 7 * len(label) + 4:
                     ax.text((a + b) / 2, y0 + 0.45, label, ha="center", va="center", fontsize=6.5)
     ax.set_yticks([r + 0.45 for r in range(len(names))])

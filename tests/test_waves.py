@@ -1,0 +1,327 @@
+"""Waveform summaries checked against a cocotb bench's own counts on Icarus and Verilator."""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from sim import waves
+from sim.gtkw import fsm_state_names, write_gtkw
+from sim.runner import run_cocotb
+from supernode import cli
+from supernode.errors import UserError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the bench module, for cocotb
+from test_waves_fifo_bench import StreamFIFO  # noqa: E402
+
+PARAMS = {"width": 8, "depth": 4}
+SEED = int(os.environ.get("SEED", "20261125"))
+COUNT = int(os.environ.get("COUNT", "60"))
+
+
+def _run(sim, wave_format="fst", p_valid=0.7, p_ready=0.55):
+    print(f"SEED={SEED} COUNT={COUNT} sim={sim} format={wave_format}")
+    return run_cocotb(kind="waves-fifo", component_factory=StreamFIFO, params=PARAMS,
+                      test_module="test_waves_fifo_bench",
+                      inputs={"seed": SEED, "count": COUNT, "p_valid": p_valid, "p_ready": p_ready},
+                      sim=sim, waves=True, wave_format=wave_format)
+
+
+@pytest.fixture(scope="module")
+def runs():
+    """One traced run per simulator, shared by the tests of this module.
+
+    Verilator's VCD run costs another Verilator build, so it is in the slow test below;
+    the default suite reads VCD written by Amaranth's own simulator instead.
+    """
+    return {key: _run(*key) for key in [("icarus", "fst"), ("verilator", "fst")]}
+
+
+def _amaranth_vcd(path, count=COUNT, p_valid=0.7, p_ready=0.55):
+    """Run the FIFO in Amaranth's simulator, dumping VCD; return the bench's own counts."""
+    import random
+
+    from amaranth.sim import Simulator
+
+    dut = StreamFIFO(**PARAMS)
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    counts = {"i": {"transfers": 0, "stalls": 0, "idle": 0}, "o": {"transfers": 0, "stalls": 0, "idle": 0}}
+
+    async def bench(ctx):
+        rng = random.Random(SEED)
+        sent = got = cycles = 0
+        while got < count:
+            assert cycles < 50 * count, "FIFO hung"
+            if not ctx.get(dut.i.valid) and sent < count and rng.random() < p_valid:
+                ctx.set(dut.i.valid, 1)
+                ctx.set(dut.i.payload, sent & 0xFF)
+            ctx.set(dut.o.ready, int(rng.random() < p_ready))
+            *_, iv, ir, ov, orr = await ctx.tick().sample(dut.i.valid, dut.i.ready,
+                                                          dut.o.valid, dut.o.ready)
+            cycles += 1
+            for port, v, r in (("i", iv, ir), ("o", ov, orr)):
+                counts[port]["transfers" if v and r else "stalls" if v else "idle"] += 1
+            if iv and ir:
+                sent += 1
+                ctx.set(dut.i.valid, 0)
+            got += bool(ov and orr)
+        counts["cycles"] = cycles
+
+    sim.add_testbench(bench)
+    with sim.write_vcd(str(path)):
+        sim.run()
+    return counts
+
+
+@pytest.fixture(scope="module")
+def amaranth_vcd(tmp_path_factory):
+    path = tmp_path_factory.mktemp("amaranth") / "fifo.vcd"
+    return path, _amaranth_vcd(path)
+
+
+def _window(result):
+    return dict(start=f"{int(result['first_edge_ps'])}ps", end=f"{int(result['last_edge_ps'])}ps")
+
+
+@pytest.mark.parametrize("key", [("icarus", "fst"), ("verilator", "fst")], ids=lambda k: "-".join(k))
+def test_summary_agrees_with_bench_counters(runs, key):
+    _check_against_bench(runs[key], key)
+
+
+@pytest.mark.slow
+def test_verilator_vcd_agrees_with_bench_and_vcdvcd():
+    run = _run("verilator", "vcd")
+    _check_against_bench(run, ("verilator", "vcd"))
+    _check_against_vcdvcd(run.waves)
+    a = waves.summarize(_run("verilator", "fst").waves)
+    b = waves.summarize(run.waves)
+    for x, y in zip(a["interfaces"], b["interfaces"], strict=True):
+        assert (x["name"], x["transfers"], x["stalls"], x["idle"]) == \
+            (y["name"], y["transfers"], y["stalls"], y["idle"])
+
+
+def test_amaranth_vcd_agrees_with_its_bench(amaranth_vcd):
+    path, counts = amaranth_vcd
+    s = waves.summarize(path)
+    assert s["format"] == "vcd" and s["timescale"] == "1fs"
+    assert s["window"]["cycles"] == counts["cycles"]
+    for itf in s["interfaces"]:
+        port = itf["name"].rsplit(".", 1)[-1]
+        assert {k: itf[k] for k in ("transfers", "stalls", "idle")} == counts[port], port
+    assert counts["o"]["stalls"] > 0
+    (fsm,) = s["fsms"]
+    assert set(fsm["cycles_in_state"]) == {"EMPTY", "HOLDING"}
+
+
+def _check_against_bench(run, key):
+    assert run.waves is not None and run.waves.suffix == "." + key[1]
+    s = waves.summarize(run.waves, **_window(run.result))
+    assert s["format"] == key[1]
+    assert s["window"]["cycles"] == run.result["cycles"]
+    by_name = {i["name"].rsplit(".", 1)[-1]: i for i in s["interfaces"]}
+    assert sorted(by_name) == ["i", "o"]
+    for port in ("i", "o"):
+        bench, mine = run.result[port], by_name[port]
+        assert (mine["transfers"], mine["stalls"], mine["idle"]) == \
+            (bench["transfers"], bench["stalls"], bench["idle"]), port
+        assert mine["transfers"] == COUNT
+        assert mine["payload_bits"] == PARAMS["width"]
+        assert sum(mine["utilisation_over_time"]["bin_cycles"]) == run.result["cycles"]
+    # Back-pressure was random, so both kinds of cycle must be there for the check to mean much.
+    assert by_name["o"]["stalls"] > 0 and by_name["i"]["idle"] > 0
+
+
+def test_whole_file_counts_reset_apart(runs):
+    run = runs[("icarus", "fst")]
+    s = waves.summarize(run.waves)
+    assert s["window"]["reset_cycles"] >= 1
+    o = next(i for i in s["interfaces"] if i["name"].endswith(".o"))
+    assert o["transfers"] == run.result["o"]["transfers"]
+    assert o["cycles"] == o["transfers"] + o["stalls"] + o["idle"] == s["window"]["cycles"]
+    s_all = waves.summarize(run.waves, reset=None)
+    assert s_all["window"]["cycles"] == s["window"]["cycles"] + s["window"]["reset_cycles"]
+
+
+def _check_against_vcdvcd(path):
+    """Every bit-vector signal reads the same through vcdvcd (which drops string values)."""
+    from vcdvcd import VCDVCD
+
+    mine, ref = waves.load(path), VCDVCD(str(path))
+    checked = 0
+    for ref_name in ref.signals:
+        name = ref_name.replace("\\", "")
+        name = name if name in mine.traces else name.split("[")[0]
+        tr = mine[name]
+        if tr.kind != "bits":
+            continue
+        tv = ref[ref_name].tv
+        assert [int(t) for t, _ in tv] == tr.times.tolist(), name
+        assert [waves._vcd_int(v) for _, v in tv] == tr.values, name
+        checked += 1
+    assert checked >= 10
+
+
+def test_vcd_reader_agrees_with_vcdvcd(amaranth_vcd):
+    _check_against_vcdvcd(amaranth_vcd[0])
+
+
+def test_fst_of_icarus_and_verilator_agree(runs):
+    a = waves.summarize(runs[("icarus", "fst")].waves)
+    b = waves.summarize(runs[("verilator", "fst")].waves)
+    for x, y in zip(a["interfaces"], b["interfaces"], strict=True):
+        assert (x["name"], x["transfers"], x["stalls"], x["idle"]) == \
+            (y["name"], y["transfers"], y["stalls"], y["idle"])
+
+
+def test_window_and_signal_filter(runs):
+    path = runs[("icarus", "fst")].waves
+    full = waves.summarize(path)
+    t0, t1 = full["window"]["start"], full["window"]["end"]
+    mid = (t0 + t1) // 2
+    first = waves.summarize(path, end=mid)
+    second = waves.summarize(path, start=mid + 1)
+    for a, b, c in zip(first["interfaces"], second["interfaces"], full["interfaces"]):
+        assert a["transfers"] + b["transfers"] == c["transfers"]
+        assert a["stalls"] + b["stalls"] == c["stalls"]
+    only_i = waves.summarize(path, signals="i__*")
+    assert [i["name"].rsplit(".", 1)[-1] for i in only_i["interfaces"]] == ["i"]
+    assert only_i["fsms"] == []
+
+
+def test_fsm_cycles_and_gtkw(runs, tmp_path):
+    run = runs[("icarus", "fst")]
+    s = waves.summarize(run.waves)
+    (fsm,) = s["fsms"]
+    assert fsm["name"].endswith("occupancy_state")
+    assert sum(fsm["cycles_in_state"].values()) == s["window"]["cycles"]
+    # The runner wrote a save file beside the waves; check what it groups.
+    assert run.gtkw == run.waves.with_suffix(".gtkw")
+    text = run.gtkw.read_text()
+    assert f'[dumpfile] "{run.waves.resolve()}"' in text
+    for title in ("-stream top.i", "-stream top.o", "-FSM states", "-clock and reset"):
+        assert text.count(title + "\n") == 2, title  # group begin and end
+    assert "top.o__payload[7:0]" in text
+    filter_line = next(line for line in text.splitlines() if line.startswith("^1 "))
+    assert Path(filter_line[3:]).read_text() == "0 EMPTY\n1 HOLDING\n"
+
+
+def test_fsm_state_names_from_design():
+    assert fsm_state_names(StreamFIFO(**PARAMS)) == {"occupancy_state": {0: "EMPTY", 1: "HOLDING"}}
+
+
+def test_png_timeline(runs, tmp_path):
+    path = runs[("verilator", "fst")].waves
+    out = waves.plot_timeline(path, tmp_path / "t.png", signals="*valid,*ready,*payload",
+                              start="50ns", end="400ns")
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    with pytest.raises(UserError, match="no signal of .* matches 'nothing_here'"):
+        waves.plot_timeline(path, tmp_path / "u.png", signals="nothing_here")
+
+
+def _cli(monkeypatch, capsys, *argv):
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ["supernode.commands.waves"])
+    code = cli.main(["waves", *map(str, argv)])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_json_png_and_table(runs, tmp_path, monkeypatch, capsys):
+    run = runs[("icarus", "fst")]
+    png, gtkw = tmp_path / "w.png", tmp_path / "w.gtkw"
+    code, out, err = _cli(monkeypatch, capsys, run.waves, "--from",
+                          f"{int(run.result['first_edge_ps'])}ps", "--to",
+                          f"{int(run.result['last_edge_ps']) / 1000}ns", "--png", png,
+                          "--gtkw", gtkw, "--json")
+    assert code == 0, err
+    s = json.loads(out)
+    o = next(i for i in s["interfaces"] if i["name"].endswith(".o"))
+    assert o["stalls"] == run.result["o"]["stalls"]
+    assert Path(s["png"]).exists() and Path(s["gtkw"]).exists()
+    code, out, err = _cli(monkeypatch, capsys, run.waves)
+    assert code == 0 and "top.o" in out and "transfers" in out and "occupancy_state" in out
+
+
+def _expect_cli_error(monkeypatch, capsys, path, *fragments):
+    code, out, err = _cli(monkeypatch, capsys, path)
+    assert code == 2
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    for f in fragments:
+        assert f in err, (f, err)
+    return err
+
+
+def test_truncated_vcd_names_file_and_line(amaranth_vcd, tmp_path, monkeypatch, capsys):
+    text = amaranth_vcd[0].read_text()
+    lines = text.splitlines(keepends=True)
+    # Cut in the middle of a vector change: "b0101" with its id lost.
+    k = max(i for i, line in enumerate(lines) if line.startswith("b"))
+    cut = tmp_path / "cut.vcd"
+    cut.write_text("".join(lines[:k]) + lines[k][:3])
+    _expect_cli_error(monkeypatch, capsys, cut, str(cut), f"line {k + 1}", "truncated")
+    # Cut inside the header.
+    k = next(i for i, line in enumerate(lines) if "$var" in line) + 1
+    head = tmp_path / "head.vcd"
+    head.write_text("".join(lines[:k]))
+    _expect_cli_error(monkeypatch, capsys, head, str(head), f"line {k}", "$enddefinitions")
+
+
+@pytest.mark.parametrize("body, line, what", [
+    ("#10\n1?\n", 10, "undeclared id '?'"),
+    ("#10\n1!\n#5\n0!\n", 11, "time goes backwards from #10 to #5"),
+    ("#10\nb10 \" extra\n", 10, "needs exactly one id"),
+    ("#10\nq!\n", 10, "cannot read 'q!'"),
+    ("#10\nb1x2 \"\n", 10, "characters other than 0/1/x/z"),
+])
+def test_malformed_vcd_lines(tmp_path, body, line, what):
+    header = ("$timescale 1ps $end\n$scope module top $end\n$var wire 1 ! clk $end\n"
+              "$var wire 2 \" bus $end\n$upscope $end\n$enddefinitions $end\n#0\n0!\n")
+    path = tmp_path / "bad.vcd"
+    path.write_text(header + body)
+    with pytest.raises(UserError) as info:
+        waves.load(path)
+    assert f"{path}, line {line}:" in str(info.value) and what in str(info.value)
+
+
+def test_truncated_fst_is_a_user_error(runs, tmp_path, monkeypatch, capsys):
+    data = runs[("icarus", "fst")].waves.read_bytes()
+    cut = tmp_path / "cut.fst"
+    cut.write_bytes(data[: len(data) // 2])
+    _expect_cli_error(monkeypatch, capsys, cut, str(cut), "truncated or malformed")
+
+
+def test_bad_arguments(runs, tmp_path, monkeypatch, capsys):
+    path = runs[("icarus", "fst")].waves
+    with pytest.raises(UserError, match="time '3 apples' is not a number"):
+        waves.summarize(path, start="3 apples")
+    with pytest.raises(UserError, match="no clock signal named 'sysclk'"):
+        waves.summarize(path, clock="sysclk")
+    with pytest.raises(UserError, match="window end 100 is before its start 200"):
+        waves.summarize(path, start=200, end=100)
+    _expect_cli_error(monkeypatch, capsys, tmp_path / "missing.fst", "missing.fst", "does not exist")
+    junk = tmp_path / "junk.vcd"
+    junk.write_bytes(b"$date \xff\xfe $end\n")
+    _expect_cli_error(monkeypatch, capsys, junk, "junk.vcd", "line 1", "not text")
+
+
+def test_written_gtkw_for_any_file(runs, amaranth_vcd, tmp_path):
+    text = write_gtkw(runs[("verilator", "fst")].waves, tmp_path / "v.gtkw").read_text()
+    assert "-stream top.i\n" in text and "top.i__valid" in text and "$rootio" not in text
+    text = write_gtkw(amaranth_vcd[0], tmp_path / "a.gtkw").read_text()
+    assert "-stream bench.top.o\n" in text and "bench.top.occupancy_state" in text
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+@pytest.mark.parametrize("kwargs, message", [
+    ({"width": 0}, "width must be a positive integer, not 0"),
+    ({"depth": "4"}, "depth must be a positive integer, not '4'"),
+])
+def test_bench_design_rejects_bad_parameters(kwargs, message):
+    import gc
+
+    with pytest.raises(ValueError, match=message):
+        StreamFIFO(**kwargs)
+    gc.collect()  # the half-built object warns when collected; let that happen under the filter
