@@ -215,6 +215,7 @@ class Endpoints:
         self.latencies = []                 # measured packets: tail out - creation
         self.network_latencies = []         # measured packets: tail out - head injected
         self.hops_latency = []              # measured packets: latency - zero-load latency
+        self.min_excess = {}                # zero-load latency -> least (latency - it) seen
         self.measured_created = 0
         self.measured_outstanding = 0
         self.ejected_in_window = 0
@@ -368,8 +369,10 @@ class Endpoints:
                 self.latencies.append(t - pkt.created)
                 self.network_latencies.append(t - pkt.injected)
                 if self.zero_load is not None:
-                    self.hops_latency.append(
-                        t - pkt.created - self.zero_load(pkt.src, pkt.dest, pkt.length))
+                    zero = self.zero_load(pkt.src, pkt.dest, pkt.length)
+                    excess = t - pkt.created - zero
+                    self.hops_latency.append(excess)
+                    self.min_excess[zero] = min(excess, self.min_excess.get(zero, excess))
 
     def finish(self):
         """Final scoreboard check: nothing left unmatched. Raises on a lost packet."""
@@ -398,6 +401,7 @@ class Endpoints:
             "flits_delivered": self.flits_moved,
             "saturated": self.saturated,
             "cycles": self.cycle,
+            "min_excess_by_zero_load": {str(k): v for k, v in sorted(self.min_excess.items())},
         }
 
 
