@@ -1,0 +1,319 @@
+"""System estimator per level: tile seam, chip GEMMs, collectives, LLM steps, published totals and properties."""
+
+import math
+from dataclasses import replace
+from types import SimpleNamespace
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from fabric.system import estimate, load_system, load_workload
+from fabric.system.chip import gemm_on_chip, reuse_traffic, split_gemm
+from fabric.system.comm import NetworkSource, collective_time
+from fabric.system.hardware import chip_totals, system_totals
+from fabric.system.mapping import Mapping
+from fabric.system.workload import Comm, Gemm
+from fabric.tile_model import predict as rtl_predict
+from supernode.errors import UserError
+
+SYSTEMS = ("cloudmatrix384", "gb200-nvl72")
+
+
+@pytest.fixture(scope="module")
+def cm384():
+    return load_system("cloudmatrix384")
+
+
+@pytest.fixture(scope="module")
+def nvl72():
+    return load_system("gb200-nvl72")
+
+
+def fake_figures(sat=0.5, hop=4, endpoints=16):
+    """A NetworkFigures-shaped object with round numbers."""
+    def figures(pattern):
+        return SimpleNamespace(hop_latency_cycles=hop, credit_round_trip_cycles=8,
+                               saturation_throughput=sat, pattern=pattern, router={},
+                               source=f"fake {pattern}",
+                               clos={"endpoints_per_leaf": endpoints // 4, "leaves": 4})
+    return figures
+
+
+def fake_tile(cycles_per_mac=1.0):
+    """A tile model that takes ``m*k*n / (rows*cols)`` cycles, plus a fixed 10."""
+    def predict(*, rows, cols, dataflow, m, k, n):
+        total = math.ceil(m * k * n / (rows * cols) * cycles_per_mac) + 10
+        return SimpleNamespace(total_cycles=total)
+    return predict
+
+
+# --- published figures --------------------------------------------------------------
+
+def _published_cases():
+    for name in SYSTEMS:
+        system = load_system(name)
+        for key in system.published:
+            yield pytest.param(name, "system", key, id=f"{name}-{key}")
+        for key in system.chip.published:
+            yield pytest.param(name, "chip", key, id=f"{system.chip.name}-{key}")
+
+
+@pytest.mark.parametrize("name, level, key", list(_published_cases()))
+def test_derived_totals_match_the_published_ones(name, level, key):
+    system = load_system(name)
+    totals = system_totals(system) if level == "system" else chip_totals(system.chip)
+    published = (system.published if level == "system" else system.chip.published)[key]
+    assert published.matches(totals[key]), (
+        f"{name} {key}: derived {totals[key]:.6g} vs published {published.text} "
+        f"({published.source}); {published.tolerance_reason}")
+
+
+def test_chip_peak_is_cores_times_macs_times_two_times_clock(cm384, nvl72):
+    for chip in (cm384.chip, nvl72.chip):
+        core = chip.core
+        expected = (chip.dies * chip.cores_per_die * core.tile_rows * core.tile_cols
+                    * core.tiles_per_core * 2 * core.clock_hz)
+        assert chip.peak_flops("bf16") == pytest.approx(expected)
+    assert cm384.chip.core.macs_per_cycle == 4096            # the published Da Vinci cube
+
+
+def test_paper_based_cm384_total_is_752_times_384(cm384):
+    assert system_totals(cm384)["bf16_dense_flops"] == pytest.approx(288.8e15, abs=0.05e15)
+
+
+def test_a_published_figure_that_does_not_match_fails():
+    system = load_system("cloudmatrix384")
+    pub = system.published["hbm_capacity_bytes"]
+    assert not pub.matches(pub.value * 1.01)
+
+
+@pytest.mark.parametrize("name", ["deepseek-r1", "llama3-70b"])
+def test_parameter_count_from_the_shapes_matches_the_model_card(name):
+    model = load_workload(name)
+    assert model.params() == pytest.approx(model.published_params, rel=0.01)
+    assert model.active_params() == pytest.approx(model.published_active_params, rel=0.02)
+
+
+# --- tile -> core -> chip --------------------------------------------------------------
+
+def test_chip_gemm_time_comes_from_the_tile_model(cm384):
+    chip = cm384.chip
+    tiles = chip.cores * chip.core.tiles_per_core
+    # As many independent 64x512x64 GEMMs as tiles: each tile does exactly one.
+    g = Gemm("g", m=64, k=512, n=64, batch=tiles)
+    est = gemm_on_chip(g, chip, predict=rtl_predict)
+    tile = rtl_predict(rows=16, cols=16, dataflow="os", m=64, k=512, n=64)
+    assert est.tile_cycles == tile.total_cycles
+    assert est.compute_s == pytest.approx(tile.total_cycles / chip.core.clock_hz)
+    # A fake tile model changes the answer accordingly: the chip level has no own copy.
+    slow = gemm_on_chip(g, chip, predict=fake_tile(cycles_per_mac=3.0))
+    assert slow.tile_cycles == math.ceil(64 * 512 * 64 / 256 * 3.0) + 10
+
+
+def test_int8_runs_at_twice_the_bf16_rate(cm384):
+    g = Gemm("g", m=4096, k=4096, n=4096)
+    bf16 = gemm_on_chip(g, cm384.chip, predict=rtl_predict)
+    int8 = gemm_on_chip(replace(g, precision="int8"), cm384.chip, predict=rtl_predict)
+    assert bf16.compute_s == pytest.approx(2 * int8.compute_s)
+
+
+def test_large_square_gemm_is_compute_bound_near_peak(cm384):
+    g = Gemm("g", m=8192, k=8192, n=8192)
+    est = gemm_on_chip(g, cm384.chip, predict=rtl_predict)
+    assert est.bound == "compute"
+    assert est.roofline_s <= est.time_s
+    assert 0.9 < est.roofline_s / est.time_s
+
+
+def test_skinny_decode_gemm_is_memory_bound(cm384):
+    g = Gemm("g", m=8, k=7168, n=18432, b_bytes=1, precision="int8")
+    est = gemm_on_chip(g, cm384.chip, predict=rtl_predict)
+    assert est.bound == "memory"
+    assert est.hbm_s == pytest.approx(est.hbm_bytes / cm384.chip.hbm_bandwidth_bytes_per_s)
+
+
+def test_reuse_traffic_is_compulsory_when_an_operand_fits_and_more_otherwise():
+    assert reuse_traffic(8, 1024, 1024, 2, 2, 2, 1e9) == (8 * 1024 + 1024 * 1024 + 8 * 1024) * 2
+    small = reuse_traffic(4096, 4096, 4096, 2, 2, 2, 1e6)
+    assert small > 3 * 4096 * 4096 * 2
+
+
+def test_split_gemm_uses_more_workers_when_it_helps():
+    cost = lambda mp, np_: mp * np_                          # noqa: E731
+    pm, pn, c = split_gemm(256, 256, 16, 16, 16, cost)
+    assert pm * pn == 16 and c == 256 * 256 // 16
+
+
+@settings(max_examples=40, deadline=None)
+@given(m=st.integers(1, 3000), k=st.integers(1, 4000), n=st.integers(1, 3000),
+       cores=st.integers(1, 47))
+def test_more_cores_never_slower_on_a_compute_bound_gemm(cm384, m, k, n, cores):
+    chip = cm384.chip
+    fewer = replace(chip, dies=1, cores_per_die=cores)
+    more = replace(chip, dies=1, cores_per_die=cores + 1)
+    g = Gemm("g", m=m, k=k, n=n)
+    assert (gemm_on_chip(g, more, predict=rtl_predict).compute_s
+            <= gemm_on_chip(g, fewer, predict=rtl_predict).compute_s)
+
+
+@settings(max_examples=40, deadline=None)
+@given(m=st.integers(1, 64), k=st.integers(64, 8192), n=st.integers(64, 8192),
+       factor=st.floats(1.0, 8.0))
+def test_more_bandwidth_never_slower_on_a_memory_bound_gemm(cm384, m, k, n, factor):
+    chip = cm384.chip
+    wider = replace(chip, hbm_bandwidth_bytes_per_s=chip.hbm_bandwidth_bytes_per_s * factor)
+    g = Gemm("g", m=m, k=k, n=n)
+    assert (gemm_on_chip(g, wider, predict=rtl_predict).time_s
+            <= gemm_on_chip(g, chip, predict=rtl_predict).time_s)
+
+
+# --- collectives ------------------------------------------------------------------------
+
+def test_collective_time_is_hops_latency_plus_bytes_over_saturated_ports(cm384):
+    net = NetworkSource(cm384, fake_figures(sat=0.5, hop=4, endpoints=16))
+    c = collective_time(Comm("a2a", "all_to_all", 64e6, 384, "supernode"), cm384, net)
+    tier = cm384.tier("supernode")
+    latency = cm384.endpoint_latency_ns * 1e-9 + 3 * 4 / cm384.switch_clock_hz
+    transfer = 383 / 384 * 64e6 / (0.5 * tier.bandwidth_bytes_per_s)
+    assert c.latency_s == pytest.approx(latency)
+    assert c.transfer_s == pytest.approx(transfer)
+    assert c.extrapolated                                   # 384 > the 16 endpoints modelled
+    assert c.roofline_s < c.time_s
+    node = collective_time(Comm("ar", "all_reduce", 64e6, 8, "node"), cm384, net)
+    assert node.hops == 1
+    assert node.wire_bytes == pytest.approx(2 * 7 / 8 * 64e6)
+
+
+def test_oversubscription_and_saturation_slow_the_transfer(cm384):
+    net = NetworkSource(cm384, fake_figures(sat=1.0))
+    base = collective_time(Comm("a", "all_gather", 1e8, 384, "supernode"), cm384, net)
+    tiers = tuple(replace(t, oversubscription=2.0) if t.name == "supernode" else t
+                  for t in cm384.tiers)
+    over = collective_time(Comm("a", "all_gather", 1e8, 384, "supernode"),
+                           replace(cm384, tiers=tiers), net)
+    assert over.transfer_s == pytest.approx(2 * base.transfer_s)
+    half = collective_time(Comm("a", "all_gather", 1e8, 384, "supernode"), cm384,
+                           NetworkSource(cm384, fake_figures(sat=0.5)))
+    assert half.transfer_s == pytest.approx(2 * base.transfer_s)
+
+
+def test_communication_uses_the_router_network_model(cm384):
+    from fabric.network import clos_figures
+    figures = clos_figures(pattern="all_to_all", **dict(cm384.router))
+    c = collective_time(Comm("a2a", "all_to_all", 1e8, 384, "supernode"), cm384,
+                        NetworkSource(cm384))
+    assert c.saturation_throughput == figures.saturation_throughput
+    assert c.effective_bandwidth_bytes_per_s == pytest.approx(
+        figures.saturation_throughput * 392e9)
+    assert c.latency_s == pytest.approx(1e-6 + 3 * figures.hop_latency_cycles / 1e9)
+
+
+def test_a_group_larger_than_its_tier_is_refused(cm384):
+    with pytest.raises(UserError, match="does not fit tier 'node'"):
+        collective_time(Comm("a", "all_reduce", 1e6, 16, "node"), cm384,
+                        NetworkSource(cm384, fake_figures()))
+
+
+# --- LLM steps ----------------------------------------------------------------------------
+
+CASES = [(s, w, p) for s in SYSTEMS for w in ("deepseek-r1", "llama3-70b")
+         for p in ("decode", "prefill")]
+
+
+@pytest.fixture(scope="module")
+def default_estimates():
+    return {case: estimate(case[0], case[1], phase=case[2]) for case in CASES}
+
+
+@pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES])
+def test_estimate_is_consistent_and_never_beats_its_roofline(default_estimates, case):
+    e = default_estimates[case]
+    assert e.roofline_s <= e.step_s * (1 + 1e-9)
+    assert e.comm_exposed_s + e.comm_overlapped_s == pytest.approx(e.comm_s)
+    assert e.step_s == pytest.approx(sum(b.time_s * b.repeat for b in e.blocks))
+    assert e.bound in ("compute", "memory", "fabric")
+    assert 0 < e.utilization <= 1
+    assert e.tokens_per_s == pytest.approx(e.tokens_per_s_per_chip * e.chips)
+    assert e.fits_in_hbm
+    assert e.network_source and "RTL" in e.network_source
+
+
+def test_the_full_supernode_is_used_by_default(default_estimates):
+    assert default_estimates[("cloudmatrix384", "deepseek-r1", "decode")].chips == 384
+    assert default_estimates[("gb200-nvl72", "deepseek-r1", "decode")].chips == 72
+
+
+def test_decode_throughput_rises_with_batch_until_a_bound(cm384):
+    net = NetworkSource(cm384, fake_figures(sat=0.9, hop=2))
+    throughput, fits = [], []
+    for batch in (384 * 2 ** i for i in range(0, 10)):
+        e = estimate(cm384, "deepseek-r1", phase="decode", batch=batch, seq_len=16384,
+                     network=net)
+        throughput.append(e.tokens_per_s)
+        fits.append(e.fits_in_hbm)
+    assert not all(fits)                    # the KV cache eventually outgrows the HBM
+    for i in range(1, len(throughput)):
+        if fits[i]:
+            assert throughput[i] >= throughput[i - 1]
+    assert throughput[fits.index(False) - 1] > 4 * throughput[0]
+
+
+def test_memory_capacity_is_reported(cm384):
+    e = estimate(cm384, "llama3-70b", phase="decode", mapping=Mapping(name="one", dp=1),
+                 batch=1, network=NetworkSource(cm384, fake_figures()))
+    assert e.weight_bytes == pytest.approx(load_workload("llama3-70b").params() * 2, rel=0.01)
+    assert not e.fits_in_hbm
+    assert any("does not fit" in n for n in e.notes)
+
+
+def test_tensor_parallel_adds_exposed_fabric_time(cm384):
+    net = NetworkSource(cm384, fake_figures())
+    tp1 = estimate(cm384, "llama3-70b", phase="decode", batch=64,
+                   mapping=Mapping(name="tp1", dp=8), network=net)
+    tp8 = estimate(cm384, "llama3-70b", phase="decode", batch=64,
+                   mapping=Mapping(name="tp8", tp=8), network=net)
+    assert tp1.comm_s == 0 and tp8.comm_exposed_s > 0
+    assert tp8.weight_bytes == pytest.approx(tp1.weight_bytes / 8, rel=0.02)
+
+
+def test_expert_overlap_hides_dispatch_and_combine(cm384):
+    net = NetworkSource(cm384, fake_figures())
+    hidden = Mapping(name="h", dp=384, ep=384,
+                     overlap={"tp": 0.0, "ep": 1.0, "dp": 0.0, "pp": 0.0})
+    shown = Mapping(name="s", dp=384, ep=384)
+    a = estimate(cm384, "deepseek-r1", phase="decode", mapping=hidden, network=net)
+    b = estimate(cm384, "deepseek-r1", phase="decode", mapping=shown, network=net)
+    assert a.comm_s == pytest.approx(b.comm_s) and b.comm_exposed_s == pytest.approx(b.comm_s)
+    assert a.comm_exposed_s < b.comm_exposed_s and a.step_s < b.step_s
+
+
+def test_pipeline_parallel_steps_follow_the_gpipe_schedule(cm384):
+    net = NetworkSource(cm384, fake_figures())
+    e = estimate(cm384, "llama3-70b", phase="decode", batch=64, network=net,
+                 mapping=Mapping(name="pp", pp=4, dp=2, microbatches=4))
+    stage = sum(b.time_s * b.repeat for b in e.blocks)
+    assert e.step_s == pytest.approx(stage * (4 + 4 - 1))
+
+
+def test_transformer_layer_gemm_and_collective_workloads(cm384):
+    from fabric.system import collective_workload, gemm_workload
+    net = NetworkSource(cm384, fake_figures())
+    one = estimate(cm384, "llama3-70b", phase="decode", layers=1, network=net)
+    full = estimate(cm384, "llama3-70b", phase="decode", network=net)
+    assert one.step_s < full.step_s / 40
+    g = estimate(cm384, gemm_workload(4096, 4096, 4096), network=net)
+    assert g.flops == 2 * 4096 ** 3 and g.comm_s == 0
+    c = estimate(cm384, collective_workload("all_to_all", 16e6, 384), network=net)
+    assert c.comm_s > 0 and c.bound == "fabric"
+
+
+def test_bad_inputs_are_one_sentence(cm384):
+    net = NetworkSource(cm384, fake_figures())
+    with pytest.raises(UserError, match="precision 'fp8' is not supported by ascend-910c"):
+        estimate(cm384, "deepseek-r1", precision="fp8", network=net)
+    with pytest.raises(UserError, match="uses tp x pp x dp = 8 x 1 x 64 = 512 packages"):
+        estimate(cm384, "llama3-70b", mapping=Mapping(name="m", tp=8, dp=64), network=net)
+    with pytest.raises(UserError, match="batch must be a positive whole number"):
+        estimate(cm384, "llama3-70b", batch=0, network=net)
+    with pytest.raises(UserError, match="phase 'train' is not accepted"):
+        estimate(cm384, "llama3-70b", phase="train", network=net)
