@@ -2,6 +2,7 @@
 
 import fcntl
 import hashlib
+import inspect
 import json
 import os
 import shutil
@@ -91,6 +92,18 @@ def export_verilog(component, path, *, name: str = TOPLEVEL) -> Path:
     return path
 
 
+def _source_digest(component_factory) -> str:
+    """Digest of the HDL sources a design is built from: ``rtl/`` and the factory's module."""
+    files = sorted(Path(__file__).resolve().parents[1].joinpath("rtl").rglob("*.py"))
+    source = inspect.getsourcefile(component_factory)
+    if source:
+        files.append(Path(source))
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 @contextmanager
 def _locked(directory: Path):
     directory.mkdir(parents=True, exist_ok=True)
@@ -148,7 +161,8 @@ def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
     if wave_format not in ("fst", "vcd"):
         raise ValueError(f"wave format must be 'fst' or 'vcd', not {wave_format!r}")
     trace = wave_format if waves else None
-    bdir = design_dir(kind, {**params, "_trace": trace}, sim, waves)
+    bdir = design_dir(kind, {**params, "_trace": trace, "_source": _source_digest(component_factory)},
+                      sim, waves)
     run_dir = bdir / f"run-{_digest(inputs)}"
     run_dir.mkdir(parents=True, exist_ok=True)
 
@@ -163,7 +177,10 @@ def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
 
     runner = get_runner(sim)
     with _locked(bdir):
-        export_verilog(component_factory(**params), bdir / f"{TOPLEVEL}.v")
+        # The directory is keyed by the parameters and the design's source code, so an
+        # existing Verilog file is this design's: skip the (slow) elaboration.
+        if not (bdir / f"{TOPLEVEL}.v").exists():
+            export_verilog(component_factory(**params), bdir / f"{TOPLEVEL}.v")
         runner.build(
             sources=[bdir / f"{TOPLEVEL}.v"], hdl_toplevel=TOPLEVEL, build_dir=bdir,
             # Verilator needs VM_TRACE=1 at build time or the binary refuses --trace.
@@ -180,16 +197,18 @@ def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
         else:
             test_args += ["--trace-file", str(wave_path)]
 
-    xml = runner.test(
-        hdl_toplevel=TOPLEVEL, test_module=test_module, testcase=testcase, build_dir=bdir,
-        test_dir=run_dir, test_args=test_args, plusargs=plusargs, waves=waves,
-        timescale=TIMESCALE, log_file=run_dir / "sim.log",
-        extra_env={"SUPERNODE_INPUTS": str(run_dir / "inputs.json"),
-                   "SUPERNODE_RESULT": str(result_file),
-                   "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1])]
-                                                 + sys.path)},
-        results_xml=str(run_dir / "results.xml"),
-    )
+    env = {"SUPERNODE_INPUTS": str(run_dir / "inputs.json"),
+           "SUPERNODE_RESULT": str(result_file),
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1])] + sys.path)}
+    try:
+        xml = runner.test(
+            hdl_toplevel=TOPLEVEL, test_module=test_module, testcase=testcase, build_dir=bdir,
+            test_dir=run_dir, test_args=test_args, plusargs=plusargs, waves=waves,
+            timescale=TIMESCALE, log_file=run_dir / "sim.log", extra_env=env,
+            results_xml=str(run_dir / "results.xml"),
+        )
+    except SystemExit:                  # the cocotb runner exits when a test failed
+        xml = run_dir / "results.xml"
     failures = _failures(Path(xml))
     result = json.loads(result_file.read_text()) if result_file.exists() else None
     if failures or result is None:

@@ -68,14 +68,19 @@ class TileHarness(wiring.Component):
     ----------
     depth : int
         Capacity of each memory, in beats or rows.
+    fault : str or None
+        ``"flip_result_bit"`` flips bit 0 of the first result row on its way to the
+        monitor, to show that the bench's scoreboard catches a wrong answer.
     **tile_params
         Passed to :class:`~rtl.tile.SystolicTile`.
     """
 
-    def __init__(self, *, depth, **tile_params):
+    def __init__(self, *, depth, fault=None, **tile_params):
         if not isinstance(depth, int) or depth < 1:
             raise ValueError(f"depth must be a positive integer, not {depth!r}")
-        self._depth = depth
+        if fault not in (None, "flip_result_bit"):
+            raise ValueError(f"fault must be None or 'flip_result_bit', not {fault!r}")
+        self._depth, self._fault = depth, fault
         self.tile = SystolicTile(**tile_params)
         count = range(depth + 1)
         members = {
@@ -147,7 +152,8 @@ class TileHarness(wiring.Component):
         m.d.comb += [
             tile.c.ready.eq(running & ~self.gaps["c"].gap),
             write.addr.eq(c_index),
-            write.data.eq(tile.c.payload.as_value()),
+            write.data.eq(tile.c.payload.as_value()
+                          ^ (c_index == 0 if self._fault == "flip_result_bit" else 0)),
             write.en.eq(tile.c.valid & tile.c.ready),
             self.done.eq(running & (c_index == self.c_count) & (self.c_count != 0)),
         ]

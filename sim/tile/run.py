@@ -110,11 +110,13 @@ def _capacity(needed):
 
 
 def run_gemm(params, A, B, *, sim="icarus", waves=False, wave_format="fst", seed=1,
-             a_gaps=Gaps(), b_gaps=Gaps(), c_gaps=Gaps()):
+             a_gaps=Gaps(), b_gaps=Gaps(), c_gaps=Gaps(), fault=None):
     """Run ``A @ B`` on ``SystolicTile(**params)`` under cocotb; returns a :class:`GemmRun`.
 
     Raises :class:`sim.runner.SimulationError` when a row differs from the reference
-    (the bench's scoreboard names the first one) or the run times out.
+    (the bench's scoreboard names the first one) or the run times out. ``fault`` is
+    passed to :class:`~sim.tile.harness.TileHarness` (a deliberate error, for testing
+    the bench itself).
     """
     params = tile_params(**params)
     A, B = np.asarray(A), np.asarray(B)
@@ -138,7 +140,8 @@ def run_gemm(params, A, B, *, sim="icarus", waves=False, wave_format="fst", seed
                                                     ("c", c_gaps)))},
     }
     run = run_cocotb(kind="tile", component_factory=TileHarness,
-                     params={**params, "depth": depth}, test_module="sim.tile.bench",
+                     params={**params, "depth": depth, "fault": fault},
+                     test_module="sim.tile.bench",
                      inputs=inputs, sim=sim, waves=waves, wave_format=wave_format)
     counters = run.result["counters"]
     C = result_rows_to_matrix(run.result["rows"], folds, rows=params["rows"], m=m, n=n,
