@@ -173,15 +173,24 @@ def demo_table(file=None, *, predict=None, network=None) -> None:
                          "yes" if pub.matches(ct[key]) else "NO"])
     print("\nChip: derived peak (cores x MACs/cycle x 2 x clock) vs published, TFLOPS", file=out)
     print(_table(["package", "figure", "derived", "published", "match"], rows), file=out)
-    rows = []
+    rows, reasons = [], []
     for s in systems:
         st = system_totals(s)
         for key, pub in s.published.items():
-            rows.append([s.name, key, _num(st[key]), pub.text,
-                         "yes" if pub.matches(st[key]) else "NO",
-                         pub.tolerance_reason and "see note"])
-    print("\nSupernode: derived totals vs published", file=out)
+            words = pub.text.split()
+            unit = " ".join(words[1:])
+            scale = pub.value / float(words[0]) if float(words[0]) else 1.0
+            derived = f"{st[key] / scale:,.4g}" + (f" {unit}" if unit else "")
+            mark = ""
+            if pub.tolerance_reason:
+                reasons.append(pub.tolerance_reason)
+                mark = f"({len(reasons)})"
+            rows.append([s.name, key, derived, pub.text,
+                         "yes" if pub.matches(st[key]) else "NO", mark])
+    print("\nSupernode: derived totals (package x packages) vs published", file=out)
     print(_table(["system", "figure", "derived", "published", "match", ""], rows), file=out)
+    for i, reason in enumerate(reasons, 1):
+        print(f"({i}) {reason}", file=out)
     c = compare(systems, ["deepseek-r1"], phases=["decode"], network=network, predict=predict)
     print("", file=out)
     text = format_comparison(c)

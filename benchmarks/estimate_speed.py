@@ -1,0 +1,98 @@
+"""Speed of the system estimator: one full-supernode estimate, and a 1,000-configuration sweep on 2 cores."""
+
+import argparse
+import itertools
+import json
+import os
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+SYSTEMS = ("cloudmatrix384", "gb200-nvl72")
+WORKLOADS = ("deepseek-r1", "llama3-70b")
+PHASES = ("decode", "prefill")
+
+
+def configurations(count: int):
+    """``count`` distinct (system, workload, phase, batch per package, seq_len) tuples."""
+    per_chip = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 160, 192, 256, 320, 384,
+                448, 512, 640, 768, 896, 1024]
+    seqs = [512, 1024, 2048, 4096, 8192]
+    grid = itertools.product(SYSTEMS, WORKLOADS, PHASES, per_chip, seqs)
+    return list(itertools.islice(grid, count))
+
+
+_STATE = {}
+
+
+def _init():
+    # Each worker loads the hardware once and warms the network figures.
+    from fabric.system import estimate, load_system, load_workload
+    _STATE["systems"] = {s: load_system(s) for s in SYSTEMS}
+    _STATE["workloads"] = {w: load_workload(w) for w in WORKLOADS}
+    for s in _STATE["systems"].values():
+        estimate(s, _STATE["workloads"]["deepseek-r1"], phase="decode")
+
+
+def _one(config):
+    from fabric.system import estimate
+    system, workload, phase, per_chip, seq = config
+    spec = _STATE["systems"][system]
+    e = estimate(spec, _STATE["workloads"][workload], phase=phase, seq_len=seq,
+                 batch=per_chip * spec.chips if phase == "decode" else max(1, per_chip // 16)
+                 * spec.chips)
+    return e.tokens_per_s
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--configs", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+
+    from fabric.system import estimate, load_system
+
+    start = time.perf_counter()
+    system = load_system("cloudmatrix384")
+    first = estimate(system, "deepseek-r1", phase="decode")
+    cold_s = time.perf_counter() - start
+    times = []
+    for _ in range(10):
+        start = time.perf_counter()
+        estimate(load_system("cloudmatrix384"), "deepseek-r1", phase="decode")
+        times.append(time.perf_counter() - start)
+
+    configs = configurations(args.configs)
+    start = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=args.workers, initializer=_init) as pool:
+        results = list(pool.map(_one, configs, chunksize=25))
+    sweep_s = time.perf_counter() - start
+    assert len(results) == len(configs) and all(r > 0 for r in results)
+
+    report = {
+        "full_system_estimate_cold_s": cold_s,
+        "full_system_estimate_warm_median_s": statistics.median(times),
+        "full_system_chips": first.chips,
+        "sweep_configs": len(configs),
+        "sweep_workers": args.workers,
+        "sweep_s": sweep_s,
+        "cpu_count": os.cpu_count(),
+    }
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print(f"full {first.chips}-package estimate (DeepSeek-R1 decode on CloudMatrix 384): "
+              f"{report['full_system_estimate_warm_median_s'] * 1e3:.0f} ms warm (median of "
+              f"10, files loaded each time), {cold_s:.2f} s cold (imports, network figures)")
+        print(f"sweep of {len(configs)} configurations on {args.workers} workers: "
+              f"{sweep_s:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
