@@ -25,6 +25,9 @@ class Harness(Elaboratable):
 
     def __init__(self, **params):
         self.params = dict(params)
+        # A harness is a job description that the runner elaborates; it may well be built
+        # and discarded (a refused job), which is no design error worth a warning.
+        self._MustUse__silence = True
 
     def design(self):
         """A fresh instance of the bare design under proof."""

@@ -1,5 +1,7 @@
 """Reusable formal properties: the valid/ready stream contract and small history helpers."""
 
+import re
+
 from amaranth.hdl import Assert, Assume, Signal, Value
 from amaranth.lib import data
 
@@ -51,3 +53,50 @@ def valid_independent_of_ready(factory, port, *, name=None):
     name = name or f"{port.replace('__', '.')}.valid does not depend on {port.replace('__', '.')}.ready"
     return StructuralCheck(name=name, component_factory=factory,
                            selection=f"w:{port}__valid %cie* w:{port}__ready %i")
+
+
+def _suffix_masks(n):
+    """The priority masks a round-robin arbiter of ``n`` can hold: all ones, or bits above j."""
+    full = (1 << n) - 1
+    return [full] + [full & ~((1 << (j + 1)) - 1) for j in range(n)]
+
+
+def round_robin_fairness(m, *, name, req, grant, mask, update):
+    """Assert that a round-robin arbiter serves every steady requester within ``n - 1`` moves.
+
+    ``req``/``grant`` are the arbiter's request and one-hot grant vectors, ``mask`` its
+    priority mask (requesters at or after the pointer) and ``update`` whether its priority
+    moves this cycle. For each requester a counter of the moves it lost while requesting is
+    kept; the proof is the inductive invariant ``lost + distance(pointer, r) <= n - 1``
+    (each lost move takes the pointer past a requester ahead of ``r``).
+    """
+    n = len(req)
+    tag = re.sub(r"\W+", "_", name).strip("_")
+    masks = _suffix_masks(n)
+    from amaranth.hdl import Cat, Mux
+    m.d.comb += Assert(Cat(*[mask == k for k in masks]).any(),
+                       f"{name}: priority mask is a round-robin pointer")
+    # Pointer: index of the lowest set bit of the mask (0 when the mask is empty).
+    pointer = Signal(range(n), name=f"{tag}_pointer")
+    for j in reversed(range(n)):
+        with m.If(mask[j]):
+            m.d.comb += pointer.eq(j)
+    moved = Signal(name=f"{tag}_moved")
+    m.d.comb += moved.eq(update & grant.any())
+    for r in range(n):
+        lost = Signal(range(n + 1), name=f"{tag}_lost{r}")
+        distance = Signal(range(n), name=f"{tag}_dist{r}")
+        m.d.comb += distance.eq(Mux(pointer <= r, r - pointer, r + n - pointer))
+        with m.If(~req[r]):
+            m.d.sync += lost.eq(0)
+        with m.Elif(moved & grant[r]):
+            m.d.sync += lost.eq(0)
+        with m.Elif(moved):
+            m.d.sync += lost.eq(lost + 1)
+        with m.If(req[r]):
+            m.d.comb += [
+                Assert(lost + distance <= n - 1, f"{name}: requester {r} is next within "
+                                                 f"the pointer distance"),
+                Assert(lost <= n - 1, f"{name}: requester {r} is served within {n - 1} "
+                                      f"moves of the priority"),
+            ]

@@ -193,10 +193,9 @@ def _write_if_changed(path: Path, text: str):
         path.write_text(text)
 
 
-_TRACE = re.compile(r"summary: (?:counterexample trace(?: \[(\w+)\])?|cover trace): (\S+)")
-_FAILED = re.compile(r"summary:\s+failed assertion (\S+)")
-_REACHED = re.compile(r"summary:\s+reached cover statement (\S+)")
-_UNREACHED = re.compile(r"summary:\s+unreached cover statement (\S+)")
+_EVENT = re.compile(r"\] engine_\d+(?:\.(\w+))?: .*?(Assert failed|Reached cover statement)"
+                    r".*? top: (\S+)")
+_VCD = re.compile(r"\] engine_\d+(?:\.(\w+))?: .*?Writing trace to VCD file: (\S+)")
 _DONE = re.compile(r"DONE \((\w+), rc=\d+\)")
 
 
@@ -219,18 +218,26 @@ def _run_sby(job_dir: Path, name: str, mode: str, depth: int, engine: str,
     done = _DONE.search(text)
     verdict = _STATUS.get(done.group(1), "error") if done else "error"
     out = {"status": verdict, "log": job_dir / name / "logfile.txt", "failed": [],
-           "traces": [], "reached": {}, "unreached": [], "text": text}
-    pending_trace = None
+           "traces": [], "reached": {}, "text": text}
+    # Engine lines name each failed assertion or reached cover, then the VCD written for
+    # it (the end-of-run summary is abridged when there are many traces).
+    last_event = {}
     for line in text.splitlines():
-        if m := _TRACE.search(line):
-            pending_trace = (m.group(1) or "cover", (job_dir / m.group(2)).resolve())
-            out["traces"].append(pending_trace)
-        elif m := _FAILED.search(line):
-            out["failed"].append((_short(m.group(1)), pending_trace))
-        elif m := _REACHED.search(line):
-            out["reached"][_short(m.group(1))] = pending_trace[1] if pending_trace else None
-        elif m := _UNREACHED.search(line):
-            out["unreached"].append(_short(m.group(1)))
+        if m := _EVENT.search(line):
+            phase = m.group(1) or ("cover" if mode == "cover" else "basecase")
+            what, check = m.group(2), _short(m.group(3))
+            if what == "Assert failed":
+                out["failed"].append((check, phase))
+            else:
+                out["reached"][check] = None
+            last_event[phase] = (what, check)
+        elif m := _VCD.search(line):
+            phase = m.group(1) or ("cover" if mode == "cover" else "basecase")
+            path = (job_dir / name / m.group(2)).resolve()
+            out["traces"].append((phase, path))
+            what, check = last_event.get(phase, (None, None))
+            if what == "Reached cover statement" and out["reached"].get(check) is None:
+                out["reached"][check] = path
     return out
 
 
@@ -300,9 +307,9 @@ def run_formal(harness, *, mode: str = "prove", depth: "int | None" = None,
             # A basecase trace is a real counterexample; prefer it to an induction trace.
             traces = sorted(main["traces"], key=lambda t: t[0] != "basecase")
             result.trace = traces[0][1]
-        if status == "fail" and not any(t[0] in ("basecase", "cover") for t in main["traces"]) \
-                and mode == "prove" and main["traces"]:
-            status = "unknown"
+        if status == "fail" and mode == "prove" and main["failed"] and \
+                all(phase == "induction" for _, phase in main["failed"]):
+            status = "unknown"      # only the inductive step failed: not a real trace
         if status == "error":
             result.detail = _error_detail(main["text"])
 
