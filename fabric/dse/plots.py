@@ -18,6 +18,17 @@ DEFAULT_DIRECTION = {"throughput": "max", "utilisation": "max", "latency": "min"
                      "area": "min", "energy": "min"}
 
 
+#: Front points labelled with their parameters, at most.
+MAX_LABELS = 12
+
+
+def _fmt(value) -> str:
+    """A parameter value as a short label (``4.9e+10`` rather than ``49000000000.0``)."""
+    if isinstance(value, (float, np.floating)):
+        return f"{value:g}"
+    return str(value)
+
+
 def _save(fig, out_dir, stem) -> list:
     paths = []
     for ext in ("png", "svg"):
@@ -49,10 +60,12 @@ def _pareto(table, spec, plot, out_dir):
     ax.step(f[xcol], f[ycol], where="post", color="tab:orange", lw=1.5)
     ax.scatter(f[xcol], f[ycol], s=22, color="tab:orange", zorder=3,
                label=f"front of {plot['y']} vs {plot['x']}")
-    for _, row in f.iterrows():
-        text = ", ".join(f"{p}={row[p]}" for p in spec.space if len(spec.space[p]) > 1)
-        ax.annotate(text, (row[xcol], row[ycol]), fontsize=6, xytext=(3, 3),
-                    textcoords="offset points")
+    varied = [p for p in spec.space if len(spec.space[p]) > 1]
+    for (x, y), same in list(f.groupby([xcol, ycol], sort=True))[:MAX_LABELS]:
+        text = ", ".join(f"{p}={_fmt(same.iloc[0][p])}" for p in varied)
+        if len(same) > 1:
+            text += f" (+{len(same) - 1} equal)"
+        ax.annotate(text, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
     ax.set_xlabel(xcol)
     ax.set_ylabel(ycol)
     ax.set_title(f"{spec.name}: {plot['y']} vs {plot['x']}")
@@ -80,15 +93,16 @@ def _heatmap(table, spec, plot, out_dir):
         grid = grid.reindex(index=ys, columns=xs)
         image = ax.imshow(grid.to_numpy(dtype=float), origin="lower", aspect="auto",
                           vmin=vmin, vmax=vmax, cmap="viridis")
-        ax.set_xticks(range(len(xs)), [str(x) for x in xs])
-        ax.set_yticks(range(len(ys)), [str(y) for y in ys])
+        ax.set_xticks(range(len(xs)), [_fmt(x) for x in xs])
+        ax.set_yticks(range(len(ys)), [_fmt(y) for y in ys])
+        ax.tick_params(axis="x", labelrotation=30)
         for (i, j), v in np.ndenumerate(grid.to_numpy(dtype=float)):
             if not np.isnan(v):
                 ax.text(j, i, f"{v:.2g}", ha="center", va="center", fontsize=7,
                         color="w" if v < (vmin + vmax) / 2 else "k")
         ax.set_xlabel(plot["x"])
         ax.set_ylabel(plot["y"])
-        ax.set_title(f"{facet}={name}" if facet else spec.name, fontsize=9)
+        ax.set_title(f"{facet}={_fmt(name)}" if facet else spec.name, fontsize=9)
     others = [p for p in spec.space if p not in (plot["x"], plot["y"], facet)
               and len(spec.space[p]) > 1]
     fig.colorbar(image, ax=axes[0].tolist(), label=value + (f" ({best} over {', '.join(others)})"
@@ -109,7 +123,7 @@ def _curves(table, spec, plot, out_dir):
     for name, group in groups:
         name = name if isinstance(name, tuple) else (name,)
         g = group.sort_values(along)
-        label = ", ".join(f"{p}={v}" for p, v in zip(config, name)) or spec.name
+        label = ", ".join(f"{p}={_fmt(v)}" for p, v in zip(config, name)) or spec.name
         ax.plot(g[xcol], g[ycol], marker="o", ms=3, lw=1.2, label=label)
     ax.set_xlabel(xcol)
     ax.set_ylabel(ycol)

@@ -36,7 +36,12 @@ def build_table(spec, rows) -> pd.DataFrame:
                "worker", "error"]
     table = pd.DataFrame.from_records(records, columns=columns)
     for m in metric_cols:
-        table[m] = pd.to_numeric(table[m], errors="coerce")
+        values = table[m].dropna()
+        if all(isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))
+               for v in values):
+            table[m] = pd.to_numeric(table[m])
+        elif all(isinstance(v, (bool, np.bool_)) for v in values):
+            table[m] = table[m].astype("boolean")
     return table
 
 

@@ -1,0 +1,188 @@
+"""System points: a supernode resized (node count, tier bandwidths, mapping) and estimated on an LLM step."""
+
+OBJECTIVES = {
+    "throughput": "tokens_per_s",
+    "latency": "step_s",
+    "utilisation": "utilization",
+}
+
+SOURCES = ("fabric.system.estimate", "fabric.system.chip", "fabric.system.comm",
+           "fabric.system.workload", "fabric.system.mapping", "fabric.system.hardware",
+           "fabric.network.figures", "fabric.tile_model")
+
+#: The estimator is built from the tile and network models, which are themselves checked
+#: against the RTL by their own tests; a system point has no RTL of its own to run.
+RTL_CHECKS = False
+
+_WORKLOAD_KEYS = {"name": str, "system": str, "model": str, "phase": str, "mapping": str,
+                  "batch_per_chip": int, "seq_len": int, "precision": str, "layers": int}
+
+
+def _positive_int(value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError("a positive integer")
+    return value
+
+
+def _bandwidth(key):
+    def check(value):
+        from fabric.system.config import parse_quantity
+        from supernode.errors import UserError
+        if isinstance(value, str):
+            try:
+                value = parse_quantity(value, key, "[space]")
+            except UserError:
+                raise ValueError('a bandwidth in bytes per second, such as 196e9 or "196 GB/s"')
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ValueError('a positive bandwidth in bytes per second, such as 196e9 or '
+                             '"196 GB/s"')
+        return float(value)
+    return check
+
+
+def _fraction(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError("a fraction from 0 to 1")
+    return float(value)
+
+
+def parameters() -> dict:
+    """``nodes``; ``tier1_/tier2_bandwidth_bytes_per_s`` (per package, one direction, of the
+    first and second scale-up tiers); ``batch_per_chip``; ``ep_overlap`` (share of the
+    expert-parallel traffic that may hide under compute)."""
+    return {"nodes": _positive_int,
+            "tier1_bandwidth_bytes_per_s": _bandwidth("tier1_bandwidth_bytes_per_s"),
+            "tier2_bandwidth_bytes_per_s": _bandwidth("tier2_bandwidth_bytes_per_s"),
+            "batch_per_chip": _positive_int, "ep_overlap": _fraction}
+
+
+def check_workload(table: dict, swept: set) -> dict:
+    """``system`` (a shipped system or a path), ``model`` (an LLM workload), ``phase``,
+    ``mapping`` (a mapping file whose degrees are rescaled to the point's packages),
+    ``batch_per_chip``, ``seq_len``, ``precision``, ``layers``."""
+    from fabric.system import load_mapping, load_system, load_workload
+    from supernode.errors import UserError
+
+    for key, value in table.items():
+        if key not in _WORKLOAD_KEYS:
+            raise ValueError(f"key {key!r} is unknown; expected one of {', '.join(_WORKLOAD_KEYS)}")
+        if not isinstance(value, _WORKLOAD_KEYS[key]) or isinstance(value, bool):
+            raise ValueError(f"{key} = {value!r}; expected {_WORKLOAD_KEYS[key].__name__}")
+    out = {"name": table.get("name", "llm-step"), "system": table.get("system", "cloudmatrix384"),
+           "model": table.get("model", "deepseek-r1"), "phase": table.get("phase", "decode"),
+           "mapping": table.get("mapping")}
+    for key in ("batch_per_chip", "seq_len", "precision", "layers"):
+        if key in table:
+            out[key] = table[key]
+    if "batch_per_chip" in swept and "batch_per_chip" in table:
+        raise ValueError("batch_per_chip is both swept in [space] and fixed in [workload]; "
+                         "keep one")
+    if out["phase"] not in ("decode", "prefill"):
+        raise ValueError(f"phase = {out['phase']!r}; expected decode or prefill")
+    try:
+        system = load_system(out["system"])
+        model = load_workload(out["model"])
+        if out["mapping"] is not None:
+            load_mapping(out["mapping"])
+    except UserError as exc:
+        raise ValueError(str(exc))
+    if getattr(model, "kind", None) != "llm":
+        raise ValueError(f"model = {out['model']!r} is not an LLM workload")
+    if len(system.scale_up_tiers) < 2 and ("tier2_bandwidth_bytes_per_s" in swept):
+        raise ValueError(f"system {out['system']!r} has one scale-up tier, so "
+                         f"tier2_bandwidth_bytes_per_s cannot be swept")
+    return out
+
+
+def check_rtl(table: dict) -> dict:
+    if table:
+        raise ValueError(f"key {sorted(table)[0]!r} is unknown; system points take no RTL "
+                         f"options")
+    return {}
+
+
+def default_plots(swept: set, objectives: set) -> list:
+    plots = []
+    if {"nodes", "tier2_bandwidth_bytes_per_s"} <= swept:
+        plot = {"type": "heatmap", "x": "tier2_bandwidth_bytes_per_s", "y": "nodes",
+                "value": "throughput"}
+        if "ep_overlap" in swept:
+            plot["facet"] = "ep_overlap"
+        plots.append(plot)
+    if {"throughput", "latency"} <= objectives:
+        plots.append({"type": "pareto", "x": "latency", "y": "throughput"})
+    return plots
+
+
+def build(params: dict, workload: dict):
+    """The resized system and rescaled mapping of a point: ``(system, model, mapping)``."""
+    from dataclasses import replace
+    from types import MappingProxyType
+
+    from fabric.system import default_mapping, load_mapping, load_system, load_workload
+
+    system = load_system(workload["system"])
+    model = load_workload(workload["model"])
+    nodes = params.get("nodes", system.nodes)
+    chips = nodes * system.node.chips_per_node
+    scale_up = system.scale_up_tiers
+    bandwidth = {scale_up[0].name: params.get("tier1_bandwidth_bytes_per_s")}
+    if len(scale_up) > 1:
+        bandwidth[scale_up[1].name] = params.get("tier2_bandwidth_bytes_per_s")
+    tiers = []
+    for tier in system.tiers:
+        # The innermost tier keeps its size (a node); every outer tier spans the system.
+        inner = tier is scale_up[0] and len(scale_up) > 1
+        changes = {"span_chips": min(tier.span_chips, chips) if inner else chips}
+        if bandwidth.get(tier.name) is not None:
+            changes["bandwidth_bytes_per_s"] = bandwidth[tier.name]
+        tiers.append(replace(tier, **changes))
+    system = replace(system, nodes=nodes, tiers=tuple(tiers))
+    mapping = load_mapping(workload["mapping"]) if workload["mapping"] else \
+        default_mapping(system, model, workload["phase"])
+    scale = {}
+    if mapping.chips != chips:
+        # Keep the mapping's tensor and pipeline degrees; data (and expert) parallelism
+        # grow or shrink with the number of packages.
+        per_replica = mapping.tp * mapping.pp
+        if chips % per_replica:
+            raise ValueError(f"{chips} packages cannot hold whole replicas of tp {mapping.tp} "
+                             f"x pp {mapping.pp}")
+        dp = chips // per_replica
+        scale = {"dp": dp, "ep": min(mapping.ep * dp // mapping.dp, dp * mapping.tp)
+                 if mapping.ep > 1 else 1}
+    mapping = mapping.with_degrees(**scale)
+    if "ep_overlap" in params:
+        overlap = dict(mapping.overlap, ep=params["ep_overlap"])
+        mapping = replace(mapping, overlap=MappingProxyType(overlap))
+    return system, model, mapping
+
+
+def evaluate(params: dict, workload: dict, *, rtl=None, area=False) -> dict:
+    """Estimate one step of the workload on the resized system."""
+    from fabric.system import estimate
+
+    system, model, mapping = build(params, workload)
+    chips = system.chips
+    batch = params.get("batch_per_chip", workload.get("batch_per_chip"))
+    e = estimate(system, model, phase=workload["phase"], mapping=mapping,
+                 batch=None if batch is None else batch * chips,
+                 seq_len=workload.get("seq_len"), precision=workload.get("precision"),
+                 layers=workload.get("layers"))
+    return {
+        "chips": e.chips,
+        "batch": e.batch,
+        "tokens_per_s": e.tokens_per_s,
+        "tokens_per_s_per_chip": e.tokens_per_s_per_chip,
+        "step_s": e.step_s,
+        "utilization": e.utilization,
+        "compute_s": e.compute_s,
+        "memory_exposed_s": e.memory_exposed_s,
+        "comm_s": e.comm_s,
+        "comm_exposed_s": e.comm_exposed_s,
+        "roofline_s": e.roofline_s,
+        "bound": e.bound,
+        "fits_in_hbm": e.fits_in_hbm,
+        "mapping_dp": mapping.dp,
+        "mapping_ep": mapping.ep,
+    }
