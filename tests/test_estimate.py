@@ -142,7 +142,7 @@ def test_compare_json_csv_and_plot(capsys, tmp_path):
 
 
 def test_a_failed_plot_leaves_an_older_file_untouched(capsys, tmp_path, monkeypatch):
-    import fabric.system.compare as compare_module
+    import fabric.system.comparison as compare_module
     plot = tmp_path / "roof.png"
     plot.write_bytes(b"older")
 

@@ -6,7 +6,7 @@ from .mapping import Mapping, default_mapping, load_mapping
 from .workload import (LlmModel, RunSettings, collective_workload, gemm_workload,
                        load_workload)
 from .estimate import Estimate, estimate
-from .compare import compare
+from .comparison import compare
 from .report import demo_table
 
 __all__ = ["ChipSpec", "CoreSpec", "FabricTier", "NodeSpec", "SystemSpec", "chip_totals",

@@ -482,7 +482,7 @@ def load_system(name_or_path: str | Path, *, chip: ChipSpec | None = None) -> Sy
         raise UserError(f"{path}: the largest scale-up tier must span all {chips} packages "
                         f"(nodes x chips_per_node)")
     router_t = top.sub("router", required=False)
-    router = {}
+    router, sources = {}, dict(sn.sources)
     if router_t is not None:
         # Passed to the network model, which validates its own parameters; each may be
         # written bare or with its source / assumption beside it.
@@ -494,12 +494,13 @@ def load_system(name_or_path: str | Path, *, chip: ChipSpec | None = None) -> Sy
             router[key] = raw
             router_t.mark_used(key)
         router_t.finish()
+        sources.update({f"router.{k}": v for k, v in router_t.sources.items()})
     published = _published(top.sub("published", required=False))
     top.finish()
     return SystemSpec(name=name, description=description, chip=chip, node=node, nodes=nodes,
                       l2_switches=l2, power_w=power, switch_clock_hz=switch_clock,
                       endpoint_latency_ns=endpoint, tiers=tiers, router=_frozen(router),
-                      published=published, sources=_frozen(sn.sources), path=path)
+                      published=published, sources=_frozen(sources), path=path)
 
 
 # --- derived totals -------------------------------------------------------------------
@@ -544,7 +545,11 @@ def describe_sources(system: SystemSpec) -> list:
     for key, prov in system.node.sources.items():
         rows.append(("node", key, getattr(system.node, key), prov))
     for key, prov in system.sources.items():
-        rows.append(("supernode", key, getattr(system, key), prov))
+        if key.startswith("router."):
+            rows.append(("router", key[len("router."):], system.router[key[len("router."):]],
+                         prov))
+        else:
+            rows.append(("supernode", key, getattr(system, key), prov))
     for tier in system.tiers:
         for key, prov in tier.sources.items():
             rows.append((f"tier {tier.name}", key, getattr(tier, key), prov))

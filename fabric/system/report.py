@@ -76,10 +76,12 @@ def format_estimate(e) -> str:
     if comms:
         lines += ["", "Collectives (one instance):",
                   _table(["collective", "group", "tier", "hops", "MB", "latency us",
-                          "transfer us", "GB/s eff."],
+                          "transfer us", "GB/s eff.", "figures"],
                          [[c.name, c.group, c.tier, c.hops, c.bytes_per_chip / 1e6,
                            c.latency_s * 1e6, c.transfer_s * 1e6,
-                           c.effective_bandwidth_bytes_per_s / 1e9] for c in comms])]
+                           c.effective_bandwidth_bytes_per_s / 1e9,
+                           "extrapolated" if c.extrapolated else "as modelled"]
+                          for c in comms])]
     for note in e.notes:
         lines.append(f"note: {note}")
     if e.network_source:
@@ -153,7 +155,7 @@ def demo_table(file=None, *, predict=None, network=None) -> None:
     ones. Then the CloudMatrix 384 vs GB200 NVL72 tables for DeepSeek-R1 decode.
     """
     from .chip import rtl_tile_predict
-    from .compare import compare
+    from .comparison import compare
     from .hardware import load_system
 
     out = file or sys.stdout

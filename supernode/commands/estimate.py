@@ -123,7 +123,7 @@ def run_estimate(args) -> int:
 
 
 def run_compare(args) -> int:
-    from fabric.system.compare import compare, roofline_plot
+    from fabric.system.comparison import compare, roofline_plot
     from fabric.system.report import format_comparison
 
     if len(args.systems) < 2:
