@@ -311,11 +311,22 @@ class Router(wiring.Component):
                 with m.If(deq_i[q]):
                     m.d.sync += rptr.eq(Mux(rptr == D - 1, 0, rptr + 1))
                 m.d.sync += count.eq(count + we - deq_i[q])
-                head = data.View(entry_layout, store[rptr])
-                out = Const(fixed, _bits(P)) if fixed is not None else head.out
+                # Materialise the head and the per-output lookups once: every use of an
+                # Array index would otherwise be a separate multiplexer in the netlist.
+                head = Signal(entry_layout, name=f"head_{i}_{q}")
+                m.d.comb += head.eq(store[rptr])
+                if fixed is not None:
+                    out = Const(fixed, _bits(P))
+                    has_credit = credit[fixed][v] != 0
+                    vc_busy = busy[fixed][v]
+                else:
+                    out = head.out
+                    has_credit = Signal(name=f"has_credit_{i}_{q}")
+                    vc_busy = Signal(name=f"vc_busy_{i}_{q}")
+                    m.d.comb += [has_credit.eq(credit_by_out[v][out] != 0),
+                                 vc_busy.eq(busy_by_out[v][out])]
                 m.d.comb += e_i[q].eq(
-                    (count != 0) & (credit_by_out[v][out] != 0)
-                    & (~head.flit.first | ~busy_by_out[v][out]))
+                    (count != 0) & has_credit & (~head.flit.first | ~vc_busy))
                 heads_i.append(head)
                 outs_i.append(out)
             heads.append(heads_i)
