@@ -198,7 +198,8 @@ def roofline_plot(comparison: Comparison, path) -> None:
         for precision in chip.precisions:
             peak = chip.peak_flops(precision)
             style = "-" if precision == "bf16" else "--"
-            ax.plot(xs, [min(peak, x * bw) / 1e12 for x in xs], style, color=colour,
+            points = sorted(xs + [peak / bw])             # the ridge point, drawn exactly
+            ax.plot(points, [min(peak, x * bw) / 1e12 for x in points], style, color=colour,
                     label=f"{system.name} roof, {precision}")
     for case in comparison.estimates:
         for e in case:

@@ -437,7 +437,8 @@ def llm_program(model: LlmModel, run: RunSettings, mapping, system) -> Program:
       with two all-to-alls over ``ep``; the shared expert runs where the token is;
     * pipeline stages hold ``layers / pp`` layers and pass activations with a send;
     * decode reads the whole KV cache of its sequences every step; prefill attention is
-      causal (half the score matrix on average).
+      causal (half the score matrix on average); attention is fused (the score matrix
+      stays on chip).
     """
     chip = system.chip
     precision = chip.resolve_precision(run.precision)
@@ -472,11 +473,14 @@ def llm_program(model: LlmModel, run: RunSettings, mapping, system) -> Program:
         return Gemm(name, m=int(m), k=int(k), n=int(n), batch=batch, precision=precision,
                     a_bytes=ACT_BYTES, b_bytes=wbytes, c_bytes=ACT_BYTES, b_is_weight=True)
 
-    def act_gemm(name, m, k, n, batch):
-        # Attention on activations and the KV cache: 8-bit when the run is 8-bit.
+    def act_gemm(name, m, k, n, batch, *, a_bytes=ACT_BYTES, b_bytes=kv_bytes,
+                 c_bytes=ACT_BYTES):
+        # Attention on activations and the KV cache: 8-bit when the run is 8-bit. An
+        # operand of 0 bytes stays on chip (fused attention: the score matrix is never
+        # written out; the latent read for the scores is reused for the values).
         return Gemm(name, m=int(m), k=int(k), n=max(1, int(round(n))), batch=batch,
-                    precision=attn_precision, a_bytes=ACT_BYTES, b_bytes=kv_bytes,
-                    c_bytes=ACT_BYTES, b_is_weight=False)
+                    precision=attn_precision, a_bytes=a_bytes, b_bytes=b_bytes,
+                    c_bytes=c_bytes, b_is_weight=False)
 
     def tp_all_reduce(name):
         if tp == 1:
@@ -491,8 +495,10 @@ def llm_program(model: LlmModel, run: RunSettings, mapping, system) -> Program:
         hd = model.head_dim
         group = max(1, heads // kvh)
         attn.append(weight_gemm("qkv projection", t, h, (heads + 2 * kvh) * hd))
-        attn.append(act_gemm("attention scores", q_len * group, hd, ctx, seqs * kvh))
-        attn.append(act_gemm("attention x V", q_len * group, max(1, round(ctx)), hd, seqs * kvh))
+        attn.append(act_gemm("attention scores", q_len * group, hd, ctx, seqs * kvh,
+                             c_bytes=0))
+        attn.append(act_gemm("attention x V", q_len * group, max(1, round(ctx)), hd, seqs * kvh,
+                             a_bytes=0))
         attn.append(weight_gemm("output projection", t, heads * hd, h))
     else:
         nope, rope, v = model.qk_nope_head_dim, model.qk_rope_head_dim, model.v_head_dim
@@ -503,14 +509,17 @@ def llm_program(model: LlmModel, run: RunSettings, mapping, system) -> Program:
         if decode:
             # Weight absorption: scores and values are taken on the shared latent directly.
             attn.append(weight_gemm("absorb W_UK", t, nope, lat, batch=heads))
-            attn.append(act_gemm("latent attention scores", q_len * heads, lat + rope, ctx, seqs))
+            attn.append(act_gemm("latent attention scores", q_len * heads, lat + rope, ctx, seqs,
+                                 c_bytes=0))
             attn.append(act_gemm("latent attention x V", q_len * heads, max(1, round(ctx)), lat,
-                                 seqs))
+                                 seqs, a_bytes=0, b_bytes=0))
             attn.append(weight_gemm("absorb W_UV", t, lat, v, batch=heads))
         else:
             attn.append(weight_gemm("kv up-projection", t, lat, heads * (nope + v)))
-            attn.append(act_gemm("attention scores", q_len, nope + rope, ctx, seqs * heads))
-            attn.append(act_gemm("attention x V", q_len, max(1, round(ctx)), v, seqs * heads))
+            attn.append(act_gemm("attention scores", q_len, nope + rope, ctx, seqs * heads,
+                                 c_bytes=0))
+            attn.append(act_gemm("attention x V", q_len, max(1, round(ctx)), v, seqs * heads,
+                                 a_bytes=0))
         attn.append(weight_gemm("output projection", t, heads * v, h))
     attn.append(Vector("softmax and norms", 5.0 * seqs * heads * q_len * ctx + 10.0 * t * h))
     attn += tp_all_reduce("attention all-reduce (tp)")
