@@ -317,3 +317,39 @@ def test_bad_inputs_are_one_sentence(cm384):
         estimate(cm384, "llama3-70b", batch=0, network=net)
     with pytest.raises(UserError, match="phase 'train' is not accepted"):
         estimate(cm384, "llama3-70b", phase="train", network=net)
+
+
+@pytest.mark.parametrize("workload", ["deepseek-r1", "llama3-70b"])
+def test_decode_reads_the_kv_cache_once_per_step(cm384, workload):
+    net = NetworkSource(cm384, fake_figures())
+    short = estimate(cm384, workload, phase="decode", seq_len=4096, network=net)
+    long = estimate(cm384, workload, phase="decode", seq_len=8192, network=net)
+    grown = long.kv_cache_bytes - short.kv_cache_bytes
+    assert grown > 0
+    assert long.hbm_bytes - short.hbm_bytes == pytest.approx(grown, rel=0.01)
+
+
+def test_decode_traffic_is_weights_touched_plus_kv_cache(cm384):
+    model = load_workload("deepseek-r1")
+    e = estimate(cm384, model, phase="decode", network=NetworkSource(cm384, fake_figures()))
+    # int8 weights; EP384 puts one routed expert copy on each NPU, and 512 tokens reach it.
+    weights = (model.layers * model.attention_params()
+               + model.dense_layers * model.dense_ffn_params()
+               + model.moe_layers * (2 * model.expert_params()
+                                     + model.hidden_size * model.routed_experts)
+               + model.vocab_size * model.hidden_size)
+    floor = weights + e.kv_cache_bytes
+    assert floor <= e.hbm_bytes <= 1.2 * floor
+
+
+def test_a_group_can_be_placed_on_the_rdma_plane(cm384):
+    net = NetworkSource(cm384, fake_figures(sat=0.9))
+    ub = Mapping(name="ub", tp=8, dp=2, tiers={"tp": "supernode"})
+    rdma = Mapping(name="rdma", tp=8, dp=2, tiers={"tp": "scale_out"})
+    a = estimate(cm384, "llama3-70b", phase="decode", batch=64, mapping=ub, network=net)
+    b = estimate(cm384, "llama3-70b", phase="decode", batch=64, mapping=rdma, network=net)
+    # Same bytes, 392 GB/s of UB against 50 GB/s of RDMA per package.
+    assert b.fabric_bytes == pytest.approx(a.fabric_bytes)
+    transfer = [op.transfer_s for blk in (a, b) for op in blk.blocks[0].ops
+                if hasattr(op, "pattern")]
+    assert transfer[2] == pytest.approx(transfer[0] * 392 / 50)
