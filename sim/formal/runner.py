@@ -151,7 +151,9 @@ def name_checks(text: str):
     so a verdict says which property failed. Returns the new RTLIL text and a dict
     ``{"assert": [...], "assume": [...], "cover": [...], "messages": {name: message}}``.
     """
-    used, names = set(), {"assert": [], "assume": [], "cover": [], "messages": {}}
+    # Cells share one namespace with wires: never reuse a name already in the design.
+    used = set(re.findall(r"\\(\S+)", text))
+    names = {"assert": [], "assume": [], "cover": [], "messages": {}}
 
     def rename(match):
         cell, indent, message = match.groups()
@@ -221,7 +223,7 @@ def _run_sby(job_dir: Path, name: str, mode: str, depth: int, engine: str,
            "traces": [], "reached": {}, "text": text}
     # Engine lines name each failed assertion or reached cover, then the VCD written for
     # it (the end-of-run summary is abridged when there are many traces).
-    last_event = {}
+    waiting = {}        # phase -> covers reached since that phase last wrote a trace
     for line in text.splitlines():
         if m := _EVENT.search(line):
             phase = m.group(1) or ("cover" if mode == "cover" else "basecase")
@@ -230,13 +232,12 @@ def _run_sby(job_dir: Path, name: str, mode: str, depth: int, engine: str,
                 out["failed"].append((check, phase))
             else:
                 out["reached"][check] = None
-            last_event[phase] = (what, check)
+                waiting.setdefault(phase, []).append(check)
         elif m := _VCD.search(line):
             phase = m.group(1) or ("cover" if mode == "cover" else "basecase")
             path = (job_dir / name / m.group(2)).resolve()
             out["traces"].append((phase, path))
-            what, check = last_event.get(phase, (None, None))
-            if what == "Reached cover statement" and out["reached"].get(check) is None:
+            for check in waiting.pop(phase, []):
                 out["reached"][check] = path
     return out
 

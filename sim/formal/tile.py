@@ -1,0 +1,254 @@
+"""Proof harness of the systolic tile: stream contracts, row order, double buffer, latency."""
+
+from amaranth.asserts import AnySeq
+from amaranth.hdl import Assert, Assume, Cat, Cover, Module, ResetSignal, Shape, Signal
+from amaranth.lib import data
+
+from .harness import Harness
+from .probe import ProbeError, elaborate_with_probes
+from .properties import stream_contract, valid_independent_of_ready
+
+__all__ = ["TileHarness", "CONSUMERS", "FAULTS"]
+
+#: ``"free"``: the consumer of ``c`` may stall at any time (contract, row order, double
+#: buffer); ``"always_ready"``: it never stalls (exact output timing: the latencies).
+CONSUMERS = ("free", "always_ready")
+
+#: Deliberately broken tiles for the mutation tests (the RTL itself is not touched: the
+#: mutant is a subclass). ``"short_fold_interval"``: folds may follow each other after one
+#: cycle instead of ``fold_interval``, so a result register can be overwritten undrained.
+FAULTS = ("short_fold_interval",)
+
+
+class TileHarness(Harness):
+    """Properties of an output-stationary :class:`rtl.tile.SystolicTile`.
+
+    The operand streams ``a`` and ``b`` are driven freely under the stream contract
+    (assumed). Proves, with a consumer that may stall at any time:
+
+    - ``c`` keeps the stream contract, and ``c.valid`` does not depend on ``c.ready``;
+    - skew and de-skew: a fold's ``last`` marker moves through every row's skew chain and
+      array row in lock-step (one marker per diagonal), its rows are written to the result
+      queue in row order 0..rows-1 on consecutive advancing cycles, ``last`` on the final
+      row, one row at a time, and never into a full queue;
+    - the accumulator double buffer: a cell's result register is never overwritten by the
+      next fold before its row has been written to the result queue (the fold spacing
+      ``fold_interval`` enforced at the input is what makes this hold);
+
+    and, with a consumer that never stalls (``consumer="always_ready"``), the published
+    timing: the first result row of a fold is offered exactly ``fill_latency`` cycles after
+    the fold's final operand beat is accepted, the rows follow on consecutive cycles and the
+    final one (with ``last``) comes ``drain_latency`` cycles after that beat.
+
+    Parameters
+    ----------
+    rows, cols, in_width, acc_width, signed : tile parameters
+        See :class:`rtl.tile.SystolicTile` (``dataflow="os"``).
+    consumer : str
+        One of :data:`CONSUMERS`.
+    fault : str or None
+        One of :data:`FAULTS` to prove a broken tile instead (mutation test), or None.
+    """
+
+    kind = "tile"
+
+    def __init__(self, *, rows=2, cols=2, in_width=2, acc_width=4, signed=True,
+                 consumer="free", fault=None):
+        bad = None
+        if consumer not in CONSUMERS:
+            bad = f"consumer must be one of {', '.join(CONSUMERS)}, not {consumer!r}"
+        elif fault is not None and fault not in FAULTS:
+            bad = f"fault must be None or one of {', '.join(FAULTS)}, not {fault!r}"
+        if bad:
+            self._MustUse__silence = True
+            raise ValueError(bad)
+        super().__init__(rows=rows, cols=cols, in_width=in_width, acc_width=acc_width,
+                         signed=signed, consumer=consumer, fault=fault)
+        tile = self.design()                  # validates the tile parameters
+        tile._MustUse__silence = True
+        # Induction closes once every in-flight marker has left the array.
+        depth_needed = rows + cols + 4
+        if consumer == "always_ready":
+            depth_needed = tile.drain_latency + tile.fold_interval + 4
+        self.default_depth = depth_needed
+        self.cover_depth = tile.drain_latency + 2 * tile.fold_interval + 4
+
+    def design(self):
+        from rtl.tile import SystolicTile
+        p = self.params
+        cls = _short_fold_interval_tile() if p["fault"] == "short_fold_interval" else SystolicTile
+        return cls(rows=p["rows"], cols=p["cols"], in_width=p["in_width"],
+                            acc_width=p["acc_width"], signed=p["signed"], dataflow="os")
+
+    def structural_checks(self):
+        return [valid_independent_of_ready(self.design, "c")]
+
+    def elaborate(self, platform):
+        m = Module()
+        tile = self.design()
+        frag, probe = elaborate_with_probes(tile, platform, design_name="tile")
+        m.submodules.dut = frag
+        R, C = tile.rows, tile.cols
+        interval = tile.fold_interval
+
+        m.d.comb += Assume(~ResetSignal())
+        for name in ("a", "b"):
+            port = getattr(tile, name)
+            m.d.comb += [port.valid.eq(AnySeq(1)),
+                         port.payload.eq(AnySeq(Shape.cast(port.payload.shape()).width))]
+            stream_contract(m, port, name=name, role="assume")
+        if self.params["consumer"] == "always_ready":
+            m.d.comb += tile.c.ready.eq(1)
+        else:
+            m.d.comb += tile.c.ready.eq(AnySeq(1))
+        stream_contract(m, tile.c, name="c", role="assert")
+
+        take = tile.a.valid & tile.a.ready
+        accepted_last = Signal(name="accepted_last")
+        m.d.comb += accepted_last.eq(take & tile.a.payload.last)
+
+        if self.params["consumer"] == "always_ready":
+            self._timing(m, tile, accepted_last)
+        else:
+            self._array(m, tile, probe, R, C, interval, accepted_last)
+        return m
+
+    # -- the array under a stalling consumer ---------------------------------------------------
+
+    def _array(self, m, tile, probe, R, C, interval, accepted_last):
+        beat = data.StructLayout({"data": tile._elem_shape(), "valid": 1, "last": 1})
+
+        def token(name):
+            sig = probe[name]
+            if len(sig) != beat.size:
+                raise ProbeError(f"the tile's {name!r} is {len(sig)} bits wide, the proof "
+                                 f"expects an operand beat of {beat.size} bits")
+            return data.View(beat, sig)
+
+        advance = probe["advance"]
+        row_done = probe["row_done"]
+        since_last = probe["since_last"]
+        w_en, w_rdy = probe["w_en"], probe["w_rdy"]
+
+        # Every position that holds the beat accepted d advancing cycles ago, by d.
+        positions = {}
+        for i in range(R):
+            for s in range(i):
+                positions.setdefault(s + 1, []).append((f"a{i}_skew{s}", token(f"a{i}_skew{s}")))
+            for j in range(C):
+                positions.setdefault(i + j + 1, []).append((f"a_r{i}_c{j}",
+                                                            token(f"a_r{i}_c{j}")))
+        top = R + C                     # row_done[R-1] holds the marker of delay R + C
+        marker = {}                     # delay -> "a fold's last beat is here"
+        for d in range(1, top + 1):
+            if d in positions:
+                (_, first), *others = positions[d]
+                marker[d] = first.valid & first.last
+                for name, other in others:
+                    m.d.comb += Assert((other.valid == first.valid) & (other.last == first.last),
+                                       f"skew: {name} moves in lock-step with its diagonal")
+            if d >= C + 1:
+                done = row_done[d - C - 1]
+                if d in marker:
+                    m.d.comb += Assert(done == marker[d],
+                                       f"de-skew: row {d - C - 1} completes with its marker")
+                else:
+                    marker[d] = done
+        for d1 in range(1, top + 1):
+            for d2 in range(d1 + 1, min(top, d1 + interval - 1) + 1):
+                m.d.comb += Assert(~(marker[d1] & marker[d2]),
+                                   "folds are at least fold_interval apart in the array")
+        m.d.comb += Assert((since_last >= 1) & (since_last <= interval),
+                           "fold spacing counter in range")
+        for d in range(1, interval):
+            with m.If(since_last == d):
+                m.d.comb += Assert(marker[d] if d <= top else 1,
+                                   "the newest fold's marker is since_last cycles in")
+            with m.If(since_last > d):
+                m.d.comb += Assert(~marker[d] if d <= top else 1,
+                                   "no fold's marker is newer than since_last")
+
+        # Row order: rows go to the result queue one at a time, in order, `last` on the final.
+        expected = Signal(range(R), name="expected_row")
+        draining = 0
+        for d in range(C + 2, top + 1):
+            draining = draining | (marker[d].as_unsigned() * (d - C - 1))
+        row_last = Signal(name="row_last")
+        result_row = probe["result_row"]
+        m.d.comb += row_last.eq(result_row[-1])
+        m.d.comb += [
+            Assert(expected == draining, "row counter matches the draining fold"),
+            Assert((row_done & (row_done - 1)) == 0, "one row completes at a time"),
+            Assert(~w_en | w_rdy, "a completed row never finds the result queue full"),
+        ]
+        with m.If(w_en):
+            m.d.comb += [
+                Assert(row_done == (1 << expected)[:R],
+                       "rows reach the result queue in row order"),
+                Assert(row_last == (expected == R - 1), "last marks a fold's final row"),
+            ]
+            m.d.sync += expected.eq((expected + 1) % R if R > 1 else 0)
+
+        # Double buffer: a result register is not rewritten before its row was drained.
+        for i in range(R):
+            for j in range(C):
+                cell = token(f"a_r{i}_c{j}")
+                write = advance & cell.valid & cell.last
+                drain = w_en & row_done[i]
+                undrained = Signal(name=f"undrained_r{i}_c{j}")
+                with m.If(write):
+                    m.d.sync += undrained.eq(1)
+                with m.Elif(drain):
+                    m.d.sync += undrained.eq(0)
+                held = 0
+                for d in range(i + j + 2, i + C + 2):
+                    held = held | marker[d]
+                m.d.comb += [
+                    Assert(undrained == held, f"result r{i} c{j} holds an undrained fold "
+                                              "exactly while its marker is on the way out"),
+                    Assert(~write | ~undrained | drain,
+                           "the double buffer never overwrites a fold not yet drained"),
+                ]
+
+        level = probe["level"]
+        m.d.comb += [
+            Cover(level == 2, "result queue full"),
+            Cover(~advance & row_done.any(), "array stalled by the result queue"),
+            Cover(accepted_last & marker[interval] if interval <= top else accepted_last,
+                  "back-to-back folds, fold_interval apart"),
+            Cover(tile.c.valid & tile.c.ready & tile.c.payload.last, "a fold's last row leaves"),
+            Cover(tile.c.valid & ~tile.c.ready, "c stalled"),
+        ]
+
+    # -- exact timing under a consumer that never stalls ---------------------------------------
+
+    def _timing(self, m, tile, accepted_last):
+        R = tile.rows
+        fill, drain = tile.fill_latency, tile.drain_latency
+        length = max(fill + R - 1, drain)
+        history = Signal(length + 1, name="last_history")   # bit d: a fold ended d cycles ago
+        m.d.sync += history.eq(Cat(accepted_last, history[:-1]))
+        hist = Cat(accepted_last, history[:-1])             # hist[d] for d = 0..length
+        expect_valid = Cat(*[hist[fill + k] for k in range(R)]).any()
+        first_row = hist[fill]
+        m.d.comb += [
+            Assert(tile.c.valid == expect_valid,
+                   "result rows are offered exactly fill_latency..fill_latency+rows-1 "
+                   "cycles after a fold's last beat"),
+            Assert(~tile.c.valid | (tile.c.payload.last == hist[drain]),
+                   "a fold's final row comes drain_latency cycles after its last beat"),
+            Cover(first_row & tile.c.valid, "first result row at fill_latency"),
+            Cover(hist[drain] & hist[drain - tile.fold_interval] & tile.c.valid,
+                  "back-to-back folds drain without a gap"),
+        ]
+
+
+def _short_fold_interval_tile():
+    from rtl.tile import SystolicTile
+
+    class ShortFoldIntervalTile(SystolicTile):
+        """A mutant that lets a fold follow the previous one after a single cycle."""
+        fold_interval = property(lambda self: 1)
+
+    return ShortFoldIntervalTile
+
