@@ -96,7 +96,8 @@ class ChipSpec:
     onchip_buffer_bytes, onchip_bandwidth_bytes_per_s : float
         Shared on-chip buffer (L2) per package and its bandwidth into the cores.
     die_to_die_bandwidth_bytes_per_s : float
-        Between the dies of one package.
+        Between the dies of one package. Reported; no estimate puts it on a critical
+        path, since a package is one rank of every mapping.
     scale_up_bandwidth_bytes_per_s : float
         Scale-up fabric (UB / NVLink) bandwidth per package, one direction.
     scale_out_bandwidth_bytes_per_s : float
