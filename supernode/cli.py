@@ -12,9 +12,11 @@ COMMAND_MODULES = [
     "supernode.commands.demo",
     "supernode.commands.sweep",
     "supernode.commands.waves",
+    "supernode.commands.area",
     "supernode.commands.router",
     "supernode.commands.fabric",
     "supernode.commands.estimate",
+    "supernode.commands.formal",
 ]
 
 

@@ -1,0 +1,135 @@
+"""`supernode area`: cells, flip-flops and gate equivalents of a block from Yosys synthesis."""
+
+import argparse
+import ast
+import importlib
+import json
+
+__all__ = ["register"]
+
+
+def _int(text):
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+
+
+def _param(text):
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"parameter {text!r} must look like name=value")
+    name, value = text.split("=", 1)
+    try:
+        value = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        pass  # a bare word such as os or separable stays a string
+    return name.strip(), value
+
+
+def _common(p):
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--no-cache", action="store_true",
+                   help="synthesise again even if build/area/ holds this configuration")
+
+
+def register(subparsers):
+    p = subparsers.add_parser(
+        "area", help="area of a block from Yosys synthesis (cells, flip-flops, gate equivalents)",
+        description="Export a block to Verilog, synthesise it with Yosys' generic 'synth' "
+                    "(technology-independent gates, no timing) and count its cells, its "
+                    "flip-flop bits and its area in NAND2 gate equivalents. The weights per "
+                    "cell are an assumption stated in fabric/area.py (GE_WEIGHTS). Results "
+                    "are cached under build/area/.")
+    sub = p.add_subparsers(dest="block", required=True, parser_class=type(p))
+
+    t = sub.add_parser("tile", help="a SystolicTile (rtl/tile.py)")
+    t.add_argument("--rows", type=_int, required=True)
+    t.add_argument("--cols", type=_int, required=True)
+    t.add_argument("--dataflow", default="os", help="os or ws (default: os)")
+    t.add_argument("--in-width", type=_int, default=8, help="operand bits (default: 8)")
+    t.add_argument("--acc-width", type=_int, default=32, help="accumulator bits (default: 32)")
+    t.add_argument("--unsigned", action="store_true", help="unsigned operands (default: signed)")
+    t.add_argument("--acc-depth", type=_int, default=64,
+                   help="weight-stationary partial-sum rows (default: 64)")
+    _common(t)
+    t.set_defaults(func=run, factory=_tile)
+
+    r = sub.add_parser("router", help="a VC Router (rtl/router.py)")
+    r.add_argument("--ports", type=_int, default=4)
+    r.add_argument("--vcs", type=_int, default=2)
+    r.add_argument("--buffer-depth", type=_int, default=4)
+    r.add_argument("--flit-width", type=_int, default=16)
+    r.add_argument("--allocator", default="separable")
+    r.add_argument("--islip-iterations", type=_int, default=1)
+    r.add_argument("--voq", action="store_true")
+    _common(r)
+    r.set_defaults(func=run, factory=_router)
+
+    c = sub.add_parser("component", help="any Amaranth component, as MODULE:CLASS")
+    c.add_argument("target", metavar="MODULE:CLASS", help="for example rtl.tile:SystolicTile")
+    c.add_argument("-p", "--param", type=_param, action="append", default=[], metavar="NAME=VALUE",
+                   help="constructor parameter (value read as a Python literal); repeatable")
+    _common(c)
+    c.set_defaults(func=run, factory=_component)
+
+
+def _tile(args):
+    from rtl.tile import SystolicTile
+    return SystolicTile, {"rows": args.rows, "cols": args.cols, "in_width": args.in_width,
+                          "acc_width": args.acc_width, "signed": not args.unsigned,
+                          "dataflow": args.dataflow, "acc_depth": args.acc_depth}
+
+
+def _router(args):
+    from rtl.router import Router
+    return Router, {"ports": args.ports, "vcs": args.vcs, "buffer_depth": args.buffer_depth,
+                    "flit_width": args.flit_width, "allocator": args.allocator,
+                    "islip_iterations": args.islip_iterations, "voq": args.voq}
+
+
+def _component(args):
+    from amaranth.lib import wiring
+
+    from supernode.errors import UserError
+    module_name, _, cls_name = args.target.partition(":")
+    if not module_name or not cls_name:
+        raise UserError(f"component {args.target!r} must be given as MODULE:CLASS, "
+                        "such as rtl.tile:SystolicTile")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        raise UserError(f"cannot import module {module_name!r} named in {args.target!r}") from None
+    cls = getattr(module, cls_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, wiring.Component)):
+        raise UserError(f"{args.target!r} is not an Amaranth wiring.Component class")
+    return cls, dict(args.param)
+
+
+def run(args) -> int:
+    from fabric.area import synthesize
+
+    factory, params = args.factory(args)
+    report = synthesize(factory, params, use_cache=not args.no_cache)
+    if args.json:
+        print(json.dumps(report.as_dict()))
+        return 0
+    print(_table(report))
+    return 0
+
+
+def _table(r) -> str:
+    params = ", ".join(f"{k}={v}" for k, v in r.params.items())
+    lines = [f"{r.kind}({params})",
+             f"{r.yosys_version}, generic synth"
+             + (" (from cache)" if r.cached else f" ({r.synthesis_seconds:.1f} s)"),
+             f"{'cell type':<18} {'count':>8} {'GE':>11}"]
+    for cell, n in sorted(r.cells_by_type.items(), key=lambda kv: -r.ge_by_type.get(kv[0], 0)):
+        ge = r.ge_by_type.get(cell)
+        lines.append(f"{cell:<18} {n:>8} {('%.1f' % ge) if ge is not None else 'unpriced':>11}")
+    lines.append(f"{'total':<18} {r.cells:>8} {r.gate_equivalents:>11.1f}")
+    lines.append(f"flip-flop bits: {r.flip_flops}; gate equivalents are NAND2 units under "
+                 "the assumed weights of fabric.area.GE_WEIGHTS")
+    if r.unpriced:
+        lines.append(f"warning: no weight for {', '.join(sorted(r.unpriced))}; "
+                     "left out of the GE total")
+    return "\n".join(lines)
