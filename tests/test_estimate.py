@@ -163,3 +163,11 @@ def test_demo_table_tells_the_story():
     assert "RTL-checked cycle model" in text
     assert "NO" not in text.split()                 # every derived figure matches
     assert "time per output token" in text and "cloudmatrix384/gb200-nvl72" in text
+
+
+def test_gemm_and_collective_reports_speak_of_flops_and_bandwidth(capsys):
+    code, out, _ = run(capsys, "estimate", "--workload", "gemm:4096x4096x4096",
+                       "--precision", "int8")
+    assert code == 0 and "TFLOP/s" in out and "tokens/s" not in out and "(int8)" in out
+    code, out, _ = run(capsys, "estimate", "--workload", "all_reduce:64MB:384")
+    assert code == 0 and "algorithm bandwidth" in out and "tier supernode" in out

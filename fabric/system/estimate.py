@@ -85,6 +85,8 @@ class Estimate:
     notes : tuple of str
     network_source : str
     extrapolation : str
+    kind : str
+        ``"llm"``, ``"gemm"`` or ``"collective"``.
     """
     system: str
     workload: str
@@ -121,6 +123,7 @@ class Estimate:
     notes: tuple = ()
     network_source: str = ""
     extrapolation: str = ""
+    kind: str = "llm"
 
     @property
     def time_per_output_token_s(self) -> float:
@@ -130,7 +133,8 @@ class Estimate:
     def to_dict(self) -> dict:
         """Plain data for JSON: every figure, the per-layer breakdown and the notes."""
         out = {k: v for k, v in asdict(self).items() if k != "blocks"}
-        out["time_per_output_token_s"] = self.step_s if self.phase == "decode" else None
+        decode = self.kind == "llm" and self.phase == "decode"
+        out["time_per_output_token_s"] = self.step_s if decode else None
         out["blocks"] = [{
             "name": b.name, "repeat": b.repeat, "time_s": b.time_s, "compute_s": b.compute_s,
             "memory_s": b.memory_s, "onchip_s": b.onchip_s, "vector_s": b.vector_s,
@@ -268,6 +272,9 @@ def estimate(system, workload, *, phase: str = "decode", batch=None, seq_len=Non
                                 chips=mapping.chips)
         program = llm_program(workload, run, mapping, system)
     elif kind == "gemm":
+        if precision is not None:
+            from dataclasses import replace
+            workload = replace(workload, precision=precision)
         run = RunSettings(phase="prefill", batch=1, seq_len=1, precision=workload.precision)
         program = gemm_program(workload, mapping, system)
     elif kind == "collective":
@@ -309,7 +316,7 @@ def estimate(system, workload, *, phase: str = "decode", batch=None, seq_len=Non
         fabric_bytes=t["fabric_bytes"], weight_bytes=program.weight_bytes,
         kv_cache_bytes=program.kv_cache_bytes, fits_in_hbm=fits, blocks=result["blocks"],
         notes=tuple(notes), network_source="; ".join(result["sources"]),
-        extrapolation=EXTRAPOLATION if result["sources"] else "")
+        extrapolation=EXTRAPOLATION if result["sources"] else "", kind=kind)
 
 
 def _truncate(model: LlmModel, layers: int) -> LlmModel:

@@ -42,14 +42,25 @@ def _table(header, rows, *, left=(0,)) -> str:
 
 def format_estimate(e) -> str:
     """An estimate as text: headline figures, per-layer breakdown, roofline, notes."""
-    per = "time per output token" if e.phase == "decode" else "step time (time to first token)"
-    lines = [
-        f"{e.workload} {e.phase} on {e.system}: batch {e.batch}, sequence {e.seq_len}, "
-        f"{e.precision}, mapping {e.mapping} ({e.chips} packages)",
-        "",
-        f"  {per:32s} {e.step_s * 1e3:10.3f} ms",
-        f"  {'throughput (system)':32s} {e.tokens_per_s:10,.0f} tokens/s",
-        f"  {'throughput (per package)':32s} {e.tokens_per_s_per_chip:10,.1f} tokens/s",
+    if e.kind == "llm":
+        per = ("time per output token" if e.phase == "decode"
+               else "step time (time to first token)")
+        head = [f"{e.workload} {e.phase} on {e.system}: batch {e.batch}, sequence "
+                f"{e.seq_len}, {e.precision}, mapping {e.mapping} ({e.chips} packages)", "",
+                f"  {per:32s} {e.step_s * 1e3:10.3f} ms",
+                f"  {'throughput (system)':32s} {e.tokens_per_s:10,.0f} tokens/s",
+                f"  {'throughput (per package)':32s} {e.tokens_per_s_per_chip:10,.1f} tokens/s"]
+    elif e.kind == "gemm":
+        head = [f"{e.workload} ({e.precision}) on {e.system}: {e.chips} package(s)", "",
+                f"  {'time':32s} {e.step_s * 1e3:10.3f} ms",
+                f"  {'achieved per package':32s} {e.flops / e.step_s / 1e12:10,.1f} TFLOP/s"]
+    else:
+        comm = [op for b in e.blocks for op in b.ops][0]
+        head = [f"{e.workload} on {e.system}: {comm.group} packages on tier {comm.tier}", "",
+                f"  {'time':32s} {e.step_s * 1e6:10.3f} us",
+                f"  {'algorithm bandwidth':32s} {comm.bytes_per_chip / e.step_s / 1e9:10,.1f} "
+                f"GB/s per package"]
+    lines = head + [
         f"  {'bound':32s} {e.bound:>10s}",
         f"  {'utilisation':32s} {100 * e.utilization:9.1f} %",
         f"  {'roofline (bound: ' + e.roofline_bound + ')':32s} {e.roofline_s * 1e3:10.3f} ms",

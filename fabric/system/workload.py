@@ -339,7 +339,7 @@ def collective_workload(op: str, size_bytes: float, group: int) -> CollectiveWor
     if isinstance(group, bool) or not isinstance(group, int) or group < 2:
         raise UserError(f"collective group must be a whole number of at least 2 packages, "
                         f"not {group!r}")
-    return CollectiveWorkload(name=f"{op}-{size_bytes:g}B-x{group}", op=op,
+    return CollectiveWorkload(name=f"{op} of {size_bytes / 1e6:g} MB over {group}", op=op,
                               size_bytes=float(size_bytes), group=group)
 
 
