@@ -353,3 +353,15 @@ def test_a_group_can_be_placed_on_the_rdma_plane(cm384):
     transfer = [op.transfer_s for blk in (a, b) for op in blk.blocks[0].ops
                 if hasattr(op, "pattern")]
     assert transfer[2] == pytest.approx(transfer[0] * 392 / 50)
+
+
+@pytest.mark.parametrize("phase", ["decode", "prefill"])
+def test_a_faster_package_never_makes_the_supernode_slower(cm384, phase):
+    net = NetworkSource(cm384, fake_figures())
+    chip = cm384.chip
+    base = estimate(cm384, "deepseek-r1", phase=phase, network=net)
+    for faster in (replace(chip, hbm_bandwidth_bytes_per_s=2 * chip.hbm_bandwidth_bytes_per_s),
+                   replace(chip, cores_per_die=2 * chip.cores_per_die),
+                   replace(chip, core=replace(chip.core, clock_hz=2 * chip.core.clock_hz))):
+        e = estimate(cm384.with_chip(faster), "deepseek-r1", phase=phase, network=net)
+        assert e.step_s <= base.step_s
