@@ -57,6 +57,11 @@ class TrafficSpec:
         the run fails as deadlocked.
     ordered : bool
         Check that packets of each (source, destination, VC) flow arrive in order.
+    packets_per_source : int
+        0: open-loop traffic measured in the window. N > 0: a finite exchange: every
+        source creates exactly N packets (at the offered load) and the run ends when
+        all have arrived; every packet is measured and ``completion_cycles`` reported
+        (e.g. ``all_to_all`` with N = endpoints - 1 is one complete all-to-all).
     """
     pattern: str = "uniform"
     load: float = 0.5
@@ -70,6 +75,7 @@ class TrafficSpec:
     burst: int = 1
     watchdog: int = 500
     ordered: bool = True
+    packets_per_source: int = 0
 
     def __post_init__(self):
         if self.pattern not in PATTERNS:
@@ -79,7 +85,7 @@ class TrafficSpec:
             raise UserError(f"offered load must be in (0, 1] flits/cycle/port, "
                             f"not {self.load!r}")
         for name, lo in (("packet_length", 1), ("warmup", 0), ("measure", 1), ("drain", 0),
-                         ("burst", 1), ("watchdog", 1)):
+                         ("burst", 1), ("watchdog", 1), ("packets_per_source", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < lo:
                 raise UserError(f"{name} must be an integer >= {lo}, not {value!r}")
@@ -207,6 +213,7 @@ class Endpoints:
         self.eject_queue = [deque() for _ in range(n)]
         self.credit_pending = [0] * n
         self.next_pkt = [0] * n
+        self.created_count = [0] * n
         self.in_flight = {}                 # (src, pkt id) -> _Packet (head injected)
         self.flows = {}                     # (src, dest, vc) -> deque of pkt ids in order
         self.delivered = set()
@@ -222,6 +229,7 @@ class Endpoints:
         self.created_flits_in_window = 0
         self.flits_moved = 0
         self.packets_delivered = 0
+        self.last_delivery = None
         self.creating = True
         self.done = False
         self.saturated = False
@@ -235,7 +243,8 @@ class Endpoints:
         moved = False
         credits_out = self.credit_pending
         self.credit_pending = [0] * self.n
-        window = spec.warmup <= t < spec.warmup + spec.measure
+        finite = spec.packets_per_source > 0
+        window = finite or spec.warmup <= t < spec.warmup + spec.measure
         for e, flit in enumerate(ejected):
             if flit is None:
                 continue
@@ -251,7 +260,11 @@ class Endpoints:
 
         # Phase control.
         end_window = spec.warmup + spec.measure
-        if self.creating and t >= end_window and (
+        if finite:
+            if self.creating and self.measured_outstanding == 0 \
+                    and min(self.created_count) >= spec.packets_per_source:
+                self.creating = False
+        elif self.creating and t >= end_window and (
                 self.measured_outstanding == 0 or t >= end_window + spec.drain):
             self.creating = False
             self.saturated = self.measured_outstanding > 0
@@ -319,7 +332,11 @@ class Endpoints:
             self._block_start = t
             self._block = self._np_rng.random((1024, self.n)) < self._p_packet
         row = self._block[t - self._block_start]
+        quota = spec.packets_per_source
         for s in np.flatnonzero(row).tolist():
+            if quota and self.created_count[s] >= quota:
+                continue
+            self.created_count[s] += 1
             dest = next(self._dests[s])
             pid = self.next_pkt[s]
             self.next_pkt[s] = (pid + 1) & PACKET_ID_MASK
@@ -364,6 +381,7 @@ class Endpoints:
             del self.in_flight[key]
             self.delivered.add(key)
             self.packets_delivered += 1
+            self.last_delivery = t
             if pkt.measured:
                 self.measured_outstanding -= 1
                 self.latencies.append(t - pkt.created)
@@ -387,10 +405,19 @@ class Endpoints:
         """Statistics of the measurement window."""
         spec = self.spec
         lat = np.array(self.latencies, dtype=float)
+        finite = spec.packets_per_source > 0
+        if finite:
+            cycles = (self.last_delivery or 0) + 1
+            accepted = self.flits_moved / (cycles * self.n)
+            offered = self.created_flits_in_window / (cycles * self.n)
+        else:
+            accepted = self.ejected_in_window / (spec.measure * self.n)
+            offered = self.created_flits_in_window / (spec.measure * self.n)
         return {
             "offered_load": spec.load,
-            "offered_load_measured": self.created_flits_in_window / (spec.measure * self.n),
-            "accepted_throughput": self.ejected_in_window / (spec.measure * self.n),
+            "offered_load_measured": offered,
+            "accepted_throughput": accepted,
+            "completion_cycles": (self.last_delivery or 0) + 1 if finite else None,
             "latency_mean": float(lat.mean()) if lat.size else None,
             "latency_p99": float(np.percentile(lat, 99)) if lat.size else None,
             "latency_min": float(lat.min()) if lat.size else None,

@@ -60,6 +60,10 @@ def add_traffic_params(parser, *, pattern="uniform"):
     parser.add_argument("--drain", type=int, default=4000,
                         help="cycles allowed after the window for measured packets")
     parser.add_argument("--seed", type=int, default=1, help="seed of all random choices")
+    parser.add_argument("--packets-per-source", type=int, default=0,
+                        help="0: open-loop traffic measured in a window (default); N: every "
+                             "source sends exactly N packets and the run ends when all arrive "
+                             "(all_to_all with N = endpoints - 1 is one full exchange)")
     parser.add_argument("--backpressure", default="none",
                         help="ejector drain: none, periodic:1110 or random:0.8")
     parser.add_argument("--sim", default="verilator", help="verilator (default) or icarus")
@@ -69,7 +73,8 @@ def traffic_spec(args, *, load, ordered=True):
     from fabric.network.traffic import TrafficSpec
     return TrafficSpec(pattern=args.pattern, load=load, packet_length=args.packet_length,
                        warmup=args.warmup, measure=args.measure, drain=args.drain,
-                       seed=args.seed, backpressure=args.backpressure, ordered=ordered)
+                       seed=args.seed, backpressure=args.backpressure, ordered=ordered,
+                       packets_per_source=args.packets_per_source)
 
 
 def check_sim(name):
@@ -166,8 +171,11 @@ def sim_command(args):
               f"{args.load} flits/cycle/port, on {args.sim}: "
               f"{'every packet delivered once, in order' if result['passed'] else 'FAILED'}")
         print(f"  {'':22} {'RTL':>10} {'model':>10}")
-        for key in ("accepted_throughput", "latency_mean", "latency_p99", "latency_min",
-                    "measured_packets"):
+        keys = ["accepted_throughput", "latency_mean", "latency_p99", "latency_min",
+                "measured_packets"]
+        if result.get("completion_cycles") is not None:
+            keys.insert(0, "completion_cycles")
+        for key in keys:
             r, m = result[key], result[f"model_{key}"]
             fmt = (lambda v: f"{v:>10.3f}" if isinstance(v, float) else f"{v!s:>10}")
             print(f"  {key:22} {fmt(r)} {fmt(m)}")

@@ -1,0 +1,75 @@
+"""Calibration on Verilator: the model's latency-load curve and saturation within 5% of the RTL."""
+
+import dataclasses
+
+import pytest
+
+from fabric.network.traffic import TrafficSpec
+from sim.router.common import Design, run_rtl_points, run_model_for
+
+TOLERANCE = 0.05
+LOADS = (0.2, 0.4, 0.6, 0.8, 1.0)
+PATTERNS = ("uniform", "all_to_all")
+
+DESIGNS = {
+    # The cocotb tests share this router's build.
+    "router4": Design("router", dict(ports=4, vcs=2, buffer_depth=2)),
+    # The 16-endpoint Clos: 4 leaves x 4 endpoints, 2 spines (2:1 over-subscribed, so
+    # cross-leaf traffic contends for the up-links).
+    "clos16": Design("clos", dict(endpoints_per_leaf=4, leaves=4, spines=2, vcs=2,
+                                  buffer_depth=4)),
+}
+BASE = {
+    "router4": TrafficSpec(packet_length=2, warmup=200, measure=1000, drain=3000, seed=31),
+    "clos16": TrafficSpec(packet_length=4, warmup=200, measure=800, drain=3000, seed=32),
+}
+
+_RESULTS = {}
+
+
+def _results(name):
+    """RTL (one Verilator process for every point) and model, per pattern and load."""
+    if name not in _RESULTS:
+        design = DESIGNS[name]
+        specs = [dataclasses.replace(BASE[name], pattern=p, load=x)
+                 for p in PATTERNS for x in LOADS]
+        rtl, _ = run_rtl_points(design, specs, sim="verilator")
+        model = [run_model_for(design, s) for s in specs]
+        _RESULTS[name] = {(s.pattern, s.load): (r, m) for s, r, m in zip(specs, rtl, model)}
+    return _RESULTS[name]
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+@pytest.mark.parametrize("name", sorted(DESIGNS))
+def test_latency_load_curve_within_tolerance(name, pattern):
+    results = _results(name)
+    compared = 0
+    for load in LOADS:
+        rtl, model = results[(pattern, load)]
+        assert rtl["passed"], rtl["error"]
+        assert model["accepted_throughput"] == pytest.approx(rtl["accepted_throughput"],
+                                                             rel=TOLERANCE)
+        if not rtl["saturated"]:
+            assert model["latency_mean"] == pytest.approx(rtl["latency_mean"], rel=TOLERANCE)
+            compared += 1
+    assert compared >= 2
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+@pytest.mark.parametrize("name", sorted(DESIGNS))
+def test_saturation_within_tolerance(name, pattern):
+    rtl, model = _results(name)[(pattern, 1.0)]
+    assert 0 < rtl["accepted_throughput"] < 1
+    assert model["accepted_throughput"] == pytest.approx(rtl["accepted_throughput"],
+                                                         rel=TOLERANCE)
+
+
+@pytest.mark.parametrize("name", sorted(DESIGNS))
+def test_zero_load_latency_exact_on_every_path_length(name):
+    """At the lightest load the least latency on each path length is its zero-load latency
+    (``hops * Router.latency + length - 1``) in the RTL, and the model agrees."""
+    rtl, model = _results(name)[("uniform", LOADS[0])]
+    excess = rtl["min_excess_by_zero_load"]
+    assert excess and set(excess.values()) == {0}
+    assert len(excess) == (2 if DESIGNS[name].kind == "clos" else 1)
+    assert model["min_excess_by_zero_load"] == excess
