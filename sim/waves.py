@@ -103,15 +103,12 @@ class Waveform:
     def match(self, pattern: "str | None") -> list:
         """Names matching a comma-separated list of glob patterns (all when ``None``).
 
-        A pattern without a ``.`` also matches the last part of a name, so ``*valid``
-        finds ``top.a__valid``.
+        A pattern matches a whole name or its tail after any ``.``, so ``*valid``
+        finds ``top.a__valid`` and ``tile.a__*`` finds ``top.tile.a__valid``.
         """
         if not pattern:
             return self.names()
-        pats = [p.strip() for p in pattern.split(",") if p.strip()]
-        return [n for n in self.names()
-                if any(fnmatch.fnmatchcase(n, p) or ("." not in p and fnmatch.fnmatchcase(_leaf(n), p))
-                       for p in pats)]
+        return [n for n in self.names() if _matches(n, pattern)]
 
     def timescale_text(self) -> str:
         """The tick as text, such as ``1ps``."""
@@ -120,6 +117,11 @@ class Waveform:
             if n >= 1 and abs(n - round(n)) < 1e-9:
                 return f"{round(n)}{unit}"
         return f"{self.tick_s}s"
+
+
+def _matches(name: str, pattern: str) -> bool:
+    pats = [p.strip() for p in pattern.split(",") if p.strip()]
+    return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(name, "*." + p) for p in pats)
 
 
 def _leaf(name: str) -> str:
@@ -428,6 +430,7 @@ def find_interfaces(wave: Waveform, pattern: "str | None" = None) -> list:
     """
     names = wave.names()
     name_set = set(names)
+    wanted = set(wave.match(pattern)) if pattern else name_set
     found, seen = [], set()
     for n in sorted(names, key=lambda s: (s.count("."), s)):
         if not n.endswith("__valid") or _is_generated(n):
@@ -435,20 +438,22 @@ def find_interfaces(wave: Waveform, pattern: "str | None" = None) -> list:
         prefix = n[: -len("__valid")]
         ready = prefix + "__ready"
         ready = ready if ready in name_set else None
-        key = (id(wave[n]), id(wave[ready]) if ready else None)
+        payload = tuple(p for p in names
+                        if p.startswith(prefix + "__payload") and _scope(p) == _scope(n))
+        if pattern and not ({n, ready, *payload} & wanted or _matches(prefix, pattern)):
+            continue
+        # A port and the wire that drives it may be dumped as two signals (Icarus does):
+        # the same port name with the same valid/ready history is one stream.
+        key = (_leaf(prefix), _history(wave[n]), _history(wave[ready]) if ready else None)
         if key in seen:
             continue
         seen.add(key)
-        payload = tuple(p for p in names
-                        if p.startswith(prefix + "__payload") and _scope(p) == _scope(n))
         found.append(Interface(prefix, n, ready, payload))
-    if pattern:
-        wanted = set(wave.match(pattern))
-        found = [i for i in found
-                 if {i.valid, i.ready, *i.payload} & wanted or i.name in wanted
-                 or any(fnmatch.fnmatchcase(i.name, p.strip()) or fnmatch.fnmatchcase(_leaf(i.name), p.strip())
-                        for p in pattern.split(","))]
     return sorted(found, key=lambda i: i.name)
+
+
+def _history(trace: Trace) -> tuple:
+    return (trace.times.tobytes(), tuple(trace.values))
 
 
 def find_fsms(wave: Waveform) -> list:
