@@ -359,21 +359,19 @@ class Router(wiring.Component):
 
         for o in range(P):
             link = self.outp[o]
-            any_win = Cat(*[match[i][o] for i in range(P)]).any()
-            m.d.sync += link.valid.eq(any_win)
+            any_win = Signal(name=f"out_win_{o}")
+            win = Signal(layout, name=f"out_flit_{o}")
+            m.d.comb += any_win.eq(Cat(*[match[i][o] for i in range(P)]).any())
             for i in range(P):
                 with m.If(match[i][o]):
-                    m.d.sync += link.payload.eq(sel_flit[i])
+                    m.d.comb += win.eq(sel_flit[i])
+            m.d.sync += [link.valid.eq(any_win), link.payload.eq(win)]
             for v in range(V):
-                spend = Cat(*[match[i][o] & (sel_vc[i] == v) for i in range(P)]).any()
-                first = Cat(*[match[i][o] & (sel_vc[i] == v) & sel_flit[i].first
-                              for i in range(P)]).any()
-                last = Cat(*[match[i][o] & (sel_vc[i] == v) & sel_flit[i].last
-                             for i in range(P)]).any()
+                spend = any_win & (win.vc == v)
                 m.d.sync += credit[o][v].eq(credit[o][v] - spend + link.credit[v])
-                with m.If(spend & first & ~last):
+                with m.If(spend & win.first & ~win.last):
                     m.d.sync += busy[o][v].eq(1)
-                with m.If(spend & last & ~first):
+                with m.If(spend & win.last & ~win.first):
                     m.d.sync += busy[o][v].eq(0)
         return m
 
@@ -385,9 +383,12 @@ class Router(wiring.Component):
         for i in range(P):
             g, _ = _rr_arbiter(m, f"sep_in_{i}", elig[i], granted[i])
             in_grants.append(g)
-            w = [Cat(*[g[q] & (outs[i][q] == o) for q in range(len(queues))]).any()
-                 for o in range(P)]
-            want.append(w)
+            # The output the chosen queue asks for, looked up once.
+            want_out = Signal(_bits(P), name=f"sep_want_{i}")
+            for q in range(len(queues)):
+                with m.If(g[q]):
+                    m.d.comb += want_out.eq(outs[i][q])
+            want.append([g.any() & (want_out == o) for o in range(P)])
             m.d.comb += chosen[i].eq(g)
         for o in range(P):
             req = Cat(*[want[i][o] for i in range(P)])
