@@ -15,7 +15,7 @@ def test_toolchain_is_found_from_pip_alone():
 
 
 def test_skid_buffer_is_proved_by_induction_and_every_cover_is_reached():
-    result = run_formal(SkidBufferHarness(width=4))
+    result = run_formal(SkidBufferHarness(width=4), reuse=False)
     assert result.status == "pass", result.to_dict()
     assert result.trace is None and not result.failed
     assert "beats leave in order, intact" in result.asserts
@@ -25,24 +25,35 @@ def test_skid_buffer_is_proved_by_induction_and_every_cover_is_reached():
 
 @pytest.mark.parametrize("fault, broken", [
     ("overwrite_when_stalled", "o.payload stable until ready"),
-    ("valid_from_ready", "o.valid does not depend on o.ready"),
-    ("drop_when_full", "no beat is accepted into a full buffer"),
+    pytest.param("valid_from_ready", "o.valid does not depend on o.ready",
+                 marks=pytest.mark.slow),
+    pytest.param("drop_when_full", "no beat is accepted into a full buffer",
+                 marks=pytest.mark.slow),
 ])
 def test_each_mutant_fails_with_a_counterexample(fault, broken):
-    result = run_formal(SkidBufferHarness(width=4, fault=fault), cover=False)
-    assert result.status == "fail"
+    result = run_formal(SkidBufferHarness(width=4, fault=fault), cover=False, reuse=False)
+    assert result.status == "fail" and not result.reused
     assert broken in result.failed
     if fault != "valid_from_ready":      # a netlist check has no trace
         assert result.trace is not None and result.trace.suffix == ".vcd"
         text = result.trace.read_text()
         assert "$enddefinitions" in text and "dut" in text
+        assert result.gtkw is not None and result.gtkw.exists()
+
+
+def test_an_identical_job_reuses_its_verdict_and_a_changed_one_does_not():
+    first = run_formal(SkidBufferHarness(width=3), cover=False)
+    again = run_formal(SkidBufferHarness(width=3), cover=False)
+    assert again.reused and again.status == first.status == "pass"
+    deeper = run_formal(SkidBufferHarness(width=3), cover=False, depth=5)
+    assert not deeper.reused and deeper.status == "pass"
 
 
 def test_bmc_mode_checks_a_stated_depth():
-    ok = run_formal(SkidBufferHarness(width=2), mode="bmc", depth=6, cover=False)
+    ok = run_formal(SkidBufferHarness(width=2), mode="bmc", depth=6, cover=False, reuse=False)
     assert (ok.status, ok.mode, ok.depth) == ("pass", "bmc", 6)
     bad = run_formal(SkidBufferHarness(width=2, fault="drop_when_full"), mode="bmc", depth=6,
-                     cover=False)
+                     cover=False, reuse=False)
     assert bad.status == "fail" and bad.trace.exists()
 
 

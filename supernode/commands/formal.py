@@ -1,0 +1,136 @@
+"""``supernode formal``: prove the tile and the router (or the runner's own skid buffer)."""
+
+import argparse
+import json
+
+from ..errors import UserError
+
+
+def _positive(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}")
+    return value
+
+
+def _add_job_options(parser):
+    parser.add_argument("--mode", choices=("prove", "bmc"), default="prove",
+                        help="prove: k-induction, an unbounded proof (default); bmc: check the "
+                             "first --depth cycles after reset only")
+    parser.add_argument("--depth", type=_positive, default=None,
+                        help="induction length (prove) or cycles checked (bmc); default: the "
+                             "length that closes the proof for the given parameters")
+    parser.add_argument("--no-cover", action="store_true",
+                        help="skip the cover run that shows the properties are not vacuous")
+    parser.add_argument("--timeout", type=_positive, default=None,
+                        help="seconds the solver may spend per job (default: no limit)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def register(subparsers):
+    formal = subparsers.add_parser(
+        "formal", help="formal proofs (SymbiYosys, from pip alone) of the tile and router")
+    sub = formal.add_subparsers(dest="formal_command", required=True)
+
+    tile = sub.add_parser("tile", help="prove an output-stationary systolic tile")
+    tile.add_argument("--rows", type=int, default=2, help="array rows (default 2)")
+    tile.add_argument("--cols", type=int, default=2, help="array columns (default 2)")
+    tile.add_argument("--in-width", type=int, default=2, help="operand bits (default 2)")
+    tile.add_argument("--acc-width", type=int, default=4, help="accumulator bits (default 4)")
+    tile.add_argument("--unsigned", action="store_true", help="unsigned operands")
+    tile.add_argument("--consumer", choices=("free", "always_ready", "both"), default="both",
+                      help="free: c may stall at any time (contract, row order, double "
+                           "buffer); always_ready: exact latencies; both (default)")
+    tile.add_argument("--fault", default=None,
+                      help="prove a deliberately broken tile instead: short_fold_interval")
+    _add_job_options(tile)
+    tile.set_defaults(func=tile_command)
+
+    router = sub.add_parser("router", help="prove the virtual-channel router")
+    router.add_argument("--ports", type=int, default=4, help="ports (default 4)")
+    router.add_argument("--vcs", type=int, default=2, help="virtual channels (default 2)")
+    router.add_argument("--buffer-depth", type=int, default=2,
+                        help="flits per VC buffer (default 2)")
+    router.add_argument("--flit-width", type=int, default=1, help="payload bits (default 1)")
+    router.add_argument("--drop", default=None,
+                        help="drop an environment assumption (the proof must then fail): "
+                             "input_credit or packet_framing")
+    _add_job_options(router)
+    router.set_defaults(func=router_command)
+
+    skid = sub.add_parser("skid", help="prove the runner's own two-entry skid buffer")
+    skid.add_argument("--width", type=int, default=4, help="payload bits (default 4)")
+    skid.add_argument("--fault", default=None,
+                      help="a broken variant: overwrite_when_stalled, valid_from_ready or "
+                           "drop_when_full")
+    _add_job_options(skid)
+    skid.set_defaults(func=skid_command)
+
+
+def _run(harnesses, args):
+    from sim.formal.runner import run_formal
+    from sim.formal.toolchain import FormalToolError
+
+    results = []
+    for harness in harnesses:
+        try:
+            results.append(run_formal(harness, mode=args.mode, depth=args.depth,
+                                      cover=not args.no_cover, timeout_s=args.timeout))
+        except FormalToolError as exc:
+            raise UserError(str(exc)) from exc
+    order = ["error", "fail", "unknown", "pass"]
+    status = min((r.status for r in results), key=order.index)
+    if args.json:
+        print(json.dumps({"status": status, "jobs": [r.to_dict() for r in results]}))
+    else:
+        for r in results:
+            _print_result(r)
+    return 0 if status == "pass" else 1
+
+
+def _print_result(r):
+    settings = ", ".join(f"{k}={v}" for k, v in r.params.items() if v is not None)
+    how = "k-induction" if r.mode == "prove" else "bounded check"
+    print(f"{r.kind} ({settings}): {r.status.upper()} by {how}, depth {r.depth}, "
+          f"{len(r.asserts)} assertions, {r.elapsed_s:.1f} s")
+    for name, verdict in r.structural.items():
+        print(f"  netlist: {name}: {verdict}")
+    for name in r.failed:
+        print(f"  FAILED: {name}")
+    if r.trace:
+        kind = "counterexample" if r.status == "fail" else "induction trace (may be unreachable)"
+        print(f"  {kind}: {r.trace}")
+        if r.gtkw:
+            print(f"  open it with: gtkwave {r.gtkw}")
+    reached = [k for k, v in r.covers.items() if v]
+    missed = [k for k, v in r.covers.items() if not v]
+    if r.covers:
+        print(f"  covers reached: {len(reached)} of {len(r.covers)}")
+        for name in missed:
+            print(f"  NOT REACHED: {name}")
+    if r.detail:
+        print(f"  {r.detail}")
+    print(f"  job directory: {r.job_dir}")
+
+
+def tile_command(args):
+    from sim.formal.tile import TileHarness
+    consumers = ("free", "always_ready") if args.consumer == "both" else (args.consumer,)
+    harnesses = [TileHarness(rows=args.rows, cols=args.cols, in_width=args.in_width,
+                             acc_width=args.acc_width, signed=not args.unsigned,
+                             consumer=c, fault=args.fault) for c in consumers]
+    return _run(harnesses, args)
+
+
+def router_command(args):
+    from sim.formal.router import RouterHarness
+    return _run([RouterHarness(ports=args.ports, vcs=args.vcs, buffer_depth=args.buffer_depth,
+                               flit_width=args.flit_width, drop=args.drop)], args)
+
+
+def skid_command(args):
+    from sim.formal.skid import SkidBufferHarness
+    return _run([SkidBufferHarness(width=args.width, fault=args.fault)], args)

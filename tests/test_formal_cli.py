@@ -1,0 +1,48 @@
+"""``supernode formal``: verdicts as text and JSON, exit status, bad input."""
+
+import json
+
+import pytest
+
+from supernode.cli import main
+
+
+def test_tile_proof_as_json(capsys):
+    assert main(["formal", "tile", "--rows", "2", "--cols", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "pass"
+    assert [job["params"]["consumer"] for job in out["jobs"]] == ["free", "always_ready"]
+    assert all(job["mode"] == "prove" and job["status"] == "pass" for job in out["jobs"])
+
+
+def test_a_failing_proof_exits_1_and_names_the_counterexample(capsys):
+    code = main(["formal", "tile", "--consumer", "free", "--fault", "short_fold_interval",
+                 "--no-cover"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "FAIL by k-induction" in out
+    assert "FAILED: the double buffer never overwrites a fold not yet drained" in out
+    assert "counterexample: " in out and ".vcd" in out and "gtkwave " in out
+
+
+def test_bmc_with_a_stated_depth(capsys):
+    assert main(["formal", "skid", "--mode", "bmc", "--depth", "5", "--no-cover"]) == 0
+    assert "PASS by bounded check, depth 5" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["formal", "tile", "--rows", "0"], "rows must be an integer from 1 to 64, not 0"),
+    (["formal", "router", "--drop", "nope"], "drop must be None or one of input_credit"),
+    (["formal", "tile", "--fault", "nope"], "fault must be None or one of short_fold_interval"),
+])
+def test_bad_input_is_one_sentence_and_exit_2(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_bad_depth_is_refused_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["formal", "router", "--depth", "0"])
+    assert exc.value.code == 2
+    assert "expected a positive integer, not '0'" in capsys.readouterr().err

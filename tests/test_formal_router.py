@@ -1,0 +1,62 @@
+"""Formal proofs of the VC router: they pass by k-induction, and dropping an assumption fails."""
+
+import pytest
+
+from sim.formal.router import DROPPABLE, RouterHarness
+from sim.formal.runner import run_formal
+
+
+def test_four_port_two_vc_router_is_proved():
+    result = run_formal(RouterHarness(ports=4, vcs=2, buffer_depth=2))
+    assert result.status == "pass", result.to_dict()
+    assert result.mode == "prove"
+    for prop in ("out 0 vc 0: credit count within 0..depth",
+                 "out 3 vc 1: credits conserved (credit + downstream + link)",
+                 "in 2 vc 1: input buffer never overflows",
+                 "in 1 to out 2: no flit is created",
+                 "out 2 vc 0: packets never interleave",
+                 "allocator: at most one input per output 3",
+                 "allocator: at most one output per input 0",
+                 "output arbiter 1: requester 3 is served within 3 moves of the priority",
+                 "input arbiter 2: requester 1 is served within 1 moves of the priority"):
+        assert prop in result.asserts, prop
+    assert set(result.covers) == {
+        "input 0 vc 0 buffer full", "output 0 vc 0 out of credits",
+        "output 0 vc 1 held by an open packet", "back-to-back flits on output 0",
+        "a multi-flit packet completes on output 0", "two inputs contend for output 0"}
+    assert all(result.covers.values()), result.covers
+
+
+@pytest.mark.parametrize("drop, broken", [
+    # Sending without a credit breaks the credit balance at the input, then overflows it.
+    ("input_credit", ("credits conserved", "input buffer never overflows")),
+    pytest.param("packet_framing", ("a body flit at the head follows its head",),
+                 marks=pytest.mark.slow),
+])
+def test_dropping_an_assumption_gives_a_counterexample(drop, broken):
+    result = run_formal(RouterHarness(drop=drop), mode="bmc", depth=4, cover=False,
+                        reuse=False)
+    assert result.status == "fail"
+    assert any(name.startswith("in ") and any(b in name for b in broken)
+               for name in result.failed), result.failed
+    assert result.trace.exists() and result.trace.suffix == ".vcd"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("params", [
+    {"ports": 2, "vcs": 1, "buffer_depth": 2},
+    {"ports": 3, "vcs": 2, "buffer_depth": 3},
+    {"ports": 4, "vcs": 2, "buffer_depth": 4},
+], ids=["2p1v", "3p2v-d3", "4p2v-d4"])
+def test_other_router_shapes_are_proved(params):
+    result = run_formal(RouterHarness(**params))
+    assert result.status == "pass", result.to_dict()
+
+
+def test_bad_parameters_are_refused():
+    assert DROPPABLE == ("input_credit", "packet_framing")
+    with pytest.raises(ValueError, match="drop must be None or one of input_credit, "
+                                         "packet_framing, not 'x'"):
+        RouterHarness(drop="x")
+    with pytest.raises(ValueError, match="ports must be an integer from 2 to 16, not 1"):
+        RouterHarness(ports=1)
