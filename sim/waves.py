@@ -472,6 +472,19 @@ def _pick(wave: Waveform, leaf: str) -> "str | None":
     return min(cands, key=lambda s: (_is_generated(s), s.count("."), s)) if cands else None
 
 
+def _state_names_beside(wave: Waveform, name: str) -> dict:
+    """State names from the GTKWave translate file the runner wrote beside the wave file."""
+    leaf = _leaf(name)
+    for table in sorted(Path(wave.path).parent.glob(f"{Path(wave.path).stem}.{leaf}.*.states")):
+        names = {}
+        for line in table.read_text().splitlines():
+            value, _, text = line.partition(" ")
+            if value.isdigit() and text:
+                names[int(value)] = text.strip()
+        return names
+    return {}
+
+
 def parse_time(text, wave: "Waveform | None" = None) -> int:
     """A time as ticks of ``wave``: ``1200`` (ticks), ``350ns``, ``1.5us``."""
     if isinstance(text, int):
@@ -577,8 +590,9 @@ def summarize(path, *, signals: "str | None" = None, start=None, end=None,
             continue
         vals = wave[name].sample(cyc)
         if wave[name].kind != "string":
-            vals = np.array(["x" if v is None or v == UNKNOWN else str(int(v)) for v in vals],
-                            dtype=object)
+            names = _state_names_beside(wave, name)
+            vals = np.array(["x" if v is None or v == UNKNOWN else names.get(int(v), str(int(v)))
+                             for v in vals], dtype=object)
         states, counts = np.unique(vals.astype(str), return_counts=True)
         fsms.append({"name": name, "cycles_in_state": {str(s): int(c) for s, c in zip(states, counts)}})
     return {

@@ -113,7 +113,8 @@ def test_amaranth_vcd_agrees_with_its_bench(amaranth_vcd):
         assert {k: itf[k] for k in ("transfers", "stalls", "idle")} == counts[port], port
     assert counts["o"]["stalls"] > 0
     (fsm,) = s["fsms"]
-    assert set(fsm["cycles_in_state"]) == {"EMPTY", "HOLDING"}
+    assert {"EMPTY", "HOLDING"} <= set(fsm["cycles_in_state"]) <= {"EMPTY", "HOLDING", "FULL"}
+    assert sum(fsm["cycles_in_state"].values()) == counts["cycles"]
 
 
 def _check_against_bench(run, key):
@@ -197,6 +198,9 @@ def test_fsm_cycles_and_gtkw(runs, tmp_path):
     (fsm,) = s["fsms"]
     assert fsm["name"].endswith("occupancy_state")
     assert sum(fsm["cycles_in_state"].values()) == s["window"]["cycles"]
+    # State names come from the translate file the runner wrote beside the waves.
+    assert "HOLDING" in fsm["cycles_in_state"]
+    assert set(fsm["cycles_in_state"]) <= {"EMPTY", "HOLDING", "FULL"}
     # The runner wrote a save file beside the waves; check what it groups.
     assert run.gtkw == run.waves.with_suffix(".gtkw")
     text = run.gtkw.read_text()
@@ -205,11 +209,12 @@ def test_fsm_cycles_and_gtkw(runs, tmp_path):
         assert text.count(title + "\n") == 2, title  # group begin and end
     assert "top.o__payload[7:0]" in text
     filter_line = next(line for line in text.splitlines() if line.startswith("^1 "))
-    assert Path(filter_line[3:]).read_text() == "0 EMPTY\n1 HOLDING\n"
+    assert Path(filter_line[3:]).read_text() == "0 EMPTY\n1 HOLDING\n2 FULL\n"
 
 
 def test_fsm_state_names_from_design():
-    assert fsm_state_names(StreamFIFO(**PARAMS)) == {"occupancy_state": {0: "EMPTY", 1: "HOLDING"}}
+    assert fsm_state_names(StreamFIFO(**PARAMS)) == {
+        "occupancy_state": {0: "EMPTY", 1: "HOLDING", 2: "FULL"}}
 
 
 def test_png_timeline(runs, tmp_path):

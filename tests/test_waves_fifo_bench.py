@@ -51,6 +51,11 @@ class StreamFIFO(wiring.Component):
                 m.d.sync += busy_cycles.eq(busy_cycles + 1)
                 with m.If(fifo.level == 0):
                     m.next = "EMPTY"
+                with m.Elif(~fifo.w_rdy):
+                    m.next = "FULL"
+            with m.State("FULL"):
+                with m.If(fifo.w_rdy):
+                    m.next = "HOLDING"
         return m
 
 
