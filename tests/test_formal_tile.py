@@ -37,6 +37,19 @@ def test_published_latencies_are_proved_with_an_always_ready_consumer(rows, cols
     assert all(result.covers.values()), result.covers
 
 
+@pytest.mark.parametrize("consumer", CONSUMERS)
+@pytest.mark.parametrize("rows, cols", [pytest.param(2, 2, id="2x2"),
+                                        pytest.param(4, 4, id="4x4", marks=pytest.mark.slow)])
+def test_weight_stationary_contract_and_latency_are_proved(rows, cols, consumer):
+    result = run_formal(TileHarness(rows=rows, cols=cols, dataflow="ws", consumer=consumer))
+    assert result.status == "pass", result.to_dict()
+    if consumer == "always_ready":
+        assert any("fill_latency" in a for a in result.asserts)
+    else:
+        assert "c.payload stable until ready" in result.asserts
+    assert all(result.covers.values()), result.covers
+
+
 def test_a_tile_whose_folds_come_too_close_fails_with_a_counterexample():
     result = run_formal(TileHarness(rows=2, cols=2, fault="short_fold_interval"),
                         cover=False, reuse=False)
@@ -58,6 +71,9 @@ def test_options_are_listed():
     ({"consumer": "sometimes"}, "consumer must be one of free, always_ready, not 'sometimes'"),
     ({"fault": "stuck"}, "fault must be None or one of short_fold_interval, not 'stuck'"),
     ({"rows": 0}, "rows must be an integer from 1 to 64, not 0"),
+    ({"dataflow": "is"}, "dataflow must be 'os' or 'ws', not 'is'"),
+    ({"dataflow": "ws", "fault": "short_fold_interval"},
+     "fault 'short_fold_interval' is a fault of output-stationary tiles, not of 'ws'"),
 ])
 def test_bad_parameters_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):

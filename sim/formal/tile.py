@@ -21,7 +21,7 @@ FAULTS = ("short_fold_interval",)
 
 
 class TileHarness(Harness):
-    """Properties of an output-stationary :class:`rtl.tile.SystolicTile`.
+    """Properties of a :class:`rtl.tile.SystolicTile`.
 
     The operand streams ``a`` and ``b`` are driven freely under the stream contract
     (assumed). Proves, with a consumer that may stall at any time:
@@ -40,10 +40,17 @@ class TileHarness(Harness):
     the fold's final operand beat is accepted, the rows follow on consecutive cycles and the
     final one (with ``last``) comes ``drain_latency`` cycles after that beat.
 
+    Weight-stationary tiles (``dataflow="ws"``) are proved for the ``c`` stream contract
+    and ``c.valid``'s independence of ``c.ready`` (stalling consumer), and for their
+    published timing (consumer never stalls): a result row is offered exactly
+    ``fill_latency`` cycles after each accepted ``a`` beat that has ``emit`` set, carrying
+    that beat's ``last``, and at no other time. Their array internals (weight banks, kept
+    partial sums) have no invariants here yet.
+
     Parameters
     ----------
-    rows, cols, in_width, acc_width, signed : tile parameters
-        See :class:`rtl.tile.SystolicTile` (``dataflow="os"``).
+    rows, cols, in_width, acc_width, signed, dataflow, acc_depth : tile parameters
+        See :class:`rtl.tile.SystolicTile`.
     consumer : str
         One of :data:`CONSUMERS`.
     fault : str or None
@@ -53,23 +60,32 @@ class TileHarness(Harness):
     kind = "tile"
 
     def __init__(self, *, rows=2, cols=2, in_width=2, acc_width=4, signed=True,
-                 consumer="free", fault=None):
+                 dataflow="os", acc_depth=2, consumer="free", fault=None):
         bad = None
-        if consumer not in CONSUMERS:
+        if dataflow not in ("os", "ws"):
+            bad = f"dataflow must be 'os' or 'ws', not {dataflow!r}"
+        elif consumer not in CONSUMERS:
             bad = f"consumer must be one of {', '.join(CONSUMERS)}, not {consumer!r}"
         elif fault is not None and fault not in FAULTS:
             bad = f"fault must be None or one of {', '.join(FAULTS)}, not {fault!r}"
+        elif fault is not None and dataflow != "os":
+            bad = f"fault {fault!r} is a fault of output-stationary tiles, not of {dataflow!r}"
         if bad:
             self._MustUse__silence = True
             raise ValueError(bad)
-        super().__init__(rows=rows, cols=cols, in_width=in_width, acc_width=acc_width,
-                         signed=signed, consumer=consumer, fault=fault)
+        params = dict(rows=rows, cols=cols, in_width=in_width, acc_width=acc_width,
+                      signed=signed, dataflow=dataflow)
+        if dataflow == "ws":
+            params["acc_depth"] = acc_depth
+        super().__init__(**params, consumer=consumer, fault=fault)
         tile = self.design()                  # validates the tile parameters
         tile._MustUse__silence = True
         # Induction closes once every in-flight marker has left the array.
         depth_needed = rows + cols + 4
         if consumer == "always_ready":
             depth_needed = tile.drain_latency + tile.fold_interval + 4
+        if dataflow == "ws":
+            depth_needed = tile.fill_latency + 4
         self.default_depth = depth_needed
         self.cover_depth = tile.drain_latency + 2 * tile.fold_interval + 4
 
@@ -77,8 +93,10 @@ class TileHarness(Harness):
         from rtl.tile import SystolicTile
         p = self.params
         cls = _short_fold_interval_tile() if p["fault"] == "short_fold_interval" else SystolicTile
+        extra = {"acc_depth": p["acc_depth"]} if p["dataflow"] == "ws" else {}
         return cls(rows=p["rows"], cols=p["cols"], in_width=p["in_width"],
-                            acc_width=p["acc_width"], signed=p["signed"], dataflow="os")
+                   acc_width=p["acc_width"], signed=p["signed"], dataflow=p["dataflow"],
+                   **extra)
 
     def structural_checks(self):
         return [valid_independent_of_ready(self.design, "c")]
@@ -107,11 +125,40 @@ class TileHarness(Harness):
         accepted_last = Signal(name="accepted_last")
         m.d.comb += accepted_last.eq(take & tile.a.payload.last)
 
-        if self.params["consumer"] == "always_ready":
+        if self.params["dataflow"] == "ws":
+            emitted = Signal(name="accepted_emit")
+            m.d.comb += emitted.eq(take & tile.a.payload.emit)
+            if self.params["consumer"] == "always_ready":
+                self._ws_timing(m, tile, emitted, accepted_last)
+            else:
+                level = probe["level"]
+                m.d.comb += [
+                    Cover(level == 2, "result queue full"),
+                    Cover(tile.c.valid & tile.c.ready & tile.c.payload.last,
+                          "a fold's last row leaves"),
+                    Cover(tile.c.valid & ~tile.c.ready, "c stalled"),
+                ]
+        elif self.params["consumer"] == "always_ready":
             self._timing(m, tile, accepted_last)
         else:
             self._array(m, tile, probe, R, C, interval, accepted_last)
         return m
+
+    def _ws_timing(self, m, tile, emitted, accepted_last):
+        fill = tile.fill_latency
+        history = Signal(fill, name="emit_history")
+        last_history = Signal(fill, name="emit_last_history")
+        m.d.sync += [history.eq(Cat(emitted, history[:-1])),
+                     last_history.eq(Cat(emitted & accepted_last, last_history[:-1]))]
+        m.d.comb += [
+            Assert(tile.c.valid == history[fill - 1],
+                   "a result row is offered exactly fill_latency cycles after each "
+                   "emitting beat, and only then"),
+            Assert(~tile.c.valid | (tile.c.payload.last == last_history[fill - 1]),
+                   "a result row carries its beat's last"),
+            Cover(tile.c.valid & tile.c.payload.last, "a fold's last row at fill_latency"),
+            Cover(tile.c.valid & history[fill - 2], "back-to-back result rows"),
+        ]
 
     # -- the array under a stalling consumer ---------------------------------------------------
 

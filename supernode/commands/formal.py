@@ -35,7 +35,11 @@ def register(subparsers):
         "formal", help="formal proofs (SymbiYosys, from pip alone) of the tile and router")
     sub = formal.add_subparsers(dest="formal_command", required=True)
 
-    tile = sub.add_parser("tile", help="prove an output-stationary systolic tile")
+    tile = sub.add_parser("tile", help="prove a systolic tile")
+    tile.add_argument("--dataflow", default="os",
+                      help="os (output-stationary, default) or ws (weight-stationary)")
+    tile.add_argument("--acc-depth", type=int, default=2,
+                      help="ws: rows of partial sums kept between folds (default 2)")
     tile.add_argument("--rows", type=int, default=2, help="array rows (default 2)")
     tile.add_argument("--cols", type=int, default=2, help="array columns (default 2)")
     tile.add_argument("--in-width", type=int, default=2, help="operand bits (default 2)")
@@ -121,6 +125,7 @@ def tile_command(args):
     consumers = ("free", "always_ready") if args.consumer == "both" else (args.consumer,)
     harnesses = [TileHarness(rows=args.rows, cols=args.cols, in_width=args.in_width,
                              acc_width=args.acc_width, signed=not args.unsigned,
+                             dataflow=args.dataflow, acc_depth=args.acc_depth,
                              consumer=c, fault=args.fault) for c in consumers]
     return _run(harnesses, args)
 
