@@ -1,0 +1,201 @@
+"""The systolic tile: parameters, Amaranth-simulator checks, and cocotb benches on both simulators."""
+
+import os
+
+import numpy as np
+import pytest
+
+from fabric.tile_model import predict, reference_gemm
+from rtl.tile import SystolicTile
+from sim.runner import SimulationError
+from sim.tile.pysim import run_gemm_pysim
+from sim.tile.run import Gaps, random_operands, run_gemm
+
+SEED = int(os.environ.get("SUPERNODE_SEED", "20261125"))
+
+
+def setup_module():
+    print(f"tile tests: seed {SEED} (set SUPERNODE_SEED to reproduce another run)")
+
+
+# -- parameters --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"rows": 0}, "rows must be an integer from 1 to 64, not 0"),
+    ({"cols": 65}, "cols must be an integer from 1 to 64, not 65"),
+    ({"rows": 2.0}, "rows must be an integer from 1 to 64, not 2.0"),
+    ({"in_width": 1}, "in_width must be an integer from 2 to 32, not 1"),
+    ({"acc_width": 15}, "acc_width must be an integer from 2*in_width (16) to 96, not 15"),
+    ({"signed": 1}, "signed must be True or False, not 1"),
+    ({"dataflow": "is"}, "dataflow must be one of 'os', 'ws', not 'is'"),
+    ({"acc_depth": 0}, "acc_depth must be an integer from 1 to 4096, not 0"),
+])
+def test_bad_parameters_are_named(kwargs, message):
+    params = {"rows": 2, "cols": 2, **kwargs}
+    with pytest.raises((ValueError, TypeError)) as info:
+        SystolicTile(**params)
+    assert str(info.value) == message
+
+
+def test_published_timing():
+    os_tile = SystolicTile(rows=4, cols=6, dataflow="os")
+    ws_tile = SystolicTile(rows=4, cols=6, dataflow="ws")
+    assert os_tile.peak_macs_per_cycle == ws_tile.peak_macs_per_cycle == 24
+    assert os_tile.fill_latency == 6 + 2
+    assert os_tile.drain_latency == 6 + 4 + 1
+    assert os_tile.fold_interval == 6
+    assert ws_tile.fill_latency == ws_tile.drain_latency == 4 + 6 + 1
+    assert ws_tile.weight_release_latency == 10
+
+
+# -- Amaranth's simulator: quick, many small cases -----------------------------------------------
+
+PYSIM_SHAPES = [(1, 1, 1), (3, 5, 3), (5, 1, 2), (2, 7, 5), (9, 6, 7)]
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+@pytest.mark.parametrize("rows, cols", [(2, 2), (3, 2), (2, 4)])
+@pytest.mark.parametrize("m, k, n", PYSIM_SHAPES)
+def test_pysim_exact_results_and_cycles(rows, cols, dataflow, m, k, n):
+    params = {"rows": rows, "cols": cols, "dataflow": dataflow, "acc_depth": 3}
+    A, B = random_operands(m, k, n, in_width=8, signed=True, seed=SEED + m * 100 + k * 10 + n)
+    C, cycles = run_gemm_pysim(params, A, B)
+    assert (C == reference_gemm(A, B, acc_width=32, signed=True)).all()
+    model = predict(rows=rows, cols=cols, dataflow=dataflow, m=m, k=k, n=n, acc_depth=3)
+    assert cycles["last_result"] - cycles["first_operand"] + 1 == model.total_cycles
+    assert cycles["first_result"] - cycles["first_operand"] == model.first_result_cycles
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+@pytest.mark.parametrize("trial", range(6))
+def test_pysim_random_stalls_and_wraparound(dataflow, trial):
+    """Narrow accumulators wrap; random gaps on every stream lose and duplicate nothing."""
+    rng = np.random.default_rng(SEED + trial)
+    rows, cols = (int(v) for v in rng.integers(1, 5, 2))
+    m, k, n = (int(v) for v in rng.integers(1, 10, 3))
+    params = {"rows": rows, "cols": cols, "dataflow": dataflow, "in_width": 4, "acc_width": 8,
+              "acc_depth": int(rng.integers(1, 5))}
+    A, B = random_operands(m, k, n, in_width=4, signed=True, seed=SEED + trial)
+
+    def pattern():
+        return tuple(int(v) for v in rng.integers(0, 2, int(rng.integers(1, 6)))) + (0,)
+
+    C, _ = run_gemm_pysim(params, A, B, a_gaps=pattern(), b_gaps=pattern(),
+                          c_stalls=pattern())
+    assert (C == reference_gemm(A, B, acc_width=8, signed=True)).all()
+
+
+def test_pysim_unsigned_extremes():
+    params = {"rows": 3, "cols": 2, "dataflow": "os", "signed": False, "in_width": 5,
+              "acc_width": 12}
+    A, B = random_operands(4, 9, 3, in_width=5, signed=False, seed=0, extreme="max")
+    C, _ = run_gemm_pysim(params, A, B)
+    assert (C == reference_gemm(A, B, acc_width=12, signed=False)).all()
+    assert C[0, 0] == (31 * 31 * 9) % 4096
+
+
+# -- cocotb on Icarus and Verilator ------------------------------------------------------------
+
+def _check(params, m, k, n, *, sim, extreme=None, gaps=None, seed=SEED):
+    A, B = random_operands(m, k, n, in_width=params.get("in_width", 8),
+                           signed=params.get("signed", True), seed=seed, extreme=extreme)
+    gaps = gaps or {}
+    run = run_gemm(params, A, B, sim=sim, seed=seed, **gaps)
+    expected = reference_gemm(A, B, acc_width=params.get("acc_width", 32),
+                              signed=params.get("signed", True))
+    assert (run.C == expected).all()
+    if not gaps:
+        assert run.measured_cycles == run.model.total_cycles, run.to_json()
+        assert run.measured_first_result == run.model.first_result_cycles, run.to_json()
+    return run
+
+
+ICARUS_CASES = [
+    # (rows, cols, dataflow, acc_depth, [(m, k, n), ...])
+    (2, 2, "os", 64, [(1, 1, 1), (3, 5, 2), (7, 2, 9)]),
+    (2, 2, "ws", 2, [(1, 1, 1), (3, 5, 2), (7, 2, 9)]),
+    (4, 4, "os", 64, [(4, 4, 4), (9, 13, 6), (1, 20, 5)]),
+    (4, 4, "ws", 8, [(4, 4, 4), (9, 13, 6), (17, 3, 1)]),
+    (3, 5, "os", 64, [(7, 11, 6), (3, 1, 5)]),
+    (3, 5, "ws", 4, [(7, 11, 6), (3, 1, 5)]),
+    (8, 8, "os", 64, [(16, 16, 16), (11, 9, 19)]),
+    (8, 8, "ws", 16, [(16, 16, 16), (11, 9, 19)]),
+]
+
+
+@pytest.mark.parametrize("rows, cols, dataflow, acc_depth, shapes", ICARUS_CASES,
+                         ids=[f"{r}x{c}-{d}" for r, c, d, _, _ in ICARUS_CASES])
+def test_icarus_random_gemms(rows, cols, dataflow, acc_depth, shapes):
+    params = {"rows": rows, "cols": cols, "dataflow": dataflow, "acc_depth": acc_depth}
+    for index, (m, k, n) in enumerate(shapes):
+        _check(params, m, k, n, sim="icarus", seed=SEED + index)
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+@pytest.mark.parametrize("extreme", ["min", "max"])
+def test_icarus_extreme_values(dataflow, extreme):
+    params = {"rows": 4, "cols": 4, "dataflow": dataflow, "acc_depth": 8}
+    _check(params, 9, 13, 6, sim="icarus", extreme=extreme)
+
+
+STALLS = {
+    "periodic": dict(a_gaps=Gaps(pattern=(0, 0, 0, 1)), b_gaps=Gaps(pattern=(0, 1)),
+                     c_gaps=Gaps(pattern=(1, 1, 0))),
+    "random": dict(a_gaps=Gaps(probability=0.3), b_gaps=Gaps(probability=0.2),
+                   c_gaps=Gaps(probability=0.5)),
+    "backpressure-only": dict(c_gaps=Gaps(pattern=(1, 1, 1, 0))),
+}
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+@pytest.mark.parametrize("stalls", list(STALLS))
+def test_icarus_stalls(dataflow, stalls):
+    params = {"rows": 4, "cols": 4, "dataflow": dataflow, "acc_depth": 8}
+    run = _check(params, 9, 13, 6, sim="icarus", gaps=STALLS[stalls])
+    counters = run.counters
+    if "c_gaps" in STALLS[stalls]:
+        assert counters["c_backpressure"] > 0
+    assert run.measured_cycles > run.model.total_cycles
+
+
+VERILATOR_CASES = [
+    (4, 4, "os", 64, [(9, 13, 6), (1, 1, 1)]),
+    (4, 4, "ws", 8, [(9, 13, 6), (1, 1, 1)]),
+    (16, 16, "os", 64, [(32, 48, 32), (17, 5, 33)]),
+    (16, 16, "ws", 32, [(32, 48, 32), (17, 5, 33)]),
+]
+
+
+@pytest.mark.parametrize("rows, cols, dataflow, acc_depth, shapes", VERILATOR_CASES,
+                         ids=[f"{r}x{c}-{d}" for r, c, d, _, _ in VERILATOR_CASES])
+def test_verilator_gemms(rows, cols, dataflow, acc_depth, shapes):
+    params = {"rows": rows, "cols": cols, "dataflow": dataflow, "acc_depth": acc_depth}
+    for index, (m, k, n) in enumerate(shapes):
+        _check(params, m, k, n, sim="verilator", seed=SEED + index)
+    _check(params, *shapes[0], sim="verilator", gaps=STALLS["random"])
+
+
+def test_large_gemm_reaches_full_utilization():
+    """Back-to-back folds: a long GEMM keeps the array busy to within its fill and drain."""
+    params = {"rows": 4, "cols": 4, "dataflow": "os"}
+    run = _check(params, 16, 64, 16, sim="icarus")
+    assert run.utilization > 0.9
+
+
+def test_scoreboard_catches_a_wrong_result():
+    """The bench must fail when the hardware's answer differs from the reference: the
+    harness flips one result bit on its way to the monitor."""
+    params = {"rows": 2, "cols": 2, "dataflow": "os"}
+    A, B = random_operands(3, 3, 3, in_width=8, signed=True, seed=SEED)
+    with pytest.raises(SimulationError, match=r"result row 0: got \[.*\], expected \[.*\]"):
+        run_gemm(params, A, B, sim="icarus", fault="flip_result_bit")
+
+
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_waves_are_written_into_the_run_directory(sim):
+    params = {"rows": 2, "cols": 2, "dataflow": "os"}
+    A, B = random_operands(2, 3, 2, in_width=8, signed=True, seed=SEED)
+    run = run_gemm(params, A, B, sim=sim, waves=True)
+    assert run.waves is not None and run.waves.endswith(".fst")
+    assert os.path.getsize(run.waves) > 0
+    assert os.path.dirname(run.waves) == run.run_dir
