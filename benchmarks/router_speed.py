@@ -9,15 +9,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fabric.network.traffic import TrafficSpec           # noqa: E402
-from sim.router.common import Design, run_model_for, run_rtl_points  # noqa: E402
+from sim.router.common import Design, REFERENCE_DESIGNS, run_model_for, run_rtl_points  # noqa: E402
 
 DESIGNS = {
-    "router 4-port, 2 VCs": Design("router", dict(ports=4, vcs=2, buffer_depth=2)),
+    "router 4-port, 2 VCs": REFERENCE_DESIGNS["router4"],
     "router 8-port VOQ iSLIP-2": Design("router", dict(ports=8, vcs=2, buffer_depth=8,
                                                        voq=True, allocator="islip",
                                                        islip_iterations=2)),
-    "Clos 16 endpoints (4x4, 2 spines)": Design("clos", dict(
-        endpoints_per_leaf=4, leaves=4, spines=2, vcs=2, buffer_depth=4)),
+    "Clos 16 endpoints (4x4, 2 spines)": REFERENCE_DESIGNS["clos16"],
 }
 
 

@@ -5,20 +5,13 @@ import dataclasses
 import pytest
 
 from fabric.network.traffic import TrafficSpec
-from sim.router.common import Design, run_rtl_points, run_model_for
+from sim.router.common import REFERENCE_DESIGNS, run_rtl_points, run_model_for
 
 TOLERANCE = 0.05
 LOADS = (0.2, 0.4, 0.6, 0.8, 1.0)
 PATTERNS = ("uniform", "all_to_all")
 
-DESIGNS = {
-    # The cocotb tests share this router's build.
-    "router4": Design("router", dict(ports=4, vcs=2, buffer_depth=2)),
-    # The 16-endpoint Clos: 4 leaves x 4 endpoints, 2 spines (2:1 over-subscribed, so
-    # cross-leaf traffic contends for the up-links).
-    "clos16": Design("clos", dict(endpoints_per_leaf=4, leaves=4, spines=2, vcs=2,
-                                  buffer_depth=4)),
-}
+DESIGNS = REFERENCE_DESIGNS
 BASE = {
     "router4": TrafficSpec(packet_length=2, warmup=200, measure=1000, drain=3000, seed=31),
     "clos16": TrafficSpec(packet_length=4, warmup=200, measure=800, drain=3000, seed=32),

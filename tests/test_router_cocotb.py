@@ -5,11 +5,11 @@ import json
 import pytest
 
 from fabric.network.traffic import TrafficSpec
-from sim.router.common import Design, run_rtl, run_rtl_points, run_model_for
+from sim.router.common import Design, REFERENCE_DESIGNS, run_rtl, run_rtl_points, run_model_for
 from sim.runner import SimulationError
 
-#: The smallest useful router; the calibration tests share its builds.
-SMALL = dict(ports=4, vcs=2, buffer_depth=2)
+#: The smallest useful router (the calibration and CLI tests share its builds).
+SMALL = REFERENCE_DESIGNS["router4"].params
 COMPARED = ("offered_load_measured", "accepted_throughput", "latency_mean", "latency_p99",
             "latency_min", "measured_packets", "packets_delivered", "flits_delivered",
             "cycles", "min_excess_by_zero_load")

@@ -202,6 +202,8 @@ class Endpoints:
         self._p_packet = spec.load / spec.packet_length
         self._block = None
         self._block_start = 0
+        if spec.pattern in ("transpose", "bit_complement"):
+            _check_power_of_two(spec.pattern, n)
         self._dests = [destination_sequence(spec.pattern, n, s, random.Random(spec.seed * 7919 + s),
                                             hotspot_fraction=spec.hotspot_fraction,
                                             burst=spec.burst) for s in range(n)]

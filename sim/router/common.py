@@ -51,6 +51,20 @@ class Design:
         return clos_network(**self.params)
 
 
+#: Router parameters as the CLI spells them by default (every key given, so that a test, a
+#: benchmark and a CLI run of the same design share one build directory).
+ROUTER_DEFAULTS = dict(flit_width=16, allocator="separable", islip_iterations=1, voq=False)
+
+#: The designs the tests and benchmarks share: the smallest useful router, and the
+#: 16-endpoint Clos (4 leaves x 4 endpoints, 2 spines: 2:1 over-subscribed up-links).
+REFERENCE_DESIGNS = {
+    "router4": Design("router", dict(ports=4, vcs=2, buffer_depth=2, **ROUTER_DEFAULTS)),
+    "clos16": Design("clos", dict(endpoints_per_leaf=4, leaves=4, spines=2,
+                                  up_routing="deterministic", vcs=2, buffer_depth=4,
+                                  **ROUTER_DEFAULTS)),
+}
+
+
 def run_model_for(design: Design, spec: TrafficSpec, *, cfg_writes=(),
                   max_cycles: int = 10_000_000, endpoints=None) -> dict:
     """Run the model of ``design`` under ``spec``; the endpoints are the bench's own.

@@ -126,13 +126,22 @@ def export_command(args):
     from sim.runner import export_verilog
 
     out = check_out(args.out, (".v",))
+    _quiet_amaranth()
     export_verilog(Router(**router_params(args)), out, name="router")
     print(f"wrote {out}")
     return 0
 
 
+def _quiet_amaranth():
+    """Components built only to validate parameters are not elaborated: no warning."""
+    import warnings
+    from amaranth.hdl import UnusedElaboratable
+    warnings.filterwarnings("ignore", category=UnusedElaboratable)
+
+
 def design_from(args):
     from sim.router.common import Design
+    _quiet_amaranth()
     if args.design == "router":
         params = router_params(args)
         from rtl.router import Router, unused
@@ -155,6 +164,7 @@ def sim_command(args):
     design = design_from(args)
     ordered = design.params.get("up_routing", "deterministic") != "balanced"
     spec = traffic_spec(args, load=args.load, ordered=ordered)
+    design.endpoints(spec)      # checks the pattern against the endpoint count
     try:
         result = compare_point(design, spec, sim=args.sim, waves=args.waves)
     except SimulationError as exc:
@@ -193,6 +203,7 @@ def sweep_command(args):
     ordered = design.params.get("up_routing", "deterministic") != "balanced"
     spec = traffic_spec(args, load=1.0, ordered=ordered)
     loads = args.loads or list(DEFAULT_LOADS)
+    design.endpoints(spec)      # checks the pattern against the endpoint count
     result = sweep(design, spec, loads, sim=args.sim, rtl=not args.model_only,
                    model_loads=sorted(set(loads) | {x / 20 for x in range(1, 21)}),
                    progress=not args.json)
