@@ -11,7 +11,7 @@ HW = {"ports": 4, "vcs": 2, "buffer_depth": 3, "allocator": "islip", "voq": True
 
 
 def workload(**extra):
-    return router.check_workload({"pattern": "all_to_all", "packet_length": 2, "warmup": 50,
+    return router.check_workload({"pattern": "all_to_all", "packet_length": 2, "warmup": 30,
                                   "measure": 200, **extra}, set())
 
 
@@ -19,7 +19,7 @@ def test_router_point_reports_the_model_run():
     metrics = router.evaluate({**HW, "load": 0.4}, workload())
     expected = run_model_for(Design("router", HW),
                              TrafficSpec(pattern="all_to_all", load=0.4, packet_length=2,
-                                         warmup=50, measure=200, seed=1))
+                                         warmup=30, measure=200, seed=1))
     assert metrics["throughput_flits_per_cycle_per_port"] == expected["accepted_throughput"]
     assert metrics["latency_mean_cycles"] == expected["latency_mean"]
     assert metrics["latency_p99_cycles"] == expected["latency_p99"]
@@ -49,10 +49,10 @@ def test_bad_router_workload_names_the_value(table, words):
 
 
 def test_router_spot_check_agrees_with_the_rtl_and_fails_when_the_model_is_off(monkeypatch):
-    rtl = {"simulator": "icarus", "measure": 120}
+    rtl = {"simulator": "icarus", "measure": 60}
     point = {**HW, "load": 0.5}
     metrics = router.spot_check(point, workload(), rtl)
-    assert metrics["rtl_measure_cycles"] == 120
+    assert metrics["rtl_measure_cycles"] == 60
     assert 0 < metrics["rtl_throughput_flits_per_cycle_per_port"] <= 0.6
 
     import sim.router.common as common

@@ -27,9 +27,14 @@ def _off_by_one(monkeypatch):
     monkeypatch.setattr(run_module, "predict", wrong)
 
 
-@pytest.mark.parametrize("dataflow", ["os", "ws"])
-def test_spot_check_runs_the_rtl_and_agrees_with_the_model(dataflow):
-    metrics = tile.evaluate({"rows": 2, "cols": 3, "dataflow": dataflow}, WORKLOAD, rtl=RTL)
+@pytest.mark.parametrize("dataflow, sim", [
+    ("os", "icarus"),
+    pytest.param("ws", "icarus", marks=pytest.mark.slow),
+    pytest.param("ws", "verilator", marks=pytest.mark.slow),
+])
+def test_spot_check_runs_the_rtl_and_agrees_with_the_model(dataflow, sim):
+    rtl = {**RTL, "simulator": sim}
+    metrics = tile.evaluate({"rows": 2, "cols": 3, "dataflow": dataflow}, WORKLOAD, rtl=rtl)
     assert metrics["rtl_gemms"] == 1
     assert metrics["rtl_cycles"] == metrics["rtl_model_cycles"] > 0
     assert metrics["rtl_max_cycle_error"] == 0
@@ -71,7 +76,7 @@ def test_a_disagreeing_point_fails_the_sweep_and_is_retried_next_run(tmp_path, m
     out = tmp_path / "out"
     argv = ["sweep", str(spec_path), "--out", str(out), "--quiet", "--json"]
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                      dashboard_address=None) as cluster:
+                      dashboard_address=":0") as cluster:
         with monkeypatch.context() as patch:
             _off_by_one(patch)
             assert cli.main([*argv, "--scheduler", cluster.scheduler_address]) == 1

@@ -27,7 +27,7 @@ def dask_client(*, workers: int = 1, scheduler: "str | None" = None):
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise UserError(f"--workers must be a positive integer, not {workers!r}")
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
+                               dashboard_address=":0", silence_logs=logging.ERROR)
         try:
             with Client(cluster) as client:
                 yield client
