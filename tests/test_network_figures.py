@@ -37,3 +37,24 @@ def test_bad_pattern_and_parameter_are_named():
         clos_figures(radix=8)
     with pytest.raises(ValueError, match="vcs must be an integer from 1 to 8, not 0"):
         clos_figures(vcs=0)
+
+
+def test_all_to_all_cycles_from_the_model():
+    from fabric.network.collectives import all_to_all_cycles
+    small = all_to_all_cycles(flits_per_pair=4, ports=4)
+    big = all_to_all_cycles(flits_per_pair=16, ports=4)
+    assert small["endpoints"] == 8 and small["flits_per_endpoint"] == 7 * 4
+    # An endpoint injects at most one flit per cycle, and the last flit needs a path.
+    assert big["cycles"] >= big["flits_per_endpoint"] + 1
+    assert big["cycles"] > small["cycles"]
+    assert 0 < big["throughput"] <= 1
+
+
+def test_all_reduce_cycles_use_the_figures():
+    from fabric.network.collectives import all_reduce_cycles
+    r = all_reduce_cycles(flits_per_endpoint=800, **SMALL)
+    fig = clos_figures(**SMALL)
+    assert r["steps"] == 2 * (r["endpoints"] - 1)
+    assert r["step_cycles"] == 3 * fig.hop_latency_cycles + 100 / fig.saturation_throughput
+    with pytest.raises(UserError, match="flits_per_endpoint must be a positive integer, not 0"):
+        all_reduce_cycles(flits_per_endpoint=0)
