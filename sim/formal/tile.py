@@ -73,6 +73,13 @@ class TileHarness(Harness):
         if bad:
             self._MustUse__silence = True
             raise ValueError(bad)
+        from rtl.tile import check_tile_params
+        try:
+            check_tile_params(rows=rows, cols=cols, in_width=in_width, acc_width=acc_width,
+                              signed=signed, dataflow=dataflow, acc_depth=acc_depth)
+        except (TypeError, ValueError):
+            self._MustUse__silence = True
+            raise
         params = dict(rows=rows, cols=cols, in_width=in_width, acc_width=acc_width,
                       signed=signed, dataflow=dataflow)
         if dataflow == "ws":
@@ -221,8 +228,8 @@ class TileHarness(Harness):
         for d in range(C + 2, top + 1):
             draining = draining | (marker[d].as_unsigned() * (d - C - 1))
         row_last = Signal(name="row_last")
-        result_row = probe["result_row"]
-        m.d.comb += row_last.eq(result_row[-1])
+        result_row = data.View(tile.c.payload.shape(), probe["result_row"])
+        m.d.comb += row_last.eq(result_row.last)
         m.d.comb += [
             Assert(expected == draining, "row counter matches the draining fold"),
             Assert((row_done & (row_done - 1)) == 0, "one row completes at a time"),
