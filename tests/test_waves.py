@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -154,7 +155,8 @@ def _check_against_vcdvcd(path):
     checked = 0
     for ref_name in ref.signals:
         name = ref_name.replace("\\", "")
-        name = name if name in mine.traces else name.split("[")[0]
+        # vcdvcd appends a declared bit range ("[7:0]") to the name; the reader keeps it apart.
+        name = name if name in mine.traces else re.sub(r"\[\d+:\d+\]$", "", name)
         tr = mine[name]
         if tr.kind != "bits":
             continue
