@@ -56,6 +56,8 @@ def register(subparsers):
     export = sub.add_parser("export", help="write the tile as Verilog")
     _add_tile_params(export)
     export.add_argument("--out", required=True, help="Verilog file to write")
+    export.add_argument("--name", default="systolic_tile",
+                        help="Verilog module name (default systolic_tile)")
     export.set_defaults(func=export_command)
 
     sim = sub.add_parser("sim", help="run a random GEMM on the RTL and check it against numpy")
@@ -81,7 +83,9 @@ def export_command(args):
     out = Path(args.out)
     if not out.parent.is_dir():
         raise UserError(f"cannot write {out}: directory {out.parent} does not exist")
-    export_verilog(SystolicTile(**params), out)
+    if not args.name.isidentifier():
+        raise UserError(f"--name must be a Verilog identifier, not {args.name!r}")
+    export_verilog(SystolicTile(**params), out, name=args.name)
     print(f"wrote {out}")
     return 0
 
