@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -145,3 +146,55 @@ def test_sweep_runs_on_a_separately_started_scheduler_and_worker(sweep_main, spe
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+ROUTER_SPEC = """
+[sweep]
+name = "interrupted"
+kind = "router"
+[space]
+vcs = [1, 2]
+buffer_depth = [2, 4]
+load = [0.2, 0.4, 0.6]
+[workload]
+pattern = "all_to_all"
+packet_length = 2
+warmup = 100
+measure = 1500
+[objectives]
+throughput = "max"
+"""
+
+
+@pytest.mark.slow
+def test_an_interrupted_sweep_keeps_every_finished_point_and_resumes(sweep_main, tmp_path, capsys):
+    spec_path = tmp_path / "spec.toml"
+    spec_path.write_text(ROUTER_SPEC)
+    out = tmp_path / "out"
+    cache = out / "cache"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "supernode", "sweep", str(spec_path), "--out",
+                             str(out), "--workers", "1", "--quiet"], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: cache.exists() and len(list(cache.glob("*.json"))) >= 2, 120,
+                  "two points finishing")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    finished = list(cache.glob("*.json"))
+    assert 2 <= len(finished) < 12
+    for path in finished:                      # every entry is whole
+        assert json.loads(path.read_text())["status"] == "ok"
+    assert not (out / "results.csv").exists()  # the table comes at the end only
+
+    assert sweep_main(["sweep", str(spec_path), "--out", str(out), "--resume", "--quiet",
+                       "--json", "--workers", "2"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["cached"] == len(finished)
+    assert summary["computed"] == 12 - len(finished)
+    assert len(pd.read_csv(out / "results.csv")) == 12
