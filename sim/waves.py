@@ -4,7 +4,7 @@ import fnmatch
 import os
 import re
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +22,8 @@ UNKNOWN = -1
 _UNITS_S = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9, "ps": 1e-12, "fs": 1e-15}
 
 
-@dataclass
 class Trace:
-    """The value changes of one signal.
+    """The value changes of one signal (read from the file when first needed).
 
     Members
     -------
@@ -42,12 +41,27 @@ class Trace:
         ``"bits"``, ``"real"`` or ``"string"`` (Amaranth's simulator dumps FSM states
         as strings such as ``"IDLE/0"``).
     """
-    name: str
-    width: int
-    times: np.ndarray
-    values: list
-    aliases: list = field(default_factory=list)
-    kind: str = "bits"
+
+    def __init__(self, name, width, times=None, values=None, aliases=None, kind="bits",
+                 loader=None):
+        self.name, self.width, self.kind = name, width, kind
+        self.aliases = list(aliases or [])
+        self._times, self._values, self._loader = times, values, loader
+
+    def _load(self):
+        if self._times is None:
+            self._times, self._values = self._loader()
+            self._loader = None
+
+    @property
+    def times(self) -> np.ndarray:
+        self._load()
+        return self._times
+
+    @property
+    def values(self) -> list:
+        self._load()
+        return self._values
 
     def sample(self, at) -> np.ndarray:
         """Values just before each time in ``at`` (what a flop clocked then sees).
@@ -69,7 +83,7 @@ class Trace:
 
 @dataclass
 class Waveform:
-    """A waveform file read into memory.
+    """A waveform file: its signal names, and their changes as they are asked for.
 
     Members
     -------
@@ -81,14 +95,21 @@ class Waveform:
         Seconds per time tick of the file.
     traces : dict
         ``name -> Trace``; aliases map to the same :class:`Trace`.
-    end_time : int
-        Last time stamp in the file (ticks).
+    last_time : int or callable
+        Last time stamp in the file (ticks), or a function that finds it.
     """
     path: Path
     format: str
     tick_s: float
     traces: dict
-    end_time: int
+    last_time: object
+
+    @property
+    def end_time(self) -> int:
+        """Last time stamp in the file (ticks)."""
+        if callable(self.last_time):
+            self.last_time = self.last_time()
+        return self.last_time
 
     def names(self) -> list:
         """Every signal name in the file, in file order."""
@@ -310,34 +331,60 @@ def _read_fst(path: Path) -> Waveform:
     except ImportError:
         raise UserError(f"cannot read {path}: FST needs the pywellen package "
                         "(pip install 'pywellen>=0.25,<0.26')") from None
-    # The Rust reader prints panics to the process's stderr: keep them out of the terminal.
-    with tempfile.TemporaryFile() as err, _stderr_to(err):
-        try:
-            wave = pywellen.Waveform(str(path))
-            hier = [(v.full_name, v.bitwidth, v.signal_id, v) for v in wave.all_vars()]
-            tick_s = _fst_tick(wave)
-            traces, by_id, end = {}, {}, 0
-            for name, width, sid, var in hier:
-                name = name.replace("\\", "")
-                key = repr(sid)
-                if key in by_id:
-                    by_id[key].aliases.append(name)
-                    traces[name] = by_id[key]
-                    continue
-                sig = var.signal
-                pairs = [sig[i] for i in range(len(sig))]
-                times = np.fromiter((p[0] for p in pairs), dtype=np.int64, count=len(pairs))
-                values = [_fst_value(p[1]) for p in pairs]
-                if len(times):
-                    end = max(end, int(times[-1]))
-                tr = Trace(name, int(width or 1), times, values)
-                by_id[key] = traces[name] = tr
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as exc:  # pywellen raises RuntimeError, or a Rust panic
-            detail = str(exc).strip().replace("\n", " ") or type(exc).__name__
-            raise UserError(f"{path}: the FST file is truncated or malformed ({detail})") from None
-    return Waveform(path, "fst", tick_s, traces, end)
+    with _fst_guard(path):
+        wave = pywellen.Waveform(str(path))
+        hier = [(v.full_name, v.bitwidth, v.signal_id, v) for v in wave.all_vars()]
+        tick_s = _fst_tick(wave)
+    traces, by_id = {}, {}
+    for name, width, sid, var in hier:
+        name = name.replace("\\", "")
+        key = repr(sid)
+        if key in by_id:
+            by_id[key].aliases.append(name)
+            traces[name] = by_id[key]
+            continue
+        tr = Trace(name, int(width or 1), loader=_fst_loader(path, var))
+        by_id[key] = traces[name] = tr
+
+    def last_time():
+        return max((int(t.times[-1]) for t in by_id.values() if len(t.times)), default=0)
+
+    return Waveform(path, "fst", tick_s, traces, last_time)
+
+
+def _fst_loader(path: Path, var):
+    def load():
+        with _fst_guard(path):
+            sig = var.signal
+            pairs = [sig[i] for i in range(len(sig))]
+        times = np.fromiter((p[0] for p in pairs), dtype=np.int64, count=len(pairs))
+        return times, [_fst_value(p[1]) for p in pairs]
+    return load
+
+
+class _fst_guard:
+    """Turn any failure of the FST reader into one :class:`UserError` naming the file.
+
+    The Rust reader prints panics on the process's stderr: they are kept out of the
+    terminal while it runs.
+    """
+
+    def __init__(self, path):
+        self.path = path
+
+    def __enter__(self):
+        self.err = tempfile.TemporaryFile()
+        self.redirect = _stderr_to(self.err)
+        self.redirect.__enter__()
+
+    def __exit__(self, typ, exc, tb):
+        self.redirect.__exit__(typ, exc, tb)
+        self.err.close()
+        if typ is None or issubclass(typ, (KeyboardInterrupt, SystemExit, UserError)):
+            return False
+        # pywellen raises RuntimeError, or a Rust panic (a BaseException)
+        detail = str(exc).strip().replace("\n", " ") or typ.__name__
+        raise UserError(f"{self.path}: the FST file is truncated or malformed ({detail})") from None
 
 
 def _state_text(v) -> str:
