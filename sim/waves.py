@@ -682,7 +682,9 @@ def plot_timeline(path, out, *, signals: "str | None" = None, start=None, end=No
     """Draw a compact timeline of chosen signals to a PNG and return its path.
 
     One-bit signals are drawn as square waves; wider ones as bus segments labelled
-    with their hexadecimal value where there is room.
+    with their hexadecimal value (or state name) where there is room. On the valid row
+    of each stream, clock cycles that end in a transfer are shaded green and stall
+    cycles (valid, not ready) red.
     """
     import matplotlib
     matplotlib.use("Agg")
@@ -701,10 +703,11 @@ def plot_timeline(path, out, *, signals: "str | None" = None, start=None, end=No
     fig, ax = plt.subplots(figsize=(10, 0.9 + 0.32 * len(names)), dpi=110)
     for row, name in enumerate(reversed(names)):
         tr = wave[name]
-        before = tr.sample([t0 + 1])[0] if len(tr.times) else UNKNOWN
+        first = int(np.searchsorted(tr.times, t0, side="right")) - 1
+        before = tr.values[first] if first >= 0 else None
         keep = (tr.times > t0) & (tr.times < t1)
         times = np.concatenate(([t0], tr.times[keep], [t1])).astype(float)
-        vals = [None if before is UNKNOWN else before] + [tr.values[i] for i in np.flatnonzero(keep)]
+        vals = [before] + [tr.values[i] for i in np.flatnonzero(keep)]
         # Simulators may dump a value again unchanged; draw one segment for it.
         same = [k for k in range(1, len(vals)) if vals[k] == vals[k - 1]]
         if same:
@@ -730,6 +733,8 @@ def plot_timeline(path, out, *, signals: "str | None" = None, start=None, end=No
                          else f"{v:g}" if isinstance(v, float) else _state_text(v))
                 if (b - a) / span * 10 * 110 > 7 * len(label) + 4:
                     ax.text((a + b) / 2, y0 + 0.45, label, ha="center", va="center", fontsize=6.5)
+    rows = {name: row for row, name in enumerate(reversed(names))}
+    marked = _shade_handshakes(ax, wave, rows, t0, t1, scale)
     ax.set_yticks([r + 0.45 for r in range(len(names))])
     ax.set_yticklabels([n.split(".", 1)[-1] if n.count(".") else n for n in reversed(names)],
                        fontsize=7)
@@ -738,13 +743,39 @@ def plot_timeline(path, out, *, signals: "str | None" = None, start=None, end=No
     ax.set_xlabel(f"time from {t0 * wave.tick_s / _UNITS_S[unit]:g} {unit} ({unit})", fontsize=8)
     ax.tick_params(axis="x", labelsize=7)
     ax.grid(axis="x", lw=0.3, alpha=0.5)
-    ax.set_title(title or Path(wave.path).name, fontsize=9)
+    ax.set_title((title or Path(wave.path).name)
+                 + ("   (green: transfer cycles, red: stall cycles)" if marked else ""), fontsize=9)
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
     plt.close(fig)
     return out
+
+
+def _shade_handshakes(ax, wave: Waveform, rows: dict, t0: int, t1: int, scale: float) -> bool:
+    """Shade transfer and stall cycles on each plotted valid row; True if any was."""
+    clk = _pick(wave, "clk")
+    if clk is None:
+        return False
+    edges = _rising_edges(wave[clk])
+    if len(edges) < 2:
+        return False
+    period = int(np.median(np.diff(edges)))
+    edges = edges[(edges > t0) & (edges <= t1)]
+    marked = False
+    for itf in find_interfaces(wave):
+        row = rows.get(itf.valid)
+        if row is None or not len(edges):
+            continue
+        valid = wave[itf.valid].sample(edges) == 1
+        ready = (wave[itf.ready].sample(edges) == 1) if itf.ready else np.ones(len(edges), bool)
+        for mask, colour in ((valid & ready, "tab:green"), (valid & ~ready, "tab:red")):
+            for edge in edges[mask]:
+                a, b = (max(edge - period, t0) - t0) * scale, (edge - t0) * scale
+                ax.fill_between([a, b], row + 0.05, row + 0.85, color=colour, alpha=0.18, lw=0)
+                marked = True
+    return marked
 
 
 def _plot_unit(tick_s: float, span_ticks: int):

@@ -27,8 +27,9 @@ def register(subparsers):
                     "a GTKWave save file.")
     p.add_argument("file", metavar="FILE", help="waveform file (.vcd or .fst)")
     p.add_argument("--signals", metavar="PATTERN",
-                   help="comma-separated globs choosing streams, FSMs and plotted signals "
-                        "(a glob without '.' also matches the last part of a name: 'a__*')")
+                   help="comma-separated globs choosing streams, FSMs and plotted signals; "
+                        "a glob matches a whole name or its tail after any '.' "
+                        "('a__*', 'tile.*valid')")
     p.add_argument("--from", dest="start", metavar="T",
                    help="window start: ticks of the file or a time with unit (350ns)")
     p.add_argument("--to", dest="end", metavar="T", help="window end (inclusive)")
