@@ -13,7 +13,7 @@ from supernode.errors import UserError
 
 __all__ = [
     "Trace", "Waveform", "load", "summarize", "find_interfaces", "find_fsms",
-    "parse_time", "plot_timeline", "UNKNOWN",
+    "parse_time", "plot_timeline", "default_plot_signals", "Interface", "UNKNOWN",
 ]
 
 #: Sampled value of a signal that is x, z or not yet dumped.

@@ -3,6 +3,8 @@
 import json
 import os
 import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -365,3 +367,26 @@ def test_tile_run_agrees_with_hardware_counters():
 @pytest.mark.slow
 def test_tile_run_agrees_with_hardware_counters_on_verilator():
     _check_tile(_tile_run("verilator"))
+
+
+@pytest.mark.skipif(not (shutil.which("gtkwave") and shutil.which("xvfb-run")),
+                    reason="GTKWave and xvfb-run are not installed")
+def test_gtkwave_opens_the_save_file(runs, tmp_path):
+    script = tmp_path / "list.tcl"
+    script.write_text(
+        "set n [gtkwave::getTotalNumTraces]\n"
+        "for {set i 0} {$i < $n} {incr i} {\n"
+        "  puts \"TRACE [gtkwave::getTraceNameFromIndex $i]|[gtkwave::getTraceFlagsFromIndex $i]\"\n"
+        "}\n"
+        "gtkwave::/File/Quit\n")
+    proc = subprocess.run(["xvfb-run", "-a", "gtkwave", "-S", str(script), str(runs[("icarus", "fst")].gtkw)],
+                          capture_output=True, text=True, timeout=120)
+    traces = [line[6:].rsplit("|", 1) for line in proc.stdout.splitlines() if line.startswith("TRACE ")]
+    names = [n for n, _ in traces]
+    # Four groups, each opened and closed, around their members.
+    assert names == ["clock and reset", "clk", "rst", "clock and reset",
+                     "stream top.i", "i__valid", "i__ready", "i__payload[7:0]", "stream top.i",
+                     "stream top.o", "o__valid", "o__ready", "o__payload[7:0]", "stream top.o",
+                     "FSM states", "occupancy_state[1:0]", "FSM states"], proc.stdout + proc.stderr
+    fsm_flags = int(dict(traces)["occupancy_state[1:0]"])
+    assert fsm_flags & 0x2000, "the FSM state is not shown through its translate file"
