@@ -2,6 +2,7 @@
 
 from amaranth import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 __all__ = [
@@ -251,10 +252,13 @@ class Router(wiring.Component):
         Q = len(queues)
 
         # Routing table, writable through cfg.
-        table = Array(Signal(_bits(P), init=r, name=f"route_{d}")
-                      for d, r in enumerate(self._routes))
-        with m.If(self.cfg.valid & (self.cfg.dest < self._destinations)):
-            m.d.sync += table[self.cfg.dest].eq(self.cfg.port)
+        # (Memories rather than arrays of registers: simulators index them directly
+        # instead of building a multiplexer per read, which keeps Verilator builds small.)
+        m.submodules.table = table = Memory(shape=_bits(P), depth=self._destinations,
+                                            init=self._routes)
+        table_wr = table.write_port()
+        m.d.comb += [table_wr.addr.eq(self.cfg.dest), table_wr.data.eq(self.cfg.port),
+                     table_wr.en.eq(self.cfg.valid & (self.cfg.dest < self._destinations))]
 
         # Output state: credits and VC ownership per (output, vc).
         credit = [[Signal(range(D + 1), init=D, name=f"credit_{o}_{v}") for v in range(V)]
@@ -273,8 +277,9 @@ class Router(wiring.Component):
             flit = link.payload
             # Route lookup on arrival.
             held = Array(Signal(_bits(P), name=f"held_{i}_{v}") for v in range(V))
-            looked_up = Signal(_bits(P), name=f"lookup_{i}")
-            m.d.comb += looked_up.eq(table[flit.dest])
+            lookup = table.read_port(domain="comb")
+            looked_up = lookup.data
+            m.d.comb += lookup.addr.eq(flit.dest)
             if self._spread:
                 spread_ports = Array(Const(p, _bits(P)) for p in self._spread)
                 turn = Signal(range(len(self._spread)), name=f"spread_turn_{i}")
@@ -296,25 +301,34 @@ class Router(wiring.Component):
             deq_i = Signal(Q, name=f"deq_{i}")
             e_i = Signal(Q, name=f"elig_{i}")
             heads_i, outs_i = [], []
+            # All queues of this input live in one memory, queue q at [q*D, q*D + D).
+            m.submodules[f"buffer_{i}"] = store = Memory(shape=entry_layout, depth=Q * D,
+                                                         init=[])
+            wptrs = [Signal(range(D), name=f"wptr_{i}_{q}") for q in range(Q)]
+            q_in = Signal(range(Q), name=f"q_in_{i}")
+            if self._voq:
+                m.d.comb += q_in.eq(flit.vc * P + route)
+            else:
+                m.d.comb += q_in.eq(flit.vc)
+            write = store.write_port()
+            m.d.comb += [write.addr.eq(q_in * D + Array(wptrs)[q_in]),
+                         write.data.eq(entry), write.en.eq(link.valid)]
             for q, (v, fixed) in enumerate(queues):
-                store = Array(Signal(entry_layout.size, name=f"buf_{i}_{q}_{k}")
-                              for k in range(D))
                 count = Signal(range(D + 1), name=f"count_{i}_{q}")
                 rptr = Signal(range(D), name=f"rptr_{i}_{q}")
-                wptr = Signal(range(D), name=f"wptr_{i}_{q}")
-                we = link.valid & (flit.vc == v)
-                if fixed is not None:
-                    we = we & (route == fixed)
+                wptr = wptrs[q]
+                we = link.valid & (q_in == q)
                 with m.If(we):
-                    m.d.sync += [store[wptr].eq(entry),
-                                 wptr.eq(Mux(wptr == D - 1, 0, wptr + 1))]
+                    m.d.sync += wptr.eq(Mux(wptr == D - 1, 0, wptr + 1))
                 with m.If(deq_i[q]):
                     m.d.sync += rptr.eq(Mux(rptr == D - 1, 0, rptr + 1))
                 m.d.sync += count.eq(count + we - deq_i[q])
+                read = store.read_port(domain="comb")
+                m.d.comb += read.addr.eq(q * D + rptr)
                 # Materialise the head and the per-output lookups once: every use of an
                 # Array index would otherwise be a separate multiplexer in the netlist.
                 head = Signal(entry_layout, name=f"head_{i}_{q}")
-                m.d.comb += head.eq(store[rptr])
+                m.d.comb += head.eq(read.data)
                 if fixed is not None:
                     out = Const(fixed, _bits(P))
                     has_credit = credit[fixed][v] != 0
