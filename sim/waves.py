@@ -696,7 +696,12 @@ def plot_timeline(path, out, *, signals: "str | None" = None, start=None, end=No
         raise UserError(f"no signal of {wave.path} matches {signals!r}; "
                         "give a glob such as '*valid,*ready'")
     t0 = parse_time(start, wave) if start is not None else 0
-    t1 = parse_time(end, wave) if end is not None else wave.end_time
+    if end is not None:
+        t1 = parse_time(end, wave)
+    else:  # the last change of what is drawn (and of the clock), not of every net in the file
+        clk = _pick(wave, "clk")
+        t1 = max((int(wave[n].times[-1]) for n in names + ([clk] if clk else [])
+                  if len(wave[n].times)), default=0)
     if t1 <= t0:
         raise UserError(f"timeline window {start!r}..{end!r} is empty; end must be after start")
     scale, unit = _plot_unit(wave.tick_s, t1 - t0)
@@ -718,17 +723,21 @@ def plot_timeline(path, out, *, signals: "str | None" = None, start=None, end=No
         if tr.width == 1 and tr.kind == "bits":
             ys = [y0 + 0.1 + 0.7 * (v == 1) for v in vals]
             ax.step(xs[:-1].tolist() + [xs[-1]], ys + [ys[-1]], where="post", lw=0.9, color="tab:green")
-            for a, b, v in zip(xs[:-1], xs[1:], vals):
-                if v is None:
-                    ax.fill_between([a, b], y0 + 0.1, y0 + 0.8, color="tab:red", alpha=0.3, lw=0)
+            unknown = [(a, b - a) for a, b, v in zip(xs[:-1], xs[1:], vals) if v is None]
+            if unknown:
+                ax.broken_barh(unknown, (y0 + 0.1, 0.7), color="tab:red", alpha=0.3, lw=0)
         else:
             span = xs[-1] - xs[0]
+            for colour, is_known in (("tab:blue", True), ("tab:red", False)):
+                bars = [(a, b - a) for a, b, v in zip(xs[:-1], xs[1:], vals)
+                        if b > a and (v is not None) == is_known]
+                if bars:
+                    ax.broken_barh(bars, (y0 + 0.15, 0.6), facecolor=colour, alpha=0.15,
+                                   edgecolor=colour, lw=0.6)
             for a, b, v in zip(xs[:-1], xs[1:], vals):
-                if b <= a:
+                # Label a segment only where the text fits (about 7 px a character).
+                if (b - a) / span * 10 * 110 < 11:
                     continue
-                colour = "tab:red" if v is None else "tab:blue"
-                ax.fill_between([a, b], y0 + 0.15, y0 + 0.75, color=colour, alpha=0.15, lw=0.6,
-                                edgecolor=colour)
                 label = ("x" if v is None else f"{v:x}" if isinstance(v, int)
                          else f"{v:g}" if isinstance(v, float) else _state_text(v))
                 if (b - a) / span * 10 * 110 > 7 * len(label) + 4:
@@ -771,9 +780,11 @@ def _shade_handshakes(ax, wave: Waveform, rows: dict, t0: int, t1: int, scale: f
         valid = wave[itf.valid].sample(edges) == 1
         ready = (wave[itf.ready].sample(edges) == 1) if itf.ready else np.ones(len(edges), bool)
         for mask, colour in ((valid & ready, "tab:green"), (valid & ~ready, "tab:red")):
-            for edge in edges[mask]:
-                a, b = (max(edge - period, t0) - t0) * scale, (edge - t0) * scale
-                ax.fill_between([a, b], row + 0.05, row + 0.85, color=colour, alpha=0.18, lw=0)
+            starts = (np.maximum(edges[mask] - period, t0) - t0) * scale
+            ends = (edges[mask] - t0) * scale
+            if len(starts):
+                ax.broken_barh(list(zip(starts, ends - starts)), (row + 0.05, 0.8),
+                               color=colour, alpha=0.18, lw=0)
                 marked = True
     return marked
 

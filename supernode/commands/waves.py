@@ -25,7 +25,8 @@ def register(subparsers):
                     "rising edges of the clock, sampling each signal just before the edge. "
                     "Reset cycles are left out. Optionally draw a timeline to PNG and write "
                     "a GTKWave save file.")
-    p.add_argument("file", metavar="FILE", help="waveform file (.vcd or .fst)")
+    p.add_argument("file", metavar="FILE",
+                   help="waveform file (.vcd or .fst), or a run directory holding one")
     p.add_argument("--signals", metavar="PATTERN",
                    help="comma-separated globs choosing streams, FSMs and plotted signals; "
                         "a glob matches a whole name or its tail after any '.' "
@@ -46,8 +47,17 @@ def register(subparsers):
 
 
 def run(args) -> int:
-    from sim import waves
+    from pathlib import Path
 
+    from sim import waves
+    from supernode.errors import UserError
+
+    if Path(args.file).is_dir():  # a run directory: its one wave file
+        found = sorted(p for p in Path(args.file).iterdir() if p.suffix in (".vcd", ".fst"))
+        if len(found) != 1:
+            raise UserError(f"directory {args.file} holds {len(found)} .vcd/.fst files; "
+                            "name the wave file itself")
+        args.file = str(found[0])
     wave = waves.load(args.file)
     reset = None if str(args.reset).lower() == "none" else args.reset
     summary = waves.summarize(args.file, wave=wave, signals=args.signals, start=args.start,
