@@ -1,11 +1,13 @@
 """Proof harness of the virtual-channel router: credits, framing, conservation, allocation."""
 
 from amaranth.asserts import AnySeq
-from amaranth.hdl import Array, Assert, Assume, Cat, Const, Cover, Module, Mux, ResetSignal, Signal
+from amaranth.hdl import (Array, Assert, Assume, Cat, Const, Cover, Module, Mux, ResetSignal,
+                          Shape, Signal, Value)
 from amaranth.lib import data
 
 from .harness import Harness
-from .probe import elaborate_with_probes
+from .memory import memories_as_registers
+from .probe import ProbeError, elaborate_with_probes
 from .properties import past, round_robin_fairness
 
 __all__ = ["RouterHarness", "DROPPABLE"]
@@ -72,10 +74,38 @@ class RouterHarness(Harness):
         return Router(ports=p["ports"], vcs=p["vcs"], buffer_depth=p["buffer_depth"],
                       flit_width=p["flit_width"], allocator="separable", voq=False)
 
+    def _elaborate_router(self, dut, platform):
+        """Elaborate the router; return its fragment, probes, table words and buffer words.
+
+        A router that keeps its routing table and input buffers in ``Memory`` blocks is
+        elaborated with :class:`~sim.formal.memory.RegisterMemory` in their place, so that
+        the invariants can name every word; one that keeps them in registers is read as is.
+        """
+        import rtl.router as router_module
+        P, V, D = dut.ports, dut.vcs, dut.buffer_depth
+        entry_bits = dut.flit_layout.size + _bits(P)
+        if not hasattr(router_module, "Memory"):
+            frag, probe = elaborate_with_probes(dut, platform, design_name="router")
+            table = [probe[f"route_{d}"] for d in range(dut.destinations)]
+            return frag, probe, table, lambda i, v, k: probe[f"buf_{i}_{v}_{k}"]
+        with memories_as_registers(router_module) as memories:
+            frag, probe = elaborate_with_probes(dut, platform, design_name="router")
+        width = lambda mem: Shape.cast(mem.shape).width          # noqa: E731
+        tables = [mem for mem in memories
+                  if width(mem) == _bits(P) and mem.depth == dut.destinations]
+        buffers = [mem for mem in memories if width(mem) == entry_bits and mem.depth == V * D]
+        if len(tables) != 1 or len(buffers) != P or len(memories) != P + 1:
+            raise ProbeError(
+                f"the router's memories are not one routing table ({dut.destinations} words "
+                f"of {_bits(P)} bits) and {P} input buffers ({V * D} words of {entry_bits} "
+                f"bits); found {[(mem.depth, width(mem)) for mem in memories]}")
+        table = [Value.cast(c) for c in tables[0].cells]
+        return frag, probe, table, lambda i, v, k: Value.cast(buffers[i].cells[v * D + k])
+
     def elaborate(self, platform):
         m = Module()
         dut = self.design()
-        frag, probe = elaborate_with_probes(dut, platform, design_name="router")
+        frag, probe, table_cells, buffer_cell = self._elaborate_router(dut, platform)
         m.submodules.dut = frag
         P, V, D = dut.ports, dut.vcs, dut.buffer_depth
         drop = self.params["drop"]
@@ -83,7 +113,7 @@ class RouterHarness(Harness):
         routes = Array(Const(r, _bits(P)) for r in dut.routes)
         m.d.comb += [Assume(~ResetSignal()), dut.cfg.valid.eq(0)]
         for d, r in enumerate(dut.routes):
-            m.d.comb += Assert(probe[f"route_{d}"] == r, "routing table keeps its contents")
+            m.d.comb += Assert(table_cells[d] == r, "routing table keeps its contents")
 
         # -- Outputs: downstream buffer models, credit conservation, packet framing ---------
         state = [[None] * V for _ in range(P)]      # (open after this cycle, owner after)
@@ -118,6 +148,7 @@ class RouterHarness(Harness):
                     m.d.sync += is_open.eq(~flit.last)
                     with m.If(flit.first):
                         m.d.sync += owner.eq(flit.src)
+                m.d.comb += Assert(owner < P, f"out {o} vc {v}: the owner is an input")
                 now_open = Signal(name=f"out_open_now_{o}_{v}")
                 now_owner = Signal(range(P), name=f"out_owner_now_{o}_{v}")
                 m.d.comb += [now_open.eq(Mux(arrive, ~flit.last, is_open)),
@@ -163,6 +194,9 @@ class RouterHarness(Harness):
                     Assert(count + credit + link.credit[v] == D,
                            f"in {i} vc {v}: credits conserved (upstream + buffer + returning)"),
                     Assert(count <= D, f"in {i} vc {v}: input buffer never overflows"),
+                    Assert((rptr < D) & (probe[f"wptr_{i}_{v}"] < D),
+                           f"in {i} vc {v}: buffer pointers in range"),
+                    Assert(in_route[v] < P, f"in {i} vc {v}: the held route is a port"),
                     Assert(probe[f"wptr_{i}_{v}"] == Mux(rptr + count >= D, rptr + count - D,
                                                          rptr + count),
                            f"in {i} vc {v}: write pointer = read pointer + count"),
@@ -170,7 +204,7 @@ class RouterHarness(Harness):
                            f"in {i} vc {v}: the route held for body flits is the head's"),
                 ]
                 # Buffer contents in queue order: entry n sits in slot (rptr + n) mod D.
-                store = Array(probe[f"buf_{i}_{v}_{k}"] for k in range(D))
+                store = Array(buffer_cell(i, v, k) for k in range(D))
                 entries = []
                 for n in range(D):
                     slot = Mux(rptr + n >= D, rptr + n - D, rptr + n)
@@ -186,7 +220,7 @@ class RouterHarness(Harness):
                 for n, (present, e) in enumerate(entries):
                     with m.If(present):
                         m.d.comb += [
-                            Assert((e.flit.vc == v) & (e.flit.src == i),
+                            Assert((e.flit.vc == v) & (e.flit.src == i) & (e.out < P),
                                    f"in {i} vc {v}: buffered flits belong to the queue"),
                             Assert(~e.flit.first | (e.out == routes[e.flit.dest]),
                                    f"in {i} vc {v}: a head is routed by the table"),
