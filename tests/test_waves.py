@@ -391,3 +391,19 @@ def test_gtkwave_opens_the_save_file(runs, tmp_path):
                      "FSM states", "occupancy_state[1:0]", "FSM states"], proc.stdout + proc.stderr
     fsm_flags = int(dict(traces)["occupancy_state[1:0]"])
     assert fsm_flags & 0x2000, "the FSM state is not shown through its translate file"
+
+
+def test_failed_run_still_gets_its_save_file():
+    from sim.runner import SimulationError
+
+    # Nothing is ever read out, so the bench reports a hang: a failure with waves to look at.
+    with pytest.raises(SimulationError, match="FIFO hung") as info:
+        run_cocotb(kind="waves-fifo", component_factory=StreamFIFO, params=PARAMS,
+                   test_module="test_waves_fifo_bench",
+                   inputs={"seed": SEED, "count": 2, "p_valid": 1.0, "p_ready": 0.0},
+                   sim="icarus", waves=True)
+    run_dir = Path(re.search(r"\((\S+)/sim\.log\)", str(info.value)).group(1))
+    assert (run_dir / "waves.gtkw").exists()
+    s = waves.summarize(run_dir / "waves.fst")
+    o = next(i for i in s["interfaces"] if i["name"].endswith(".o"))
+    assert o["transfers"] == 0 and o["stalls"] > 100
