@@ -204,6 +204,7 @@ def _read_vcd(path: Path) -> Waveform:
     changes: dict = {}        # id -> ([times], [values])
     now = None
     last_time = None
+    in_comment = False
 
     def close_block(lineno):
         nonlocal tick_s, in_header, block
@@ -255,7 +256,30 @@ def _read_vcd(path: Path) -> Waveform:
                 else:
                     block_words.append(w)
             continue
+        pending = None  # a vector, real or string value waiting for its id: ("b", "1010")
         for w in words:
+            if pending is not None:
+                kind, bits = pending
+                pending = None
+                if w not in changes:
+                    fail(lineno, f"value change for undeclared id {w!r}")
+                if now is None:
+                    fail(lineno, "value change before the first time stamp")
+                if kind == "b":
+                    value = _vcd_int(bits)
+                elif kind == "s":
+                    value = bits
+                else:
+                    try:
+                        value = float(bits)
+                    except ValueError:
+                        fail(lineno, f"real value {bits!r} is not a number")
+                changes[w][0].append(now)
+                changes[w][1].append(value)
+                continue
+            if in_comment:  # a $comment ... $end among the value changes
+                in_comment = w != "$end"
+                continue
             c = w[0]
             if c == "#":
                 if not w[1:].isdigit():
@@ -265,7 +289,9 @@ def _read_vcd(path: Path) -> Waveform:
                     fail(lineno, f"time goes backwards from #{last_time} to {w}")
                 now = last_time = t
             elif c == "$":
-                if w not in ("$dumpvars", "$dumpall", "$dumpon", "$dumpoff", "$end", "$comment"):
+                if w == "$comment":
+                    in_comment = True
+                elif w not in ("$dumpvars", "$dumpall", "$dumpon", "$dumpoff", "$end"):
                     fail(lineno, f"unexpected {w!r} after $enddefinitions")
             elif c in "01xXzZ" and len(w) > 1:
                 code = w[1:]
@@ -276,37 +302,15 @@ def _read_vcd(path: Path) -> Waveform:
                 changes[code][0].append(now)
                 changes[code][1].append(int(c) if c in "01" else None)
             elif c in "bB":
-                pending = ("b", w[1:], lineno)
                 if not _VCD_VALUE_CHARS.match(w[1:] or " "):
                     fail(lineno, f"vector value {w!r} has characters other than 0/1/x/z")
-                break
+                pending = ("b", w[1:])
             elif c in "rRsS":
-                pending = (c.lower(), w[1:], lineno)
-                break
+                pending = (c.lower(), w[1:])
             else:
                 fail(lineno, f"cannot read {w!r}; expected #time, a value change or a $keyword")
-        else:
-            continue
-        # A vector, real or string change: "b1010 <id>" on this line.
-        if len(words) != 2:
-            fail(lineno, f"{words[0]!r} needs exactly one id after it")
-        code = words[1]
-        if code not in changes:
-            fail(lineno, f"value change for undeclared id {code!r}")
-        if now is None:
-            fail(lineno, "value change before the first time stamp")
-        kind, bits, _ = pending
-        if kind == "b":
-            value = _vcd_int(bits)
-        elif kind == "s":
-            value = bits
-        else:
-            try:
-                value = float(bits)
-            except ValueError:
-                fail(lineno, f"real value {bits!r} is not a number")
-        changes[code][0].append(now)
-        changes[code][1].append(value)
+        if pending is not None:
+            fail(lineno, f"value {pending[0]}{pending[1]} has no signal id after it")
 
     if in_header:
         what = f"the header stops inside {block}" if block else "the header has no $enddefinitions"

@@ -279,10 +279,23 @@ def test_truncated_vcd_names_file_and_line(amaranth_vcd, tmp_path, monkeypatch, 
     _expect_cli_error(monkeypatch, capsys, head, str(head), f"line {k}", "$enddefinitions")
 
 
+def test_vcd_body_comments_and_values(tmp_path):
+    path = tmp_path / "ok.vcd"
+    path.write_text("$timescale 10ns $end\n$scope module top $end\n$var wire 1 ! clk $end\n"
+                    "$var wire 2 \" bus $end\n$upscope $end\n$enddefinitions $end\n"
+                    "#0\n$dumpvars 0! bxx \" $end\n$comment a remark\nover two lines $end\n"
+                    "#3\n1! b10 \"\n#5\n0!\n")
+    wave = waves.load(path)
+    assert wave.tick_s == pytest.approx(1e-8) and wave.end_time == 5
+    assert wave["top.bus"].values == [None, 2] and wave["top.clk"].times.tolist() == [0, 3, 5]
+    assert wave["top.bus"].sample([3, 4]).tolist() == [waves.UNKNOWN, 2]
+
+
 @pytest.mark.parametrize("body, line, what", [
     ("#10\n1?\n", 10, "undeclared id '?'"),
     ("#10\n1!\n#5\n0!\n", 11, "time goes backwards from #10 to #5"),
-    ("#10\nb10 \" extra\n", 10, "needs exactly one id"),
+    ("#10\nb10 \" extra\n", 10, "cannot read 'extra'"),
+    ("#10\nb10\n", 10, "has no signal id after it"),
     ("#10\nq!\n", 10, "cannot read 'q!'"),
     ("#10\nb1x2 \"\n", 10, "characters other than 0/1/x/z"),
 ])
