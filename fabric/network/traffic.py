@@ -228,6 +228,7 @@ class Endpoints:
         self.measured_created = 0
         self.measured_outstanding = 0
         self.ejected_in_window = 0
+        self.ejected_per_port = [0] * n
         self.created_flits_in_window = 0
         self.flits_moved = 0
         self.packets_delivered = 0
@@ -254,6 +255,7 @@ class Endpoints:
             self._check(e, flit, t)
             if window:
                 self.ejected_in_window += 1
+                self.ejected_per_port[e] += 1
             self.eject_queue[e].append((t + 1, flit.vc))
         for e in range(self.n):
             q = self.eject_queue[e]
@@ -410,15 +412,18 @@ class Endpoints:
         finite = spec.packets_per_source > 0
         if finite:
             cycles = (self.last_delivery or 0) + 1
+            window = cycles
             accepted = self.flits_moved / (cycles * self.n)
             offered = self.created_flits_in_window / (cycles * self.n)
         else:
+            window = spec.measure
             accepted = self.ejected_in_window / (spec.measure * self.n)
             offered = self.created_flits_in_window / (spec.measure * self.n)
         return {
             "offered_load": spec.load,
             "offered_load_measured": offered,
             "accepted_throughput": accepted,
+            "accepted_per_port": [x / window for x in self.ejected_per_port],
             "completion_cycles": (self.last_delivery or 0) + 1 if finite else None,
             "latency_mean": float(lat.mean()) if lat.size else None,
             "latency_p99": float(np.percentile(lat, 99)) if lat.size else None,
