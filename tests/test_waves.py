@@ -133,7 +133,10 @@ def _check_against_bench(run, key):
             (bench["transfers"], bench["stalls"], bench["idle"]), port
         assert mine["transfers"] == COUNT
         assert mine["payload_bits"] == PARAMS["width"]
-        assert sum(mine["utilisation_over_time"]["bin_cycles"]) == run.result["cycles"]
+        over_time = mine["utilisation_over_time"]
+        assert sum(over_time["bin_cycles"]) == run.result["cycles"]
+        assert sum(u * n for u, n in zip(over_time["utilisation"], over_time["bin_cycles"])) \
+            == pytest.approx(bench["transfers"])
     # Back-pressure was random, so both kinds of cycle must be there for the check to mean much.
     assert by_name["o"]["stalls"] > 0 and by_name["i"]["idle"] > 0
 
