@@ -423,3 +423,17 @@ def test_failed_run_still_gets_its_save_file():
     s = waves.summarize(run_dir / "waves.fst")
     o = next(i for i in s["interfaces"] if i["name"].endswith(".o"))
     assert o["transfers"] == 0 and o["stalls"] > 100
+
+
+@pytest.mark.slow
+def test_router_run_agrees_with_its_flit_count(monkeypatch, capsys):
+    # Router links are credit-flow streams: valid and payload, no ready.
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ["supernode.commands.router"])
+    code = cli.main(["router", "sim", "--sim", "icarus", "--waves", "--warmup", "20",
+                     "--measure", "100", "--drain", "50", "--load", "0.3", "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and result["waves"]
+    s = waves.summarize(result["waves"])
+    outs = [i for i in s["interfaces"] if re.search(r"\.outp__\d+$", i["name"])]
+    assert len(outs) == 4 and all(i["ready"] is None and i["stalls"] == 0 for i in outs)
+    assert sum(i["transfers"] for i in outs) == result["flits_delivered"] > 0

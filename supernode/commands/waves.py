@@ -91,9 +91,11 @@ def _table(s: dict) -> str:
                      f"{'idle':>7} {'util':>6} {'max stall':>9}  utilisation over time")
         for i in s["interfaces"]:
             spark = _spark(i["utilisation_over_time"]["utilisation"])
+            # A stream without ready (credit-flow links) cannot stall: say so, not "0".
+            stalls, longest = ((i["stalls"], i["longest_stall"]) if i["ready"] else ("-", "-"))
             lines.append(f"{i['name']:<{name_w}}  {i['payload_bits']:>5} {i['transfers']:>9} "
-                         f"{i['stalls']:>7} {i['idle']:>7} {i['utilisation']:>6.1%} "
-                         f"{i['longest_stall']:>9}  {spark}")
+                         f"{stalls:>7} {i['idle']:>7} {i['utilisation']:>6.1%} "
+                         f"{longest:>9}  {spark}")
     for f in s["fsms"]:
         states = ", ".join(f"{k}: {v}" for k, v in f["cycles_in_state"].items())
         lines.append(f"FSM {f['name']}: cycles in state {states}")
