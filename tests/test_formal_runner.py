@@ -87,3 +87,60 @@ def test_checks_are_named_after_their_messages():
     assert "cell $check \\a.valid_held\n" in out and "cell $check \\a.valid_held#2\n" in out
     assert names["assert"] == ["a.valid_held"] and names["cover"] == ["a.valid_held#2"]
     assert names["messages"]["a.valid_held#2"] == "a.valid held"
+
+
+def test_a_renamed_internal_signal_fails_loudly():
+    from amaranth.hdl import Signal
+
+    from sim.formal.probe import ProbeError, elaborate_with_probes
+    from sim.formal.skid import SkidBuffer
+
+    _, probes = elaborate_with_probes(SkidBuffer(width=2), None, design_name="skid buffer")
+    assert "skid_valid" in probes and len(probes["skid_data"]) == 2
+    with pytest.raises(ProbeError, match="the skid buffer has no internal signal named "
+                                         "'credit_0_0'; its proof harness needs it"):
+        probes["credit_0_0"]
+
+    class Twice(SkidBuffer):
+        def elaborate(self, platform):
+            m = super().elaborate(platform)
+            m.d.sync += [Signal(name="dup").eq(1), Signal(name="dup").eq(0)]
+            return m
+
+    _, probes = elaborate_with_probes(Twice(width=2), None)
+    with pytest.raises(ProbeError, match="has 2 signals named 'dup'"):
+        probes["dup"]
+
+
+def test_register_memory_matches_memory_ports():
+    from amaranth.hdl import Module
+    from amaranth.sim import Simulator
+
+    from sim.formal.memory import RegisterMemory
+
+    mem = RegisterMemory(shape=4, depth=3, init=[5, 6])
+    rd, wr = mem.read_port(domain="comb"), mem.write_port()
+    m = Module()
+    m.submodules.mem = mem
+    seen = []
+
+    async def bench(ctx):
+        for addr in range(3):
+            ctx.set(rd.addr, addr)
+            seen.append(ctx.get(rd.data))
+        ctx.set(wr.addr, 2)
+        ctx.set(wr.data, 9)
+        ctx.set(wr.en, 1)
+        ctx.set(rd.addr, 2)
+        assert ctx.get(rd.data) == 0          # a write lands at the clock edge
+        await ctx.tick()
+        ctx.set(wr.en, 0)
+        seen.append(ctx.get(rd.data))
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == [5, 6, 0, 9]
+    with pytest.raises(NotImplementedError, match="combinational read ports only"):
+        mem.read_port(domain="sync")
