@@ -60,3 +60,9 @@ def test_bad_parameters_are_refused():
         RouterHarness(drop="x")
     with pytest.raises(ValueError, match="ports must be an integer from 2 to 16, not 1"):
         RouterHarness(ports=1)
+
+
+def test_a_job_that_runs_out_of_time_is_unknown_not_pass():
+    result = run_formal(RouterHarness(), cover=False, timeout_s=2, reuse=False)
+    assert result.status == "unknown"
+    assert "ran out of its 2 s" in result.detail

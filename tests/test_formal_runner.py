@@ -65,6 +65,7 @@ def test_faults_list_matches_the_mutation_tests():
     ({"mode": "live"}, "mode must be one of prove, bmc, not 'live'"),
     ({"depth": 0}, "depth must be an integer from 1 to 1000, not 0"),
     ({"engine": "abc pdr"}, "engine must be one of"),
+    ({"timeout_s": 0}, "timeout must be a positive number of seconds or None, not 0"),
 ])
 def test_bad_job_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):

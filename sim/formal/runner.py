@@ -21,6 +21,10 @@ MODES = ("prove", "bmc")
 #: SymbiYosys engines that the pip toolchain can run.
 ENGINES = ("smtbmc yices", "smtbmc --unroll yices")
 
+#: Seconds one SymbiYosys job may run before its verdict is "unknown" (a proof that stops
+#: closing fails a test run in bounded time instead of stalling it).
+DEFAULT_TIMEOUT_S = 900
+
 #: SymbiYosys verdicts mapped to ours.
 _STATUS = {"PASS": "pass", "FAIL": "fail", "UNKNOWN": "unknown", "TIMEOUT": "unknown",
            "ERROR": "error"}
@@ -239,7 +243,8 @@ def _run_sby(job_dir: Path, name: str, mode: str, depth: int, engine: str,
     text = proc.stdout + proc.stderr
     done = _DONE.search(text)
     verdict = _STATUS.get(done.group(1), "error") if done else "error"
-    out = {"status": verdict, "log": job_dir / name / "logfile.txt", "failed": [],
+    out = {"status": verdict, "timeout": bool(done) and done.group(1) == "TIMEOUT",
+           "log": job_dir / name / "logfile.txt", "failed": [],
            "traces": [], "reached": {}, "text": text}
     # Engine lines name each failed assertion or reached cover, then the VCD written for
     # it (the end-of-run summary is abridged when there are many traces).
@@ -283,7 +288,7 @@ def check_structure(check: StructuralCheck, job_dir: Path) -> bool:
 
 def run_formal(harness, *, mode: str = "prove", depth: "int | None" = None,
                cover: bool = True, cover_depth: "int | None" = None,
-               engine: str = "smtbmc yices", timeout_s: "float | None" = None,
+               engine: str = "smtbmc yices", timeout_s: "float | None" = DEFAULT_TIMEOUT_S,
                reuse: bool = True) -> FormalResult:
     """Prove (or bounded-check) ``harness`` and, with ``cover``, reach its cover statements.
 
@@ -300,6 +305,9 @@ def run_formal(harness, *, mode: str = "prove", depth: "int | None" = None,
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if timeout_s is not None and (isinstance(timeout_s, bool) or not timeout_s > 0):
+        raise ValueError(f"timeout must be a positive number of seconds or None, "
+                         f"not {timeout_s!r}")
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(map(repr, ENGINES))}, not {engine!r}")
     depth = harness.default_depth if depth is None else depth
@@ -351,13 +359,18 @@ def run_formal(harness, *, mode: str = "prove", depth: "int | None" = None,
             status = "unknown"      # only the inductive step failed: not a real trace
         if status == "error":
             result.detail = _error_detail(main["text"])
+        if main["timeout"]:
+            result.detail = f"the {mode} job ran out of its {timeout_s} s before a verdict"
         if status == "fail" and result.trace is not None:
             result.gtkw = _save_file(result.trace)
 
         if cover and names["cover"] and status != "error":
             cov = _run_sby(job_dir, "cover", "cover", cover_depth, engine, timeout_s)
             result.covers = {said.get(n, n): cov["reached"].get(n) for n in names["cover"]}
-            if cov["status"] == "error":
+            if cov["timeout"] and status == "pass":
+                status = "unknown"
+                result.detail = f"the cover job ran out of its {timeout_s} s"
+            elif cov["status"] == "error":
                 status, result.detail = "error", _error_detail(cov["text"])
             elif any(v is None for v in result.covers.values()) and status == "pass":
                 status = "fail"

@@ -25,8 +25,9 @@ def _add_job_options(parser):
                              "length that closes the proof for the given parameters")
     parser.add_argument("--no-cover", action="store_true",
                         help="skip the cover run that shows the properties are not vacuous")
-    parser.add_argument("--timeout", type=_positive, default=None,
-                        help="seconds the solver may spend per job (default: no limit)")
+    parser.add_argument("--timeout", type=_positive, default=900,
+                        help="seconds one SymbiYosys job may run before the verdict is "
+                             "unknown (default 900)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
