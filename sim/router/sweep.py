@@ -94,8 +94,14 @@ def plot_sweep(result: dict, path, *, title=None):
     ax.set_yscale("log")
     ax.set_xlim(0, 1.02)
     ax.grid(True, alpha=0.3)
-    ax.set_title(title or f"{result['design']} {result['pattern']}, "
-                 f"{result['packet_length']}-flit packets")
+    p = result["params"]
+    if result["design"] == "clos":
+        what = (f"{p['endpoints_per_leaf'] * p['leaves']}-endpoint Clos ({p['leaves']} leaves "
+                f"x {p['endpoints_per_leaf']}, {p['spines']} spines)")
+    else:
+        what = f"{p['ports']}-port router"
+    ax.set_title(title or f"{what}, {result['pattern']}, {result['packet_length']}-flit "
+                          f"packets", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
