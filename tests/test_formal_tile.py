@@ -18,6 +18,8 @@ def test_array_properties_are_proved_with_a_stalling_consumer(rows, cols):
     assert result.mode == "prove"
     for prop in ("c.valid held until ready", "c.payload stable until ready",
                  "rows reach the result queue in row order",
+                 "alignment: cell A operand is from the beat i+j+1 back",
+                 "alignment: cell B operand is from the beat i+j+1 back",
                  "last marks a fold's final row",
                  "the double buffer never overwrites a fold not yet drained"):
         assert prop in result.asserts

@@ -1,7 +1,7 @@
 """Proof harness of the systolic tile: stream contracts, row order, double buffer, latency."""
 
 from amaranth.asserts import AnySeq
-from amaranth.hdl import Assert, Assume, Cat, Cover, Module, ResetSignal, Shape, Signal
+from amaranth.hdl import Assert, Assume, Cat, Cover, Module, ResetSignal, Shape, Signal, Value
 from amaranth.lib import data
 
 from .harness import Harness
@@ -27,6 +27,9 @@ class TileHarness(Harness):
     (assumed). Proves, with a consumer that may stall at any time:
 
     - ``c`` keeps the stream contract, and ``c.valid`` does not depend on ``c.ready``;
+    - systolic alignment: each skew register and each cell's A and B operand registers
+      hold the operands of the beat accepted ``i + j + 1`` advancing cycles ago (cell
+      ``(i, j)``), so every cell multiplies operands of one and the same beat;
     - skew and de-skew: a fold's ``last`` marker moves through every row's skew chain and
       array row in lock-step (one marker per diagonal), its rows are written to the result
       queue in row order 0..rows-1 on consecutive advancing cycles, ``last`` on the final
@@ -222,6 +225,11 @@ class TileHarness(Harness):
                 m.d.comb += Assert(~marker[d] if d <= top else 1,
                                    "no fold's marker is newer than since_last")
 
+        # Systolic alignment: every operand register holds the operand of the beat accepted
+        # as many advancing cycles ago as its distance from the edge of the array, so a cell
+        # multiplies A[i] and B[j] of one and the same beat.
+        self._alignment(m, tile, probe, token, R, C, advance)
+
         # Row order: rows go to the result queue one at a time, in order, `last` on the final.
         expected = Signal(range(R), name="expected_row")
         draining = 0
@@ -273,6 +281,38 @@ class TileHarness(Harness):
             Cover(tile.c.valid & tile.c.ready & tile.c.payload.last, "a fold's last row leaves"),
             Cover(tile.c.valid & ~tile.c.ready, "c stalled"),
         ]
+
+    def _alignment(self, m, tile, probe, token, R, C, advance):
+        elem = tile._elem_shape()
+        depth = R + C - 1
+        a_in = Value.cast(tile.a.payload.data)
+        b_in = Value.cast(tile.b.payload.data)
+        w = Shape.cast(elem).width
+        a_hist, b_hist = [a_in], [b_in]          # index d: operands of the beat d cycles ago
+        for d in range(1, depth + 1):
+            a_reg = Signal(len(a_in), name=f"a_history{d}")
+            b_reg = Signal(len(b_in), name=f"b_history{d}")
+            with m.If(advance):
+                m.d.sync += [a_reg.eq(a_hist[-1]), b_reg.eq(b_hist[-1])]
+            a_hist.append(a_reg)
+            b_hist.append(b_reg)
+        a_at = lambda d, i: a_hist[d][i * w:(i + 1) * w]      # noqa: E731
+        b_at = lambda d, j: b_hist[d][j * w:(j + 1) * w]      # noqa: E731
+        raw = lambda v: Value.cast(v).as_unsigned()           # noqa: E731
+        for i in range(R):
+            for s in range(i):
+                m.d.comb += Assert(raw(token(f"a{i}_skew{s}").data) == a_at(s + 1, i),
+                                   f"skew: A row {i} stage {s} holds the beat {s + 1} back")
+            for j in range(C):
+                m.d.comb += Assert(raw(token(f"a_r{i}_c{j}").data) == a_at(i + j + 1, i),
+                                   "alignment: cell A operand is from the beat i+j+1 back")
+        for j in range(C):
+            for s in range(j):
+                m.d.comb += Assert(raw(probe[f"b{j}_skew{s}"]) == b_at(s + 1, j),
+                                   f"skew: B column {j} stage {s} holds the beat {s + 1} back")
+            for i in range(R):
+                m.d.comb += Assert(raw(probe[f"b_r{i}_c{j}"]) == b_at(i + j + 1, j),
+                                   "alignment: cell B operand is from the beat i+j+1 back")
 
     # -- exact timing under a consumer that never stalls ---------------------------------------
 
