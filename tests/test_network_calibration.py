@@ -66,3 +66,22 @@ def test_zero_load_latency_exact_on_every_path_length(name):
     assert excess and set(excess.values()) == {0}
     assert len(excess) == (2 if DESIGNS[name].kind == "clos" else 1)
     assert model["min_excess_by_zero_load"] == excess
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("params", [
+    dict(vcs=1, buffer_depth=8),
+    dict(vcs=1, buffer_depth=16, voq=True, allocator="islip", islip_iterations=4),
+], ids=["fifo", "voq-islip4"])
+def test_8_port_router_saturation_on_rtl(params):
+    """The saturation table's 8-port configurations (benchmarks/router_saturation.py):
+    the RTL's accepted throughput at offered load 1.0 equals the model's within 5%."""
+    from sim.router.common import Design
+    design = Design("router", dict(ports=8, **params))
+    spec = TrafficSpec(pattern="uniform", load=1.0, packet_length=1, warmup=1000,
+                       measure=5000, drain=0, seed=7)
+    (rtl,), _ = run_rtl_points(design, [spec], sim="verilator")
+    model = run_model_for(design, spec)
+    assert rtl["passed"]
+    assert model["accepted_throughput"] == pytest.approx(rtl["accepted_throughput"],
+                                                         rel=TOLERANCE)
