@@ -1,6 +1,5 @@
 """Area of an Amaranth component from Yosys generic synthesis: cells, flip-flops, gate equivalents."""
 
-import fcntl
 import hashlib
 import json
 import os
@@ -8,10 +7,10 @@ import re
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sim.runner import locked
 from supernode.errors import UserError
 
 __all__ = ["AreaReport", "GE_WEIGHTS", "SynthesisError", "synthesize", "yosys_version",
@@ -183,17 +182,6 @@ def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-@contextmanager
-def _locked(directory: Path):
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def _kind_of(component_factory) -> str:
     return f"{component_factory.__module__}.{getattr(component_factory, '__qualname__', component_factory)}"
 
@@ -234,7 +222,7 @@ def synthesize(component_factory, params: dict, *, kind: "str | None" = None,
     key = _digest({"kind": kind, "params": params, "yosys": version, "script": _SCRIPT_VERSION})
     safe_kind = re.sub(r"[^A-Za-z0-9_.-]", "_", kind)
     directory = _root() / f"{safe_kind}-{key}"
-    with _locked(directory):
+    with locked(directory):
         verilog = export_verilog(component, directory / "top.v")
         verilog_sha = hashlib.sha256(verilog.read_bytes()).hexdigest()
         cache = directory / "cells.json"

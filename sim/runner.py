@@ -105,7 +105,8 @@ def _source_digest(component_factory) -> str:
 
 
 @contextmanager
-def _locked(directory: Path):
+def locked(directory: Path):
+    """Hold an exclusive lock on ``directory`` (created if missing) across processes."""
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -176,7 +177,7 @@ def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
         build_args += ["--trace-structs"]
 
     runner = get_runner(sim)
-    with _locked(bdir):
+    with locked(bdir):
         # The directory is keyed by the parameters and the design's source code, so an
         # existing Verilog file is this design's: skip the (slow) elaboration.
         if not (bdir / f"{TOPLEVEL}.v").exists():
