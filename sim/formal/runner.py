@@ -237,13 +237,19 @@ def _run_sby(job_dir: Path, name: str, mode: str, depth: int, engine: str,
     extra = f"timeout {int(timeout_s)}\n" if timeout_s else ""
     _write_if_changed(job_dir / f"{name}.sby", _SBY_TEMPLATE.format(
         mode=mode, depth=depth, engine=engine, extra_options=extra))
+    started = time.monotonic()
     proc = run_tool(["yowasp-sby", "-f", f"{name}.sby"], cwd=job_dir,
                     log_path=job_dir / f"{name}.log",
                     timeout_s=(timeout_s + 120) if timeout_s else None)
     text = proc.stdout + proc.stderr
     done = _DONE.search(text)
     verdict = _STATUS.get(done.group(1), "error") if done else "error"
-    out = {"status": verdict, "timeout": bool(done) and done.group(1) == "TIMEOUT",
+    timed_out = bool(done) and done.group(1) == "TIMEOUT"
+    if verdict == "error" and timeout_s and time.monotonic() - started >= timeout_s:
+        # SymbiYosys crashes instead of reporting TIMEOUT when the time runs out before it
+        # has read the design; that is still a timeout.
+        verdict, timed_out = "unknown", True
+    out = {"status": verdict, "timeout": timed_out,
            "log": job_dir / name / "logfile.txt", "failed": [],
            "traces": [], "reached": {}, "text": text}
     # Engine lines name each failed assertion or reached cover, then the VCD written for
