@@ -220,7 +220,7 @@ def _write_if_changed(path: Path, text: str):
 
 
 _EVENT = re.compile(r"\] engine_\d+(?:\.(\w+))?: .*?(Assert failed|Reached cover statement)"
-                    r".*? top: (\S+)")
+                    r".*? (?:in|at) \S+: (\S+)")
 _VCD = re.compile(r"\] engine_\d+(?:\.(\w+))?: .*?Writing trace to VCD file: (\S+)")
 _DONE = re.compile(r"DONE \((\w+), rc=\d+\)")
 
