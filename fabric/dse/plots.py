@@ -98,7 +98,8 @@ def _heatmap(table, spec, plot, out_dir):
         ax.tick_params(axis="x", labelrotation=30)
         for (i, j), v in np.ndenumerate(grid.to_numpy(dtype=float)):
             if not np.isnan(v):
-                ax.text(j, i, f"{v:.2g}", ha="center", va="center", fontsize=7,
+                ax.text(j, i, f"{v:.3f}" if abs(v) < 10 else f"{v:.3g}", ha="center",
+                        va="center", fontsize=7,
                         color="w" if v < (vmin + vmax) / 2 else "k")
         ax.set_xlabel(plot["x"])
         ax.set_ylabel(plot["y"])
