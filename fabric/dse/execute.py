@@ -1,7 +1,6 @@
 """Run evaluation tasks on Dask: a LocalCluster by default, or any running scheduler."""
 
 import logging
-import sys
 from contextlib import contextmanager
 
 from supernode.errors import UserError

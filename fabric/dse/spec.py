@@ -45,7 +45,9 @@ class SweepSpec:
         Objective name (``throughput``, ``latency``, ``utilisation``, ``area``, ``energy``)
         -> ``"max"`` or ``"min"``.
     spot_checks : int
-        How many points also run on the RTL (chosen with ``rtl_seed``).
+        How many points also run on the RTL.
+    rtl_seed : int
+        Seed of the draw of those points (``[rtl] seed``).
     rtl : dict
         Options of the RTL check (simulator, tolerance, ...), checked by the evaluator.
     plots : tuple of dict

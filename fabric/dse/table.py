@@ -10,8 +10,8 @@ from .pareto import pareto_mask
 
 __all__ = ["build_table", "mark_pareto", "write_table"]
 
-#: Columns that describe a row rather than the design point.
-BOOKKEEPING = ("point", "key", "status", "rtl_checked", "seconds", "worker", "error")
+#: Columns that describe how a row was obtained rather than the design point.
+BOOKKEEPING = ("status", "rtl_checked", "seconds", "worker", "error")
 
 
 def build_table(spec, rows) -> pd.DataFrame:
@@ -32,8 +32,7 @@ def build_table(spec, rows) -> pd.DataFrame:
                     "seconds": row.get("seconds", np.nan), "worker": row.get("worker", ""),
                     "error": row.get("error", "")})
         records.append(rec)
-    columns = ["point", "key", *params, *metric_cols, "status", "rtl_checked", "seconds",
-               "worker", "error"]
+    columns = ["point", "key", *params, *metric_cols, *BOOKKEEPING]
     table = pd.DataFrame.from_records(records, columns=columns)
     for m in metric_cols:
         values = table[m].dropna()

@@ -1,7 +1,5 @@
 """Tile points: a systolic array shape/dataflow/widths scored on a GEMM mix, RTL spot-checked."""
 
-from supernode.errors import UserError
-
 from . import ModelMismatchError
 
 #: Parameters of ``rtl.tile.SystolicTile`` a sweep may vary; the component checks values.
