@@ -49,6 +49,8 @@ test-slow: setup
 
 bench: setup
 	$(PY) benchmarks/tile_speed.py
+	$(PY) benchmarks/router_saturation.py --rtl 1
+	$(PY) benchmarks/router_speed.py
 
 clean:
 	rm -rf build results
