@@ -8,7 +8,7 @@ from supernode.cli import main
 
 
 def test_tile_proof_as_json(capsys):
-    assert main(["formal", "tile", "--rows", "2", "--cols", "2", "--json"]) == 0
+    assert main(["formal", "tile", "--rows", "2", "--cols", "2", "--no-sums", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["status"] == "pass"
     assert [job["params"]["consumer"] for job in out["jobs"]] == ["free", "always_ready"]
@@ -17,7 +17,7 @@ def test_tile_proof_as_json(capsys):
 
 def test_a_failing_proof_exits_1_and_names_the_counterexample(capsys):
     code = main(["formal", "tile", "--consumer", "free", "--fault", "short_fold_interval",
-                 "--no-cover"])
+                 "--no-sums", "--no-cover"])
     out = capsys.readouterr().out
     assert code == 1
     assert "FAIL by k-induction" in out

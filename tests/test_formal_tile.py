@@ -13,7 +13,7 @@ LARGE = [pytest.param(r, c, id=f"{r}x{c}", marks=pytest.mark.slow)
 
 @pytest.mark.parametrize("rows, cols", SMALL + LARGE)
 def test_array_properties_are_proved_with_a_stalling_consumer(rows, cols):
-    result = run_formal(TileHarness(rows=rows, cols=cols, consumer="free"))
+    result = run_formal(TileHarness(rows=rows, cols=cols, consumer="free", sums=False))
     assert result.status == "pass", result.to_dict()
     assert result.mode == "prove"
     for prop in ("c.valid held until ready", "c.payload stable until ready",
@@ -30,6 +30,17 @@ def test_array_properties_are_proved_with_a_stalling_consumer(rows, cols):
     assert all(result.covers.values()), result.covers
 
 
+@pytest.mark.parametrize("rows, cols", [pytest.param(2, 2, id="2x2")])
+def test_every_result_is_its_folds_sum_of_products(rows, cols):
+    result = run_formal(TileHarness(rows=rows, cols=cols, consumer="free", sums=True),
+                        cover=False)
+    assert result.status == "pass", result.to_dict()
+    for prop in ("each row written to the result queue is its fold's sums",
+                 "an undrained result register holds its fold's sum",
+                 "an accumulator plus its products in flight is its fold's sum so far"):
+        assert prop in result.asserts
+
+
 @pytest.mark.parametrize("rows, cols", SMALL + LARGE)
 def test_published_latencies_are_proved_with_an_always_ready_consumer(rows, cols):
     result = run_formal(TileHarness(rows=rows, cols=cols, consumer="always_ready"))
@@ -39,9 +50,12 @@ def test_published_latencies_are_proved_with_an_always_ready_consumer(rows, cols
     assert all(result.covers.values()), result.covers
 
 
-@pytest.mark.parametrize("consumer", CONSUMERS)
-@pytest.mark.parametrize("rows, cols", [pytest.param(2, 2, id="2x2"),
-                                        pytest.param(4, 4, id="4x4", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("rows, cols, consumer", [
+    pytest.param(2, 2, "always_ready", id="2x2-always_ready"),
+    pytest.param(2, 2, "free", id="2x2-free", marks=pytest.mark.slow),
+    pytest.param(4, 4, "always_ready", id="4x4-always_ready", marks=pytest.mark.slow),
+    pytest.param(4, 4, "free", id="4x4-free", marks=pytest.mark.slow),
+])
 def test_weight_stationary_contract_and_latency_are_proved(rows, cols, consumer):
     result = run_formal(TileHarness(rows=rows, cols=cols, dataflow="ws", consumer=consumer))
     assert result.status == "pass", result.to_dict()
@@ -53,7 +67,7 @@ def test_weight_stationary_contract_and_latency_are_proved(rows, cols, consumer)
 
 
 def test_a_tile_whose_folds_come_too_close_fails_with_a_counterexample():
-    result = run_formal(TileHarness(rows=2, cols=2, fault="short_fold_interval"),
+    result = run_formal(TileHarness(rows=2, cols=2, fault="short_fold_interval", sums=False),
                         cover=False, reuse=False)
     assert result.status == "fail"
     assert "the double buffer never overwrites a fold not yet drained" in result.failed
@@ -73,10 +87,11 @@ def test_options_are_listed():
     ({"consumer": "sometimes"}, "consumer must be one of free, always_ready, not 'sometimes'"),
     ({"fault": "stuck"}, "fault must be None or one of short_fold_interval, not 'stuck'"),
     ({"rows": 0}, "rows must be an integer from 1 to 64, not 0"),
+    ({"sums": 1}, "sums must be True or False, not 1"),
     ({"dataflow": "is"}, "dataflow must be 'os' or 'ws', not 'is'"),
     ({"dataflow": "ws", "fault": "short_fold_interval"},
      "fault 'short_fold_interval' is a fault of output-stationary tiles, not of 'ws'"),
 ])
 def test_bad_parameters_are_refused(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises((ValueError, TypeError), match=message):
         TileHarness(**kwargs)

@@ -1,7 +1,8 @@
 """Proof harness of the systolic tile: stream contracts, row order, double buffer, latency."""
 
 from amaranth.asserts import AnySeq
-from amaranth.hdl import Assert, Assume, Cat, Cover, Module, ResetSignal, Shape, Signal, Value
+from amaranth.hdl import (Assert, Assume, Cat, Const, Cover, Module, ResetSignal, Shape, Signal,
+                          Value)
 from amaranth.lib import data
 
 from .harness import Harness
@@ -37,6 +38,10 @@ class TileHarness(Harness):
     - the accumulator double buffer: a cell's result register is never overwritten by the
       next fold before its row has been written to the result queue (the fold spacing
       ``fold_interval`` enforced at the input is what makes this hold);
+    - with ``sums``: every row written to the result queue holds its fold's sums of
+      products, modulo ``2**acc_width`` (against sums the harness keeps from the accepted
+      operands), through invariants on every accumulator, the products in flight and the
+      result registers;
 
     and, with a consumer that never stalls (``consumer="always_ready"``), the published
     timing: the first result row of a fold is offered exactly ``fill_latency`` cycles after
@@ -56,6 +61,8 @@ class TileHarness(Harness):
         See :class:`rtl.tile.SystolicTile`.
     consumer : str
         One of :data:`CONSUMERS`.
+    sums : bool
+        Output-stationary, stalling consumer: also prove every result value (below).
     fault : str or None
         One of :data:`FAULTS` to prove a broken tile instead (mutation test), or None.
     """
@@ -63,7 +70,7 @@ class TileHarness(Harness):
     kind = "tile"
 
     def __init__(self, *, rows=2, cols=2, in_width=2, acc_width=4, signed=True,
-                 dataflow="os", acc_depth=2, consumer="free", fault=None):
+                 dataflow="os", acc_depth=2, consumer="free", fault=None, sums=True):
         bad = None
         if dataflow not in ("os", "ws"):
             bad = f"dataflow must be 'os' or 'ws', not {dataflow!r}"
@@ -87,6 +94,11 @@ class TileHarness(Harness):
                       signed=signed, dataflow=dataflow)
         if dataflow == "ws":
             params["acc_depth"] = acc_depth
+        if dataflow == "os" and consumer == "free":
+            if not isinstance(sums, bool):
+                self._MustUse__silence = True
+                raise TypeError(f"sums must be True or False, not {sums!r}")
+            params["sums"] = sums
         super().__init__(**params, consumer=consumer, fault=fault)
         tile = self.design()                  # validates the tile parameters
         tile._MustUse__silence = True
@@ -228,7 +240,7 @@ class TileHarness(Harness):
         # Systolic alignment: every operand register holds the operand of the beat accepted
         # as many advancing cycles ago as its distance from the edge of the array, so a cell
         # multiplies A[i] and B[j] of one and the same beat.
-        self._alignment(m, tile, probe, token, R, C, advance)
+        a_at, b_at = self._alignment(m, tile, probe, token, R, C, advance)
 
         # Row order: rows go to the result queue one at a time, in order, `last` on the final.
         expected = Signal(range(R), name="expected_row")
@@ -272,6 +284,10 @@ class TileHarness(Harness):
                            "the double buffer never overwrites a fold not yet drained"),
                 ]
 
+        if self.params["sums"]:
+            self._fold_sums(m, tile, probe, token, positions, marker, a_at, b_at,
+                            accepted_last)
+
         level = probe["level"]
         m.d.comb += [
             Cover(level == 2, "result queue full"),
@@ -281,6 +297,97 @@ class TileHarness(Harness):
             Cover(tile.c.valid & tile.c.ready & tile.c.payload.last, "a fold's last row leaves"),
             Cover(tile.c.valid & ~tile.c.ready, "c stalled"),
         ]
+
+    def _fold_sums(self, m, tile, probe, token, positions, marker, a_at, b_at, accepted_last):
+        """Every result is the sum of its fold's products, modulo ``2**acc_width``.
+
+        The harness keeps the sums of the folds accepted at the input, newest first:
+        ``sums[0]`` is the fold still open, ``sums[k]`` the one ended by the k-th newest
+        ``last`` beat. A cell's accumulator plus the products still on their way to it is
+        the sum of the fold it is working on; a result register waiting to be drained holds
+        its fold's sum; the row written to the result queue is that row of the fold's sums.
+        """
+        R, C = tile.rows, tile.cols
+        W = tile.acc_width
+        top = R + C
+        interval = tile.fold_interval
+        slots = 2 + (top - 1) // interval
+        elem_signed = tile.signed
+
+        def value(bits):
+            return bits.as_signed() if elem_signed else bits.as_unsigned()
+
+        def product(a_bits, b_bits):
+            return (value(a_bits) * value(b_bits))
+
+        a_in = Value.cast(tile.a.payload.data)
+        b_in = Value.cast(tile.b.payload.data)
+        w = Shape.cast(tile._elem_shape()).width
+        take = tile.a.valid & tile.a.ready
+        sums = [[[Signal(W, name=f"fold_sum{k}_r{i}_c{j}") for j in range(C)]
+                 for i in range(R)] for k in range(slots)]
+        for i in range(R):
+            for j in range(C):
+                p_in = product(a_in[i * w:(i + 1) * w], b_in[j * w:(j + 1) * w])
+                with m.If(take):
+                    with m.If(tile.a.payload.last):
+                        m.d.sync += [sums[0][i][j].eq(0), sums[1][i][j].eq(sums[0][i][j] + p_in)]
+                        m.d.sync += [sums[k + 1][i][j].eq(sums[k][i][j])
+                                     for k in range(1, slots - 1)]
+                    with m.Else():
+                        m.d.sync += sums[0][i][j].eq(sums[0][i][j] + p_in)
+
+        # n[x]: fold ends (last markers) at delays 1..x.
+        n = [Const(0, range(slots + 1))]
+        for d in range(1, top + 1):
+            count = Signal(range(slots + 1), name=f"ends_within{d}")
+            m.d.comb += count.eq(n[-1] + marker[d])
+            n.append(count)
+        m.d.comb += Assert(n[top] <= slots - 1, "fold sums kept for every fold in flight")
+        valid = {d: positions[d][0][1].valid for d in positions}
+
+        def fold_sum(k, i, j):
+            out = Signal(W, name=f"sum_sel_r{i}_c{j}_{len(self._sel)}")
+            self._sel.append(out)
+            for idx in range(slots):
+                with m.If(k == idx):
+                    m.d.comb += out.eq(sums[idx][i][j])
+            return out
+
+        self._sel = []
+        for i in range(R):
+            for j in range(C):
+                x = i + j + 1           # the beat in the cell's registers is not yet added
+                acc = Value.cast(probe[f"acc_r{i}_c{j}"])
+                # A beat d cycles in belongs to fold n[d] (the fold ends at or after it).
+                for k in range(slots):
+                    part = Const(0, W)
+                    for d in range(1, x + 1):
+                        mine = valid[d] & (n[d] == k)
+                        part = part + (product(a_at(d, i), b_at(d, j)) * mine)
+                    with m.If(n[x] == k):
+                        m.d.comb += Assert((acc + part)[:W] == sums[k][i][j],
+                                           "an accumulator plus its products in flight is "
+                                           "its fold's sum so far")
+                    with m.If(n[x] > k):
+                        m.d.comb += Assert(part[:W] == sums[k][i][j],
+                                           "a fold wholly in flight is its sum")
+                result = Value.cast(probe[f"result_r{i}_c{j}"])
+                held = 0
+                for d in range(i + j + 2, i + C + 2):
+                    held = held | marker[d]
+                with m.If(held):
+                    m.d.comb += Assert(result[:W] == fold_sum(n[i + C + 1], i, j),
+                                       "an undrained result register holds its fold's sum")
+
+        row = data.View(tile.c.payload.shape(), probe["result_row"])
+        with m.If(probe["w_en"]):
+            for i in range(R):
+                with m.If(probe["row_done"][i]):
+                    for j in range(C):
+                        m.d.comb += Assert(
+                            Value.cast(row.data[j])[:W] == fold_sum(n[i + C + 1], i, j),
+                            "each row written to the result queue is its fold's sums")
 
     def _alignment(self, m, tile, probe, token, R, C, advance):
         elem = tile._elem_shape()
@@ -298,6 +405,7 @@ class TileHarness(Harness):
             b_hist.append(b_reg)
         a_at = lambda d, i: a_hist[d][i * w:(i + 1) * w]      # noqa: E731
         b_at = lambda d, j: b_hist[d][j * w:(j + 1) * w]      # noqa: E731
+        self._a_at, self._b_at = a_at, b_at
         raw = lambda v: Value.cast(v).as_unsigned()           # noqa: E731
         for i in range(R):
             for s in range(i):
@@ -313,6 +421,7 @@ class TileHarness(Harness):
             for i in range(R):
                 m.d.comb += Assert(raw(probe[f"b_r{i}_c{j}"]) == b_at(i + j + 1, j),
                                    "alignment: cell B operand is from the beat i+j+1 back")
+        return a_at, b_at
 
     # -- exact timing under a consumer that never stalls ---------------------------------------
 

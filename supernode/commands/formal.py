@@ -49,6 +49,9 @@ def register(subparsers):
     tile.add_argument("--consumer", choices=("free", "always_ready", "both"), default="both",
                       help="free: c may stall at any time (contract, row order, double "
                            "buffer); always_ready: exact latencies; both (default)")
+    tile.add_argument("--no-sums", action="store_true",
+                      help="os: skip the proof that every result is its fold's sum of "
+                           "products (the slowest part)")
     tile.add_argument("--fault", default=None,
                       help="prove a deliberately broken tile instead: short_fold_interval")
     _add_job_options(tile)
@@ -127,7 +130,8 @@ def tile_command(args):
     harnesses = [TileHarness(rows=args.rows, cols=args.cols, in_width=args.in_width,
                              acc_width=args.acc_width, signed=not args.unsigned,
                              dataflow=args.dataflow, acc_depth=args.acc_depth,
-                             consumer=c, fault=args.fault) for c in consumers]
+                             consumer=c, fault=args.fault, sums=not args.no_sums)
+                  for c in consumers]
     return _run(harnesses, args)
 
 
