@@ -38,9 +38,10 @@ class Design:
             width = dut.flit_width
         else:
             zero_load = dut.zero_load_latency
-            probe = dut.leaf_params[0]
-            depth = probe.get("buffer_depth", 4)
-            width = probe.get("flit_width", 16)
+            from rtl.router import Router
+            leaf = unused(Router(**dut.leaf_params[0]))   # the router's own defaults
+            depth = leaf.buffer_depth
+            width = leaf.flit_width
         return Endpoints(endpoints=len(dut.inp), vcs=dut.vcs, buffer_depth=depth,
                          flit_width=width, spec=spec, zero_load=zero_load)
 
