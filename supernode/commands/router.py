@@ -7,8 +7,15 @@ from pathlib import Path
 
 from ..errors import UserError
 
-ROUTER_DEFAULTS = dict(ports=4, vcs=2, buffer_depth=4, flit_width=16, allocator="separable",
-                       islip_iterations=1, voq=False)
+def _router_defaults() -> dict:
+    """The router's own keyword defaults (read from its constructor, not restated)."""
+    import inspect
+    from rtl.router import Router
+    return {name: p.default for name, p in inspect.signature(Router.__init__).parameters.items()
+            if p.kind is p.KEYWORD_ONLY}
+
+
+ROUTER_DEFAULTS = _router_defaults()
 
 
 def _load_list(text):
@@ -35,7 +42,8 @@ def add_router_params(parser, *, ports=True):
                         help="payload bits per flit (default 16)")
     parser.add_argument("--allocator", default=ROUTER_DEFAULTS["allocator"],
                         help="separable (default) or islip")
-    parser.add_argument("--islip-iterations", type=int, default=1,
+    parser.add_argument("--islip-iterations", type=int,
+                        default=ROUTER_DEFAULTS["islip_iterations"],
                         help="iSLIP iterations (default 1)")
     parser.add_argument("--voq", action="store_true", help="virtual output queues")
 
