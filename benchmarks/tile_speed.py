@@ -87,7 +87,7 @@ def bench_cpp(params, depth, cycles):
     _setup_verilator_env()
     harness_params = {**params, "depth": depth, "fault": None}
     from sim.runner import _source_digest
-    source = design_dir("tile", {**harness_params, "_trace": None,
+    source = design_dir("tile", {**harness_params, "_trace": None, "_optimized": True,
                                  "_source": _source_digest(TileHarness)}, "verilator", False)
     with tempfile.TemporaryDirectory() as tmp:
         main = Path(tmp) / "main.cpp"
@@ -108,6 +108,7 @@ def main():
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args()
     os.environ.setdefault("SUPERNODE_BUILD", str(Path("build") / "bench"))
+    os.environ["SUPERNODE_VERILATOR_OPTIMIZE"] = "1"     # optimised C++, as the C++ loop
 
     rows = []
     print(f"{'sim':<10} {'tile':<6} {'cycles':>7} {'build s':>8} {'bench c/s':>10} "
