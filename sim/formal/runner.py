@@ -1,13 +1,13 @@
 """Elaborate a property harness to RTLIL, run SymbiYosys on it and report the verdict."""
 
-import fcntl
 import hashlib
 import json
 import re
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sim.runner import locked
 
 from .toolchain import FormalToolError, run_tool
 
@@ -146,17 +146,6 @@ def formal_build_dir(kind: str, params: dict, mode: str, depth: int, engine: str
     from sim.runner import repo_build_root
     key = {"params": params, "mode": mode, "depth": depth, "engine": engine}
     return repo_build_root() / "formal" / kind / f"{mode}-d{depth}-{_digest(key)}"
-
-
-@contextmanager
-def _locked(directory: Path):
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 _CHECK_CELL = re.compile(r'cell \$check (\S+)\n(\s+)parameter \\FORMAT "((?:[^"\\]|\\.)*)"')
@@ -325,7 +314,7 @@ def run_formal(harness, *, mode: str = "prove", depth: "int | None" = None,
     job_dir = formal_build_dir(harness.kind, harness.params, mode, depth, engine)
     result = FormalResult(kind=harness.kind, params=dict(harness.params), mode=mode,
                           depth=depth, status="error", job_dir=job_dir)
-    with _locked(job_dir):
+    with locked(job_dir):
         text, names = name_checks(rtlil.convert(harness, name="top", platform="formal", ports=[]))
         _write_if_changed(job_dir / "top.il", text)
         said = names["messages"]

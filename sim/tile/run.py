@@ -1,6 +1,6 @@
 """Run one GEMM on the tile RTL under cocotb and compare its cycles with the model."""
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 

@@ -1,31 +1,21 @@
 """``supernode formal``: prove the tile and the router (or the runner's own skid buffer)."""
 
-import argparse
 import json
 
 from ..errors import UserError
-
-
-def _positive(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}")
-    return value
+from . import positive_int
 
 
 def _add_job_options(parser):
     parser.add_argument("--mode", choices=("prove", "bmc"), default="prove",
                         help="prove: k-induction, an unbounded proof (default); bmc: check the "
                              "first --depth cycles after reset only")
-    parser.add_argument("--depth", type=_positive, default=None,
+    parser.add_argument("--depth", type=positive_int, default=None,
                         help="induction length (prove) or cycles checked (bmc); default: the "
                              "length that closes the proof for the given parameters")
     parser.add_argument("--no-cover", action="store_true",
                         help="skip the cover run that shows the properties are not vacuous")
-    parser.add_argument("--timeout", type=_positive, default=900,
+    parser.add_argument("--timeout", type=positive_int, default=900,
                         help="seconds one SymbiYosys job may run before the verdict is "
                              "unknown (default 900)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

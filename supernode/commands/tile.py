@@ -6,16 +6,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError
-
-
-def _positive(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}")
-    return value
+from . import positive_int
 
 
 def _probability(text):
@@ -63,7 +54,7 @@ def register(subparsers):
     sim = sub.add_parser("sim", help="run a random GEMM on the RTL and check it against numpy")
     _add_tile_params(sim)
     for dim in ("m", "k", "n"):
-        sim.add_argument(f"--{dim}", type=_positive, required=True, help=f"GEMM dimension {dim}")
+        sim.add_argument(f"--{dim}", type=positive_int, required=True, help=f"GEMM dimension {dim}")
     sim.add_argument("--sim", default="icarus", help="icarus (default) or verilator")
     sim.add_argument("--waves", action="store_true", help="write a waveform (FST)")
     sim.add_argument("--vcd", action="store_true", help="with --waves: VCD instead of FST "
