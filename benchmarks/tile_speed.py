@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sim.runner import (TOPLEVEL, VERILATOR_ARGS, _setup_verilator_env, design_dir,  # noqa: E402
-                        run_cocotb)
+from sim.runner import (FAST_BUILD_ARGS, TOPLEVEL, VERILATOR_ARGS,  # noqa: E402
+                        _setup_verilator_env, design_dir, run_cocotb, verilator_optimized)
 from sim.tile.harness import TileHarness  # noqa: E402
 from sim.tile.run import random_operands, run_gemm  # noqa: E402
 
@@ -68,6 +68,7 @@ def bench_gemm(size, sim):
         "bench_e2e_cycles_per_s": cycles / warm,
         "depth": _depth_of(first),
         "params": first.params,
+        "inputs": json.loads((Path(first.run_dir) / "inputs.json").read_text())["inputs"],
     }
 
 
@@ -75,11 +76,11 @@ def _depth_of(run):
     return json.loads((Path(run.run_dir) / "inputs.json").read_text())["params"]["depth"]
 
 
-def bench_clock_only(size, sim, cycles, depth, params):
+def bench_clock_only(size, sim, cycles, depth, params, inputs):
     run = run_cocotb(kind="tile", component_factory=TileHarness,
                      params={**params, "depth": depth, "fault": None},
                      test_module="sim.tile.bench", testcase="clock_only",
-                     inputs={"cycles": cycles}, sim=sim)
+                     inputs={**inputs, "cycles": cycles}, sim=sim)
     return cycles / run.result["wall_s"]
 
 
@@ -87,14 +88,16 @@ def bench_cpp(params, depth, cycles):
     _setup_verilator_env()
     harness_params = {**params, "depth": depth, "fault": None}
     from sim.runner import _source_digest
-    source = design_dir("tile", {**harness_params, "_trace": None, "_optimized": True,
+    optimized = verilator_optimized()
+    source = design_dir("tile", {**harness_params, "_trace": None, "_optimized": optimized,
                                  "_source": _source_digest(TileHarness)}, "verilator", False)
     with tempfile.TemporaryDirectory() as tmp:
         main = Path(tmp) / "main.cpp"
         main.write_text(CPP_MAIN.replace("DEPTH", str(depth)))
         subprocess.run(["verilator", "--cc", "--exe", "--build", "-j", "2", "--top-module",
                         TOPLEVEL, "--prefix", "Vtop", "-Mdir", tmp, "-o", "Vbench",
-                        *[a for a in VERILATOR_ARGS], str(source / f"{TOPLEVEL}.v"), str(main)],
+                        *VERILATOR_ARGS, *([] if optimized else FAST_BUILD_ARGS),
+                        str(source / f"{TOPLEVEL}.v"), str(main)],
                        check=True, capture_output=True)
         out = subprocess.run([str(Path(tmp) / "Vbench"), str(cycles)], check=True,
                              capture_output=True, text=True).stdout
@@ -106,9 +109,12 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=[4, 8, 16])
     parser.add_argument("--sims", nargs="+", default=["icarus", "verilator"])
     parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--fast-build", action="store_true",
+                        help="compile Verilator's C++ without optimisation (as the tests do), "
+                             "the C++ loop included")
     args = parser.parse_args()
     os.environ.setdefault("SUPERNODE_BUILD", str(Path("build") / "bench"))
-    os.environ["SUPERNODE_VERILATOR_OPTIMIZE"] = "1"     # optimised C++, as the C++ loop
+    os.environ["SUPERNODE_VERILATOR_OPTIMIZE"] = "0" if args.fast_build else "1"
 
     rows = []
     print(f"{'sim':<10} {'tile':<6} {'cycles':>7} {'build s':>8} {'bench c/s':>10} "
@@ -117,7 +123,7 @@ def main():
         for size in args.sizes:
             r = bench_gemm(size, sim)
             r["clock_only_cycles_per_s"] = bench_clock_only(size, sim, r["cycles"], r["depth"],
-                                                            r["params"])
+                                                            r["params"], r.pop("inputs"))
             r["cpp_cycles_per_s"] = (bench_cpp(r["params"], r["depth"], r["cycles"] * 4)
                                      if sim == "verilator" else None)
             r.update(sim=sim, size=size)
