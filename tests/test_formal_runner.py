@@ -41,7 +41,8 @@ def test_each_mutant_fails_with_a_counterexample(fault, broken):
         assert result.gtkw is not None and result.gtkw.exists()
 
 
-def test_an_identical_job_reuses_its_verdict_and_a_changed_one_does_not():
+def test_an_identical_job_reuses_its_verdict_and_a_changed_one_does_not(tmp_path, monkeypatch):
+    monkeypatch.setenv("SUPERNODE_BUILD", str(tmp_path))    # no verdicts from earlier runs
     first = run_formal(SkidBufferHarness(width=3), cover=False)
     again = run_formal(SkidBufferHarness(width=3), cover=False)
     assert again.reused and again.status == first.status == "pass"
