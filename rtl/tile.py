@@ -236,6 +236,23 @@ class SystolicTile(wiring.Component):
             value = reg
         return value
 
+    def _a_rows(self, m, advance, take, beat, **fields):
+        """Registers ``a_r{i}_c{j}`` carrying each ``a`` beat right along row ``i``, the row
+        skewed by ``i`` cycles; ``fields`` fill the beat's fields beyond data/valid/last."""
+        R, C = self._rows, self._cols
+        a_reg = [[Signal(beat, name=f"a_r{i}_c{j}") for j in range(C)] for i in range(R)]
+        for i in range(R):
+            entering = Signal(beat, name=f"a_in{i}")
+            m.d.comb += [entering.data.eq(self.a.payload.data[i]), entering.valid.eq(take),
+                         entering.last.eq(self.a.payload.last)]
+            m.d.comb += [getattr(entering, name).eq(value) for name, value in fields.items()]
+            entering = self._skewed(m, advance, entering, i, f"a{i}")
+            with m.If(advance):
+                m.d.sync += a_reg[i][0].eq(entering)
+                for j in range(1, C):
+                    m.d.sync += a_reg[i][j].eq(a_reg[i][j - 1])
+        return a_reg
+
     # -- output-stationary --------------------------------------------------------------------
 
     def _elaborate_os(self, m, advance, results, result_row):
@@ -261,18 +278,9 @@ class SystolicTile(wiring.Component):
                 m.d.sync += since_last.eq(since_last + 1)
 
         # Skewed operand registers at each cell: a moves right along a row, b down a column.
-        a_reg = [[Signal(beat, name=f"a_r{i}_c{j}") for j in range(C)] for i in range(R)]
+        a_reg = self._a_rows(m, advance, take, beat)
         b_reg = [[Signal(self._elem_shape(), name=f"b_r{i}_c{j}") for j in range(C)]
                  for i in range(R)]
-        for i in range(R):
-            entering = Signal(beat, name=f"a_in{i}")
-            m.d.comb += [entering.data.eq(self.a.payload.data[i]), entering.valid.eq(take),
-                         entering.last.eq(self.a.payload.last)]
-            entering = self._skewed(m, advance, entering, i, f"a{i}")
-            with m.If(advance):
-                m.d.sync += a_reg[i][0].eq(entering)
-                for j in range(1, C):
-                    m.d.sync += a_reg[i][j].eq(a_reg[i][j - 1])
         for j in range(C):
             entering = self._skewed(m, advance, self.b.payload.data[j], j, f"b{j}")
             with m.If(advance):
@@ -346,18 +354,9 @@ class SystolicTile(wiring.Component):
             m.d.sync += use_bank.eq(~use_bank)
 
         # Activations move right along rows (row i skewed by i); partial sums move down.
-        a_reg = [[Signal(beat, name=f"a_r{i}_c{j}") for j in range(C)] for i in range(R)]
+        a_reg = self._a_rows(m, advance, take, beat, bank=use_bank)
         psum = [[Signal(self._acc_shape(), name=f"psum_r{i}_c{j}") for j in range(C)]
                 for i in range(R)]
-        for i in range(R):
-            entering = Signal(beat, name=f"a_in{i}")
-            m.d.comb += [entering.data.eq(self.a.payload.data[i]), entering.valid.eq(take),
-                         entering.last.eq(self.a.payload.last), entering.bank.eq(use_bank)]
-            entering = self._skewed(m, advance, entering, i, f"a{i}")
-            with m.If(advance):
-                m.d.sync += a_reg[i][0].eq(entering)
-                for j in range(1, C):
-                    m.d.sync += a_reg[i][j].eq(a_reg[i][j - 1])
         for i in range(R):
             for j in range(C):
                 weight = Signal(self._elem_shape(), name=f"wsel_r{i}_c{j}")
