@@ -281,11 +281,16 @@ class Router(wiring.Component):
             looked_up = lookup.data
             m.d.comb += lookup.addr.eq(flit.dest)
             if self._spread:
-                spread_ports = Array(Const(p, _bits(P)) for p in self._spread)
                 turn = Signal(range(len(self._spread)), name=f"spread_turn_{i}")
                 in_spread = Signal(name=f"in_spread_{i}")
                 m.d.comb += in_spread.eq(Cat(*[looked_up == p for p in self._spread]).any())
-                table_route = Mux(in_spread, spread_ports[turn], looked_up)
+                # A chain of multiplexers, not an `Array` of constants: its Verilog is one
+                # continuous assignment, which Icarus evaluates from time 0 (the `case`
+                # block an `Array` becomes is only evaluated once `turn` first changes).
+                spread_port = Const(self._spread[0], _bits(P))
+                for k, p in enumerate(self._spread[1:], start=1):
+                    spread_port = Mux(turn == k, p, spread_port)
+                table_route = Mux(in_spread, spread_port, looked_up)
                 with m.If(link.valid & flit.first & in_spread):
                     m.d.sync += turn.eq(Mux(turn == len(self._spread) - 1, 0, turn + 1))
             else:
