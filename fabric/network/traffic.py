@@ -56,7 +56,13 @@ class TrafficSpec:
         Cycles without any flit injected or ejected, with packets in flight, after which
         the run fails as deadlocked.
     ordered : bool
-        Check that packets of each (source, destination, VC) flow arrive in order.
+        True: the network itself must deliver the packets of each (source, destination,
+        VC) flow in order, and the scoreboard fails the run on a reorder. False (for
+        per-packet balanced up-routing, where packets of a flow may overtake each other
+        across spines): each ejecting endpoint resequences, holding a packet that arrives
+        ahead of an earlier packet of its flow until that one is in; latency is counted
+        to the release, and the result reports how many packets were held and the most
+        held at once at one endpoint.
     packets_per_source : int
         0: open-loop traffic measured in the window. N > 0: a finite exchange: every
         source creates exactly N packets (at the offered load) and the run ends when
@@ -218,6 +224,9 @@ class Endpoints:
         self.created_count = [0] * n
         self.in_flight = {}                 # (src, pkt id) -> _Packet (head injected)
         self.flows = {}                     # (src, dest, vc) -> deque of pkt ids in order
+        self.held = [dict() for _ in range(n)]  # per ejector: (src, pkt id) -> arrived packet
+        self.held_packets = 0               # packets that arrived ahead of their flow
+        self.held_max = 0                   # most packets held at once at one ejector
         self.delivered = set()
         self.cycle = 0
         self.idle_cycles = 0
@@ -372,29 +381,47 @@ class Endpoints:
                 or flit.data != flit_data(pkt.src, pkt.pkt, idx, self.flit_width):
             raise ScoreboardError(f"corrupt or reordered flit {idx} of packet {pkt.pkt} from "
                                   f"{pkt.src} to {pkt.dest} {where}: got {flit}")
-        if idx == 0:
-            flow = self.flows[(pkt.src, pkt.dest, pkt.vc)]
-            if self.spec.ordered and flow[0] != pkt.pkt:
+        flow = self.flows[(pkt.src, pkt.dest, pkt.vc)]
+        if idx == 0 and self.spec.ordered:
+            if flow[0] != pkt.pkt:
                 raise ScoreboardError(
                     f"reorder: packet {pkt.pkt} of flow {pkt.src}->{pkt.dest} VC {pkt.vc} "
                     f"arrived before packet {flow[0]} {where}")
-            flow.remove(pkt.pkt)
+            flow.popleft()
         pkt.next = idx + 1
         self.flits_moved += 1
-        if pkt.next == pkt.length:
-            del self.in_flight[key]
-            self.delivered.add(key)
-            self.packets_delivered += 1
-            self.last_delivery = t
-            if pkt.measured:
-                self.measured_outstanding -= 1
-                self.latencies.append(t - pkt.created)
-                self.network_latencies.append(t - pkt.injected)
-                if self.zero_load is not None:
-                    zero = self.zero_load(pkt.src, pkt.dest, pkt.length)
-                    excess = t - pkt.created - zero
-                    self.hops_latency.append(excess)
-                    self.min_excess[zero] = min(excess, self.min_excess.get(zero, excess))
+        if pkt.next < pkt.length:
+            return
+        del self.in_flight[key]
+        self.delivered.add(key)
+        if self.spec.ordered:
+            self._release(pkt, t)
+            return
+        # Resequencing: release the flow's packets in order, as far as they are in.
+        held = self.held[port]
+        if flow[0] != pkt.pkt:
+            held[key] = pkt
+            self.held_packets += 1
+            self.held_max = max(self.held_max, len(held))
+            return
+        flow.popleft()
+        self._release(pkt, t)
+        while flow and (pkt.src, flow[0]) in held:
+            self._release(held.pop((pkt.src, flow.popleft())), t)
+
+    def _release(self, pkt, t):
+        """Packet ``pkt`` reaches its endpoint, complete and in flow order, at cycle ``t``."""
+        self.packets_delivered += 1
+        self.last_delivery = t
+        if pkt.measured:
+            self.measured_outstanding -= 1
+            self.latencies.append(t - pkt.created)
+            self.network_latencies.append(t - pkt.injected)
+            if self.zero_load is not None:
+                zero = self.zero_load(pkt.src, pkt.dest, pkt.length)
+                excess = t - pkt.created - zero
+                self.hops_latency.append(excess)
+                self.min_excess[zero] = min(excess, self.min_excess.get(zero, excess))
 
     def finish(self):
         """Final scoreboard check: nothing left unmatched. Raises on a lost packet."""
@@ -434,6 +461,8 @@ class Endpoints:
             "packets_delivered": self.packets_delivered,
             "flits_delivered": self.flits_moved,
             "saturated": self.saturated,
+            "resequenced_packets": self.held_packets,
+            "resequence_max_held": self.held_max,
             "cycles": self.cycle,
             "min_excess_by_zero_load": {str(k): v for k, v in sorted(self.min_excess.items())},
         }

@@ -10,7 +10,8 @@ __all__ = ["compare_point", "sweep", "plot_sweep", "DEFAULT_LOADS"]
 DEFAULT_LOADS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 KEYS = ("offered_load", "offered_load_measured", "accepted_throughput", "latency_mean",
         "latency_p99", "latency_min", "network_latency_mean", "measured_packets",
-        "saturated", "cycles", "completion_cycles")
+        "saturated", "cycles", "completion_cycles", "resequenced_packets",
+        "resequence_max_held")
 
 
 def compare_point(design: Design, spec: TrafficSpec, *, sim="verilator", waves=False) -> dict:

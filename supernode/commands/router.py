@@ -184,10 +184,14 @@ def sim_command(args):
     if args.json:
         print(json.dumps(result))
     else:
+        verdict = "every packet delivered once, in order"
+        if not ordered:
+            verdict += (f" ({result['resequenced_packets']} overtook an earlier packet of "
+                        f"their flow across spines and waited at the ejector)")
         print(f"{design.kind} {design.params}")
         print(f"  {args.pattern} traffic, {args.packet_length}-flit packets, offered "
               f"{args.load} flits/cycle/port, on {args.sim}: "
-              f"{'every packet delivered once, in order' if result['passed'] else 'FAILED'}")
+              f"{verdict if result['passed'] else 'FAILED'}")
         print(f"  {'':22} {'RTL':>10} {'model':>10}")
         keys = ["accepted_throughput", "latency_mean", "latency_p99", "latency_min",
                 "measured_packets"]
