@@ -76,7 +76,7 @@ def test_estimate_gemm_and_collective_workloads(capsys):
     (["estimate", "--system", "cm999"], ["unknown hardware 'cm999'", "cloudmatrix384"]),
     (["estimate", "--workload", "gpt5"], ["unknown workload 'gpt5'", "deepseek-r1"]),
     (["estimate", "--precision", "fp8"], ["'fp8' is not supported by ascend-910c", "int8"]),
-    (["estimate", "--batch", "0"], ["--batch", "'0' must be at least 1"]),
+    (["estimate", "--batch", "0"], ["--batch", "expected a positive integer, not '0'"]),
     (["estimate", "--tp", "8", "--dp", "384", "--workload", "llama3-70b"],
      ["3072 packages", "384"]),
     (["estimate", "--workload", "gemm:12x34"], ["gemm:MxKxN"]),

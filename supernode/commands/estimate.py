@@ -8,16 +8,7 @@ from pathlib import Path
 
 from supernode.errors import UserError
 
-
-def _positive_int(text: str) -> int:
-    import argparse
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
+from . import positive_int
 
 
 def parse_workload(text: str):
@@ -50,10 +41,10 @@ def parse_workload(text: str):
 def _add_run_options(parser):
     parser.add_argument("--phase", choices=("prefill", "decode"), default=None,
                         help="LLM phase (estimate: default decode; compare: both)")
-    parser.add_argument("--batch", type=_positive_int, default=None,
+    parser.add_argument("--batch", type=positive_int, default=None,
                         help="sequences per step, over the whole system (default: the "
                              "workload's per-package default x packages)")
-    parser.add_argument("--seq-len", type=_positive_int, default=None,
+    parser.add_argument("--seq-len", type=positive_int, default=None,
                         help="prompt length (prefill) or context length (decode)")
     parser.add_argument("--precision", choices=("bf16", "fp8", "int8", "8bit"), default=None,
                         help="matrix precision; 8bit = FP8 where the chip has it, else INT8")
@@ -73,9 +64,9 @@ def register(subparsers):
     est.add_argument("--mapping", default=None,
                      help="mapping name or .toml file (default: the system's for this workload)")
     for group in ("tp", "ep", "dp", "pp"):
-        est.add_argument(f"--{group}", type=_positive_int, default=None,
+        est.add_argument(f"--{group}", type=positive_int, default=None,
                          help=f"override the mapping's {group} degree")
-    est.add_argument("--layers", type=_positive_int, default=None,
+    est.add_argument("--layers", type=positive_int, default=None,
                      help="only the first N transformer layers (a layer-level estimate)")
     est.add_argument("--json", action="store_true", help="print one JSON object")
     est.set_defaults(func=run_estimate)

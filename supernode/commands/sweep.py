@@ -3,18 +3,9 @@
 import json
 import sys
 
+from . import positive_int
+
 __all__ = ["register"]
-
-
-def _positive_int(text):
-    import argparse
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
-    return value
 
 
 def register(subparsers):
@@ -27,7 +18,7 @@ def register(subparsers):
     p.add_argument("spec", metavar="SPEC.toml", help="sweep specification (see examples/)")
     p.add_argument("--out", metavar="DIR",
                    help="output and cache directory (default: results/sweep-<spec name>/)")
-    p.add_argument("--workers", type=_positive_int, metavar="N",
+    p.add_argument("--workers", type=positive_int, metavar="N",
                    help="worker processes of the local Dask cluster (default: one per core)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run on this existing Dask scheduler (e.g. tcp://127.0.0.1:8786) "

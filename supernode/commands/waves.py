@@ -2,18 +2,9 @@
 
 import json
 
+from . import positive_int
+
 __all__ = ["register"]
-
-
-def _positive_int(text):
-    import argparse
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, not {text!r}")
-    return value
 
 
 def register(subparsers):
@@ -38,7 +29,7 @@ def register(subparsers):
     p.add_argument("--reset", default="rst", metavar="NAME",
                    help="reset signal whose high cycles are left out (default: rst; "
                         "'none' counts every cycle)")
-    p.add_argument("--bins", type=_positive_int, default=20, metavar="N",
+    p.add_argument("--bins", type=positive_int, default=20, metavar="N",
                    help="slices of the window for utilisation over time (default: 20)")
     p.add_argument("--png", metavar="FILE", help="draw a timeline of the chosen signals here")
     p.add_argument("--gtkw", metavar="FILE", help="write a GTKWave save file here")
