@@ -40,7 +40,8 @@ class Clos(wiring.Component):
         ``"deterministic"`` or ``"balanced"`` (needs at least two spines).
     **router_params
         ``vcs``, ``buffer_depth``, ``flit_width``, ``allocator``, ``islip_iterations``,
-        ``voq`` of every router.
+        ``voq``, ``stats`` of every router (the counters are read from the routers,
+        submodules ``leaf<k>`` and ``spine<k>``).
 
     Members
     -------
@@ -50,7 +51,8 @@ class Clos(wiring.Component):
         Ejection links of the endpoints.
     """
 
-    ROUTER_KEYS = ("vcs", "buffer_depth", "flit_width", "allocator", "islip_iterations", "voq")
+    ROUTER_KEYS = ("vcs", "buffer_depth", "flit_width", "allocator", "islip_iterations", "voq",
+                   "stats")
 
     def __init__(self, *, endpoints_per_leaf: int = 2, leaves: int = 4, spines: int = 2,
                  up_routing: str = "deterministic", **router_params):
@@ -107,6 +109,11 @@ class Clos(wiring.Component):
     spine_params = property(lambda self: [dict(p) for p in self._spine_params],
                             doc="Parameters of each spine router.")
     vcs = property(lambda self: self._vcs, doc="Virtual channels per link.")
+
+    @property
+    def router_names(self):
+        """Submodule names of the routers, leaves first: ``leaf0``, ..., ``spine0``, ..."""
+        return [f"leaf{k}" for k in range(self._L)] + [f"spine{k}" for k in range(self._S)]
 
     @property
     def wires(self):

@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 __all__ = [
     "ALLOCATORS", "Router", "flit_layout", "link_signature", "config_signature",
-    "ROUTER_LATENCY", "CREDIT_ROUND_TRIP", "unused",
+    "stats_signature", "ROUTER_LATENCY", "CREDIT_ROUND_TRIP", "STATS_WIDTH", "unused",
 ]
 
 #: Switch allocators the router can be built with.
@@ -25,6 +25,9 @@ ROUTER_LATENCY = 2
 CREDIT_ROUND_TRIP = 4
 
 PACKET_ID_WIDTH = 16
+
+#: Width of each performance counter; counters wrap around at 2**STATS_WIDTH.
+STATS_WIDTH = 32
 
 
 def _bits(n: int) -> int:
@@ -66,6 +69,15 @@ def config_signature(*, destinations: int, ports: int) -> wiring.Signature:
         "valid": Out(1),
         "dest": Out(_bits(destinations)),
         "port": Out(_bits(ports)),
+    })
+
+
+def stats_signature(ports: int) -> wiring.Signature:
+    """Performance counters of a router, counted from reset (see :class:`Router`)."""
+    return wiring.Signature({
+        "sent": Out(STATS_WIDTH).array(ports),
+        "blocked": Out(STATS_WIDTH).array(ports),
+        "credit_stalls": Out(STATS_WIDTH).array(ports),
     })
 
 
@@ -144,6 +156,12 @@ class Router(wiring.Component):
         Output ports over which packets routed to any of them are spread: each input
         sends successive such packets round-robin over these ports (per-packet load
         balancing, used for the up-links of a Clos leaf). Empty: deterministic routing.
+    stats : bool
+        Add performance counters (``stats`` member, :data:`STATS_WIDTH` bits each,
+        counted from reset): per output port the flits ``sent`` and the
+        ``credit_stalls``, cycles in which it sent nothing while a queue head routed to
+        it waited for a credit; per input port the cycles ``blocked``, in which it held
+        at least one flit and sent none.
 
     Members
     -------
@@ -153,12 +171,15 @@ class Router(wiring.Component):
         Output links: flits out, credits in.
     cfg : In(config_signature)
         Routing-table write port.
+    stats : Out(stats_signature)
+        Performance counters, present when ``stats=True``.
     """
 
     def __init__(self, *, ports: int = 4, vcs: int = 2, buffer_depth: int = 4,
                  flit_width: int = 16, allocator: str = "separable",
                  islip_iterations: int = 1, voq: bool = False,
-                 destinations: "int | None" = None, routes=None, spread=()):
+                 destinations: "int | None" = None, routes=None, spread=(),
+                 stats: bool = False):
         _check_int("ports", ports, 2, 16)
         _check_int("vcs", vcs, 1, 8)
         _check_int("buffer_depth", buffer_depth, 1, 64)
@@ -188,6 +209,8 @@ class Router(wiring.Component):
                               or not 0 <= p < ports for p in spread)):
             raise ValueError(f"spread must be empty or at least two distinct output ports "
                              f"from 0 to {ports - 1}, not {spread!r}")
+        if not isinstance(stats, bool):
+            raise ValueError(f"stats must be True or False, not {stats!r}")
 
         self._ports = ports
         self._vcs = vcs
@@ -199,14 +222,18 @@ class Router(wiring.Component):
         self._destinations = destinations
         self._routes = routes
         self._spread = spread
+        self._stats = stats
         self._flit_layout = flit_layout(vcs=vcs, destinations=destinations,
                                         flit_width=flit_width)
         link = link_signature(self._flit_layout, vcs)
-        super().__init__({
+        members = {
             "inp": In(link).array(ports),
             "outp": Out(link).array(ports),
             "cfg": In(config_signature(destinations=destinations, ports=ports)),
-        })
+        }
+        if stats:
+            members["stats"] = Out(stats_signature(ports))
+        super().__init__(members)
 
     ports = property(lambda self: self._ports, doc="Number of ports.")
     vcs = property(lambda self: self._vcs, doc="Virtual channels per port.")
@@ -218,6 +245,7 @@ class Router(wiring.Component):
     destinations = property(lambda self: self._destinations, doc="Routing-table size.")
     routes = property(lambda self: self._routes, doc="Initial routing table.")
     spread = property(lambda self: self._spread, doc="Load-balanced output ports.")
+    has_stats = property(lambda self: self._stats, doc="Performance counters present.")
     flit_layout = property(lambda self: self._flit_layout, doc="Layout of a flit.")
 
     @property
@@ -237,7 +265,7 @@ class Router(wiring.Component):
                 "flit_width": self._flit_width, "allocator": self._allocator,
                 "islip_iterations": self._islip_iterations, "voq": self._voq,
                 "destinations": self._destinations, "routes": list(self._routes),
-                "spread": list(self._spread)}
+                "spread": list(self._spread), "stats": self._stats}
 
     def elaborate(self, platform):
         m = Module()
@@ -272,6 +300,8 @@ class Router(wiring.Component):
         outs = []       # outs[i][q]: output port of the head
         elig = []       # elig[i]: Q-bit vector of queues that may send this cycle
         deq = []        # deq[i]: Q-bit one-hot of the queue dequeued this cycle
+        holding = []    # holding[i]: input i has at least one flit buffered
+        starved = [[] for _ in range(P)]  # starved[o]: heads routed to o without a credit
         for i in range(P):
             link = self.inp[i]
             flit = link.payload
@@ -305,7 +335,7 @@ class Router(wiring.Component):
 
             deq_i = Signal(Q, name=f"deq_{i}")
             e_i = Signal(Q, name=f"elig_{i}")
-            heads_i, outs_i = [], []
+            heads_i, outs_i, nonempty_i = [], [], []
             # All queues of this input live in one memory, queue q at [q*D, q*D + D).
             m.submodules[f"buffer_{i}"] = store = Memory(shape=entry_layout, depth=Q * D,
                                                          init=[])
@@ -346,10 +376,15 @@ class Router(wiring.Component):
                                  vc_busy.eq(busy_by_out[v][out])]
                 m.d.comb += e_i[q].eq(
                     (count != 0) & has_credit & (~head.flit.first | ~vc_busy))
+                if self._stats:
+                    nonempty_i.append(count != 0)
+                    for o in range(P):
+                        starved[o].append((count != 0) & ~has_credit & (out == o))
                 heads_i.append(head)
                 outs_i.append(out)
             heads.append(heads_i)
             outs.append(outs_i)
+            holding.append(Cat(*nonempty_i).any() if self._stats else None)
             elig.append(e_i)
             deq.append(deq_i)
 
@@ -376,9 +411,11 @@ class Router(wiring.Component):
                 m.d.comb += credit_back[v].eq(granted[i] & (sel_vc[i] == v))
             m.d.sync += self.inp[i].credit.eq(credit_back)
 
+        out_win = []
         for o in range(P):
             link = self.outp[o]
             any_win = Signal(name=f"out_win_{o}")
+            out_win.append(any_win)
             win = Signal(layout, name=f"out_flit_{o}")
             m.d.comb += any_win.eq(Cat(*[match[i][o] for i in range(P)]).any())
             for i in range(P):
@@ -392,6 +429,19 @@ class Router(wiring.Component):
                     m.d.sync += busy[o][v].eq(1)
                 with m.If(spend & win.last & ~win.first):
                     m.d.sync += busy[o][v].eq(0)
+
+        if self._stats:
+            for o in range(P):
+                sent = self.outp[o].valid
+                m.d.sync += self.stats.sent[o].eq(self.stats.sent[o] + sent)
+                stalled = Signal(name=f"credit_stall_{o}")
+                m.d.comb += stalled.eq(Cat(*starved[o]).any() & ~out_win[o])
+                m.d.sync += self.stats.credit_stalls[o].eq(
+                    self.stats.credit_stalls[o] + stalled)
+            for i in range(P):
+                blocked = Signal(name=f"blocked_{i}")
+                m.d.comb += blocked.eq(holding[i] & ~granted[i])
+                m.d.sync += self.stats.blocked[i].eq(self.stats.blocked[i] + blocked)
         return m
 
     def _separable(self, m, P, queues, elig, outs, match, chosen):

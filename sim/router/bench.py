@@ -45,6 +45,15 @@ class TrafficBench:
         self.flits = FlitCodec(top._dut.flit_layout)
         self.eps = design.endpoints(spec)
         self.cfg = {c: (d, p) for c, d, p in cfg_writes}
+        self.routers = []       # (name, ports) of routers with performance counters
+        if design.params.get("stats"):
+            dut_rtl = top._dut
+            if design.kind == "router":
+                self.routers = [("router", dut_rtl.ports)]
+            else:
+                ports = [p["ports"] for p in dut_rtl.leaf_params + dut_rtl.spine_params]
+                self.routers = list(zip(dut_rtl.router_names, ports))
+        self.ejected_flits = []  # (port, src, dest) of every flit that left the network
 
     async def reset(self):
         """Hold reset for two cycles with nothing driven; returns at a falling edge."""
@@ -63,12 +72,24 @@ class TrafficBench:
                 raise DeadlockError(f"the run did not end within {max_cycles} cycles")
             raw, credits = codec.unpack_status(dut.status.value.to_unsigned())
             ejected = [None if f is None else unpack(f) for f in raw]
+            if self.routers:
+                self.ejected_flits += [(e, f.src, f.dest) for e, f in enumerate(ejected) if f]
             inject, credits_out = eps.step(ejected, credits)
             dut.drive.value = codec.pack_drive(
                 [None if f is None else pack(f) for f in inject], credits_out,
                 self.cfg.get(eps.cycle - 1))
             await falling
         eps.finish()
+
+    def read_stats(self) -> dict:
+        """The routers' performance counters: ``{router: {counter: [per port]}}``."""
+        out = {}
+        for name, ports in self.routers:
+            handle = self.dut.dut if name == "router" else getattr(self.dut.dut, name)
+            out[name] = {counter: [int(getattr(handle, f"stats__{counter}__{k}").value)
+                                   for k in range(ports)]
+                         for counter in ("sent", "blocked", "credit_stalls")}
+        return out
 
 
 @cocotb.test()
@@ -94,6 +115,8 @@ async def traffic(dut):
         result = bench.eps.result()
         result.update(passed=error is None, error=error,
                       wall_seconds=time.perf_counter() - start)
+        if bench.routers:
+            result.update(router_stats=bench.read_stats(), ejected_flits=bench.ejected_flits)
         points.append(result)
         if error:
             break

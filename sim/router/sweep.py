@@ -33,6 +33,8 @@ def compare_point(design: Design, spec: TrafficSpec, *, sim="verilator", waves=F
     out["rtl_wall_seconds"] = rtl["wall_seconds"]
     out["flits_delivered"] = rtl["flits_delivered"]
     out["model_matches_rtl_exactly"] = all(rtl.get(k) == model.get(k) for k in KEYS)
+    if "router_stats" in rtl:
+        out["router_stats"] = rtl["router_stats"]
     return out
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import UserError
 
+
 def _router_defaults() -> dict:
     """The router's own keyword defaults (read from its constructor, not restated)."""
     import inspect
@@ -46,6 +47,10 @@ def add_router_params(parser, *, ports=True):
                         default=ROUTER_DEFAULTS["islip_iterations"],
                         help="iSLIP iterations (default 1)")
     parser.add_argument("--voq", action="store_true", help="virtual output queues")
+    parser.add_argument("--stats", action="store_true",
+                        help="build every router with performance counters (flits sent and "
+                             "credit stalls per output, blocked cycles per input) and report "
+                             "them")
 
 
 def router_params(args, *, ports=True) -> dict:
@@ -54,6 +59,8 @@ def router_params(args, *, ports=True) -> dict:
                   voq=args.voq)
     if ports:
         params["ports"] = args.ports
+    if args.stats:
+        params["stats"] = True
     return params
 
 
@@ -201,9 +208,22 @@ def sim_command(args):
             r, m = result[key], result[f"model_{key}"]
             fmt = (lambda v: f"{v:>10.3f}" if isinstance(v, float) else f"{v!s:>10}")
             print(f"  {key:22} {fmt(r)} {fmt(m)}")
+        if result.get("router_stats"):
+            print_router_stats(result["router_stats"], result["cycles"])
         if result["waves"]:
             print(f"  waves  {result['waves']}")
     return 0 if result["passed"] else 1
+
+
+def print_router_stats(stats: dict, cycles: int):
+    """The routers' counters as a table: one row per router port."""
+    print(f"  router counters over {cycles} cycles (from reset):")
+    print(f"  {'router':>8} {'port':>4} {'sent':>7} {'util':>6} {'credit stalls':>13} "
+          f"{'blocked in':>10}")
+    for name, counters in stats.items():
+        for port, sent in enumerate(counters["sent"]):
+            print(f"  {name:>8} {port:>4} {sent:>7} {sent / cycles:>6.3f} "
+                  f"{counters['credit_stalls'][port]:>13} {counters['blocked'][port]:>10}")
 
 
 def sweep_command(args):
