@@ -36,6 +36,7 @@ class Clos(wiring.Component):
         Leaf routers, 2..16 (the spine radix).
     spines : int
         Spine routers, 1..15; ``endpoints_per_leaf + spines`` is the leaf radix (<= 16).
+        (The bounds follow the router's radix, ``ROUTER.MAX_PORTS``.)
     up_routing : str
         ``"deterministic"`` or ``"balanced"`` (needs at least two spines).
     **router_params
@@ -51,17 +52,21 @@ class Clos(wiring.Component):
         Ejection links of the endpoints.
     """
 
+    #: The router class the Clos is made of, and so its radix limit (``ROUTER.MAX_PORTS``).
+    ROUTER = Router
+
     ROUTER_KEYS = ("vcs", "buffer_depth", "flit_width", "allocator", "islip_iterations", "voq",
                    "stats")
 
     def __init__(self, *, endpoints_per_leaf: int = 2, leaves: int = 4, spines: int = 2,
                  up_routing: str = "deterministic", **router_params):
-        _check_int("endpoints_per_leaf", endpoints_per_leaf, 1, 15)
-        _check_int("leaves", leaves, 2, 16)
-        _check_int("spines", spines, 1, 15)
-        if endpoints_per_leaf + spines > 16:
+        radix = self.ROUTER.MAX_PORTS
+        _check_int("endpoints_per_leaf", endpoints_per_leaf, 1, radix - 1)
+        _check_int("leaves", leaves, 2, radix)
+        _check_int("spines", spines, 1, radix - 1)
+        if endpoints_per_leaf + spines > radix:
             raise ValueError(f"endpoints_per_leaf + spines is the leaf radix and must be at "
-                             f"most 16, not {endpoints_per_leaf + spines}")
+                             f"most {radix}, not {endpoints_per_leaf + spines}")
         if up_routing not in UP_ROUTINGS:
             raise ValueError(f"up_routing must be one of {', '.join(UP_ROUTINGS)}, "
                              f"not {up_routing!r}")
@@ -88,8 +93,8 @@ class Clos(wiring.Component):
                                    routes=[d // E for d in range(n)])
                               for _ in range(S)]
         # Validate every router now, so that a bad value fails at construction.
-        probe = unused(Router(**self._leaf_params[0]))
-        unused(Router(**self._spine_params[0]))
+        probe = unused(self.ROUTER(**self._leaf_params[0]))
+        unused(self.ROUTER(**self._spine_params[0]))
         self._vcs = probe.vcs
         link = link_signature(probe.flit_layout, probe.vcs)
         self._flit_layout = probe.flit_layout
@@ -140,8 +145,8 @@ class Clos(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        leaves = [Router(**p) for p in self._leaf_params]
-        spines = [Router(**p) for p in self._spine_params]
+        leaves = [self.ROUTER(**p) for p in self._leaf_params]
+        spines = [self.ROUTER(**p) for p in self._spine_params]
         for k, r in enumerate(leaves):
             m.submodules[f"leaf{k}"] = r
         for k, r in enumerate(spines):

@@ -133,7 +133,7 @@ class Router(wiring.Component):
     Parameters
     ----------
     ports : int
-        Number of input and output ports, 2..16.
+        Number of input and output ports, 2..16 (:attr:`MAX_PORTS`).
     vcs : int
         Virtual channels per port, 1..8.
     buffer_depth : int
@@ -175,12 +175,16 @@ class Router(wiring.Component):
         Performance counters, present when ``stats=True``.
     """
 
+    #: Largest radix accepted. The network model lifts it in a subclass that is never
+    #: elaborated, to reach switch radices beyond what is built as RTL here.
+    MAX_PORTS = 16
+
     def __init__(self, *, ports: int = 4, vcs: int = 2, buffer_depth: int = 4,
                  flit_width: int = 16, allocator: str = "separable",
                  islip_iterations: int = 1, voq: bool = False,
                  destinations: "int | None" = None, routes=None, spread=(),
                  stats: bool = False):
-        _check_int("ports", ports, 2, 16)
+        _check_int("ports", ports, 2, self.MAX_PORTS)
         _check_int("vcs", vcs, 1, 8)
         _check_int("buffer_depth", buffer_depth, 1, 64)
         _check_int("flit_width", flit_width, 1, 1024)
