@@ -25,6 +25,20 @@ def test_a_failing_proof_exits_1_and_names_the_counterexample(capsys):
     assert "counterexample: " in out and ".vcd" in out and "gtkwave " in out
 
 
+def test_router_allocator_options_reach_the_proof(capsys):
+    code = main(["formal", "router", "--ports", "3", "--allocator", "islip",
+                 "--islip-iterations", "2", "--voq", "--fault", "frozen_grant_pointer",
+                 "--mode", "bmc", "--depth", "3", "--no-cover", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 1 and out["status"] == "fail"
+    job = out["jobs"][0]
+    assert job["params"] == {"ports": 3, "vcs": 2, "buffer_depth": 2, "flit_width": 1,
+                             "drop": None, "allocator": "islip", "voq": True,
+                             "fault": "frozen_grant_pointer", "islip_iterations": 2}
+    assert any("the pointer moves past the grant exactly when it is used" in name
+               for name in job["failed"]), job["failed"]
+
+
 def test_bmc_with_a_stated_depth(capsys):
     assert main(["formal", "skid", "--mode", "bmc", "--depth", "5", "--no-cover"]) == 0
     assert "PASS by bounded check, depth 5" in capsys.readouterr().out
@@ -34,6 +48,10 @@ def test_bmc_with_a_stated_depth(capsys):
     (["formal", "tile", "--rows", "0"], "rows must be an integer from 1 to 64, not 0"),
     (["formal", "router", "--drop", "nope"], "drop must be None or one of input_credit"),
     (["formal", "tile", "--fault", "nope"], "fault must be None or one of short_fold_interval"),
+    (["formal", "router", "--allocator", "wavefront"],
+     "allocator must be one of separable, islip, not 'wavefront'"),
+    (["formal", "router", "--fault", "accept_all"],
+     "fault 'accept_all' is a fault of the iSLIP allocator, not of 'separable'"),
 ])
 def test_bad_input_is_one_sentence_and_exit_2(argv, message, capsys):
     assert main(argv) == 2

@@ -2,7 +2,7 @@
 
 import pytest
 
-from sim.formal.router import DROPPABLE, RouterHarness
+from sim.formal.router import DROPPABLE, FAULTS, RouterHarness
 from sim.formal.runner import run_formal
 
 
@@ -55,6 +55,7 @@ def test_other_router_shapes_are_proved(params):
 
 def test_bad_parameters_are_refused():
     assert DROPPABLE == ("input_credit", "packet_framing")
+    assert FAULTS == ("frozen_grant_pointer", "accept_all")
     with pytest.raises(ValueError, match="drop must be None or one of input_credit, "
                                          "packet_framing, not 'x'"):
         RouterHarness(drop="x")
@@ -66,3 +67,79 @@ def test_a_job_that_runs_out_of_time_is_unknown_not_pass():
     result = run_formal(RouterHarness(), cover=False, timeout_s=2, reuse=False)
     assert result.status == "unknown"
     assert "ran out of its 2 s" in result.detail
+
+
+# -- iSLIP and virtual output queues -------------------------------------------------------
+
+ISLIP_COVERS = {
+    "input 0 vc 0 buffer full", "output 0 vc 0 out of credits",
+    "output 0 vc 1 held by an open packet", "back-to-back flits on output 0",
+    "a multi-flit packet completes on output 0", "two inputs contend for output 0",
+    "an input is matched in a later iSLIP iteration",
+    "input 0 vc 0 has packets open at two outputs (VOQ)"}
+
+
+def test_islip_with_virtual_output_queues_is_proved():
+    # 3 ports keep the default suite in its time; 4 ports (1 and 2 iterations) are `slow`.
+    result = run_formal(RouterHarness(ports=3, vcs=2, buffer_depth=2, allocator="islip",
+                                      islip_iterations=2, voq=True))
+    assert result.status == "pass", result.to_dict()
+    assert result.mode == "prove" and result.depth == 2
+    for prop in ("allocator: at most one input per output 2",
+                 "allocator: at most one output per input 1",
+                 "allocator: input 2 sends an eligible queue",
+                 "iSLIP matches input 0 to output 2 only on a request",
+                 "iSLIP input 1 accepts only a grant it was given",
+                 "iSLIP grant arbiter 2: the pointer moves past the grant exactly when it is used",
+                 "iSLIP grant arbiter 2: requester 1 is served within 2 moves of the priority",
+                 "iSLIP accept arbiter 0: requester 2 is served within 2 moves of the priority",
+                 "iSLIP queue arbiter 1: requester 5 is served within 5 moves of the priority",
+                 "in 1 vc 1 for out 2: a virtual output queue holds flits for its output only",
+                 "in 1 vc 1 for out 2: an empty queue's packet is open downstream",
+                 "in 2 vc 0: credits conserved (upstream + buffer + returning)",
+                 "out 1 vc 1: credits conserved (credit + downstream + link)",
+                 "in 2 to out 0: no flit is created",
+                 "out 2 vc 0: packets never interleave"):
+        assert prop in result.asserts, prop
+    assert set(result.covers) == ISLIP_COVERS
+    assert all(result.covers.values()), result.covers
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("params", [
+    {"allocator": "islip", "islip_iterations": 1, "voq": False},
+    {"allocator": "islip", "islip_iterations": 2, "voq": False},
+    {"allocator": "islip", "islip_iterations": 1, "voq": True},
+    {"allocator": "islip", "islip_iterations": 2, "voq": True},
+    {"allocator": "separable", "voq": True},
+    {"allocator": "islip", "islip_iterations": 3, "voq": True, "ports": 3, "buffer_depth": 3},
+], ids=["islip1", "islip2", "islip1-voq", "islip2-voq", "separable-voq", "3p-islip3-voq-d3"])
+def test_other_islip_and_voq_routers_are_proved(params):
+    result = run_formal(RouterHarness(**{"ports": 4, "vcs": 2, "buffer_depth": 2, **params}))
+    assert result.status == "pass", result.to_dict()
+
+
+@pytest.mark.parametrize("params, depth, broken", [
+    # iSLIP's grant pointer must move past an accepted grant; frozen, it starves inputs.
+    ({"allocator": "islip", "fault": "frozen_grant_pointer"}, 3,
+     "the pointer moves past the grant exactly when it is used"),
+    # An input that accepts every grant is matched to two outputs at once.
+    ({"allocator": "islip", "fault": "accept_all"}, 3, "allocator: at most one output per input"),
+    # With virtual output queues, sending without a credit breaks the credit balance.
+    ({"allocator": "islip", "voq": True, "drop": "input_credit"}, 4,
+     "credits conserved (upstream + buffer + returning)"),
+], ids=["frozen-grant-pointer", "accept-all", "voq-no-credit"])
+def test_broken_islip_and_voq_give_a_counterexample(params, depth, broken):
+    result = run_formal(RouterHarness(ports=3, **params), mode="bmc", depth=depth, cover=False,
+                        reuse=False)
+    assert result.status == "fail"
+    assert any(broken in name for name in result.failed), result.failed
+    assert result.trace.exists() and result.trace.suffix == ".vcd"
+
+
+def test_a_fault_needs_the_islip_allocator():
+    with pytest.raises(ValueError, match="fault 'accept_all' is a fault of the iSLIP "
+                                         "allocator, not of 'separable'"):
+        RouterHarness(fault="accept_all")
+    with pytest.raises(ValueError, match="allocator must be one of separable, islip"):
+        RouterHarness(allocator="wavefront")

@@ -68,12 +68,14 @@ def round_robin_fairness(m, *, name, req, grant, mask, update):
     priority mask (requesters at or after the pointer) and ``update`` whether its priority
     moves this cycle. For each requester a counter of the moves it lost while requesting is
     kept; the proof is the inductive invariant ``lost + distance(pointer, r) <= n - 1``
-    (each lost move takes the pointer past a requester ahead of ``r``).
+    (each lost move takes the pointer past a requester ahead of ``r``). ``update`` should be
+    computed by the harness, not read from the design: the pointer is asserted to move just
+    past the grant when ``update`` is high, and to stay otherwise.
     """
+    from amaranth.hdl import Cat, Mux
     n = len(req)
     tag = re.sub(r"\W+", "_", name).strip("_")
     masks = _suffix_masks(n)
-    from amaranth.hdl import Cat, Mux
     m.d.comb += Assert(Cat(*[mask == k for k in masks]).any(),
                        f"{name}: priority mask is a round-robin pointer")
     # Pointer: index of the lowest set bit of the mask (0 when the mask is empty).
@@ -83,6 +85,13 @@ def round_robin_fairness(m, *, name, req, grant, mask, update):
             m.d.comb += pointer.eq(j)
     moved = Signal(name=f"{tag}_moved")
     m.d.comb += moved.eq(update & grant.any())
+    # The pointer moves just past the grant when the grant is used, and only then.
+    was_moved = past(m, moved, name=f"{tag}_was_moved")
+    was_grant = past(m, grant, name=f"{tag}_was_grant")
+    was_mask = past(m, mask, name=f"{tag}_was_mask", init=masks[0])
+    above = Cat(*[was_grant[:k].any() for k in range(n)])
+    m.d.comb += Assert(mask == Mux(was_moved, above, was_mask),
+                       f"{name}: the pointer moves past the grant exactly when it is used")
     for r in range(n):
         lost = Signal(range(n + 1), name=f"{tag}_lost{r}")
         distance = Signal(range(n), name=f"{tag}_dist{r}")

@@ -1,21 +1,33 @@
 """Proof harness of the virtual-channel router: credits, framing, conservation, allocation."""
 
+import re
+from contextlib import ExitStack
+from unittest import mock
+
 from amaranth.asserts import AnySeq
 from amaranth.hdl import (Array, Assert, Assume, Cat, Const, Cover, Module, Mux, ResetSignal,
                           Shape, Signal, Value)
 from amaranth.lib import data
+
+from rtl.router import ALLOCATORS
 
 from .harness import Harness
 from .memory import memories_as_registers
 from .probe import ProbeError, elaborate_with_probes
 from .properties import past, round_robin_fairness
 
-__all__ = ["RouterHarness", "DROPPABLE"]
+__all__ = ["RouterHarness", "DROPPABLE", "FAULTS"]
 
 #: Environment assumptions a mutation test may drop; the proof must then fail.
 #: ``"input_credit"``: the upstream sends without holding a credit;
 #: ``"packet_framing"``: the upstream may start a packet inside another on the same VC.
 DROPPABLE = ("input_credit", "packet_framing")
+
+#: Deliberately broken allocators for the mutation tests (``rtl/`` is untouched: the router
+#: is elaborated with a wrapped round-robin arbiter). ``"frozen_grant_pointer"``: the iSLIP
+#: output (grant) arbiters never move their pointer; ``"accept_all"``: the iSLIP input
+#: (accept) arbiters of the first iteration accept every grant instead of one.
+FAULTS = ("frozen_grant_pointer", "accept_all")
 
 
 def _bits(n):
@@ -28,8 +40,21 @@ def _popcount_le1(bits):
     return (v & (v - 1)) == 0
 
 
+def _faulty_arbiter(original, fault):
+    """``rtl.router._rr_arbiter`` with the defect ``fault`` (one of :data:`FAULTS`)."""
+    def arbiter(m, name, req, update, mask=None):
+        if fault == "frozen_grant_pointer" and re.fullmatch(r"islip_g_\d+", name):
+            return original(m, name, req, Const(0), mask)
+        grant, mask = original(m, name, req, update, mask)
+        if fault == "accept_all" and re.fullmatch(r"islip_a_\d+", name):
+            # The named grant signal stays the arbiter's; what the allocator uses is req.
+            return req, mask
+        return grant, mask
+    return arbiter
+
+
 class RouterHarness(Harness):
-    """Properties of :class:`rtl.router.Router` (separable allocator, one queue per VC).
+    """Properties of :class:`rtl.router.Router`, with either allocator, with or without VOQ.
 
     The environment: each input is driven by an upstream router model that holds one credit
     counter per VC (starting at ``buffer_depth``), sends a flit only with a credit and frames
@@ -44,35 +69,64 @@ class RouterHarness(Harness):
     either side; no flit is created (flits from ``i`` out of ``o`` never exceed flits in at
     ``i`` routed to ``o``); packets never interleave on an output VC and the router's VC
     ownership matches the packets on the links; the switch allocation is a matching (one
-    input per output, one output per input, only eligible queues) and every round-robin
-    arbiter serves a steady requester within ``n - 1`` moves of its priority.
+    input per output, one output per input, only eligible queues, the matched queue's flit
+    is for that output); every round-robin arbiter moves its pointer just past its grant
+    exactly when its grant is used (for iSLIP: an output's grant pointer when its
+    first-iteration grant is accepted, an input's accept pointer when it accepts in the
+    first iteration) and serves a steady requester within ``n - 1`` moves of its pointer.
+    With VOQ the queues are per (VC, output): every queue holds only flits for its output,
+    framed, and a packet is open at an output exactly while its queue is empty and
+    upstream is still sending it there or its queue's head is a body flit.
 
     Parameters
     ----------
-    ports, vcs, buffer_depth, flit_width : int
+    ports, vcs, buffer_depth, flit_width, allocator, islip_iterations, voq :
         Router parameters (see :class:`rtl.router.Router`).
     drop : str or None
         One of :data:`DROPPABLE` to drop an assumption (mutation test), or None.
+    fault : str or None
+        One of :data:`FAULTS` to prove a broken iSLIP allocator (mutation test), or None.
     """
 
     kind = "router"
     default_depth = 4
     cover_depth = 6
 
-    def __init__(self, *, ports=4, vcs=2, buffer_depth=2, flit_width=1, drop=None):
+    def __init__(self, *, ports=4, vcs=2, buffer_depth=2, flit_width=1, allocator="separable",
+                 islip_iterations=1, voq=False, drop=None, fault=None):
+        bad = None
         if drop is not None and drop not in DROPPABLE:
+            bad = f"drop must be None or one of {', '.join(DROPPABLE)}, not {drop!r}"
+        elif fault is not None and fault not in FAULTS:
+            bad = f"fault must be None or one of {', '.join(FAULTS)}, not {fault!r}"
+        elif allocator not in ALLOCATORS:
+            bad = f"allocator must be one of {', '.join(ALLOCATORS)}, not {allocator!r}"
+        elif fault is not None and allocator != "islip":
+            bad = f"fault {fault!r} is a fault of the iSLIP allocator, not of {allocator!r}"
+        if bad:
             self._MustUse__silence = True
-            raise ValueError(f"drop must be None or one of {', '.join(DROPPABLE)}, "
-                             f"not {drop!r}")
-        super().__init__(ports=ports, vcs=vcs, buffer_depth=buffer_depth,
-                         flit_width=flit_width, drop=drop)
+            raise ValueError(bad)
+        params = dict(ports=ports, vcs=vcs, buffer_depth=buffer_depth, flit_width=flit_width,
+                      drop=drop)
+        if allocator != "separable" or voq or fault is not None:
+            # Separable, one queue per VC keeps the parameters (and build directory) it had.
+            params.update(allocator=allocator, voq=voq, fault=fault)
+            if allocator == "islip":
+                params["islip_iterations"] = islip_iterations
+        super().__init__(**params)
+        self._allocator, self._iterations, self._voq = allocator, islip_iterations, voq
+        if allocator == "islip" or voq:
+            # The invariants of these are 2-inductive; the induction's cost grows with
+            # the queues, so the default is the shortest length that closes.
+            self.default_depth = 2
         self.design()._MustUse__silence = True       # validates the router parameters
 
     def design(self):
         from rtl.router import Router
         p = self.params
         return Router(ports=p["ports"], vcs=p["vcs"], buffer_depth=p["buffer_depth"],
-                      flit_width=p["flit_width"], allocator="separable", voq=False)
+                      flit_width=p["flit_width"], allocator=self._allocator,
+                      islip_iterations=self._iterations, voq=self._voq)
 
     def _elaborate_router(self, dut, platform):
         """Elaborate the router; return its fragment, probes, table words and buffer words.
@@ -80,27 +134,35 @@ class RouterHarness(Harness):
         A router that keeps its routing table and input buffers in ``Memory`` blocks is
         elaborated with :class:`~sim.formal.memory.RegisterMemory` in their place, so that
         the invariants can name every word; one that keeps them in registers is read as is.
+        A mutant (``fault``) is elaborated with a broken round-robin arbiter.
         """
         import rtl.router as router_module
         P, V, D = dut.ports, dut.vcs, dut.buffer_depth
+        Q = V * P if dut.voq else V
         entry_bits = dut.flit_layout.size + _bits(P)
-        if not hasattr(router_module, "Memory"):
-            frag, probe = elaborate_with_probes(dut, platform, design_name="router")
-            table = [probe[f"route_{d}"] for d in range(dut.destinations)]
-            return frag, probe, table, lambda i, v, k: probe[f"buf_{i}_{v}_{k}"]
-        with memories_as_registers(router_module) as memories:
+        fault = self.params.get("fault")
+        with ExitStack() as stack:
+            if fault is not None:
+                stack.enter_context(mock.patch.object(
+                    router_module, "_rr_arbiter",
+                    _faulty_arbiter(router_module._rr_arbiter, fault)))
+            if not hasattr(router_module, "Memory"):
+                frag, probe = elaborate_with_probes(dut, platform, design_name="router")
+                table = [probe[f"route_{d}"] for d in range(dut.destinations)]
+                return frag, probe, table, lambda i, q, k: probe[f"buf_{i}_{q}_{k}"]
+            memories = stack.enter_context(memories_as_registers(router_module))
             frag, probe = elaborate_with_probes(dut, platform, design_name="router")
         width = lambda mem: Shape.cast(mem.shape).width          # noqa: E731
         tables = [mem for mem in memories
                   if width(mem) == _bits(P) and mem.depth == dut.destinations]
-        buffers = [mem for mem in memories if width(mem) == entry_bits and mem.depth == V * D]
+        buffers = [mem for mem in memories if width(mem) == entry_bits and mem.depth == Q * D]
         if len(tables) != 1 or len(buffers) != P or len(memories) != P + 1:
             raise ProbeError(
                 f"the router's memories are not one routing table ({dut.destinations} words "
-                f"of {_bits(P)} bits) and {P} input buffers ({V * D} words of {entry_bits} "
+                f"of {_bits(P)} bits) and {P} input buffers ({Q * D} words of {entry_bits} "
                 f"bits); found {[(mem.depth, width(mem)) for mem in memories]}")
         table = [Value.cast(c) for c in tables[0].cells]
-        return frag, probe, table, lambda i, v, k: Value.cast(buffers[i].cells[v * D + k])
+        return frag, probe, table, lambda i, q, k: Value.cast(buffers[i].cells[q * D + k])
 
     def elaborate(self, platform):
         m = Module()
@@ -108,6 +170,10 @@ class RouterHarness(Harness):
         frag, probe, table_cells, buffer_cell = self._elaborate_router(dut, platform)
         m.submodules.dut = frag
         P, V, D = dut.ports, dut.vcs, dut.buffer_depth
+        voq = dut.voq
+        # The queues of one input, as the router numbers them: (vc, fixed output or None).
+        queues = [(v, o) for v in range(V) for o in range(P)] if voq else \
+            [(v, None) for v in range(V)]
         drop = self.params["drop"]
         entry_layout = data.StructLayout({"flit": dut.flit_layout, "out": _bits(P)})
         routes = Array(Const(r, _bits(P)) for r in dut.routes)
@@ -158,10 +224,10 @@ class RouterHarness(Harness):
                                    f"out {o} vc {v}: VC ownership matches the link")
 
         # -- Inputs: upstream models, buffer accounting and contents ------------------------
-        pending = [[Signal(range(V * D + 2), name=f"pending_{i}_{o}") for o in range(P)]
-                   for i in range(P)]
-        head_out = [[None] * V for _ in range(P)]
-        queue = {}          # (i, v) -> [(present, entry view)] in queue order
+        pending = [[Signal(range(len(queues) * D + 2), name=f"pending_{i}_{o}")
+                    for o in range(P)] for i in range(P)]
+        queue_out = [[None] * len(queues) for _ in range(P)]    # output of each queue's head
+        queue = {}          # (i, q) -> [(present, entry view)] in queue order
         for i in range(P):
             link = dut.inp[i]
             flit = link.payload
@@ -173,90 +239,116 @@ class RouterHarness(Harness):
                 Assume(~link.valid | (flit.dest < dut.destinations)),
             ]
             in_route = [Signal(_bits(P), name=f"up_route_{i}_{v}") for v in range(V)]
+            in_open = [Signal(name=f"up_open_{i}_{v}") for v in range(V)]
             route_now = Mux(flit.first, routes[flit.dest], Array(in_route)[flit.vc])
             for v in range(V):
                 credit = Signal(range(D + 1), init=D, name=f"up_credit_{i}_{v}")
-                in_open = Signal(name=f"up_open_{i}_{v}")
                 send = link.valid & (flit.vc == v)
                 if drop != "input_credit":
                     m.d.comb += Assume(~send | (credit != 0))
                 if drop != "packet_framing":
-                    m.d.comb += Assume(~send | (flit.first == ~in_open))
+                    m.d.comb += Assume(~send | (flit.first == ~in_open[v]))
                 m.d.sync += credit.eq(credit - send + link.credit[v])
                 with m.If(send):
-                    m.d.sync += in_open.eq(~flit.last)
+                    m.d.sync += in_open[v].eq(~flit.last)
                     with m.If(flit.first):
                         m.d.sync += in_route[v].eq(routes[flit.dest])
-
-                count = probe[f"count_{i}_{v}"]
-                rptr = probe[f"rptr_{i}_{v}"]
+                counts = sum(probe[f"count_{i}_{q}"] for q, (qv, _) in enumerate(queues)
+                             if qv == v)
                 m.d.comb += [
-                    Assert(count + credit + link.credit[v] == D,
+                    Assert(counts + credit + link.credit[v] == D,
                            f"in {i} vc {v}: credits conserved (upstream + buffer + returning)"),
-                    Assert(count <= D, f"in {i} vc {v}: input buffer never overflows"),
-                    Assert((rptr < D) & (probe[f"wptr_{i}_{v}"] < D),
-                           f"in {i} vc {v}: buffer pointers in range"),
                     Assert(in_route[v] < P, f"in {i} vc {v}: the held route is a port"),
-                    Assert(probe[f"wptr_{i}_{v}"] == Mux(rptr + count >= D, rptr + count - D,
-                                                         rptr + count),
-                           f"in {i} vc {v}: write pointer = read pointer + count"),
                     Assert(probe[f"held_{i}_{v}"] == in_route[v],
                            f"in {i} vc {v}: the route held for body flits is the head's"),
                 ]
+                sent_open = Cat(*[state[o][v][0] & (state[o][v][1] == i) for o in range(P)])
+                if not voq:
+                    m.d.comb += Assert(_popcount_le1(list(sent_open)),
+                                       f"in {i} vc {v}: at most one packet of it open at "
+                                       f"outputs")
+
+            for q, (v, fixed) in enumerate(queues):
+                name = f"in {i} vc {v}" if fixed is None else f"in {i} vc {v} for out {fixed}"
+                count = probe[f"count_{i}_{q}"]
+                rptr = probe[f"rptr_{i}_{q}"]
+                m.d.comb += [
+                    Assert(count <= D, f"{name}: input buffer never overflows"),
+                    Assert((rptr < D) & (probe[f"wptr_{i}_{q}"] < D),
+                           f"{name}: buffer pointers in range"),
+                    Assert(probe[f"wptr_{i}_{q}"] == Mux(rptr + count >= D, rptr + count - D,
+                                                         rptr + count),
+                           f"{name}: write pointer = read pointer + count"),
+                ]
                 # Buffer contents in queue order: entry n sits in slot (rptr + n) mod D.
-                store = Array(buffer_cell(i, v, k) for k in range(D))
+                store = Array(buffer_cell(i, q, k) for k in range(D))
                 entries = []
                 for n in range(D):
                     slot = Mux(rptr + n >= D, rptr + n - D, rptr + n)
-                    e = Signal(entry_layout, name=f"queue_{i}_{v}_{n}")
+                    e = Signal(entry_layout, name=f"queue_{i}_{q}_{n}")
                     m.d.comb += e.eq(store[slot])
                     entries.append((n < count, e))
-                queue[i, v] = entries
-                sent_open = Cat(*[state[o][v][0] & (state[o][v][1] == i)
-                                  for o in range(P)])
-                m.d.comb += Assert(_popcount_le1(list(sent_open)),
-                                   f"in {i} vc {v}: at most one packet of it open at outputs")
+                queue[i, q] = entries
+                # Upstream's open packet on this VC is being written into this queue.
+                if fixed is None:
+                    open_here = in_open[v]
+                else:
+                    open_here = in_open[v] & (in_route[v] == fixed)
                 open_at = Array(state[o][v][0] & (state[o][v][1] == i) for o in range(P))
                 for n, (present, e) in enumerate(entries):
                     with m.If(present):
                         m.d.comb += [
                             Assert((e.flit.vc == v) & (e.flit.src == i) & (e.out < P),
-                                   f"in {i} vc {v}: buffered flits belong to the queue"),
+                                   f"{name}: buffered flits belong to the queue"),
                             Assert(~e.flit.first | (e.out == routes[e.flit.dest]),
-                                   f"in {i} vc {v}: a head is routed by the table"),
+                                   f"{name}: a head is routed by the table"),
                         ]
+                        if fixed is not None:
+                            m.d.comb += Assert(e.out == fixed,
+                                               f"{name}: a virtual output queue holds flits "
+                                               f"for its output only")
                         if n + 1 < D:
                             nxt_present, nxt = entries[n + 1]
                             with m.If(nxt_present):
                                 m.d.comb += [
                                     Assert(e.flit.last == nxt.flit.first,
-                                           f"in {i} vc {v}: buffered packets are framed"),
+                                           f"{name}: buffered packets are framed"),
                                     Assert(e.flit.last | (nxt.out == e.out),
-                                           f"in {i} vc {v}: a packet keeps its route"),
+                                           f"{name}: a packet keeps its route"),
                                 ]
                         with m.If(count == n + 1):
                             m.d.comb += [
-                                Assert(in_open == ~e.flit.last,
-                                       f"in {i} vc {v}: last buffered flit matches upstream"),
-                                Assert(~in_open | (e.out == in_route[v]),
-                                       f"in {i} vc {v}: open packet keeps its route"),
+                                Assert(open_here == ~e.flit.last,
+                                       f"{name}: last buffered flit matches upstream"),
+                                Assert(~open_here | (e.out == in_route[v]),
+                                       f"{name}: open packet keeps its route"),
                             ]
                 head_present, head = entries[0]
-                head_out[i][v] = head.out
-                with m.If(head_present):
-                    m.d.comb += [
-                        Assert(sent_open.any() == ~head.flit.first,
-                               f"in {i} vc {v}: a body flit at the head follows its head"),
-                        Assert(head.flit.first | open_at[head.out],
-                               f"in {i} vc {v}: a body flit goes where its head went"),
-                    ]
-                with m.Else():
-                    m.d.comb += [
-                        Assert(sent_open.any() == in_open,
-                               f"in {i} vc {v}: an empty queue's packet is open downstream"),
-                        Assert(~in_open | open_at[in_route[v]],
-                               f"in {i} vc {v}: ... at the output it was routed to"),
-                    ]
+                queue_out[i][q] = head.out if fixed is None else Const(fixed, _bits(P))
+                if fixed is None:
+                    sent_open = Cat(*[open_at[o] for o in range(P)])
+                    with m.If(head_present):
+                        m.d.comb += [
+                            Assert(sent_open.any() == ~head.flit.first,
+                                   f"{name}: a body flit at the head follows its head"),
+                            Assert(head.flit.first | open_at[head.out],
+                                   f"{name}: a body flit goes where its head went"),
+                        ]
+                    with m.Else():
+                        m.d.comb += [
+                            Assert(sent_open.any() == in_open[v],
+                                   f"{name}: an empty queue's packet is open downstream"),
+                            Assert(~in_open[v] | open_at[in_route[v]],
+                                   f"{name}: ... at the output it was routed to"),
+                        ]
+                else:
+                    with m.If(head_present):
+                        m.d.comb += Assert(open_at[fixed] == ~head.flit.first,
+                                           f"{name}: a body flit at the head follows its head")
+                    with m.Else():
+                        m.d.comb += Assert(open_at[fixed] == open_here,
+                                           f"{name}: an empty queue's packet is open "
+                                           f"downstream")
 
             # No flit is created: flits from input i leaving output o never exceed those
             # that entered at i routed to o; ``pending`` is what is still inside.
@@ -271,8 +363,8 @@ class RouterHarness(Harness):
         for i in range(P):
             for o in range(P):
                 held = []
-                for v in range(V):
-                    held += [present & (e.out == o) for present, e in queue[i, v]]
+                for q in range(len(queues)):
+                    held += [present & (e.out == o) for present, e in queue[i, q]]
                 out_link = dut.outp[o]
                 held.append(out_link.valid & (out_link.payload.src == i))
                 total = sum(h.as_unsigned() for h in held)
@@ -281,38 +373,32 @@ class RouterHarness(Harness):
 
         # -- Switch allocation ---------------------------------------------------------------
         match = [[probe[f"match_{i}_{o}"] for o in range(P)] for i in range(P)]
+        elig = [probe[f"elig_{i}"] for i in range(P)]
         for o in range(P):
             m.d.comb += Assert(_popcount_le1([match[i][o] for i in range(P)]),
                                f"allocator: at most one input per output {o}")
         for i in range(P):
             chosen = probe[f"chosen_{i}"]
-            elig = probe[f"elig_{i}"]
             m.d.comb += [
                 Assert(_popcount_le1([match[i][o] for o in range(P)]),
                        f"allocator: at most one output per input {i}"),
                 Assert(_popcount_le1(list(chosen)), f"allocator: one queue of input {i}"),
-                Assert((chosen & ~elig) == 0, f"allocator: input {i} sends an eligible queue"),
+                Assert((chosen & ~elig[i]) == 0, f"allocator: input {i} sends an eligible queue"),
             ]
             for o in range(P):
                 with m.If(match[i][o]):
                     m.d.comb += Assert(
-                        Cat(*[chosen[v] & (head_out[i][v] == o) for v in range(V)]).any(),
+                        Cat(*[chosen[q] & (queue_out[i][q] == o)
+                              for q in range(len(queues))]).any(),
                         f"allocator: input {i} matched to output {o} sends a flit for it")
-        # Round-robin fairness of both arbiter stages.
-        for i in range(P):
-            round_robin_fairness(
-                m, name=f"input arbiter {i}", req=probe[f"elig_{i}"],
-                grant=probe[f"sep_in_{i}_grant"], mask=probe[f"sep_in_{i}_mask"],
-                update=probe[f"granted_{i}"])
-        for o in range(P):
-            want = Cat(*[Cat(*[probe[f"sep_in_{i}_grant"][v] & (head_out[i][v] == o)
-                              for v in range(V)]).any() for i in range(P)])
-            round_robin_fairness(
-                m, name=f"output arbiter {o}", req=want, grant=probe[f"sep_out_{o}_grant"],
-                mask=probe[f"sep_out_{o}_mask"], update=Const(1))
-            if o == 0:
-                m.d.comb += Cover((want & (want - 1)) != 0,
-                                  "two inputs contend for output 0")
+        # Which outputs each input's eligible queues ask for.
+        asks = [[Cat(*[elig[i][q] & (queue_out[i][q] == o) for q in range(len(queues))]).any()
+                 for o in range(P)] for i in range(P)]
+        if self._allocator == "separable":
+            contend = self._separable_fairness(m, probe, P, queues, queue_out)
+        else:
+            contend = self._islip_fairness(m, probe, P, queues, queue_out, match, asks)
+        m.d.comb += Cover((contend & (contend - 1)) != 0, "two inputs contend for output 0")
 
         # -- Covers: the interesting states are reachable ------------------------------------
         out0 = dut.outp[0]
@@ -325,4 +411,66 @@ class RouterHarness(Harness):
             Cover(out0.valid & out0.payload.last & ~out0.payload.first,
                   "a multi-flit packet completes on output 0"),
         ]
+        if voq:
+            # Past a blocked packet: input 0 has packets of VC 0 open at two outputs at once.
+            opened = Cat(*[state[o][0][0] & (state[o][0][1] == 0) for o in range(P)])
+            m.d.comb += Cover((opened & (opened - 1)) != 0,
+                              "input 0 vc 0 has packets open at two outputs (VOQ)")
         return m
+
+    def _separable_fairness(self, m, probe, P, queues, queue_out):
+        """Round-robin fairness of both separable stages; returns output 0's requests."""
+        for i in range(P):
+            round_robin_fairness(
+                m, name=f"input arbiter {i}", req=probe[f"elig_{i}"],
+                grant=probe[f"sep_in_{i}_grant"], mask=probe[f"sep_in_{i}_mask"],
+                update=probe[f"granted_{i}"])
+        contend = None
+        for o in range(P):
+            want = Cat(*[Cat(*[probe[f"sep_in_{i}_grant"][q] & (queue_out[i][q] == o)
+                              for q in range(len(queues))]).any() for i in range(P)])
+            round_robin_fairness(
+                m, name=f"output arbiter {o}", req=want, grant=probe[f"sep_out_{o}_grant"],
+                mask=probe[f"sep_out_{o}_mask"], update=Const(1))
+            contend = want if contend is None else contend
+        return contend
+
+    def _islip_fairness(self, m, probe, P, queues, queue_out, match, asks):
+        """iSLIP's pointer rules and fairness; returns output 0's requests.
+
+        The first iteration's requests are every input's eligible queues; an output's grant
+        pointer moves only when its grant is accepted in the first iteration, an input's
+        accept pointer whenever it accepts in the first iteration (iSLIP's rule, which
+        keeps the outputs' pointers apart). The moves are computed here from the two
+        stages' grants, not read from the design, so a pointer that does not move fails.
+        """
+        grants = [probe[f"islip_g_{o}_grant"] for o in range(P)]     # over inputs
+        accepts = [probe[f"islip_a_{i}_grant"] for i in range(P)]    # over outputs
+        for o in range(P):
+            accepted = Cat(*[grants[o][i] & accepts[i][o] for i in range(P)]).any()
+            round_robin_fairness(
+                m, name=f"iSLIP grant arbiter {o}", req=Cat(*[asks[i][o] for i in range(P)]),
+                grant=grants[o], mask=probe[f"islip_g_{o}_mask"], update=accepted)
+        for i in range(P):
+            offered = Cat(*[grants[o][i] for o in range(P)])
+            m.d.comb += Assert((accepts[i] & ~offered) == 0,
+                               f"iSLIP input {i} accepts only a grant it was given")
+            round_robin_fairness(
+                m, name=f"iSLIP accept arbiter {i}", req=offered, grant=accepts[i],
+                mask=probe[f"islip_a_{i}_mask"], update=Const(1))
+            # The queue of a matched input that goes: round-robin over its eligible queues.
+            qreq = Cat(*[probe[f"elig_{i}"][q] & Cat(*[match[i][o] & (queue_out[i][q] == o)
+                                                       for o in range(P)]).any()
+                         for q in range(len(queues))])
+            round_robin_fairness(
+                m, name=f"iSLIP queue arbiter {i}", req=qreq, grant=probe[f"chosen_{i}"],
+                mask=probe[f"islip_q_{i}_mask"], update=Const(1))
+            for o in range(P):
+                with m.If(match[i][o]):
+                    m.d.comb += Assert(asks[i][o], f"iSLIP matches input {i} to output {o} "
+                                                   f"only on a request")
+        if self._iterations > 1:
+            first = Cat(*[accepts[i].any() for i in range(P)])
+            later = Cat(*[Cat(*match[i]).any() for i in range(P)]) & ~first
+            m.d.comb += Cover(later.any(), "an input is matched in a later iSLIP iteration")
+        return Cat(*[asks[i][0] for i in range(P)])

@@ -53,6 +53,16 @@ def register(subparsers):
     router.add_argument("--buffer-depth", type=int, default=2,
                         help="flits per VC buffer (default 2)")
     router.add_argument("--flit-width", type=int, default=1, help="payload bits (default 1)")
+    router.add_argument("--allocator", default="separable",
+                        help="switch allocator: separable (default) or islip")
+    router.add_argument("--islip-iterations", type=int, default=1,
+                        help="iSLIP iterations, 1..ports (default 1; with --allocator islip)")
+    router.add_argument("--voq", action="store_true",
+                        help="virtual output queues at the inputs (one queue per VC and "
+                             "output)")
+    router.add_argument("--fault", default=None,
+                        help="prove a deliberately broken iSLIP allocator instead: "
+                             "frozen_grant_pointer or accept_all")
     router.add_argument("--drop", default=None,
                         help="drop an environment assumption (the proof must then fail): "
                              "input_credit or packet_framing")
@@ -128,7 +138,9 @@ def tile_command(args):
 def router_command(args):
     from sim.formal.router import RouterHarness
     return _run([RouterHarness(ports=args.ports, vcs=args.vcs, buffer_depth=args.buffer_depth,
-                               flit_width=args.flit_width, drop=args.drop)], args)
+                               flit_width=args.flit_width, allocator=args.allocator,
+                               islip_iterations=args.islip_iterations, voq=args.voq,
+                               drop=args.drop, fault=args.fault)], args)
 
 
 def skid_command(args):
