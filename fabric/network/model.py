@@ -35,6 +35,9 @@ class RouterModel:
     Use :meth:`outputs` for the registered outputs of the current cycle, then
     :meth:`step` with the inputs of the current cycle to advance one clock edge.
 
+    This is the readable reference: :mod:`fabric.network.engine` runs the same
+    micro-architecture compiled, and the tests hold the two to identical results.
+
     Parameters
     ----------
     **params
