@@ -643,8 +643,9 @@ class _State:
                        self.meas, self.flow_head, self.flow_tail)
 
 
-#: Blocks of the traffic schedule handed to the compiled loop per call.
-WINDOW_BLOCKS = 4
+#: Blocks of the traffic schedule handed to the compiled loop per call after the first
+#: (which covers the warm-up and measurement windows and one block more).
+WINDOW_BLOCKS = 2
 
 
 def simulate(network, eps, *, max_cycles: int = 10_000_000, cfg_writes=()) -> dict:
@@ -677,7 +678,8 @@ def simulate(network, eps, *, max_cycles: int = 10_000_000, cfg_writes=()) -> di
     st = _State(net, eps, max_cycles, cfg_writes)
     schedule = eps.schedule
     block = schedule.BLOCK
-    rows = schedule.window(0, WINDOW_BLOCKS)
+    spec = eps.spec
+    rows = schedule.window(0, (spec.warmup + spec.measure) // block + 2)
     while True:
         status = st.call(net, rows)
         if status == DONE:
