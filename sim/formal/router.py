@@ -20,8 +20,9 @@ __all__ = ["RouterHarness", "DROPPABLE", "FAULTS"]
 
 #: Environment assumptions a mutation test may drop; the proof must then fail.
 #: ``"input_credit"``: the upstream sends without holding a credit;
-#: ``"packet_framing"``: the upstream may start a packet inside another on the same VC.
-DROPPABLE = ("input_credit", "packet_framing")
+#: ``"packet_framing"``: the upstream may start a packet inside another on the same VC;
+#: ``"credit_return"`` (with ``liveness``): a downstream may keep its credits for ever.
+DROPPABLE = ("input_credit", "packet_framing", "credit_return")
 
 #: Deliberately broken allocators for the mutation tests (``rtl/`` is untouched: the router
 #: is elaborated with a wrapped round-robin arbiter). ``"frozen_grant_pointer"``: the iSLIP
@@ -51,6 +52,22 @@ def _faulty_arbiter(original, fault):
             return req, mask
         return grant, mask
     return arbiter
+
+
+#: Keys of the ``liveness`` parameter: the environment's bounds and the bounds proved.
+LIVENESS_KEYS = ("credit_bound", "send_bound", "packet_length", "body_bound", "head_bound")
+
+
+def _check_liveness(liveness):
+    """None when ``liveness`` is a dict of the four bounds, else what is wrong with it."""
+    if not isinstance(liveness, dict) or set(liveness) != set(LIVENESS_KEYS) or any(
+            isinstance(b, bool) or not isinstance(b, int) or not 0 <= b <= 64
+            for k, b in liveness.items() if not (k == "head_bound" and b is None)) \
+            or liveness["packet_length"] < 1:
+        return (f"liveness must be None or a dict of {', '.join(LIVENESS_KEYS)} "
+                f"(integers from 0 to 64, packet_length at least 1, head_bound may be None), "
+                f"not {liveness!r}")
+    return None
 
 
 class RouterHarness(Harness):
@@ -86,6 +103,15 @@ class RouterHarness(Harness):
         One of :data:`DROPPABLE` to drop an assumption (mutation test), or None.
     fault : str or None
         One of :data:`FAULTS` to prove a broken iSLIP allocator (mutation test), or None.
+    liveness : dict or None
+        Bounded liveness (see :meth:`_head_progress`): a dict of :data:`LIVENESS_KEYS`.
+        The environment then also promises that a downstream holding flits returns a credit
+        at least every ``credit_bound + 1`` cycles, that an upstream holding a credit sends
+        the next flit of an open packet within ``send_bound`` cycles, and that packets have
+        at most ``packet_length`` flits (every flit carries its position in the packet in
+        ``pkt``, so the invariants can follow packets through the queues). Proved: a body
+        flit at the head of an input queue leaves it within ``body_bound`` cycles, a head
+        flit within ``head_bound`` (None: not asserted).
     """
 
     kind = "router"
@@ -93,9 +119,11 @@ class RouterHarness(Harness):
     cover_depth = 6
 
     def __init__(self, *, ports=4, vcs=2, buffer_depth=2, flit_width=1, allocator="separable",
-                 islip_iterations=1, voq=False, drop=None, fault=None):
-        bad = None
-        if drop is not None and drop not in DROPPABLE:
+                 islip_iterations=1, voq=False, drop=None, fault=None, liveness=None):
+        bad = None if liveness is None else _check_liveness(liveness)
+        if bad:
+            pass
+        elif drop is not None and drop not in DROPPABLE:
             bad = f"drop must be None or one of {', '.join(DROPPABLE)}, not {drop!r}"
         elif fault is not None and fault not in FAULTS:
             bad = f"fault must be None or one of {', '.join(FAULTS)}, not {fault!r}"
@@ -113,9 +141,16 @@ class RouterHarness(Harness):
             params.update(allocator=allocator, voq=voq, fault=fault)
             if allocator == "islip":
                 params["islip_iterations"] = islip_iterations
+        if liveness is not None:
+            params["liveness"] = dict(liveness)
         super().__init__(**params)
+        if liveness is not None:
+            # An inductive step longer than the longest wait sees a whole waiting window.
+            longest = max(liveness["body_bound"], liveness["head_bound"] or 0)
+            self.default_depth = longest + 3
+            self.cover_depth = longest + 9
         self._allocator, self._iterations, self._voq = allocator, islip_iterations, voq
-        if allocator == "islip" or voq:
+        if (allocator == "islip" or voq) and liveness is None:
             # The invariants of these are 2-inductive; the induction's cost grows with
             # the queues, so the default is the shortest length that closes.
             self.default_depth = 2
@@ -175,6 +210,7 @@ class RouterHarness(Harness):
         queues = [(v, o) for v in range(V) for o in range(P)] if voq else \
             [(v, None) for v in range(V)]
         drop = self.params["drop"]
+        live = self.params.get("liveness")
         entry_layout = data.StructLayout({"flit": dut.flit_layout, "out": _bits(P)})
         routes = Array(Const(r, _bits(P)) for r in dut.routes)
         m.d.comb += [Assume(~ResetSignal()), dut.cfg.valid.eq(0)]
@@ -183,6 +219,8 @@ class RouterHarness(Harness):
 
         # -- Outputs: downstream buffer models, credit conservation, packet framing ---------
         state = [[None] * V for _ in range(P)]      # (open after this cycle, owner after)
+        out_pos = [[None] * V for _ in range(P)]    # position of the last flit sent, after
+        up_sent = [[None] * V for _ in range(P)]    # flits of upstream's open packet sent
         for o in range(P):
             link = dut.outp[o]
             flit = link.payload
@@ -193,6 +231,15 @@ class RouterHarness(Harness):
                 occ = Signal(range(D + 1), name=f"down_occ_{o}_{v}")
                 give = Signal(name=f"down_give_{o}_{v}")
                 m.d.comb += [give.eq(ret[v] & (occ != 0)), link.credit[v].eq(give)]
+                if live:
+                    # The downstream returns a credit at least every credit_bound + 1
+                    # cycles while it holds flits.
+                    bound = live["credit_bound"]
+                    stall = Signal(range(bound + 2), name=f"down_stall_{o}_{v}")
+                    stall_now = Mux((occ != 0) & ~give, stall + 1, 0)
+                    m.d.sync += stall.eq(stall_now)
+                    if drop != "credit_return":
+                        m.d.comb += Assume(stall_now <= bound)
                 arrive = link.valid & (flit.vc == v)
                 m.d.sync += occ.eq(occ + arrive - give)
                 credit = probe[f"credit_{o}_{v}"]
@@ -220,6 +267,17 @@ class RouterHarness(Harness):
                 m.d.comb += [now_open.eq(Mux(arrive, ~flit.last, is_open)),
                              now_owner.eq(Mux(arrive & flit.first, flit.src, owner))]
                 state[o][v] = (now_open, now_owner)
+                if live:
+                    # Flits carry their position in their packet in ``pkt`` (1 = head).
+                    length = live["packet_length"]
+                    pos = Signal(range(length + 1), name=f"out_pos_{o}_{v}")
+                    with m.If(arrive):
+                        m.d.sync += pos.eq(flit.pkt)
+                        m.d.comb += Assert(flit.pkt == Mux(flit.first, 1, pos + 1),
+                                           f"out {o} vc {v}: a packet's flits leave in order")
+                    m.d.comb += Assert(~is_open | ((pos >= 1) & (pos < length)),
+                                       f"out {o} vc {v}: an open packet has sent 1..length-1")
+                    out_pos[o][v] = Mux(arrive, flit.pkt, pos)
                 m.d.comb += Assert(probe[f"busy_{o}_{v}"] == now_open,
                                    f"out {o} vc {v}: VC ownership matches the link")
 
@@ -234,13 +292,14 @@ class RouterHarness(Harness):
             m.d.comb += [
                 link.valid.eq(AnySeq(1)), flit.first.eq(AnySeq(1)), flit.last.eq(AnySeq(1)),
                 flit.vc.eq(AnySeq(len(flit.vc))), flit.dest.eq(AnySeq(len(flit.dest))),
-                flit.data.eq(AnySeq(len(flit.data))), flit.src.eq(i), flit.pkt.eq(0),
+                flit.data.eq(AnySeq(len(flit.data))), flit.src.eq(i),
                 Assume(~link.valid | (flit.vc < V)),
                 Assume(~link.valid | (flit.dest < dut.destinations)),
             ]
             in_route = [Signal(_bits(P), name=f"up_route_{i}_{v}") for v in range(V)]
             in_open = [Signal(name=f"up_open_{i}_{v}") for v in range(V)]
             route_now = Mux(flit.first, routes[flit.dest], Array(in_route)[flit.vc])
+            positions = []
             for v in range(V):
                 credit = Signal(range(D + 1), init=D, name=f"up_credit_{i}_{v}")
                 send = link.valid & (flit.vc == v)
@@ -249,10 +308,35 @@ class RouterHarness(Harness):
                 if drop != "packet_framing":
                     m.d.comb += Assume(~send | (flit.first == ~in_open[v]))
                 m.d.sync += credit.eq(credit - send + link.credit[v])
+                if live:
+                    # The upstream sends the next flit of an open packet within send_bound
+                    # cycles of holding a credit for it, and packets have at most
+                    # packet_length flits.
+                    bound, length = live["send_bound"], live["packet_length"]
+                    idle = Signal(range(bound + 2), name=f"up_idle_{i}_{v}")
+                    idle_now = Mux(in_open[v] & (credit != 0) & ~send, idle + 1, 0)
+                    m.d.sync += idle.eq(idle_now)
+                    sent = Signal(range(length + 1), name=f"up_sent_{i}_{v}")
+                    sent_now = Mux(flit.first, 1, sent + 1)
+                    with m.If(send):
+                        m.d.sync += sent.eq(sent_now)
+                    positions.append(sent_now)
+                    up_sent[i][v] = sent
+                    m.d.comb += [
+                        Assume(idle_now <= bound),
+                        Assume(~send | (sent_now <= length)),
+                        Assume(~send | flit.last | (sent_now < length)),
+                        Assert(~in_open[v] | ((sent >= 1) & (sent < length)),
+                               f"in {i} vc {v}: an open packet has sent 1..length-1 flits"),
+                    ]
+                else:
+                    positions.append(0)
                 with m.If(send):
                     m.d.sync += in_open[v].eq(~flit.last)
                     with m.If(flit.first):
                         m.d.sync += in_route[v].eq(routes[flit.dest])
+                if v == V - 1:
+                    m.d.comb += flit.pkt.eq(Array(positions)[flit.vc])
                 counts = sum(probe[f"count_{i}_{q}"] for q, (qv, _) in enumerate(queues)
                              if qv == v)
                 m.d.comb += [
@@ -307,8 +391,20 @@ class RouterHarness(Harness):
                             m.d.comb += Assert(e.out == fixed,
                                                f"{name}: a virtual output queue holds flits "
                                                f"for its output only")
+                        if live:
+                            length = live["packet_length"]
+                            m.d.comb += [
+                                Assert((e.flit.pkt >= 1) & (e.flit.pkt <= length) &
+                                       (e.flit.first == (e.flit.pkt == 1)) &
+                                       (e.flit.last | (e.flit.pkt < length)),
+                                       f"{name}: buffered flits hold their packet position"),
+                            ]
                         if n + 1 < D:
                             nxt_present, nxt = entries[n + 1]
+                            if live:
+                                with m.If(nxt_present & ~e.flit.last):
+                                    m.d.comb += Assert(nxt.flit.pkt == e.flit.pkt + 1,
+                                                       f"{name}: buffered positions follow")
                             with m.If(nxt_present):
                                 m.d.comb += [
                                     Assert(e.flit.last == nxt.flit.first,
@@ -317,6 +413,11 @@ class RouterHarness(Harness):
                                            f"{name}: a packet keeps its route"),
                                 ]
                         with m.If(count == n + 1):
+                            if live:
+                                with m.If(open_here):
+                                    m.d.comb += Assert(e.flit.pkt == up_sent[i][v],
+                                                       f"{name}: last buffered flit is the "
+                                                       f"last sent")
                             m.d.comb += [
                                 Assert(open_here == ~e.flit.last,
                                        f"{name}: last buffered flit matches upstream"),
@@ -325,6 +426,17 @@ class RouterHarness(Harness):
                             ]
                 head_present, head = entries[0]
                 queue_out[i][q] = head.out if fixed is None else Const(fixed, _bits(P))
+                if live:
+                    self._head_progress(m, probe, live, name, i, q, head_present, head)
+                    at = Array(out_pos[o][v] for o in range(P))
+                    with m.If(head_present & ~head.flit.first):
+                        m.d.comb += Assert(head.flit.pkt == at[queue_out[i][q]] + 1,
+                                           f"{name}: a body flit at the head follows the last "
+                                           f"sent")
+                    with m.If(~head_present & open_here):
+                        m.d.comb += Assert(
+                            at[in_route[v]] == up_sent[i][v],
+                            f"{name}: an empty queue's open packet is sent up to upstream's")
                 if fixed is None:
                     sent_open = Cat(*[open_at[o] for o in range(P)])
                     with m.If(head_present):
@@ -417,6 +529,37 @@ class RouterHarness(Harness):
             m.d.comb += Cover((opened & (opened - 1)) != 0,
                               "input 0 vc 0 has packets open at two outputs (VOQ)")
         return m
+
+    def _head_progress(self, m, probe, live, name, i, q, present, head):
+        """Bounded liveness: the flit at the head of queue ``q`` of input ``i`` leaves in time.
+
+        ``wait`` counts the cycles the present head has stayed; a body flit (its packet
+        holds its output VC) must leave within ``body_bound`` cycles, a head flit (which may
+        wait for another packet to free the VC) within ``head_bound``.
+        """
+        body, first = live["body_bound"], live["head_bound"]
+        wait = Signal(range(max(body, first or 0) + 2), name=f"wait_{i}_{q}")
+        stays = present & ~probe[f"deq_{i}"][q]
+        m.d.sync += wait.eq(Mux(stays, wait + 1, 0))
+        # With no head bound, only the wait of a body flit is counted.
+        if first is None:
+            m.d.sync += wait.eq(Mux(stays & ~head.flit.first, wait + 1, 0))
+        with m.If(present):
+            with m.If(head.flit.first):
+                if first is not None:
+                    m.d.comb += Assert(wait <= first, f"{name}: a head flit at the queue head "
+                                                      f"leaves within {first} cycles")
+            with m.Else():
+                m.d.comb += Assert(wait <= body, f"{name}: a body flit at the queue head "
+                                                 f"leaves within {body} cycles")
+        if i == 0 and q == 0:
+            m.d.comb += [
+                Cover(present & ~head.flit.first & (wait == body),
+                      f"a body flit waits {body} cycles at a queue head"),
+            ]
+            if first is not None:
+                m.d.comb += Cover(present & head.flit.first & (wait == first),
+                                  f"a head flit waits {first} cycles at a queue head")
 
     def _separable_fairness(self, m, probe, P, queues, queue_out):
         """Round-robin fairness of both separable stages; returns output 0's requests."""

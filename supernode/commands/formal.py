@@ -63,9 +63,27 @@ def register(subparsers):
     router.add_argument("--fault", default=None,
                         help="prove a deliberately broken iSLIP allocator instead: "
                              "frozen_grant_pointer or accept_all")
+    router.add_argument("--liveness", action="store_true",
+                        help="also prove bounded liveness: a flit at an input queue's head "
+                             "leaves within --body-bound (body flit) or --head-bound (head "
+                             "flit) cycles")
+    router.add_argument("--credit-bound", type=int, default=0,
+                        help="liveness: a downstream holding flits returns a credit at least "
+                             "every N+1 cycles (default 0: at once)")
+    router.add_argument("--send-bound", type=int, default=0,
+                        help="liveness: an upstream with a credit sends the next flit of an "
+                             "open packet within N cycles (default 0)")
+    router.add_argument("--packet-length", type=int, default=2,
+                        help="liveness: flits per packet at most (default 2)")
+    router.add_argument("--body-bound", type=int, default=1,
+                        help="liveness: cycles a body flit may wait at a queue head "
+                             "(default 1)")
+    router.add_argument("--head-bound", type=int, default=None,
+                        help="liveness: cycles a head flit may wait at a queue head "
+                             "(default: not bounded)")
     router.add_argument("--drop", default=None,
                         help="drop an environment assumption (the proof must then fail): "
-                             "input_credit or packet_framing")
+                             "input_credit, packet_framing or credit_return (with --liveness)")
     _add_job_options(router)
     router.set_defaults(func=router_command)
 
@@ -140,7 +158,16 @@ def router_command(args):
     return _run([RouterHarness(ports=args.ports, vcs=args.vcs, buffer_depth=args.buffer_depth,
                                flit_width=args.flit_width, allocator=args.allocator,
                                islip_iterations=args.islip_iterations, voq=args.voq,
-                               drop=args.drop, fault=args.fault)], args)
+                               drop=args.drop, fault=args.fault,
+                               liveness=_liveness(args))], args)
+
+
+def _liveness(args):
+    if not args.liveness:
+        return None
+    return {"credit_bound": args.credit_bound, "send_bound": args.send_bound,
+            "packet_length": args.packet_length, "body_bound": args.body_bound,
+            "head_bound": args.head_bound}
 
 
 def skid_command(args):
