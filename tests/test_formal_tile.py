@@ -52,7 +52,7 @@ def test_published_latencies_are_proved_with_an_always_ready_consumer(rows, cols
 
 @pytest.mark.parametrize("rows, cols, consumer", [
     pytest.param(2, 2, "always_ready", id="2x2-always_ready"),
-    pytest.param(2, 2, "free", id="2x2-free", marks=pytest.mark.slow),
+    pytest.param(2, 2, "free", id="2x2-free"),
     pytest.param(4, 4, "always_ready", id="4x4-always_ready", marks=pytest.mark.slow),
     pytest.param(4, 4, "free", id="4x4-free", marks=pytest.mark.slow),
 ])
@@ -63,7 +63,36 @@ def test_weight_stationary_contract_and_latency_are_proved(rows, cols, consumer)
         assert any("fill_latency" in a for a in result.asserts)
     else:
         assert "c.payload stable until ready" in result.asserts
+        for prop in ("ws: a weight bank is never written while its weights are loaded or in "
+                     "use",
+                     "ws: an a beat is taken only from a completely loaded weight bank",
+                     "ws: a beat reads and writes the kept row of its position in its fold",
+                     "ws: a kept row changes only when the beat of its position stores a "
+                     "partial row"):
+            assert prop in result.asserts, prop
+        assert {"ws: bank 1 is loaded while bank 0's fold is in the array",
+                "ws: the last kept row is accumulated onto",
+                "ws: the last kept row is stored"} <= set(result.covers)
     assert all(result.covers.values()), result.covers
+
+
+@pytest.mark.parametrize("fault, broken", [
+    # Freeing a weight bank when the fold's last beat enters the array lets `b` reload it
+    # while that fold's beats still multiply by it.
+    ("early_bank_release", ("ws: a bank in use is busy",
+                            "ws: a weight bank is never written while its weights are loaded "
+                            "or in use")),
+    # Folds longer than acc_depth wrap the kept-row index onto rows not yet drained.
+    ("long_fold", ("ws: the kept-row index is the position of the next beat to reach the "
+                   "bottom",
+                   "ws: a beat reads and writes the kept row of its position in its fold")),
+])
+def test_broken_weight_stationary_tiles_fail_with_a_counterexample(fault, broken):
+    result = run_formal(TileHarness(dataflow="ws", consumer="free", fault=fault), mode="bmc",
+                        depth=12, cover=False, reuse=False)
+    assert result.status == "fail"
+    assert any(name in broken for name in result.failed), result.failed
+    assert result.trace.exists() and result.trace.suffix == ".vcd"
 
 
 def test_a_tile_whose_folds_come_too_close_fails_with_a_counterexample():
@@ -80,17 +109,21 @@ def test_a_tile_whose_folds_come_too_close_fails_with_a_counterexample():
 
 
 def test_options_are_listed():
-    assert CONSUMERS == ("free", "always_ready") and FAULTS == ("short_fold_interval",)
+    assert CONSUMERS == ("free", "always_ready")
+    assert FAULTS == ("short_fold_interval", "early_bank_release", "long_fold")
 
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"consumer": "sometimes"}, "consumer must be one of free, always_ready, not 'sometimes'"),
-    ({"fault": "stuck"}, "fault must be None or one of short_fold_interval, not 'stuck'"),
+    ({"fault": "stuck"}, "fault must be None or one of short_fold_interval, "
+                         "early_bank_release, long_fold, not 'stuck'"),
     ({"rows": 0}, "rows must be an integer from 1 to 64, not 0"),
     ({"sums": 1}, "sums must be True or False, not 1"),
     ({"dataflow": "is"}, "dataflow must be 'os' or 'ws', not 'is'"),
     ({"dataflow": "ws", "fault": "short_fold_interval"},
      "fault 'short_fold_interval' is a fault of output-stationary tiles, not of 'ws'"),
+    ({"fault": "long_fold"}, "fault 'long_fold' is a fault of weight-stationary tiles, not of "
+                             "'os'"),
 ])
 def test_bad_parameters_are_refused(kwargs, message):
     with pytest.raises((ValueError, TypeError), match=message):

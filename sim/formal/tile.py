@@ -1,13 +1,13 @@
 """Proof harness of the systolic tile: stream contracts, row order, double buffer, latency."""
 
 from amaranth.asserts import AnySeq
-from amaranth.hdl import (Assert, Assume, Cat, Const, Cover, Module, ResetSignal, Shape, Signal,
+from amaranth.hdl import (Assert, Assume, Cat, Const, Cover, Module, Mux, ResetSignal, Shape, Signal,
                           Value)
 from amaranth.lib import data
 
 from .harness import Harness
 from .probe import ProbeError, elaborate_with_probes
-from .properties import stream_contract, valid_independent_of_ready
+from .properties import past, stream_contract, valid_independent_of_ready
 
 __all__ = ["TileHarness", "CONSUMERS", "FAULTS"]
 
@@ -16,9 +16,13 @@ __all__ = ["TileHarness", "CONSUMERS", "FAULTS"]
 CONSUMERS = ("free", "always_ready")
 
 #: Deliberately broken tiles for the mutation tests (the RTL itself is not touched: the
-#: mutant is a subclass). ``"short_fold_interval"``: folds may follow each other after one
-#: cycle instead of ``fold_interval``, so a result register can be overwritten undrained.
-FAULTS = ("short_fold_interval",)
+#: mutant is a subclass). ``"short_fold_interval"`` (os): folds may follow each other after
+#: one cycle instead of ``fold_interval``, so a result register can be overwritten
+#: undrained. ``"early_bank_release"`` (ws): a weight bank is freed when the fold's last
+#: beat enters the array instead of when it leaves the last cell. ``"long_fold"`` (ws): the
+#: environment may send folds of more than ``acc_depth`` beats (an assumption dropped).
+FAULTS = ("short_fold_interval", "early_bank_release", "long_fold")
+_FAULT_DATAFLOW = {"short_fold_interval": "os", "early_bank_release": "ws", "long_fold": "ws"}
 
 
 class TileHarness(Harness):
@@ -52,8 +56,12 @@ class TileHarness(Harness):
     and ``c.valid``'s independence of ``c.ready`` (stalling consumer), and for their
     published timing (consumer never stalls): a result row is offered exactly
     ``fill_latency`` cycles after each accepted ``a`` beat that has ``emit`` set, carrying
-    that beat's ``last``, and at no other time. Their array internals (weight banks, kept
-    partial sums) have no invariants here yet.
+    that beat's ``last``, and at no other time. With a stalling consumer their internals
+    too: a weight bank is never written while it holds a fold not yet fully taken or while
+    beats that multiply by it are in the array, ``a`` beats are taken only from a completely
+    loaded bank, and (folds of at most ``acc_depth`` beats assumed) every beat reads and
+    writes the kept partial-sum row of its own position in its fold, and a kept row changes
+    only when the beat of its position stores into it.
 
     Parameters
     ----------
@@ -78,8 +86,9 @@ class TileHarness(Harness):
             bad = f"consumer must be one of {', '.join(CONSUMERS)}, not {consumer!r}"
         elif fault is not None and fault not in FAULTS:
             bad = f"fault must be None or one of {', '.join(FAULTS)}, not {fault!r}"
-        elif fault is not None and dataflow != "os":
-            bad = f"fault {fault!r} is a fault of output-stationary tiles, not of {dataflow!r}"
+        elif fault is not None and dataflow != _FAULT_DATAFLOW[fault]:
+            kind = {"os": "output", "ws": "weight"}[_FAULT_DATAFLOW[fault]]
+            bad = f"fault {fault!r} is a fault of {kind}-stationary tiles, not of {dataflow!r}"
         if bad:
             self._MustUse__silence = True
             raise ValueError(bad)
@@ -114,7 +123,8 @@ class TileHarness(Harness):
     def design(self):
         from rtl.tile import SystolicTile
         p = self.params
-        cls = _short_fold_interval_tile() if p["fault"] == "short_fold_interval" else SystolicTile
+        cls = {"short_fold_interval": _short_fold_interval_tile,
+               "early_bank_release": _early_bank_release_tile}.get(p["fault"], lambda: SystolicTile)()
         extra = {"acc_depth": p["acc_depth"]} if p["dataflow"] == "ws" else {}
         return cls(rows=p["rows"], cols=p["cols"], in_width=p["in_width"],
                    acc_width=p["acc_width"], signed=p["signed"], dataflow=p["dataflow"],
@@ -153,6 +163,7 @@ class TileHarness(Harness):
             if self.params["consumer"] == "always_ready":
                 self._ws_timing(m, tile, emitted, accepted_last)
             else:
+                self._ws_internals(m, tile, probe, take)
                 level = probe["level"]
                 m.d.comb += [
                     Cover(level == 2, "result queue full"),
@@ -165,6 +176,144 @@ class TileHarness(Harness):
         else:
             self._array(m, tile, probe, R, C, interval, accepted_last)
         return m
+
+    def _ws_internals(self, m, tile, probe, take):
+        """Weight banks and kept partial sums of a weight-stationary tile.
+
+        Shadow state kept here from the streams alone: which bank ``b`` loads next and how
+        far, which bank the next ``a`` fold uses, which banks hold a complete fold not yet
+        fully taken (``loaded``), and each ``a`` beat's position in its fold, carried beside
+        the array in a delay line that advances with it.
+        """
+        R, C, depth = tile.rows, tile.cols, tile.acc_depth
+        advance = probe["advance"]
+        last = tile.a.payload.last
+        a_bank = Signal(name="ws_a_bank")
+        b_bank = Signal(name="ws_b_bank")
+        b_row = Signal(range(R), name="ws_b_row")
+        loaded = Signal(2, name="ws_loaded")
+        b_take = tile.b.valid & tile.b.ready
+        load_done = Signal(2, name="ws_load_done")
+        m.d.comb += load_done.eq((b_take & (b_row == R - 1)) << b_bank)
+        with m.If(b_take):
+            m.d.sync += b_row.eq(Mux(b_row == R - 1, 0, b_row + 1))
+            with m.If(b_row == R - 1):
+                m.d.sync += b_bank.eq(~b_bank)
+        with m.If(take & last):
+            m.d.sync += a_bank.eq(~a_bank)
+        m.d.sync += loaded.eq((loaded | load_done) & ~((take & last) << a_bank))
+
+        # Every register of the array that carries an `a` beat, with the bank it multiplies
+        # by, by its distance from the edge (the advancing cycles since the beat was taken).
+        beat = data.StructLayout({"data": tile._elem_shape(), "valid": 1, "last": 1, "bank": 1})
+        at = {}
+        for i in range(R):
+            for s in range(i):
+                at.setdefault(s + 1, []).append(data.View(beat, probe[f"a{i}_skew{s}"]))
+            for j in range(C):
+                at.setdefault(i + j + 1, []).append(data.View(beat, probe[f"a_r{i}_c{j}"]))
+        regs = [r for p in sorted(at) for r in at[p]]
+        inflight = [Cat(*[r.valid & (r.bank == k) for r in regs]).any() for k in range(2)]
+        tag = lambda r: Cat(r.valid, r.last, r.bank)          # noqa: E731
+        # Oldest to newest: a fold's beats share a bank, the beat after a last the other one.
+        expect, seen, closed = Const(0, 1), Const(0, 1), Const(0, 2)
+        for p in sorted(at, reverse=True):
+            first = at[p][0]
+            for other in at[p][1:]:
+                m.d.comb += Assert(tag(other) == tag(first),
+                                   "ws: every row carries the same beat at the same distance")
+            with m.If(first.valid & seen):
+                m.d.comb += Assert(first.bank == expect, "ws: beats in the array use their "
+                                                         "fold's bank, folds alternate banks")
+            with m.If(first.valid):
+                m.d.comb += Assert(~closed.bit_select(first.bank, 1),
+                                   "ws: no beat of a bank follows that bank's ended fold in "
+                                   "the array")
+            expect = Mux(first.valid, Mux(first.last, ~first.bank, first.bank), expect)
+            seen = seen | first.valid
+            closed = closed | Mux(first.valid & first.last, 1 << first.bank, 0)
+        m.d.comb += Assert(~seen | (expect == a_bank),
+                           "ws: the next fold's bank follows the beats in the array")
+        for k in range(2):
+            ended = Cat(*[r.valid & r.last & (r.bank == k) for r in regs]).any()
+            with m.If(loaded[k] & inflight[k]):
+                m.d.comb += Assert(~ended & (a_bank == k),
+                                   "ws: a loaded bank's beats in flight are of its own fold")
+        in_use = Signal(2, name="ws_in_use")
+        m.d.comb += in_use.eq(loaded | Cat(*inflight))
+        busy, ready = probe["busy"], probe["ready"]
+        m.d.comb += [
+            Assert((probe["load_bank"] == b_bank) & (probe["load_row"] == b_row) &
+                   (probe["use_bank"] == a_bank),
+                   "ws: the bank pointers follow the streams"),
+            Assert(ready == loaded, "ws: a bank is ready exactly while it holds a fold not "
+                                    "yet taken"),
+            Assert((in_use & ~busy) == 0, "ws: a bank in use is busy"),
+            Assert(~b_take | ~in_use.bit_select(b_bank, 1),
+                   "ws: a weight bank is never written while its weights are loaded or in use"),
+            Assert(~take | loaded.bit_select(a_bank, 1),
+                   "ws: an a beat is taken only from a completely loaded weight bank"),
+            Cover(b_take & inflight[0] & (b_bank == 1),
+                  "ws: bank 1 is loaded while bank 0's fold is in the array"),
+        ]
+
+        # Kept partial sums: a beat reads and writes the kept row of its position in its fold.
+        long_fold = self.params["fault"] == "long_fold"
+        top = 2 * depth + 2 if long_fold else depth + 1     # a wider count when unbounded
+        pos = Signal(range(top), name="ws_pos")
+        with m.If(take):
+            m.d.sync += pos.eq(Mux(last, 0, pos + 1))
+        if not long_fold:
+            m.d.comb += Assume(~take | last | (pos < depth - 1))
+        else:
+            m.d.comb += Assume(pos < top - 1)
+        stage = data.StructLayout({"valid": 1, "last": 1, "pos": range(top)})
+        entering = Signal(stage, name="ws_stage_in")
+        m.d.comb += [entering.valid.eq(take), entering.last.eq(last), entering.pos.eq(pos)]
+        chain = []
+        for s in range(R + C):
+            reg = Signal(stage, name=f"ws_stage{s}")
+            with m.If(advance):
+                m.d.sync += reg.eq(entering)
+            entering = reg
+            chain.append(reg)
+        flags = data.StructLayout({"valid": 1, "last": 1, "accumulate": 1, "emit": 1})
+        rtl_chain = [data.View(flags, probe[f"flags_skew{s}"]) for s in range(R + C)]
+        # Behind each stage (towards the input) the position of the next beat to arrive.
+        behind = pos
+        for s, (mine, theirs) in enumerate(zip(chain, rtl_chain)):
+            m.d.comb += Assert((mine.valid == theirs.valid) & (~mine.valid | (mine.last ==
+                                                                               theirs.last)),
+                               "ws: the beat flags move with the beats")
+            with m.If(mine.valid):
+                m.d.comb += Assert((behind == Mux(mine.last, 0, mine.pos + 1)) &
+                                   (long_fold | (mine.pos < depth)),
+                                   "ws: beats in flight are in fold order")
+            behind = Mux(mine.valid, mine.pos, behind)
+        arrived, index = chain[-1], probe["index"]
+        m.d.comb += [
+            Assert(long_fold | (pos < depth), "ws: a fold carries at most acc_depth beats"),
+            Assert(index == behind, "ws: the kept-row index is the position of the next beat "
+                                    "to reach the bottom"),
+            Assert(~arrived.valid | (index == arrived.pos),
+                   "ws: a beat reads and writes the kept row of its position in its fold"),
+        ]
+        emit = rtl_chain[-1].emit
+        for n in range(depth):
+            kept = Value.cast(probe[f"kept{n}"])
+            before = past(m, kept, name=f"ws_kept{n}_before")
+            stored = past(m, advance & arrived.valid & ~emit & (arrived.pos == n),
+                          name=f"ws_kept{n}_stored")
+            started = past(m, 1, name=f"ws_kept{n}_started")
+            m.d.comb += Assert(~started | stored | (kept == before),
+                               "ws: a kept row changes only when the beat of its position "
+                               "stores a partial row")
+        m.d.comb += [
+            Cover(advance & arrived.valid & rtl_chain[-1].accumulate & (arrived.pos == depth - 1),
+                  "ws: the last kept row is accumulated onto"),
+            Cover(advance & arrived.valid & ~emit & (arrived.pos == depth - 1),
+                  "ws: the last kept row is stored"),
+        ]
 
     def _ws_timing(self, m, tile, emitted, accepted_last):
         fill = tile.fill_latency
@@ -454,4 +603,20 @@ def _short_fold_interval_tile():
         fold_interval = property(lambda self: 1)
 
     return ShortFoldIntervalTile
+
+
+def _early_bank_release_tile():
+    from rtl.tile import SystolicTile
+
+    class EarlyBankReleaseTile(SystolicTile):
+        """A weight-stationary mutant that frees a weight bank when the fold's last beat
+        enters the array: the bank release watches the first cell instead of the last."""
+
+        def _a_rows(self, m, advance, take, beat, **fields):
+            regs = super()._a_rows(m, advance, take, beat, **fields)
+            if self._dataflow == "ws":
+                regs[-1] = regs[-1][:-1] + [regs[0][0]]
+            return regs
+
+    return EarlyBankReleaseTile
 

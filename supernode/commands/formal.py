@@ -43,7 +43,8 @@ def register(subparsers):
                       help="os: skip the proof that every result is its fold's sum of "
                            "products (the slowest part)")
     tile.add_argument("--fault", default=None,
-                      help="prove a deliberately broken tile instead: short_fold_interval")
+                      help="prove a deliberately broken tile instead: short_fold_interval "
+                           "(os), early_bank_release or long_fold (ws)")
     _add_job_options(tile)
     tile.set_defaults(func=tile_command)
 
