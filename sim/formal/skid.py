@@ -17,11 +17,16 @@ __all__ = ["SkidBuffer", "SkidBufferHarness", "FAULTS"]
 FAULTS = ("overwrite_when_stalled", "valid_from_ready", "drop_when_full")
 
 
-def _check_params(width, fault):
+def _check_params(owner, width, fault):
+    """Refuse bad parameters; ``owner`` (never built then) is spared the "unused" warning."""
+    bad = None
     if not isinstance(width, int) or isinstance(width, bool) or not 1 <= width <= 64:
-        raise ValueError(f"width must be an integer from 1 to 64, not {width!r}")
-    if fault is not None and fault not in FAULTS:
-        raise ValueError(f"fault must be None or one of {', '.join(FAULTS)}, not {fault!r}")
+        bad = f"width must be an integer from 1 to 64, not {width!r}"
+    elif fault is not None and fault not in FAULTS:
+        bad = f"fault must be None or one of {', '.join(FAULTS)}, not {fault!r}"
+    if bad:
+        owner._MustUse__silence = True
+        raise ValueError(bad)
 
 
 class SkidBuffer(wiring.Component):
@@ -45,11 +50,7 @@ class SkidBuffer(wiring.Component):
     """
 
     def __init__(self, *, width=4, fault=None):
-        try:
-            _check_params(width, fault)
-        except ValueError:
-            self._MustUse__silence = True      # never built: no "unused" warning
-            raise
+        _check_params(self, width, fault)
         self._width, self._fault = width, fault
         super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
         self.skid_valid = Signal()
@@ -106,11 +107,7 @@ class SkidBufferHarness(Harness):
     cover_depth = 6
 
     def __init__(self, *, width=4, fault=None):
-        try:
-            _check_params(width, fault)
-        except ValueError:
-            self._MustUse__silence = True      # never built: no "unused" warning
-            raise
+        _check_params(self, width, fault)
         super().__init__(width=width, fault=fault)
 
     def design(self):

@@ -21,6 +21,19 @@ def _add_job_options(parser):
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+#: The bounds of ``formal router --liveness``: option, default, what it bounds.
+_LIVENESS_OPTIONS = (
+    ("--credit-bound", 0, "a downstream holding flits returns a credit at least every N+1 "
+                          "cycles (default 0: at once)"),
+    ("--send-bound", 0, "an upstream with a credit sends the next flit of an open packet "
+                        "within N cycles (default 0)"),
+    ("--packet-length", 2, "flits per packet at most (default 2)"),
+    ("--body-bound", 1, "cycles a body flit may wait at a queue head (default 1)"),
+    ("--head-bound", None, "cycles a head flit may wait at a queue head (default: not "
+                           "bounded)"),
+)
+
+
 def register(subparsers):
     formal = subparsers.add_parser(
         "formal", help="formal proofs (SymbiYosys, from pip alone) of the tile and router")
@@ -68,20 +81,8 @@ def register(subparsers):
                         help="also prove bounded liveness: a flit at an input queue's head "
                              "leaves within --body-bound (body flit) or --head-bound (head "
                              "flit) cycles")
-    router.add_argument("--credit-bound", type=int, default=0,
-                        help="liveness: a downstream holding flits returns a credit at least "
-                             "every N+1 cycles (default 0: at once)")
-    router.add_argument("--send-bound", type=int, default=0,
-                        help="liveness: an upstream with a credit sends the next flit of an "
-                             "open packet within N cycles (default 0)")
-    router.add_argument("--packet-length", type=int, default=2,
-                        help="liveness: flits per packet at most (default 2)")
-    router.add_argument("--body-bound", type=int, default=1,
-                        help="liveness: cycles a body flit may wait at a queue head "
-                             "(default 1)")
-    router.add_argument("--head-bound", type=int, default=None,
-                        help="liveness: cycles a head flit may wait at a queue head "
-                             "(default: not bounded)")
+    for flag, default, text in _LIVENESS_OPTIONS:
+        router.add_argument(flag, type=int, default=default, help=f"liveness: {text}")
     router.add_argument("--drop", default=None,
                         help="drop an environment assumption (the proof must then fail): "
                              "input_credit, packet_framing or credit_return (with --liveness)")
@@ -166,9 +167,8 @@ def router_command(args):
 def _liveness(args):
     if not args.liveness:
         return None
-    return {"credit_bound": args.credit_bound, "send_bound": args.send_bound,
-            "packet_length": args.packet_length, "body_bound": args.body_bound,
-            "head_bound": args.head_bound}
+    return {flag[2:].replace("-", "_"): getattr(args, flag[2:].replace("-", "_"))
+            for flag, _, _ in _LIVENESS_OPTIONS}
 
 
 def skid_command(args):
