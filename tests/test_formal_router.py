@@ -130,7 +130,7 @@ def test_other_islip_and_voq_routers_are_proved(params):
      "credits conserved (upstream + buffer + returning)"),
 ], ids=["frozen-grant-pointer", "accept-all", "voq-no-credit"])
 def test_broken_islip_and_voq_give_a_counterexample(params, depth, broken):
-    result = run_formal(RouterHarness(ports=3, **params), mode="bmc", depth=depth, cover=False,
+    result = run_formal(RouterHarness(ports=2, **params), mode="bmc", depth=depth, cover=False,
                         reuse=False)
     assert result.status == "fail"
     assert any(broken in name for name in result.failed), result.failed
