@@ -147,23 +147,30 @@ def test_a_fault_needs_the_islip_allocator():
 
 # -- Bounded liveness ----------------------------------------------------------------------
 
-def _live(body, head, *, length=2):
-    return {"credit_bound": 0, "send_bound": 0, "packet_length": length,
+def _live(body, head, *, length=2, slack=0):
+    return {"credit_bound": slack, "send_bound": slack, "packet_length": length,
             "body_bound": body, "head_bound": head}
 
 
-def test_two_port_router_flits_leave_their_queue_in_bounded_time():
-    result = run_formal(RouterHarness(ports=2, vcs=1, liveness=_live(1, 4)))
+@pytest.mark.parametrize("live", [
+    # Credits back and flits sent within a cycle of being possible, packets of 3 flits.
+    _live(2, 9, length=3, slack=1),
+    # Everything at once, packets of 2 flits.
+    pytest.param(_live(1, 4), marks=pytest.mark.slow),
+], ids=["slack1-len3", "slack0-len2"])
+def test_two_port_router_flits_leave_their_queue_in_bounded_time(live):
+    result = run_formal(RouterHarness(ports=2, vcs=1, liveness=live))
+    body, head = live["body_bound"], live["head_bound"]
     assert result.status == "pass", result.to_dict()
-    assert result.mode == "prove" and result.depth == 7
-    for prop in ("in 0 vc 0: a body flit at the queue head leaves within 1 cycles",
-                 "in 1 vc 0: a head flit at the queue head leaves within 4 cycles",
+    assert result.mode == "prove" and result.depth == head + 3
+    for prop in (f"in 0 vc 0: a body flit at the queue head leaves within {body} cycles",
+                 f"in 1 vc 0: a head flit at the queue head leaves within {head} cycles",
                  "in 1 vc 0: buffered flits hold their packet position",
                  "out 0 vc 0: a packet's flits leave in order"):
         assert prop in result.asserts, prop
     # The bounds are reached, so they are the exact worst cases.
-    assert result.covers["a body flit waits 1 cycles at a queue head"]
-    assert result.covers["a head flit waits 4 cycles at a queue head"]
+    assert result.covers[f"a body flit waits {body} cycles at a queue head"]
+    assert result.covers[f"a head flit waits {head} cycles at a queue head"]
 
 
 def test_body_flits_leave_in_bounded_time_with_two_vcs():
@@ -189,6 +196,14 @@ def test_a_head_bound_one_cycle_short_fails():
     assert result.status == "fail"
     assert any("a head flit at the queue head leaves within 3 cycles" in name
                for name in result.failed), result.failed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ports, head", [(3, 7), (4, 10)], ids=["3p1v", "4p1v"])
+def test_larger_one_vc_routers_flits_leave_in_bounded_time(ports, head):
+    result = run_formal(RouterHarness(ports=ports, vcs=1, liveness=_live(1, head)))
+    assert result.status == "pass", result.to_dict()
+    assert result.covers[f"a head flit waits {head} cycles at a queue head"]
 
 
 @pytest.mark.slow
