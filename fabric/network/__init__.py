@@ -2,10 +2,12 @@
 
 from .figures import NetworkFigures, clos_figures, default_clos_shape
 from .model import RouterModel, NetworkModel, router_network, clos_network
-from .traffic import PATTERNS, TrafficSpec, Endpoints, ScoreboardError, DeadlockError, run_model
+from .traffic import (PATTERNS, TrafficSpec, TrafficSchedule, Endpoints, ScoreboardError,
+                      DeadlockError, run_model)
 
 __all__ = [
     "NetworkFigures", "clos_figures", "default_clos_shape",
     "RouterModel", "NetworkModel", "router_network", "clos_network",
-    "PATTERNS", "TrafficSpec", "Endpoints", "ScoreboardError", "DeadlockError", "run_model",
+    "PATTERNS", "TrafficSpec", "TrafficSchedule", "Endpoints", "ScoreboardError",
+    "DeadlockError", "run_model",
 ]

@@ -16,13 +16,14 @@ def all_to_all_cycles(*, flits_per_pair: int, packet_length: int = 4, seed: int 
                       **params) -> dict:
     """Cycles for one all-to-all in which every endpoint sends ``flits_per_pair`` flits to
     every other endpoint, measured on the cycle-level Clos model (which the tests check
-    against the RTL).
+    against the RTL), run by the compiled engine.
 
     ``params`` are the router parameters and optionally the Clos shape
     (``endpoints_per_leaf``, ``leaves``, ``spines``, ``up_routing``), as for
     :func:`fabric.network.clos_figures`. Sources send to destinations in the shifted order
     ``src+1, src+2, ...`` (the usual schedule), back to back.
     """
+    from .engine import simulate
     from .figures import DEFAULT_ROUTER, default_clos_shape
     from .model import clos_network
     from .traffic import Endpoints, TrafficSpec
@@ -43,12 +44,7 @@ def all_to_all_cycles(*, flits_per_pair: int, packet_length: int = 4, seed: int 
     net = clos_network(**shape, **router)
     eps = Endpoints(endpoints=n, vcs=router["vcs"], buffer_depth=router["buffer_depth"],
                     flit_width=router["flit_width"], spec=spec)
-    while not eps.done:
-        ejected, credits = net.outputs()
-        inject, credits_out = eps.step(ejected, credits)
-        net.step(inject, credits_out)
-    eps.finish()
-    res = eps.result()
+    res = simulate(net, eps)
     flits = packets_per_pair * packet_length * (n - 1)
     return {"cycles": res["completion_cycles"], "endpoints": n,
             "flits_per_endpoint": flits, "throughput": flits / res["completion_cycles"],

@@ -524,7 +524,7 @@ class EngineNetwork:
         self.voq, self.islip, self.iterations = first.voq, first.allocator == "islip", \
             first.iterations
         self.Qm = self.V * Pm if self.voq else self.V
-        self.n = n = len(network.endpoints)
+        self.n = len(network.endpoints)
         dests = max(len(r.table) for r in routers)
         self.ports = np.array([r.P for r in routers], dtype=np.int64)
         self.table = np.zeros((R, dests), dtype=np.int64)

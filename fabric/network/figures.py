@@ -70,7 +70,7 @@ def _cache_file() -> Path:
 def _model_digest() -> str:
     here = Path(__file__).resolve().parent
     h = hashlib.sha256()
-    for name in ("model.py", "traffic.py", "figures.py"):
+    for name in ("model.py", "traffic.py", "figures.py", "engine.py"):
         h.update((here / name).read_bytes())
     h.update((here.parents[1] / "rtl" / "router.py").read_bytes())
     return h.hexdigest()[:16]
@@ -82,11 +82,12 @@ def clos_figures(*, pattern: str = "uniform", **router_params) -> NetworkFigures
     The Clos is :func:`default_clos_shape` of the router radix (``ports``) unless
     ``endpoints_per_leaf``, ``leaves`` and ``spines`` are given. The saturation
     throughput is measured on the cycle-level model (which the tests check against the
-    RTL) and cached, in memory and on disk, so repeated calls are instant.
+    RTL; run by the compiled engine) and cached, in memory and on disk, so repeated calls are instant.
     """
     from rtl.router import Router, unused
+    from .engine import simulate
     from .model import clos_network
-    from .traffic import TrafficSpec, run_model, PATTERNS
+    from .traffic import Endpoints, TrafficSpec, PATTERNS
 
     if pattern not in PATTERNS:
         raise UserError(f"pattern must be one of {', '.join(PATTERNS)}, not {pattern!r}")
@@ -119,8 +120,10 @@ def clos_figures(*, pattern: str = "uniform", **router_params) -> NetworkFigures
             net = clos_network(**shape, **params)
             spec = TrafficSpec(pattern=pattern, ordered=shape["up_routing"] != "balanced",
                                **SATURATION_SPEC)
-            res = run_model(net, spec, flit_width=params["flit_width"], vcs=params["vcs"],
-                            buffer_depth=params["buffer_depth"])
+            eps = Endpoints(endpoints=len(net.endpoints), vcs=params["vcs"],
+                            buffer_depth=params["buffer_depth"],
+                            flit_width=params["flit_width"], spec=spec)
+            res = simulate(net, eps)
             entry = {"digest": digest, "saturation": res["accepted_throughput"]}
             stored[key] = entry
             try:

@@ -1,6 +1,5 @@
 """Traffic patterns, endpoint injectors and ejectors, scoreboard and watchdog, shared by the RTL bench and the model."""
 
-import random
 from collections import deque
 from dataclasses import dataclass, asdict
 
@@ -10,8 +9,8 @@ from supernode.errors import UserError
 from .flit import Flit, flit_data
 
 __all__ = [
-    "PATTERNS", "TrafficSpec", "Endpoints", "ScoreboardError", "DeadlockError",
-    "destination_sequence",
+    "PATTERNS", "TrafficSpec", "TrafficSchedule", "Endpoints", "ScoreboardError",
+    "DeadlockError",
 ]
 
 PATTERNS = ("uniform", "transpose", "bit_complement", "hotspot", "all_to_all")
@@ -44,7 +43,8 @@ class TrafficSpec:
     drain : int
         Cycles after the window allowed for the measured packets to arrive.
     seed : int
-        Seed of every random choice (injection, destinations, VCs, back-pressure).
+        Seed of every random choice (packet creation, destinations, VCs, back-pressure),
+        all drawn ahead of time by :class:`TrafficSchedule`.
     backpressure : str
         Ejector drain pattern: ``"none"``, ``"periodic:1110"`` (one digit per cycle,
         repeating), or ``"random:P"`` (drains with probability P each cycle).
@@ -131,33 +131,108 @@ def _check_power_of_two(pattern, n):
                         f"not {n}")
 
 
-def destination_sequence(pattern: str, n: int, src: int, rng, *, hotspot_fraction=0.25,
-                         burst=1):
-    """Generator of the destinations of successive packets of ``src``."""
-    if pattern == "uniform":
-        while True:
-            yield rng.randrange(n)
-    elif pattern == "transpose":
-        _check_power_of_two(pattern, n)
-        b = n.bit_length() - 1
-        h = b // 2
-        dest = ((src << h) | (src >> (b - h))) & (n - 1) if b else 0
-        while True:
-            yield dest
-    elif pattern == "bit_complement":
-        _check_power_of_two(pattern, n)
-        while True:
-            yield ~src & (n - 1)
-    elif pattern == "hotspot":
-        while True:
-            yield 0 if rng.random() < hotspot_fraction else rng.randrange(n)
-    elif pattern == "all_to_all":
-        while True:
-            for j in range(1, n):
-                for _ in range(burst):
-                    yield (src + j) % n
-    else:
-        raise UserError(f"pattern must be one of {', '.join(PATTERNS)}, not {pattern!r}")
+class TrafficSchedule:
+    """All random choices of a run, drawn in numpy ahead of time, block by block.
+
+    Row ``t`` of each array is cycle ``t``, column ``s`` endpoint ``s``: ``create[t, s]``
+    says whether source ``s`` creates a packet at cycle ``t``, ``dest[t, s]`` and
+    ``vc[t, s]`` are that packet's destination and virtual channel, ``drain[t, e]`` whether
+    ejector ``e`` may drain a flit at cycle ``t`` (its back-pressure). Blocks of
+    :attr:`BLOCK` cycles are generated in order from streams seeded by the spec's seed,
+    so a row never depends on who asks for it or when: the Python endpoints, the compiled
+    engine and the RTL bench all read the same traffic.
+
+    Parameters
+    ----------
+    spec : TrafficSpec
+    endpoints : int
+    vcs : int
+    """
+
+    BLOCK = 1024
+
+    def __init__(self, spec, *, endpoints: int, vcs: int):
+        self.spec = spec
+        self.n = n = endpoints
+        self.vcs = vcs
+        if spec.pattern in ("transpose", "bit_complement"):
+            _check_power_of_two(spec.pattern, n)
+        self._p_packet = spec.load / spec.packet_length
+        self._bp_kind, self._bp_arg = _parse_backpressure(spec.backpressure)
+        seed = spec.seed
+        self._create_rng = np.random.default_rng(seed)
+        self._dest_rng = np.random.default_rng([seed, 1])
+        self._vc_rng = np.random.default_rng([seed, 2])
+        self._drain_rng = np.random.default_rng([seed, 3])
+        self._events = np.zeros(n, dtype=np.int64)     # creation events so far per source
+        self._fixed = self._fixed_destinations()
+        self._cache = {}
+        self._next = 0
+
+    @property
+    def cycles(self) -> int:
+        """Cycles generated so far."""
+        return self._next * self.BLOCK
+
+    def _fixed_destinations(self):
+        n, pattern = self.n, self.spec.pattern
+        src = np.arange(n, dtype=np.int64)
+        if pattern == "transpose":
+            b = n.bit_length() - 1
+            h = b // 2
+            return ((src << h) | (src >> (b - h))) & (n - 1) if b else np.zeros_like(src)
+        if pattern == "bit_complement":
+            return ~src & (n - 1)
+        return None
+
+    def _block(self):
+        spec, n, B = self.spec, self.n, self.BLOCK
+        create = self._create_rng.random((B, n)) < self._p_packet
+        pattern = spec.pattern
+        if self._fixed is not None:
+            dest = np.broadcast_to(self._fixed, (B, n))
+        elif pattern == "uniform":
+            dest = self._dest_rng.integers(n, size=(B, n))
+        elif pattern == "hotspot":
+            hot = self._dest_rng.random((B, n)) < spec.hotspot_fraction
+            dest = np.where(hot, 0, self._dest_rng.integers(n, size=(B, n)))
+        else:
+            # all_to_all: packet k of source s goes to s + 1 + (k // burst) mod (n - 1).
+            k = self._events + np.cumsum(create, axis=0) - 1
+            src = np.arange(n)
+            dest = (src + 1 + (k // spec.burst) % (n - 1)) % n
+        self._events += create.sum(axis=0)
+        vc = self._vc_rng.integers(self.vcs, size=(B, n))
+        if self._bp_kind == "none":
+            drain = np.ones((B, n), dtype=np.bool_)
+        elif self._bp_kind == "periodic":
+            pattern_bits = np.array(self._bp_arg, dtype=np.bool_)
+            t = np.arange(self.cycles, self.cycles + B)
+            drain = np.repeat(pattern_bits[t % len(pattern_bits)][:, None], n, axis=1)
+        else:
+            drain = self._drain_rng.random((B, n)) < self._bp_arg
+        return (create, np.asarray(dest, dtype=np.int32), vc.astype(np.int8), drain)
+
+    def block(self, b: int):
+        """``(create, dest, vc, drain)`` of block ``b`` (cycles ``b * BLOCK`` on). Blocks
+        are generated in order and only the last few are kept, so ``b`` must not go back
+        more than one block."""
+        while self._next <= b:
+            self._cache[self._next] = self._block()
+            self._next += 1
+            self._cache.pop(self._next - 3, None)
+        return self._cache[b]
+
+    def row(self, t: int):
+        """``(create, dest, vc, drain)`` rows of cycle ``t``."""
+        b, k = divmod(t, self.BLOCK)
+        create, dest, vc, drain = self.block(b)
+        return create[k], dest[k], vc[k], drain[k]
+
+    def window(self, b: int, blocks: int):
+        """Blocks ``b .. b + blocks - 1`` joined: four arrays of ``blocks * BLOCK`` rows."""
+        parts = [self.block(k) for k in range(b, b + blocks)]
+        return tuple(np.ascontiguousarray(np.concatenate(p)) for p in zip(*parts))
 
 
 class _Packet:
@@ -203,18 +278,7 @@ class Endpoints:
         self.flit_width = flit_width
         self.spec = spec
         self.zero_load = zero_load
-        self.rng = random.Random(spec.seed)
-        self._np_rng = np.random.default_rng(spec.seed)
-        self._p_packet = spec.load / spec.packet_length
-        self._block = None
-        self._block_start = 0
-        if spec.pattern in ("transpose", "bit_complement"):
-            _check_power_of_two(spec.pattern, n)
-        self._dests = [destination_sequence(spec.pattern, n, s, random.Random(spec.seed * 7919 + s),
-                                            hotspot_fraction=spec.hotspot_fraction,
-                                            burst=spec.burst) for s in range(n)]
-        self._bp_kind, self._bp_arg = _parse_backpressure(spec.backpressure)
-        self._bp_rng = random.Random(spec.seed * 104729 + 1)
+        self.schedule = TrafficSchedule(spec, endpoints=n, vcs=vcs)
         self.source_queue = [deque() for _ in range(n)]
         self.current = [None] * n          # packet being injected, per source
         self.credits = [[buffer_depth] * vcs for _ in range(n)]
@@ -332,29 +396,19 @@ class Endpoints:
         return inject, credits_out
 
     def _may_drain(self, e, t):
-        kind = self._bp_kind
-        if kind == "none":
-            return True
-        if kind == "periodic":
-            return self._bp_arg[t % len(self._bp_arg)]
-        return self._bp_rng.random() < self._bp_arg
+        return self.schedule.row(t)[3][e]
 
     def _create(self, t, window):
         spec = self.spec
-        if self._block is None or t - self._block_start >= len(self._block):
-            self._block_start = t
-            self._block = self._np_rng.random((1024, self.n)) < self._p_packet
-        row = self._block[t - self._block_start]
+        create, dest, vc, _ = self.schedule.row(t)
         quota = spec.packets_per_source
-        for s in np.flatnonzero(row).tolist():
+        for s in np.flatnonzero(create).tolist():
             if quota and self.created_count[s] >= quota:
                 continue
             self.created_count[s] += 1
-            dest = next(self._dests[s])
             pid = self.next_pkt[s]
             self.next_pkt[s] = (pid + 1) & PACKET_ID_MASK
-            vc = self.rng.randrange(self.vcs)
-            pkt = _Packet(s, dest, pid, vc, spec.packet_length, t, window)
+            pkt = _Packet(s, int(dest[s]), pid, int(vc[s]), spec.packet_length, t, window)
             self.source_queue[s].append(pkt)
             if window:
                 self.measured_created += 1

@@ -5,8 +5,9 @@ from dataclasses import dataclass
 from fabric.network.flit import FlitCodec
 from fabric.network.traffic import DeadlockError, Endpoints, TrafficSpec
 from fabric.network.model import router_network, clos_network
+from supernode.errors import UserError
 
-__all__ = ["Design", "run_rtl", "run_rtl_points", "run_amaranth", "run_model_for"]
+__all__ = ["Design", "MODELS", "run_rtl", "run_rtl_points", "run_amaranth", "run_model_for"]
 
 
 @dataclass(frozen=True)
@@ -66,17 +67,32 @@ REFERENCE_DESIGNS = {
 }
 
 
+#: Models :func:`run_model_for` can run: the compiled engine (default) and the Python
+#: reference (``fabric.network.model``), cycle for cycle the same.
+MODELS = ("compiled", "python")
+
+
 def run_model_for(design: Design, spec: TrafficSpec, *, cfg_writes=(),
-                  max_cycles: int = 10_000_000, endpoints=None) -> dict:
+                  max_cycles: int = 10_000_000, endpoints=None,
+                  model: str = "compiled") -> dict:
     """Run the model of ``design`` under ``spec``; the endpoints are the bench's own.
 
     ``cfg_writes`` are ``(cycle, dest, port)`` routing-table writes (router only);
-    ``endpoints``, when given, receives the :class:`Endpoints` object (for inspection).
+    ``endpoints``, when given, receives the :class:`Endpoints` object (for inspection;
+    after a compiled run it holds the run's statistics, not its per-packet state).
+    ``model`` is ``"compiled"`` (:mod:`fabric.network.engine`) or ``"python"`` (the
+    readable reference, :class:`~fabric.network.model.NetworkModel` stepped from Python);
+    both give the same result dict and raise the same errors.
     """
+    if model not in MODELS:
+        raise UserError(f"model must be one of {', '.join(MODELS)}, not {model!r}")
     eps = design.endpoints(spec)
     if endpoints is not None:
         endpoints.append(eps)
     net = design.model()
+    if model == "compiled":
+        from fabric.network.engine import simulate
+        return simulate(net, eps, max_cycles=max_cycles, cfg_writes=cfg_writes)
     cfg = {c: (d, p) for c, d, p in cfg_writes}
     while not eps.done:
         if eps.cycle >= max_cycles:
