@@ -247,32 +247,31 @@ def _kernel(cf, sc, err, create, sdest, svc, sdrain, r_ports, table, spread, spr
         cur = sc[S_PARITY]
         nxt = 1 - cur
         # ---- endpoints (Endpoints.step) ----
-        for e in range(n):
-            credits_out[e] = credit_pending[e]
-            credit_pending[e] = 0
+        # Each endpoint's ejector, then each source; one pass each, since no endpoint's
+        # step reads another's state of the same phase.
         window = quota > 0 or (warmup <= t < end_window)
         moved = False
         for e in range(n):
+            credits_out[e] = credit_pending[e]
+            credit_pending[e] = 0
             code = out_flit[cur, ep_out[e]]
-            if code < 0:
-                continue
-            moved = True
-            st = _check(cf, sc, err, pk, meas, flow_head, flow_tail, held_cnt, e, code, t)
-            if st != DONE:
-                return st
-            if window:
-                sc[S_EJ_WIN] += 1
-                ej_per_port[e] += 1
-            c = ej_count[e]
-            if c >= EJ:
-                err[0] = e
-                return OVERFLOW
-            w = (ej_head[e] + c) % EJ
-            ej_ready[e, w] = t + 1
-            ej_vc[e, w] = pk[P_VC, code >> 6]
-            ej_count[e] = c + 1
-            sc[S_EJ_TOTAL] += 1
-        for e in range(n):
+            if code >= 0:
+                moved = True
+                st = _check(cf, sc, err, pk, meas, flow_head, flow_tail, held_cnt, e, code, t)
+                if st != DONE:
+                    return st
+                if window:
+                    sc[S_EJ_WIN] += 1
+                    ej_per_port[e] += 1
+                c = ej_count[e]
+                if c >= EJ:
+                    err[0] = e
+                    return OVERFLOW
+                w = (ej_head[e] + c) % EJ
+                ej_ready[e, w] = t + 1
+                ej_vc[e, w] = pk[P_VC, code >> 6]
+                ej_count[e] = c + 1
+                sc[S_EJ_TOTAL] += 1
             if ej_count[e] == 0:
                 continue
             h = ej_head[e]
@@ -294,12 +293,10 @@ def _kernel(cf, sc, err, create, sdest, svc, sdrain, r_ports, table, spread, spr
             sc[S_CREATING] = 0
             sc[S_SATURATED] = 1 if sc[S_MEAS_OUT] > 0 else 0
         creating = sc[S_CREATING]
-        if creating:
-            for s in range(n):
-                if not create[row, s]:
-                    continue
-                if quota and created_count[s] >= quota:
-                    continue
+        any_current = False
+        for s in range(n):
+            # Creation (packet slots are numbered in creation order).
+            if creating and create[row, s] and not (quota and created_count[s] >= quota):
                 created_count[s] += 1
                 g = sc[S_NPKTS]
                 sc[S_NPKTS] = g + 1
@@ -325,46 +322,48 @@ def _kernel(cf, sc, err, create, sdest, svc, sdrain, r_ports, table, spread, spr
                     sc[S_MEAS_CREATED] += 1
                     sc[S_MEAS_OUT] += 1
                     sc[S_FLITS_WIN] += L
-        # Injection.
-        any_current = False
-        for s in range(n):
+            # Injection, on the credits held before this cycle's returns.
             inject[s] = -1
             g = current[s]
+            send = True
             if g < 0:
                 if not creating or srcq_head[s] < 0:
-                    continue
-                g = srcq_head[s]
-                v = pk[P_VC, g]
-                if ep_credit[s, v] == 0:
-                    continue
-                srcq_head[s] = pk[P_SRC_NEXT, g]
-                if srcq_head[s] < 0:
-                    srcq_tail[s] = -1
-                current[s] = g
-                pk[P_INJECTED, g] = t
-                pk[P_STATE, g] = IN_FLIGHT
-                sc[S_IN_FLIGHT] += 1
-                f = (s * n + pk[P_DEST, g]) * V + v
-                if flow_tail[f] >= 0:
-                    pk[P_FLOW_NEXT, flow_tail[f]] = g
+                    send = False
                 else:
-                    flow_head[f] = g
-                flow_tail[f] = g
+                    g = srcq_head[s]
+                    v = pk[P_VC, g]
+                    if ep_credit[s, v] == 0:
+                        send = False
+                    else:
+                        srcq_head[s] = pk[P_SRC_NEXT, g]
+                        if srcq_head[s] < 0:
+                            srcq_tail[s] = -1
+                        current[s] = g
+                        pk[P_INJECTED, g] = t
+                        pk[P_STATE, g] = IN_FLIGHT
+                        sc[S_IN_FLIGHT] += 1
+                        f = (s * n + pk[P_DEST, g]) * V + v
+                        if flow_tail[f] >= 0:
+                            pk[P_FLOW_NEXT, flow_tail[f]] = g
+                        else:
+                            flow_head[f] = g
+                        flow_tail[f] = g
             else:
                 v = pk[P_VC, g]
                 if ep_credit[s, v] == 0:
                     any_current = True
-                    continue
-            idx = pk[P_SENT, g]
-            inject[s] = g * 64 + idx
-            ep_credit[s, v] -= 1
-            pk[P_SENT, g] = idx + 1
-            moved = True
-            if idx + 1 == L:
-                current[s] = -1
-            else:
-                any_current = True
-        for s in range(n):
+                    send = False
+            if send:
+                idx = pk[P_SENT, g]
+                inject[s] = g * 64 + idx
+                ep_credit[s, v] -= 1
+                pk[P_SENT, g] = idx + 1
+                moved = True
+                if idx + 1 == L:
+                    current[s] = -1
+                else:
+                    any_current = True
+            # Credits returned this cycle.
             pulses = in_credit[cur, ep_in[s]]
             if pulses:
                 for v in range(V):
@@ -419,7 +418,8 @@ def _kernel(cf, sc, err, create, sdest, svc, sdrain, r_ports, table, spread, spr
                         _islip(cf, r, P, Q, any_elig, elig, qout, arb, match_q, match_o, scr)
                     else:
                         _separable(r, P, Q, any_elig, elig, qout, arb, match_q, match_o, scr)
-            # Dequeue the winners into the output registers; credits back upstream.
+            # Dequeue the winners into the output registers, credits back upstream; spend
+            # the output credit, hold or free the output VC.
             for i in range(P):
                 o = match_o[i]
                 if o < 0:
@@ -434,33 +434,25 @@ def _kernel(cf, sc, err, create, sdest, svc, sdrain, r_ports, table, spread, spr
                 occ[r] -= 1
                 out_flit[nxt, base + o] = code
                 in_credit[nxt, base + i] = 1 << v
-            # Credits returned by the downstream side of each output.
-            for o in range(P):
-                k = cr_kind[r, o]
-                if k == 0:
-                    continue
-                pulses = credits_out[cr_idx[r, o]] if k == 1 else in_credit[cur, cr_idx[r, o]]
-                if pulses:
-                    for v in range(V):
-                        if pulses >> v & 1:
-                            credit[r, o, v] += 1
-            for i in range(P):
-                o = match_o[i]
-                if o < 0:
-                    continue
-                q = match_q[i]
-                v = q // P if voq else q
-                code = out_flit[nxt, base + o]
-                idx = code & 63
                 credit[r, o, v] -= 1
+                idx = code & 63
                 first = idx == 0
                 last = idx == L - 1
                 if first and not last:
                     busy[r, o, v] = True
                 elif last and not first:
                     busy[r, o, v] = False
-            # Arrivals: route lookup on the head, then into the queue.
             for i in range(P):
+                # Credits returned by the downstream side of output i.
+                k = cr_kind[r, i]
+                if k != 0:
+                    pulses = credits_out[cr_idx[r, i]] if k == 1 \
+                        else in_credit[cur, cr_idx[r, i]]
+                    if pulses:
+                        for v in range(V):
+                            if pulses >> v & 1:
+                                credit[r, i, v] += 1
+                # Arrival at input i: route lookup on the head, then into the queue.
                 k = in_kind[r, i]
                 if k == 0:
                     continue
