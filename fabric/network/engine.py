@@ -130,24 +130,24 @@ def _pick_queue(elig, qout, i, Q, o, ptr):
 def _separable(r, P, Q, any_elig, elig, qout, arb, match_q, match_o, scr):
     """Input-first separable allocation (``RouterModel._separable``); arb[r, 0] are the
     input arbiters' pointers, arb[r, 1] the output arbiters'."""
-    want, picked = scr[0], scr[1]
+    # scr[0]: per output, the inputs that want it; scr[1]: per input, its picked queue.
     for i in range(P):
-        want[i] = 0
+        scr[0, i] = 0
     for i in range(P):
         if not any_elig >> i & 1:
             continue
         q = _pick_queue(elig, qout, i, Q, -1, arb[r, 0, i])
-        picked[i] = q
-        want[qout[i, q]] |= 1 << i
+        scr[1, i] = q
+        scr[0, qout[i, q]] |= 1 << i
     n = 0
     for o in range(P):
-        if want[o] == 0:
+        if scr[0, o] == 0:
             continue
-        i = _rr_bits(want[o], arb[r, 1, o])
+        i = _rr_bits(scr[0, o], arb[r, 1, o])
         arb[r, 1, o] = i + 1
-        arb[r, 0, i] = picked[i] + 1
+        arb[r, 0, i] = scr[1, i] + 1
         match_o[i] = o
-        match_q[i] = picked[i]
+        match_q[i] = scr[1, i]
         n += 1
     return n
 
@@ -156,48 +156,50 @@ def _separable(r, P, Q, any_elig, elig, qout, arb, match_q, match_o, scr):
 def _islip(cf, r, P, Q, any_elig, elig, qout, arb, match_q, match_o, scr):
     """iSLIP (``RouterModel._islip``); arb[r, 0] are the queue arbiters' pointers,
     arb[r, 1] the grant arbiters', arb[r, 2] the accept arbiters'."""
-    req, grant_of, grants, upd_in = scr[0], scr[1], scr[2], scr[3]
+    # scr[0]: per output, the requesting inputs; scr[1]: per output, the input it
+    # granted; scr[2]: per input, the granting outputs; scr[3]: per input, the output it
+    # accepted in the first iteration (its pointers move on those).
     for i in range(P):
-        req[i] = 0
-        upd_in[i] = -1     # first-iteration accepts: input -> output
+        scr[0, i] = 0
+        scr[3, i] = -1
     for i in range(P):
         if not any_elig >> i & 1:
             continue
         for q in range(Q):
             if elig[i, q]:
-                req[qout[i, q]] |= 1 << i
+                scr[0, qout[i, q]] |= 1 << i
     matched_in = 0
     matched_out = 0
     for k in range(cf[C_ITER]):
         anyg = False
         for i in range(P):
-            grants[i] = 0
+            scr[2, i] = 0
         for o in range(P):
             if matched_out >> o & 1:
                 continue
-            rq = req[o] & ~matched_in
+            rq = scr[0, o] & ~matched_in
             if rq == 0:
                 continue
             i = _rr_bits(rq, arb[r, 1, o])
-            grant_of[o] = i
-            grants[i] |= 1 << o
+            scr[1, o] = i
+            scr[2, i] |= 1 << o
             anyg = True
         if not anyg:
             break
         for i in range(P):
-            if grants[i] == 0:
+            if scr[2, i] == 0:
                 continue
-            o = _rr_bits(grants[i], arb[r, 2, i])
+            o = _rr_bits(scr[2, i], arb[r, 2, i])
             if k == 0:
-                upd_in[i] = o
+                scr[3, i] = o
             matched_in |= 1 << i
             matched_out |= 1 << o
             match_o[i] = o
     for i in range(P):
-        o = upd_in[i]
+        o = scr[3, i]
         if o >= 0:
             arb[r, 2, i] = o + 1
-            arb[r, 1, o] = grant_of[o] + 1
+            arb[r, 1, o] = scr[1, o] + 1
     n = 0
     for i in range(P):
         o = match_o[i]
