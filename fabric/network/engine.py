@@ -228,7 +228,7 @@ def _kernel(cf, sc, err, create, sdest, svc, sdrain, r_ports, table, spread, spr
     EJ = cf[C_EJCAP]
     cap = pk.shape[1]
     rows = create.shape[0]
-    Qm = qcount.shape[2]
+    Qm = qcount.size // (R * Pm)
     voq = cf[C_VOQ]
     credits_out = np.zeros(n, dtype=np.int64)
     inject = np.full(n, -1, dtype=np.int64)
@@ -401,18 +401,21 @@ def _kernel(cf, sc, err, create, sdest, svc, sdrain, r_ports, table, spread, spr
                 # Eligibility of every queue (RouterModel._eligible).
                 any_elig = 0
                 for i in range(P):
-                    if in_occ[r, i] == 0:
+                    if in_occ[base + i] == 0:
                         continue
+                    qb = (base + i) * Qm
                     for q in range(Q):
                         elig[i, q] = False
-                        if qcount[r, i, q] == 0:
+                        qid = qb + q
+                        if qcount[qid] == 0:
                             continue
-                        h = qhead[r, i, q]
-                        code = qbuf[r, i, q, h]
+                        slot = qid * D + qhead[qid]
+                        code = qbuf[slot]
                         v = q // P if voq else q
-                        o = q % P if voq else qroute[r, i, q, h]
+                        o = q % P if voq else qroute[slot]
                         qout[i, q] = o
-                        if credit[r, o, v] > 0 and ((code & 63) != 0 or not busy[r, o, v]):
+                        co = (base + o) * V + v
+                        if credit[co] > 0 and ((code & 63) != 0 or not busy[co]):
                             elig[i, q] = True
                             any_elig |= 1 << i
                 if any_elig:
@@ -428,22 +431,24 @@ def _kernel(cf, sc, err, create, sdest, svc, sdrain, r_ports, table, spread, spr
                     continue
                 q = match_q[i]
                 v = q // P if voq else q
-                h = qhead[r, i, q]
-                code = qbuf[r, i, q, h]
-                qhead[r, i, q] = h + 1 if h + 1 < D else 0
-                qcount[r, i, q] -= 1
-                in_occ[r, i] -= 1
+                qid = (base + i) * Qm + q
+                h = qhead[qid]
+                code = qbuf[qid * D + h]
+                qhead[qid] = h + 1 if h + 1 < D else 0
+                qcount[qid] -= 1
+                in_occ[base + i] -= 1
                 occ[r] -= 1
                 out_flit[nxt, base + o] = code
                 in_credit[nxt, base + i] = 1 << v
-                credit[r, o, v] -= 1
+                co = (base + o) * V + v
+                credit[co] -= 1
                 idx = code & 63
                 first = idx == 0
                 last = idx == L - 1
                 if first and not last:
-                    busy[r, o, v] = True
+                    busy[co] = True
                 elif last and not first:
-                    busy[r, o, v] = False
+                    busy[co] = False
             for i in range(P):
                 # Credits returned by the downstream side of output i.
                 k = cr_kind[r, i]
@@ -453,7 +458,7 @@ def _kernel(cf, sc, err, create, sdest, svc, sdrain, r_ports, table, spread, spr
                     if pulses:
                         for v in range(V):
                             if pulses >> v & 1:
-                                credit[r, i, v] += 1
+                                credit[(base + i) * V + v] += 1
                 # Arrival at input i: route lookup on the head, then into the queue.
                 k = in_kind[r, i]
                 if k == 0:
@@ -472,17 +477,18 @@ def _kernel(cf, sc, err, create, sdest, svc, sdrain, r_ports, table, spread, spr
                 else:
                     route = held[r, i, v]
                 q = v * P + route if voq else v
-                c = qcount[r, i, q]
+                qid = (base + i) * Qm + q
+                c = qcount[qid]
                 if c >= D:
                     err[0] = r
                     return OVERFLOW
-                w = qhead[r, i, q] + c
+                w = qhead[qid] + c
                 if w >= D:
                     w -= D
-                qbuf[r, i, q, w] = code
-                qroute[r, i, q, w] = route
-                qcount[r, i, q] = c + 1
-                in_occ[r, i] += 1
+                qbuf[qid * D + w] = code
+                qroute[qid * D + w] = route
+                qcount[qid] = c + 1
+                in_occ[base + i] += 1
                 occ[r] += 1
         sc[S_PARITY] = nxt
         p = sc[S_CFG_PTR]
@@ -578,19 +584,22 @@ class _State:
         self.sc[S_LAST] = -1
         self.err = np.full(8, -1, dtype=np.int64)
         self.table = net.table.copy()
-        self.qbuf = np.zeros((R, Pm, Qm, D), dtype=np.int64)
-        self.qroute = np.zeros((R, Pm, Qm, D), dtype=np.int64)
-        self.qhead = np.zeros((R, Pm, Qm), dtype=np.int64)
-        self.qcount = np.zeros((R, Pm, Qm), dtype=np.int64)
+        # Queue (router r, input i, queue q) is entry (r * Pm + i) * Qm + q of the per-queue
+        # arrays, its slots D entries from D times that in the buffers; the output state of
+        # (r, o, vc v) is entry (r * Pm + o) * V + v.
+        self.qbuf = np.zeros(R * Pm * Qm * D, dtype=np.int64)
+        self.qroute = np.zeros(R * Pm * Qm * D, dtype=np.int64)
+        self.qhead = np.zeros(R * Pm * Qm, dtype=np.int64)
+        self.qcount = np.zeros(R * Pm * Qm, dtype=np.int64)
         self.held = np.zeros((R, Pm, V), dtype=np.int64)
         self.turn = np.zeros((R, Pm), dtype=np.int64)
-        self.credit = np.full((R, Pm, V), D, dtype=np.int64)
-        self.busy = np.zeros((R, Pm, V), dtype=np.bool_)
+        self.credit = np.full(R * Pm * V, D, dtype=np.int64)
+        self.busy = np.zeros(R * Pm * V, dtype=np.bool_)
         self.arb = np.zeros((R, 3, Pm), dtype=np.int64)
         self.out_flit = np.full((2, R * Pm), -1, dtype=np.int64)
         self.in_credit = np.zeros((2, R * Pm), dtype=np.int64)
         self.occ = np.zeros(R, dtype=np.int64)
-        self.in_occ = np.zeros((R, Pm), dtype=np.int64)
+        self.in_occ = np.zeros(R * Pm, dtype=np.int64)
         self.ep_credit = np.full((n, V), eps.depth, dtype=np.int64)
         self.current = np.full(n, -1, dtype=np.int64)
         self.srcq_head = np.full(n, -1, dtype=np.int64)
