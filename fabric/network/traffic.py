@@ -188,21 +188,26 @@ class TrafficSchedule:
     def _block(self):
         spec, n, B = self.spec, self.n, self.BLOCK
         create = self._create_rng.random((B, n)) < self._p_packet
+        events = np.count_nonzero(create)
         pattern = spec.pattern
+        # Destinations and VCs are drawn for the creation events only, in row order.
+        dest = np.zeros((B, n), dtype=np.int32)
         if self._fixed is not None:
-            dest = np.broadcast_to(self._fixed, (B, n))
+            dest[:] = self._fixed
         elif pattern == "uniform":
-            dest = self._dest_rng.integers(n, size=(B, n))
+            dest[create] = self._dest_rng.integers(n, size=events)
         elif pattern == "hotspot":
-            hot = self._dest_rng.random((B, n)) < spec.hotspot_fraction
-            dest = np.where(hot, 0, self._dest_rng.integers(n, size=(B, n)))
+            hot = self._dest_rng.random(events) < spec.hotspot_fraction
+            dest[create] = np.where(hot, 0, self._dest_rng.integers(n, size=events))
         else:
             # all_to_all: packet k of source s goes to s + 1 + (k // burst) mod (n - 1).
             k = self._events + np.cumsum(create, axis=0) - 1
+            self._events = k[-1] + 1
             src = np.arange(n)
-            dest = (src + 1 + (k // spec.burst) % (n - 1)) % n
-        self._events += create.sum(axis=0)
-        vc = self._vc_rng.integers(self.vcs, size=(B, n))
+            dest[:] = (src + 1 + (k // spec.burst) % (n - 1)) % n
+        vc = np.zeros((B, n), dtype=np.int8)
+        if self.vcs > 1:
+            vc[create] = self._vc_rng.integers(self.vcs, size=events)
         if self._bp_kind == "none":
             drain = np.ones((B, n), dtype=np.bool_)
         elif self._bp_kind == "periodic":
@@ -211,7 +216,7 @@ class TrafficSchedule:
             drain = np.repeat(pattern_bits[t % len(pattern_bits)][:, None], n, axis=1)
         else:
             drain = self._drain_rng.random((B, n)) < self._bp_arg
-        return (create, np.asarray(dest, dtype=np.int32), vc.astype(np.int8), drain)
+        return create, dest, vc, drain
 
     def block(self, b: int):
         """``(create, dest, vc, drain)`` of block ``b`` (cycles ``b * BLOCK`` on). Blocks
