@@ -207,6 +207,13 @@ def test_larger_one_vc_routers_flits_leave_in_bounded_time(ports, head):
 
 
 @pytest.mark.slow
+def test_islip_router_flits_leave_in_bounded_time():
+    result = run_formal(RouterHarness(ports=2, vcs=1, allocator="islip", liveness=_live(1, 4)))
+    assert result.status == "pass", result.to_dict()
+    assert result.covers["a head flit waits 4 cycles at a queue head"]
+
+
+@pytest.mark.slow
 def test_separable_head_flit_can_starve_with_two_vcs():
     """Known gap of the separable allocator, not of the proof: with two VCs a head flit can
     wait for ever. Input 1's head flit on VC 1 for output 0 is eligible only in the cycles
