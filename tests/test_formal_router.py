@@ -231,3 +231,5 @@ def test_bad_liveness_bounds_are_refused():
     with pytest.raises(ValueError, match="liveness must be None or a dict of credit_bound, "
                                          "send_bound, packet_length, body_bound, head_bound"):
         RouterHarness(liveness={"body_bound": 1})
+    with pytest.raises(ValueError, match="drop 'credit_return' drops a liveness assumption"):
+        RouterHarness(drop="credit_return")

@@ -70,6 +70,23 @@ def _check_liveness(liveness):
     return None
 
 
+def _refusal(allocator, drop, fault, liveness):
+    """What is wrong with the harness options, or None."""
+    if liveness is not None and (bad := _check_liveness(liveness)):
+        return bad
+    if drop is not None and drop not in DROPPABLE:
+        return f"drop must be None or one of {', '.join(DROPPABLE)}, not {drop!r}"
+    if drop == "credit_return" and liveness is None:
+        return "drop 'credit_return' drops a liveness assumption: it needs liveness bounds"
+    if fault is not None and fault not in FAULTS:
+        return f"fault must be None or one of {', '.join(FAULTS)}, not {fault!r}"
+    if allocator not in ALLOCATORS:
+        return f"allocator must be one of {', '.join(ALLOCATORS)}, not {allocator!r}"
+    if fault is not None and allocator != "islip":
+        return f"fault {fault!r} is a fault of the iSLIP allocator, not of {allocator!r}"
+    return None
+
+
 class RouterHarness(Harness):
     """Properties of :class:`rtl.router.Router`, with either allocator, with or without VOQ.
 
@@ -120,17 +137,7 @@ class RouterHarness(Harness):
 
     def __init__(self, *, ports=4, vcs=2, buffer_depth=2, flit_width=1, allocator="separable",
                  islip_iterations=1, voq=False, drop=None, fault=None, liveness=None):
-        bad = None if liveness is None else _check_liveness(liveness)
-        if bad:
-            pass
-        elif drop is not None and drop not in DROPPABLE:
-            bad = f"drop must be None or one of {', '.join(DROPPABLE)}, not {drop!r}"
-        elif fault is not None and fault not in FAULTS:
-            bad = f"fault must be None or one of {', '.join(FAULTS)}, not {fault!r}"
-        elif allocator not in ALLOCATORS:
-            bad = f"allocator must be one of {', '.join(ALLOCATORS)}, not {allocator!r}"
-        elif fault is not None and allocator != "islip":
-            bad = f"fault {fault!r} is a fault of the iSLIP allocator, not of {allocator!r}"
+        bad = _refusal(allocator, drop, fault, liveness)
         if bad:
             self._MustUse__silence = True
             raise ValueError(bad)
