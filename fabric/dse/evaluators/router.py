@@ -16,8 +16,8 @@ OBJECTIVES = {
     "energy": "energy_proxy_ge_cycles_per_flit",
 }
 
-SOURCES = ("fabric.network.model", "fabric.network.traffic", "fabric.network.flit",
-           "rtl.router", "rtl.clos", "rtl.router_harness", "sim.router.common",
+SOURCES = ("fabric.network.model", "fabric.network.engine", "fabric.network.traffic",
+           "fabric.network.flit", "rtl.router", "rtl.clos", "rtl.router_harness", "sim.router.common",
            "sim.router.bench", "fabric.area")
 
 RTL_CHECKS = True
