@@ -5,7 +5,11 @@ from numba import njit
 
 from .flit import Flit, flit_data
 
-__all__ = ["simulate", "EngineNetwork"]
+__all__ = ["simulate", "EngineNetwork", "ENGINE_MAX_PORTS"]
+
+#: Largest router radix the compiled loop takes: it keeps a router's requesters (inputs,
+#: outputs) as bits of one 64-bit word. Larger routers run on the Python reference.
+ENGINE_MAX_PORTS = 63
 
 # Status of a kernel call: finished, needs more input, or one of the failures.
 DONE, NEED_ROWS, NEED_PACKETS, MAX_CYCLES, DEADLOCK, UNKNOWN, DUPLICATE, MISROUTE, \
@@ -520,6 +524,9 @@ class EngineNetwork:
                                  "share vcs, buffer_depth, voq, allocator and iterations")
         self.R = R = len(routers)
         self.Pm = Pm = max(r.P for r in routers)
+        if Pm > ENGINE_MAX_PORTS:
+            raise ValueError(f"the compiled engine takes routers of at most "
+                             f"{ENGINE_MAX_PORTS} ports, not {Pm}; run the Python model")
         self.V, self.D = first.V, first.D
         self.voq, self.islip, self.iterations = first.voq, first.allocator == "islip", \
             first.iterations

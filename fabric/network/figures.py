@@ -84,9 +84,9 @@ def clos_figures(*, pattern: str = "uniform", **router_params) -> NetworkFigures
     throughput is measured on the cycle-level model (which the tests check against the
     RTL; run by the compiled engine) and cached, in memory and on disk, so repeated calls are instant.
     """
-    from rtl.router import Router, unused
+    from rtl.router import unused
     from .engine import simulate
-    from .model import clos_network
+    from .model import ModelRouter, clos_network
     from .traffic import Endpoints, TrafficSpec, PATTERNS
 
     if pattern not in PATTERNS:
@@ -98,7 +98,7 @@ def clos_figures(*, pattern: str = "uniform", **router_params) -> NetworkFigures
             raise UserError(f"router parameter must be one of {', '.join(ROUTER_KEYS)} "
                             f"(or {', '.join(shape_keys)}), not {key!r}")
     params = dict(DEFAULT_ROUTER, **router_params)
-    probe = unused(Router(**params))           # validates, names any bad value
+    probe = unused(ModelRouter(**params))      # validates, names any bad value
     ports = params.pop("ports")
     if not shape.keys() >= {"endpoints_per_leaf", "leaves", "spines"}:
         shape = dict(default_clos_shape(ports), **shape)

@@ -2,9 +2,31 @@
 
 from collections import deque
 
+from rtl.clos import Clos
+from rtl.router import Router
+
 from .flit import Flit
 
-__all__ = ["RouterModel", "NetworkModel", "router_network", "clos_network", "clos_routes"]
+__all__ = ["RouterModel", "NetworkModel", "router_network", "clos_network", "clos_routes",
+           "MODEL_MAX_PORTS", "ModelRouter", "ModelClos"]
+
+#: Largest router radix the models accept. The RTL stops at ``Router.MAX_PORTS`` (16);
+#: the models carry the same micro-architecture on to the radices of real supernode
+#: switches (a CloudMatrix 384 L2 switch has 48 ports), an extrapolation that is checked
+#: against the RTL only up to 16 ports.
+MODEL_MAX_PORTS = 64
+
+
+class ModelRouter(Router):
+    """The router's parameters, defaults and published properties for radices up to
+    :data:`MODEL_MAX_PORTS`: what the models read. Never elaborated."""
+    MAX_PORTS = MODEL_MAX_PORTS
+
+
+class ModelClos(Clos):
+    """The Clos's shape, routing tables and wiring for routers up to
+    :data:`MODEL_MAX_PORTS` ports: what the models read. Never elaborated."""
+    ROUTER = ModelRouter
 
 
 class _RoundRobin:
@@ -41,12 +63,13 @@ class RouterModel:
     Parameters
     ----------
     **params
-        The keyword parameters of :class:`rtl.router.Router` (validated by it).
+        The keyword parameters of :class:`rtl.router.Router` (validated by it, with
+        ``ports`` up to :data:`MODEL_MAX_PORTS`).
     """
 
     def __init__(self, **params):
-        from rtl.router import Router, unused
-        rtl = unused(Router(**params))          # validation and defaults come from the RTL
+        from rtl.router import unused
+        rtl = unused(ModelRouter(**params))     # validation and defaults come from the RTL
         self.params = rtl.params
         self.latency = rtl.latency
         self.credit_round_trip = rtl.credit_round_trip
@@ -312,10 +335,10 @@ def clos_routes(*, endpoints_per_leaf: int, leaves: int, spines: int, leaf: int)
 
 def clos_network(*, endpoints_per_leaf: int, leaves: int, spines: int,
                  up_routing: str = "deterministic", **router_params) -> NetworkModel:
-    """The two-tier folded Clos of :class:`rtl.clos.Clos` as a network of router models."""
-    from rtl.clos import Clos
+    """The two-tier folded Clos of :class:`rtl.clos.Clos` as a network of router models
+    (routers of up to :data:`MODEL_MAX_PORTS` ports)."""
     from rtl.router import unused
-    clos = unused(Clos(endpoints_per_leaf=endpoints_per_leaf, leaves=leaves, spines=spines,
+    clos = unused(ModelClos(endpoints_per_leaf=endpoints_per_leaf, leaves=leaves, spines=spines,
                 up_routing=up_routing, **router_params))
     routers = [RouterModel(**p) for p in clos.leaf_params] + \
               [RouterModel(**p) for p in clos.spine_params]

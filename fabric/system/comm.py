@@ -20,15 +20,15 @@ PATTERN_OF = {"all_reduce": "uniform", "all_gather": "uniform", "reduce_scatter"
 _ROUNDS = {"all_reduce": 2, "all_gather": 1, "reduce_scatter": 1, "all_to_all": 1, "send": 1}
 
 EXTRAPOLATION = (
-    "The network model runs a two-tier Clos of the router RTL at a small size (its "
-    "endpoint count is given with the figures). Above that size the figures are carried "
-    "over unchanged: the per-hop latency is a property of one router and the per-port "
-    "saturation throughput of a non-blocking Clos is set by its routers' allocators, not "
-    "by its size; the size enters through the hop count of the tier the group spans "
-    "(1 switch inside a node, 3 across a two-tier Clos) and the tier's oversubscription, "
-    "which divides the per-port bandwidth. Link bandwidth per package is the published "
-    "line rate (one flit per cycle per port); the switch clock that turns hop cycles into "
-    "seconds is an assumption of the system file.")
+    "The network model runs a two-tier Clos of the router's micro-architecture of the "
+    "shape the system file gives (its endpoint count is given with the figures); a group "
+    "larger than that Clos gets the same figures: the per-hop latency is a property of "
+    "one router and the per-port saturation throughput of a non-blocking Clos is set by "
+    "its routers' allocators more than by its size; the size enters through the hop count "
+    "of the tier the group spans (1 switch inside a node, 3 across a two-tier Clos) and "
+    "the tier's oversubscription, which divides the per-port bandwidth. Link bandwidth "
+    "per package is the published line rate (one flit per cycle per port); the switch "
+    "clock that turns hop cycles into seconds is an assumption of the system file.")
 
 
 def wire_bytes(kind: str, size: float, group: int) -> float:

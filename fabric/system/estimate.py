@@ -316,7 +316,9 @@ def estimate(system, workload, *, phase: str = "decode", batch=None, seq_len=Non
         fabric_bytes=t["fabric_bytes"], weight_bytes=program.weight_bytes,
         kv_cache_bytes=program.kv_cache_bytes, fits_in_hbm=fits, blocks=result["blocks"],
         notes=tuple(notes), network_source="; ".join(result["sources"]),
-        extrapolation=EXTRAPOLATION if result["sources"] else "", kind=kind)
+        extrapolation=EXTRAPOLATION if any(
+            getattr(op, "extrapolated", False) for b in result["blocks"] for op in b.ops)
+        else "", kind=kind)
 
 
 def _truncate(model: LlmModel, layers: int) -> LlmModel:
