@@ -4,7 +4,7 @@ from contextlib import contextmanager
 from types import SimpleNamespace
 from unittest import mock
 
-from amaranth.hdl import Array, Elaboratable, Module, Shape, Signal
+from amaranth.hdl import Array, Elaboratable, Module, Signal
 
 __all__ = ["RegisterMemory", "memories_as_registers"]
 

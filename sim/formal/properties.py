@@ -3,7 +3,6 @@
 import re
 
 from amaranth.hdl import Assert, Assume, Signal, Value
-from amaranth.lib import data
 
 from .runner import StructuralCheck
 
