@@ -46,8 +46,19 @@ def test_estimate_text_shows_breakdown_and_extrapolation(capsys):
                        "llama3-70b", "--phase", "prefill", "--seq-len", "2048")
     assert code == 0
     for words in ("step time", "Per layer kind", "Roofline beside", "Collectives",
-                  "Extrapolation:", "all-reduce (tp)"):
+                  "Network figures:", "all-reduce (tp)"):
         assert words in out
+    # Tensor-parallel groups of 8 fit the 32-endpoint Clos modelled for the NVL72.
+    assert "Extrapolation:" not in out and "extrapolated" not in out
+    # Expert parallelism over all 72 GPUs does not: the carry-over is stated.
+    code, out, _ = run(capsys, "estimate", "--system", "gb200-nvl72", "--workload",
+                       "deepseek-r1", "--phase", "decode")
+    assert code == 0 and "Extrapolation: " in out and "extrapolated" in out
+    # CloudMatrix 384's model is a whole UB sub-plane: nothing is carried over.
+    code, out, _ = run(capsys, "estimate", "--system", "cloudmatrix384", "--workload",
+                       "deepseek-r1", "--phase", "decode")
+    assert code == 0 and "768-endpoint folded Clos" in out
+    assert "Extrapolation:" not in out and "extrapolated" not in out
 
 
 def test_estimate_with_a_mapping_file_and_overrides(capsys, tmp_path):

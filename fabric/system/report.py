@@ -96,7 +96,9 @@ def format_estimate(e) -> str:
     for note in e.notes:
         lines.append(f"note: {note}")
     if e.network_source:
-        lines += ["", f"Network figures: {e.network_source}.", f"Extrapolation: {e.extrapolation}"]
+        lines += ["", f"Network figures: {e.network_source}."]
+    if e.extrapolation:
+        lines.append(f"Extrapolation: {e.extrapolation}")
     return "\n".join(lines)
 
 
@@ -146,11 +148,20 @@ def format_comparison(c) -> str:
         notes = sorted({f"{e.system}: {n}" for case in c.estimates for e in case
                         for n in e.notes})
         lines += [f"note: {n}" for n in notes]
-        sources = sorted({e.network_source for case in c.estimates for e in case
-                          if e.network_source})
+        sources = {}
+        carried = {}
+        for case in c.estimates:
+            for e in case:
+                if e.network_source:
+                    sources.setdefault(e.system, set()).add(e.network_source)
+                if e.extrapolation:
+                    carried.setdefault(e.extrapolation, set()).add(e.system)
         if sources:
-            lines += ["", f"Network figures: {'; '.join(sources)}.",
-                      f"Extrapolation: {c.estimates[0][0].extrapolation or ''}".rstrip()]
+            lines += ["", "Network figures: " + "; ".join(
+                f"{system}: {'; '.join(sorted(texts))}" for system, texts in sources.items())
+                + "."]
+        for text, systems in carried.items():
+            lines.append(f"Extrapolation ({', '.join(sorted(systems))}): {text}")
     for s in c.systems:
         lines += ["", f"Sources for {s.name} ({s.path.name}, {s.chip.path.name}); "
                   f"published figures carry a tag, assumptions are marked:",
