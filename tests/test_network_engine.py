@@ -168,9 +168,9 @@ def test_schedule_rows_are_the_traffic_the_endpoints_create():
     created = {s: [] for s in range(4)}
     original = eps._create
 
-    def spy(t, window):
+    def spy(t, window, *row):
         before = [list(q) for q in eps.source_queue]
-        original(t, window)
+        original(t, window, *row)
         for s, q in enumerate(eps.source_queue):
             for pkt in list(q)[len(before[s]):]:
                 created[s].append(pkt)

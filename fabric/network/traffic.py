@@ -321,6 +321,7 @@ class Endpoints:
         ``(flit to inject per endpoint or None, credit pulses per endpoint)``."""
         t = self.cycle
         spec = self.spec
+        row = self.schedule.row(t)      # (create, dest, vc, drain) of this cycle
         moved = False
         credits_out = self.credit_pending
         self.credit_pending = [0] * self.n
@@ -337,7 +338,7 @@ class Endpoints:
             self.eject_queue[e].append((t + 1, flit.vc))
         for e in range(self.n):
             q = self.eject_queue[e]
-            if q and q[0][0] <= t and self._may_drain(e, t):
+            if q and q[0][0] <= t and row[3][e]:
                 self.credit_pending[e] = 1 << q.popleft()[1]
 
         # Phase control.
@@ -351,7 +352,7 @@ class Endpoints:
             self.creating = False
             self.saturated = self.measured_outstanding > 0
         if self.creating:
-            self._create(t, window)
+            self._create(t, window, *row[:3])
 
         inject = [None] * self.n
         for s in range(self.n):
@@ -400,12 +401,8 @@ class Endpoints:
         self.cycle = t + 1
         return inject, credits_out
 
-    def _may_drain(self, e, t):
-        return self.schedule.row(t)[3][e]
-
-    def _create(self, t, window):
+    def _create(self, t, window, create, dest, vc):
         spec = self.spec
-        create, dest, vc, _ = self.schedule.row(t)
         quota = spec.packets_per_source
         for s in np.flatnonzero(create).tolist():
             if quota and self.created_count[s] >= quota:
@@ -440,8 +437,8 @@ class Endpoints:
                 or flit.data != flit_data(pkt.src, pkt.pkt, idx, self.flit_width):
             raise ScoreboardError(f"corrupt or reordered flit {idx} of packet {pkt.pkt} from "
                                   f"{pkt.src} to {pkt.dest} {where}: got {flit}")
-        flow = self.flows[(pkt.src, pkt.dest, pkt.vc)]
         if idx == 0 and self.spec.ordered:
+            flow = self.flows[(pkt.src, pkt.dest, pkt.vc)]
             if flow[0] != pkt.pkt:
                 raise ScoreboardError(
                     f"reorder: packet {pkt.pkt} of flow {pkt.src}->{pkt.dest} VC {pkt.vc} "
@@ -457,6 +454,7 @@ class Endpoints:
             self._release(pkt, t)
             return
         # Resequencing: release the flow's packets in order, as far as they are in.
+        flow = self.flows[(pkt.src, pkt.dest, pkt.vc)]
         held = self.held[port]
         if flow[0] != pkt.pkt:
             held[key] = pkt
