@@ -152,7 +152,7 @@ def test_figures_and_collectives_runs_match_the_reference():
     spec = TrafficSpec(pattern="all_to_all", load=1.0, packet_length=4, burst=2,
                        packets_per_source=14, warmup=0, seed=1)
     python = run_model(clos_network(**shape, **router), spec, flit_width=16, vcs=2,
-                       buffer_depth=4)
+                       buffer_depth=4, model="python")
     compiled = all_to_all_cycles(flits_per_pair=8, packet_length=4, ports=4, **shape, **router)
     assert compiled["cycles"] == python["completion_cycles"]
     eps = Endpoints(endpoints=8, vcs=2, buffer_depth=4, flit_width=16, spec=spec)

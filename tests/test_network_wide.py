@@ -4,7 +4,7 @@ import pytest
 
 from fabric.network.engine import ENGINE_MAX_PORTS, simulate
 from fabric.network.model import MODEL_MAX_PORTS, ModelRouter, clos_network, router_network
-from fabric.network.traffic import Endpoints, TrafficSpec
+from fabric.network.traffic import TrafficSpec, run_model
 from rtl.router import Router
 
 
@@ -19,32 +19,17 @@ def test_the_rtl_keeps_its_radix_and_the_model_names_its_own():
         simulate(router_network(ports=64, vcs=1), None)
 
 
-def _both(network_factory, spec, vcs, depth):
-    out = []
-    for engine in (True, False):
-        net = network_factory()
-        eps = Endpoints(endpoints=len(net.endpoints), vcs=vcs, buffer_depth=depth,
-                        flit_width=16, spec=spec)
-        if engine:
-            out.append(simulate(net, eps))
-        else:
-            while not eps.done:
-                ejected, credits = net.outputs()
-                net.step(*eps.step(ejected, credits))
-            eps.finish()
-            out.append(eps.result())
-    return out
-
-
 @pytest.mark.parametrize("allocator", ["separable", "islip"])
 def test_a_wide_router_runs_the_same_on_the_engine_and_the_reference(allocator):
     """A 40-port VOQ router (40 x 2 = 80 queues per input) beyond every 16-port limit:
     the compiled engine and the Python reference give the same results."""
     spec = TrafficSpec(pattern="uniform", load=0.8, packet_length=2, warmup=30, measure=120,
                        seed=3)
-    factory = lambda: router_network(ports=40, vcs=2, buffer_depth=4, voq=True,  # noqa: E731
-                                     allocator=allocator, islip_iterations=2)
-    engine, reference = _both(factory, spec, vcs=2, depth=4)
+    router = dict(ports=40, vcs=2, buffer_depth=4, voq=True, allocator=allocator,
+                  islip_iterations=2)
+    engine, reference = [run_model(router_network(**router), spec, flit_width=16, vcs=2,
+                                   buffer_depth=4, model=model)
+                         for model in ("compiled", "python")]
     assert engine == reference and engine["measured_packets"] > 1000
 
 

@@ -23,10 +23,9 @@ def all_to_all_cycles(*, flits_per_pair: int, packet_length: int = 4, seed: int 
     :func:`fabric.network.clos_figures`. Sources send to destinations in the shifted order
     ``src+1, src+2, ...`` (the usual schedule), back to back.
     """
-    from .engine import simulate
     from .figures import DEFAULT_ROUTER, default_clos_shape
     from .model import clos_network
-    from .traffic import Endpoints, TrafficSpec
+    from .traffic import TrafficSpec, run_model
 
     _positive("flits_per_pair", flits_per_pair)
     _positive("packet_length", packet_length)
@@ -42,9 +41,8 @@ def all_to_all_cycles(*, flits_per_pair: int, packet_length: int = 4, seed: int 
                        burst=packets_per_pair, packets_per_source=packets_per_pair * (n - 1),
                        warmup=0, seed=seed, ordered=shape.get("up_routing") != "balanced")
     net = clos_network(**shape, **router)
-    eps = Endpoints(endpoints=n, vcs=router["vcs"], buffer_depth=router["buffer_depth"],
-                    flit_width=router["flit_width"], spec=spec)
-    res = simulate(net, eps)
+    res = run_model(net, spec, flit_width=router["flit_width"], vcs=router["vcs"],
+                    buffer_depth=router["buffer_depth"])
     flits = packets_per_pair * packet_length * (n - 1)
     return {"cycles": res["completion_cycles"], "endpoints": n,
             "flits_per_endpoint": flits, "throughput": flits / res["completion_cycles"],

@@ -85,9 +85,8 @@ def clos_figures(*, pattern: str = "uniform", **router_params) -> NetworkFigures
     RTL; run by the compiled engine) and cached, in memory and on disk, so repeated calls are instant.
     """
     from rtl.router import unused
-    from .engine import simulate
     from .model import ModelRouter, clos_network
-    from .traffic import Endpoints, TrafficSpec, PATTERNS
+    from .traffic import TrafficSpec, PATTERNS, run_model
 
     if pattern not in PATTERNS:
         raise UserError(f"pattern must be one of {', '.join(PATTERNS)}, not {pattern!r}")
@@ -120,10 +119,8 @@ def clos_figures(*, pattern: str = "uniform", **router_params) -> NetworkFigures
             net = clos_network(**shape, **params)
             spec = TrafficSpec(pattern=pattern, ordered=shape["up_routing"] != "balanced",
                                **SATURATION_SPEC)
-            eps = Endpoints(endpoints=len(net.endpoints), vcs=params["vcs"],
-                            buffer_depth=params["buffer_depth"],
-                            flit_width=params["flit_width"], spec=spec)
-            res = simulate(net, eps)
+            res = run_model(net, spec, flit_width=params["flit_width"], vcs=params["vcs"],
+                            buffer_depth=params["buffer_depth"])
             entry = {"digest": digest, "saturation": res["accepted_throughput"]}
             stored[key] = entry
             try:

@@ -10,7 +10,7 @@ from .flit import Flit, flit_data
 
 __all__ = [
     "PATTERNS", "TrafficSpec", "TrafficSchedule", "Endpoints", "ScoreboardError",
-    "DeadlockError",
+    "DeadlockError", "MODELS", "run_model", "run_endpoints",
 ]
 
 PATTERNS = ("uniform", "transpose", "bit_complement", "hotspot", "all_to_all")
@@ -525,20 +525,41 @@ class Endpoints:
         }
 
 
-def run_model(network, spec: TrafficSpec, *, flit_width: int, vcs: int, buffer_depth: int,
-              zero_load=None, max_cycles: int = 10_000_000):
-    """Run ``network`` (a :class:`~fabric.network.model.NetworkModel`) under ``spec``.
+#: How a network model is run: the compiled engine, or the Python reference stepped here.
+MODELS = ("compiled", "python")
 
-    Returns the :meth:`Endpoints.result` dict; raises :class:`ScoreboardError` or
-    :class:`DeadlockError` on a failure.
+
+def run_endpoints(network, eps: Endpoints, *, max_cycles: int = 10_000_000, cfg_writes=(),
+                  model: str = "compiled") -> dict:
+    """Run ``network`` (a fresh :class:`~fabric.network.model.NetworkModel`) under the
+    endpoints ``eps`` until the run ends; returns the :meth:`Endpoints.result` dict.
+
+    ``cfg_writes`` are ``(cycle, dest, port)`` routing-table writes into router 0;
+    ``model`` is ``"compiled"`` (:mod:`fabric.network.engine`) or ``"python"`` (the
+    reference stepped cycle by cycle). Both give the same dict and raise the same
+    :class:`ScoreboardError` or :class:`DeadlockError` on a failure.
     """
-    eps = Endpoints(endpoints=len(network.endpoints), vcs=vcs, buffer_depth=buffer_depth,
-                    flit_width=flit_width, spec=spec, zero_load=zero_load)
+    if model not in MODELS:
+        raise UserError(f"model must be one of {', '.join(MODELS)}, not {model!r}")
+    if model == "compiled":
+        from .engine import simulate
+        return simulate(network, eps, max_cycles=max_cycles, cfg_writes=cfg_writes)
+    cfg = {c: (d, p) for c, d, p in cfg_writes}
     while not eps.done:
         if eps.cycle >= max_cycles:
             raise DeadlockError(f"the run did not end within {max_cycles} cycles")
         ejected, credits = network.outputs()
         inject, credits_out = eps.step(ejected, credits)
         network.step(inject, credits_out)
+        if eps.cycle - 1 in cfg:
+            network.routers[0].set_route(*cfg[eps.cycle - 1])
     eps.finish()
     return eps.result()
+
+
+def run_model(network, spec: TrafficSpec, *, flit_width: int, vcs: int, buffer_depth: int,
+              zero_load=None, max_cycles: int = 10_000_000, model: str = "compiled") -> dict:
+    """Run ``network`` under ``spec`` with fresh endpoints (:func:`run_endpoints`)."""
+    eps = Endpoints(endpoints=len(network.endpoints), vcs=vcs, buffer_depth=buffer_depth,
+                    flit_width=flit_width, spec=spec, zero_load=zero_load)
+    return run_endpoints(network, eps, max_cycles=max_cycles, model=model)

@@ -3,9 +3,9 @@
 from dataclasses import dataclass
 
 from fabric.network.flit import FlitCodec
-from fabric.network.traffic import DeadlockError, Endpoints, TrafficSpec
+from fabric.network.traffic import (MODELS, DeadlockError, Endpoints, TrafficSpec,
+                                    run_endpoints)
 from fabric.network.model import router_network, clos_network
-from supernode.errors import UserError
 
 __all__ = ["Design", "MODELS", "run_rtl", "run_rtl_points", "run_amaranth", "run_model_for"]
 
@@ -67,11 +67,6 @@ REFERENCE_DESIGNS = {
 }
 
 
-#: Models :func:`run_model_for` can run: the compiled engine (default) and the Python
-#: reference (``fabric.network.model``), cycle for cycle the same.
-MODELS = ("compiled", "python")
-
-
 def run_model_for(design: Design, spec: TrafficSpec, *, cfg_writes=(),
                   max_cycles: int = 10_000_000, endpoints=None,
                   model: str = "compiled") -> dict:
@@ -84,26 +79,11 @@ def run_model_for(design: Design, spec: TrafficSpec, *, cfg_writes=(),
     readable reference, :class:`~fabric.network.model.NetworkModel` stepped from Python);
     both give the same result dict and raise the same errors.
     """
-    if model not in MODELS:
-        raise UserError(f"model must be one of {', '.join(MODELS)}, not {model!r}")
     eps = design.endpoints(spec)
     if endpoints is not None:
         endpoints.append(eps)
-    net = design.model()
-    if model == "compiled":
-        from fabric.network.engine import simulate
-        return simulate(net, eps, max_cycles=max_cycles, cfg_writes=cfg_writes)
-    cfg = {c: (d, p) for c, d, p in cfg_writes}
-    while not eps.done:
-        if eps.cycle >= max_cycles:
-            raise DeadlockError(f"the run did not end within {max_cycles} cycles")
-        ejected, credits = net.outputs()
-        inject, credits_out = eps.step(ejected, credits)
-        net.step(inject, credits_out)
-        if eps.cycle - 1 in cfg:
-            net.routers[0].set_route(*cfg[eps.cycle - 1])
-    eps.finish()
-    return eps.result()
+    return run_endpoints(design.model(), eps, max_cycles=max_cycles, cfg_writes=cfg_writes,
+                         model=model)
 
 
 def run_amaranth(design: Design, spec: TrafficSpec, *, cfg_writes=(),
