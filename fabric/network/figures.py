@@ -82,7 +82,8 @@ def clos_figures(*, pattern: str = "uniform", **router_params) -> NetworkFigures
     The Clos is :func:`default_clos_shape` of the router radix (``ports``) unless
     ``endpoints_per_leaf``, ``leaves`` and ``spines`` are given. The saturation
     throughput is measured on the cycle-level model (which the tests check against the
-    RTL; run by the compiled engine) and cached, in memory and on disk, so repeated calls are instant.
+    RTL; run by the compiled engine) and cached, in memory and on disk, so repeated calls
+    are instant.
     """
     from rtl.router import unused
     from .model import ModelRouter, clos_network

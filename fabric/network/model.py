@@ -5,8 +5,6 @@ from collections import deque
 from rtl.clos import Clos
 from rtl.router import Router
 
-from .flit import Flit
-
 __all__ = ["RouterModel", "NetworkModel", "router_network", "clos_network", "clos_routes",
            "MODEL_MAX_PORTS", "ModelRouter", "ModelClos"]
 
@@ -202,7 +200,6 @@ class RouterModel:
         return matches
 
     def _islip(self, elig, outs):
-        P = self.P
         req = {}  # output -> bit vector of requesting inputs
         for i, e in elig.items():
             o_list = outs[i]
