@@ -130,6 +130,12 @@ class Router(wiring.Component):
     credit for its VC at the output. A packet keeps its VC from hop to hop; the output
     VC is held from its head to its tail, so packets never interleave on a VC.
 
+    A head flit that finds its output VC held by another packet claims it: each held
+    output VC keeps one claim, given round-robin to the inputs whose head flits wait
+    for it, and once the VC is free only the claimant's head may take it. The switch
+    arbiters are fair to inputs, not to their VCs; without the claim a head flit can lose
+    the freed VC every time to the input that held it.
+
     Parameters
     ----------
     ports : int
@@ -298,6 +304,14 @@ class Router(wiring.Component):
         busy = [[Signal(name=f"busy_{o}_{v}") for v in range(V)] for o in range(P)]
         credit_by_out = [Array(credit[o][v] for o in range(P)) for v in range(V)]
         busy_by_out = [Array(busy[o][v] for o in range(P)) for v in range(V)]
+        # Claims on held output VCs: claimed[o][v], and by which input.
+        claimed = [[Signal(name=f"claimed_{o}_{v}") for v in range(V)] for o in range(P)]
+        claimant = [[Signal(range(P), name=f"claimant_{o}_{v}") for v in range(V)]
+                    for o in range(P)]
+        claimed_by_out = [Array(claimed[o][v] for o in range(P)) for v in range(V)]
+        claimant_by_out = [Array(claimant[o][v] for o in range(P)) for v in range(V)]
+        # waiting[o][v][i]: input i's head flit for output o, VC v finds the VC held.
+        waiting = [[[Const(0, 1)] * P for _ in range(V)] for _ in range(P)]
 
         # Per input: queues and their eligibility.
         heads = []      # heads[i][q]: View(entry_layout) of the head entry
@@ -372,14 +386,23 @@ class Router(wiring.Component):
                     out = Const(fixed, _bits(P))
                     has_credit = credit[fixed][v] != 0
                     vc_busy = busy[fixed][v]
+                    vc_claimed, vc_claimant = claimed[fixed][v], claimant[fixed][v]
                 else:
                     out = head.out
                     has_credit = Signal(name=f"has_credit_{i}_{q}")
                     vc_busy = Signal(name=f"vc_busy_{i}_{q}")
+                    vc_claimed = Signal(name=f"vc_claimed_{i}_{q}")
+                    vc_claimant = Signal(range(P), name=f"vc_claimant_{i}_{q}")
                     m.d.comb += [has_credit.eq(credit_by_out[v][out] != 0),
-                                 vc_busy.eq(busy_by_out[v][out])]
+                                 vc_busy.eq(busy_by_out[v][out]),
+                                 vc_claimed.eq(claimed_by_out[v][out]),
+                                 vc_claimant.eq(claimant_by_out[v][out])]
+                may_open = ~vc_busy & (~vc_claimed | (vc_claimant == i))
                 m.d.comb += e_i[q].eq(
-                    (count != 0) & has_credit & (~head.flit.first | ~vc_busy))
+                    (count != 0) & has_credit & (~head.flit.first | may_open))
+                blocked_head = (count != 0) & head.flit.first & vc_busy
+                for o in ([fixed] if fixed is not None else range(P)):
+                    waiting[o][v][i] = waiting[o][v][i] | (blocked_head & (out == o))
                 if self._stats:
                     nonempty_i.append(count != 0)
                     for o in range(P):
@@ -433,6 +456,18 @@ class Router(wiring.Component):
                     m.d.sync += busy[o][v].eq(1)
                 with m.If(spend & win.last & ~win.first):
                     m.d.sync += busy[o][v].eq(0)
+                # A claim is given while the VC is held and ends when the claimant's head
+                # flit takes the VC (no other head flit can while it stands).
+                wait = Signal(P, name=f"waiting_{o}_{v}")
+                m.d.comb += wait.eq(Cat(*waiting[o][v]))
+                pick, _ = _rr_arbiter(m, f"claim_{o}_{v}", wait, ~claimed[o][v])
+                with m.If(spend & win.first):
+                    m.d.sync += claimed[o][v].eq(0)
+                with m.Elif(~claimed[o][v] & wait.any()):
+                    m.d.sync += claimed[o][v].eq(1)
+                    for i in range(P):
+                        with m.If(pick[i]):
+                            m.d.sync += claimant[o][v].eq(i)
 
         if self._stats:
             for o in range(P):

@@ -117,3 +117,19 @@ def test_watchdog_catches_a_stuck_ejector():
                        watchdog=50)
     with pytest.raises(DeadlockError, match="no flit moved for 50 cycles"):
         run_amaranth(Design("router", params), spec)
+
+
+def test_agreement_cases_exercise_output_vc_claims():
+    """The agreement cases must reach the claim logic, or their equality says nothing of it:
+    in every case with multi-flit packets, on the reference model, some head flit found its
+    output VC held and claimed it (a claim arbiter's priority moved from its reset value)."""
+    from fabric.network.traffic import run_endpoints
+    for params, traffic in CASES:
+        if traffic["packet_length"] == 1:
+            continue     # single-flit packets never hold an output VC
+        design = Design("router", params)
+        spec = TrafficSpec(warmup=20, measure=150, seed=SEED, **traffic)
+        network = design.model()
+        run_endpoints(network, design.endpoints(spec), model="python")
+        router = network.routers[0]
+        assert any(arb.mask != arb.full for row in router.claim_arb for arb in row), params

@@ -219,7 +219,7 @@ def _islip(cf, r, P, Q, any_elig, elig, qout, arb, match_q, match_o, scr):
 @njit(cache=True, error_model="numpy")
 def _kernel(cf, sc, err, create, sdest, svc, sdrain, r_ports, table, spread, spread_len,
             in_spread, in_kind, in_idx, cr_kind, cr_idx, ep_in, ep_out, qbuf, qroute, qhead,
-            qcount, held, turn, credit, busy, arb, out_flit, in_credit, occ, in_occ, cfg_t, cfg_d,
+            qcount, held, turn, credit, busy, claim, arb, out_flit, in_credit, occ, in_occ, cfg_t, cfg_d,
             cfg_p, ep_credit, current, srcq_head, srcq_tail, created_count, next_pid,
             credit_pending, ej_ready, ej_vc, ej_head, ej_count, ej_per_port, held_cnt, pk,
             meas, flow_head, flow_tail):
@@ -241,6 +241,9 @@ def _kernel(cf, sc, err, create, sdest, svc, sdrain, r_ports, table, spread, spr
     match_q = np.zeros(Pm, dtype=np.int64)
     match_o = np.zeros(Pm, dtype=np.int64)
     scr = np.zeros((4, Pm), dtype=np.int64)
+    # Per (output, vc) of the router in hand: the inputs whose head flits find it held.
+    waitv = np.zeros(Pm * V, dtype=np.int64)
+    wlist = np.zeros(Pm * V, dtype=np.int64)
     while not sc[S_DONE]:
         t = sc[S_T]
         if t >= cf[C_MAXCYC]:
@@ -401,6 +404,7 @@ def _kernel(cf, sc, err, create, sdest, svc, sdrain, r_ports, table, spread, spr
                 out_flit[nxt, base + i] = -1
                 in_credit[nxt, base + i] = 0
                 match_o[i] = -1
+            nw = 0
             if occ[r] > 0:
                 # Eligibility of every queue (RouterModel._eligible).
                 any_elig = 0
@@ -419,7 +423,17 @@ def _kernel(cf, sc, err, create, sdest, svc, sdrain, r_ports, table, spread, spr
                         o = q % P if voq else qroute[slot]
                         qout[i, q] = o
                         co = (base + o) * V + v
-                        if credit[co] > 0 and ((code & 63) != 0 or not busy[co]):
+                        if (code & 63) == 0:
+                            if busy[co]:
+                                w = o * V + v
+                                if waitv[w] == 0:
+                                    wlist[nw] = w
+                                    nw += 1
+                                waitv[w] |= 1 << i
+                                continue
+                            if claim[0, co] >= 0 and claim[0, co] != i:
+                                continue
+                        if credit[co] > 0:
                             elig[i, q] = True
                             any_elig |= 1 << i
                 if any_elig:
@@ -449,10 +463,21 @@ def _kernel(cf, sc, err, create, sdest, svc, sdrain, r_ports, table, spread, spr
                 idx = code & 63
                 first = idx == 0
                 last = idx == L - 1
-                if first and not last:
-                    busy[co] = True
-                elif last and not first:
+                if first:
+                    claim[0, co] = -1
+                    if not last:
+                        busy[co] = True
+                elif last:
                     busy[co] = False
+            # A held output VC without a claim is claimed by one of the inputs waiting.
+            for k in range(nw):
+                w = wlist[k]
+                co = base * V + w
+                if claim[0, co] < 0:
+                    i = _rr_bits(waitv[w], claim[1, co])
+                    claim[0, co] = i
+                    claim[1, co] = i + 1
+                waitv[w] = 0
             for i in range(P):
                 # Credits returned by the downstream side of output i.
                 k = cr_kind[r, i]
@@ -602,6 +627,9 @@ class _State:
         self.turn = np.zeros((R, Pm), dtype=np.int64)
         self.credit = np.full(R * Pm * V, D, dtype=np.int64)
         self.busy = np.zeros(R * Pm * V, dtype=np.bool_)
+        # Claims on held output VCs: [0] the claimant (-1: none), [1] its arbiter's pointer.
+        self.claim = np.zeros((2, R * Pm * V), dtype=np.int64)
+        self.claim[0] = -1
         self.arb = np.zeros((R, 3, Pm), dtype=np.int64)
         self.out_flit = np.full((2, R * Pm), -1, dtype=np.int64)
         self.in_credit = np.zeros((2, R * Pm), dtype=np.int64)
@@ -645,7 +673,7 @@ class _State:
                        self.table, net.spread, net.spread_len, net.in_spread, net.in_kind,
                        net.in_idx, net.cr_kind, net.cr_idx, net.ep_in, net.ep_out,
                        self.qbuf, self.qroute, self.qhead, self.qcount, self.held, self.turn,
-                       self.credit, self.busy, self.arb, self.out_flit, self.in_credit,
+                       self.credit, self.busy, self.claim, self.arb, self.out_flit, self.in_credit,
                        self.occ, self.in_occ, self.cfg_t, self.cfg_d, self.cfg_p, self.ep_credit,
                        self.current, self.srcq_head, self.srcq_tail, self.created_count,
                        self.next_pid, self.credit_pending, self.ej_ready, self.ej_vc,

@@ -89,6 +89,9 @@ class RouterModel:
         self.turn = [0] * P
         self.credit = [[D] * V for _ in range(P)]
         self.busy = [[False] * V for _ in range(P)]
+        # Claims on held output VCs, (output, vc) -> claimant input; their arbiters.
+        self.claims = {}
+        self.claim_arb = [[_RoundRobin(P) for _ in range(V)] for _ in range(P)]
         if self.allocator == "separable":
             self.in_arb = [_RoundRobin(Q) for _ in range(P)]
             self.out_arb = [_RoundRobin(P) for _ in range(P)]
@@ -108,10 +111,11 @@ class RouterModel:
         """``(flits on each output link, credit pulses on each input link)`` this cycle."""
         return self.out_flits, self.in_credits
 
-    def _eligible(self, i):
-        """Bit vector of queues of input ``i`` that may send, and their output ports."""
+    def _eligible(self, i, waiting):
+        """Bit vector of queues of input ``i`` that may send, and their output ports;
+        adds input ``i`` to ``waiting[(output, vc)]`` where its head flit finds the VC held."""
         elig, outs = 0, []
-        credit, busy = self.credit, self.busy
+        credit, busy, claims = self.credit, self.busy, self.claims
         for q, (v, fixed) in enumerate(self.queue_spec):
             queue = self.queues[i][q]
             if not queue:
@@ -121,7 +125,13 @@ class RouterModel:
             if fixed is not None:
                 out = fixed
             outs.append(out)
-            if credit[out][v] and (not flit.first or not busy[out][v]):
+            if flit.first:
+                if busy[out][v]:
+                    waiting[out, v] = waiting.get((out, v), 0) | (1 << i)
+                    continue
+                if claims.get((out, v), i) != i:
+                    continue
+            if credit[out][v]:
                 elig |= 1 << q
         return elig, outs
 
@@ -130,9 +140,9 @@ class RouterModel:
         P, V = self.P, self.V
         # Allocation on the state of this cycle.
         active = [i for i in range(P) if any(self.queues[i])] if self.occupancy else []
-        elig, outs = {}, {}
+        elig, outs, waiting = {}, {}, {}
         for i in active:
-            e, o = self._eligible(i)
+            e, o = self._eligible(i, waiting)
             if e:
                 elig[i], outs[i] = e, o
         matches = self._separable(elig, outs) if self.allocator == "separable" \
@@ -157,10 +167,20 @@ class RouterModel:
                         credit[o][v] += 1
         for o, v, flit in spend:
             credit[o][v] -= 1
-            if flit.first and not flit.last:
-                self.busy[o][v] = True
-            elif flit.last and not flit.first:
+            if flit.first:
+                # Only the claimant's head flit can take a claimed VC: the claim is met.
+                self.claims.pop((o, v), None)
+                if not flit.last:
+                    self.busy[o][v] = True
+            elif flit.last:
                 self.busy[o][v] = False
+        # A held VC without a claim is claimed by one of the inputs waiting for it.
+        for (o, v), req in waiting.items():
+            if (o, v) not in self.claims:
+                arb = self.claim_arb[o][v]
+                g = arb.pick(req)
+                arb.update(g)
+                self.claims[o, v] = g.bit_length() - 1
         self.out_flits = new_out
         self.in_credits = new_credits
 
