@@ -22,9 +22,11 @@ def test_stats_parameter_is_checked_and_adds_the_counters():
 def _stats_run(design, spec, sim="icarus"):
     result = run_rtl(design, spec, sim=sim).result
     assert result["passed"], result["error"]
-    # The counters are invisible to the traffic: the model (which has none) agrees.
+    # The model counts the same: every counter of every router, and the traffic, agree.
     model = run_model_for(design, spec)
-    assert result["latency_mean"] == model["latency_mean"]
+    assert model["router_stats"] == result["router_stats"]
+    assert model == {k: v for k, v in result.items()
+                     if k not in ("passed", "error", "wall_seconds", "ejected_flits")}
     return result
 
 
@@ -104,6 +106,7 @@ def test_cli_reports_the_counters(capsys, tmp_path):
     out = json.loads(capsys.readouterr().out)
     assert rc == 0 and out["passed"]
     assert sum(out["router_stats"]["router"]["sent"]) == out["flits_delivered"]
+    assert out["model_router_stats"] == out["router_stats"] and out["model_matches_rtl_exactly"]
     assert main(["router", "export", "--ports", "3", "--stats",
                  "--out", str(tmp_path / "r.v")]) == 0
     assert "stats__credit_stalls__2" in (tmp_path / "r.v").read_text()

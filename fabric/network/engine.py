@@ -3,6 +3,8 @@
 import numpy as np
 from numba import njit
 
+from rtl.router import STATS_WIDTH
+
 from .flit import Flit, flit_data
 
 __all__ = ["simulate", "EngineNetwork", "ENGINE_MAX_PORTS"]
@@ -219,7 +221,7 @@ def _islip(cf, r, P, Q, any_elig, elig, qout, arb, match_q, match_o, scr):
 @njit(cache=True, error_model="numpy")
 def _kernel(cf, sc, err, create, sdest, svc, sdrain, r_ports, table, spread, spread_len,
             in_spread, in_kind, in_idx, cr_kind, cr_idx, ep_in, ep_out, qbuf, qroute, qhead,
-            qcount, held, turn, credit, busy, claim, arb, out_flit, in_credit, occ, in_occ, cfg_t, cfg_d,
+            qcount, held, turn, credit, busy, claim, arb, counters, out_flit, in_credit, occ, in_occ, cfg_t, cfg_d,
             cfg_p, ep_credit, current, srcq_head, srcq_tail, created_count, next_pid,
             credit_pending, ej_ready, ej_vc, ej_head, ej_count, ej_per_port, held_cnt, pk,
             meas, flow_head, flow_tail):
@@ -401,6 +403,8 @@ def _kernel(cf, sc, err, create, sdest, svc, sdrain, r_ports, table, spread, spr
             Q = V * P if voq else V
             base = r * Pm
             for i in range(P):
+                if out_flit[cur, base + i] >= 0:
+                    counters[0, base + i] += 1      # sent: the output register is valid
                 out_flit[nxt, base + i] = -1
                 in_credit[nxt, base + i] = 0
                 match_o[i] = -1
@@ -408,6 +412,7 @@ def _kernel(cf, sc, err, create, sdest, svc, sdrain, r_ports, table, spread, spr
             if occ[r] > 0:
                 # Eligibility of every queue (RouterModel._eligible).
                 any_elig = 0
+                starved = 0     # outputs a queue head waits at for a credit
                 for i in range(P):
                     if in_occ[base + i] == 0:
                         continue
@@ -423,6 +428,8 @@ def _kernel(cf, sc, err, create, sdest, svc, sdrain, r_ports, table, spread, spr
                         o = q % P if voq else qroute[slot]
                         qout[i, q] = o
                         co = (base + o) * V + v
+                        if credit[co] == 0:
+                            starved |= 1 << o
                         if (code & 63) == 0:
                             if busy[co]:
                                 w = o * V + v
@@ -441,6 +448,17 @@ def _kernel(cf, sc, err, create, sdest, svc, sdrain, r_ports, table, spread, spr
                         _islip(cf, r, P, Q, any_elig, elig, qout, arb, match_q, match_o, scr)
                     else:
                         _separable(r, P, Q, any_elig, elig, qout, arb, match_q, match_o, scr)
+                # Counters (RouterModel._count): credit stalls, blocked inputs.
+                won = 0
+                for i in range(P):
+                    if match_o[i] >= 0:
+                        won |= 1 << match_o[i]
+                    elif in_occ[base + i] > 0:
+                        counters[2, base + i] += 1
+                starved &= ~won
+                for o in range(P):
+                    if starved >> o & 1:
+                        counters[1, base + o] += 1
             # Dequeue the winners into the output registers, credits back upstream; spend
             # the output credit, hold or free the output VC.
             for i in range(P):
@@ -589,6 +607,8 @@ class EngineNetwork:
         self.ep_out = np.array([ro * Pm + po for _, (ro, po) in network.endpoints],
                                dtype=np.int64)
         self.destinations = len(routers[0].table)
+        self.names = list(network.names)
+        self.stats = [r.counters is not None for r in routers]
 
 
 class _State:
@@ -631,6 +651,8 @@ class _State:
         self.claim = np.zeros((2, R * Pm * V), dtype=np.int64)
         self.claim[0] = -1
         self.arb = np.zeros((R, 3, Pm), dtype=np.int64)
+        # Performance counters per router port: sent, credit stalls, blocked (the RTL's).
+        self.counters = np.zeros((3, R * Pm), dtype=np.int64)
         self.out_flit = np.full((2, R * Pm), -1, dtype=np.int64)
         self.in_credit = np.zeros((2, R * Pm), dtype=np.int64)
         self.occ = np.zeros(R, dtype=np.int64)
@@ -673,7 +695,7 @@ class _State:
                        self.table, net.spread, net.spread_len, net.in_spread, net.in_kind,
                        net.in_idx, net.cr_kind, net.cr_idx, net.ep_in, net.ep_out,
                        self.qbuf, self.qroute, self.qhead, self.qcount, self.held, self.turn,
-                       self.credit, self.busy, self.claim, self.arb, self.out_flit, self.in_credit,
+                       self.credit, self.busy, self.claim, self.arb, self.counters, self.out_flit, self.in_credit,
                        self.occ, self.in_occ, self.cfg_t, self.cfg_d, self.cfg_p, self.ep_credit,
                        self.current, self.srcq_head, self.srcq_tail, self.created_count,
                        self.next_pid, self.credit_pending, self.ej_ready, self.ej_vc,
@@ -731,7 +753,24 @@ def simulate(network, eps, *, max_cycles: int = 10_000_000, cfg_writes=()) -> di
         else:
             raise _failure(status, st, eps, max_cycles)
     _fill(eps, st)
-    return eps.result()
+    result = eps.result()
+    stats = _router_stats(net, st)
+    if stats:
+        result["router_stats"] = stats
+    return result
+
+
+def _router_stats(net, st):
+    """The counters of the routers built with ``stats=True`` (``NetworkModel.router_stats``)."""
+    from .model import STATS_COUNTERS
+    wrap = (1 << STATS_WIDTH) - 1
+    out = {}
+    for r, name in enumerate(net.names):
+        if net.stats[r]:
+            P, base = int(net.ports[r]), r * net.Pm
+            out[name] = {counter: [int(c) & wrap for c in st.counters[k, base:base + P]]
+                         for k, counter in enumerate(STATS_COUNTERS)}
+    return out
 
 
 def _failure(status, st, eps, max_cycles):

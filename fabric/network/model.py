@@ -3,7 +3,7 @@
 from collections import deque
 
 from rtl.clos import Clos
-from rtl.router import Router
+from rtl.router import STATS_WIDTH, Router
 
 __all__ = ["RouterModel", "NetworkModel", "router_network", "clos_network", "clos_routes",
            "MODEL_MAX_PORTS", "ModelRouter", "ModelClos"]
@@ -13,6 +13,9 @@ __all__ = ["RouterModel", "NetworkModel", "router_network", "clos_network", "clo
 #: switches (a CloudMatrix 384 L2 switch has 48 ports), an extrapolation that is checked
 #: against the RTL only up to 16 ports.
 MODEL_MAX_PORTS = 64
+
+#: The router's performance counters, in the order the RTL bench reads them.
+STATS_COUNTERS = ("sent", "credit_stalls", "blocked")
 
 
 class ModelRouter(Router):
@@ -102,6 +105,9 @@ class RouterModel:
         self.out_flits = [None] * P
         self.in_credits = [0] * P
         self.occupancy = 0
+        # The RTL's performance counters (``stats=True``), counted the same way.
+        self.counters = {name: [0] * P for name in STATS_COUNTERS} \
+            if self.params.get("stats") else None
 
     def set_route(self, dest: int, port: int):
         """Rewrite one routing-table entry (what the RTL ``cfg`` port does)."""
@@ -147,6 +153,8 @@ class RouterModel:
                 elig[i], outs[i] = e, o
         matches = self._separable(elig, outs) if self.allocator == "separable" \
             else self._islip(elig, outs)
+        if self.counters is not None:
+            self._count(active, matches)
 
         new_out = [None] * P
         new_credits = [0] * P
@@ -200,6 +208,34 @@ class RouterModel:
             q = flit.vc * P + route if self.voq else flit.vc
             self.queues[i][q].append((flit, route))
             self.occupancy += 1
+
+    def _count(self, active, matches):
+        """Advance the performance counters on this cycle's state and allocation."""
+        sent, stalls, blocked = (self.counters[name] for name in STATS_COUNTERS)
+        for o, flit in enumerate(self.out_flits):
+            if flit is not None:
+                sent[o] += 1
+        starved = set()     # outputs a queue head waits at for a credit
+        for i in active:
+            for q, (v, fixed) in enumerate(self.queue_spec):
+                queue = self.queues[i][q]
+                if queue:
+                    out = queue[0][1] if fixed is None else fixed
+                    if not self.credit[out][v]:
+                        starved.add(out)
+        won = {o for _, o, _ in matches}
+        for o in starved - won:
+            stalls[o] += 1
+        for i in set(active) - {i for i, _, _ in matches}:
+            blocked[i] += 1
+
+    def stats(self) -> dict:
+        """The performance counters as the RTL reads them: ``{counter: [per port]}``,
+        wrapped at ``2**STATS_WIDTH``; None without ``stats=True``."""
+        if self.counters is None:
+            return None
+        wrap = (1 << STATS_WIDTH) - 1
+        return {name: [c & wrap for c in self.counters[name]] for name in STATS_COUNTERS}
 
     def _separable(self, elig, outs):
         want = {}  # output -> bit vector of inputs
@@ -289,10 +325,13 @@ class NetworkModel:
         For endpoint ``e``: where it injects and where it ejects.
     hops : callable (src, dest) -> int
         Routers on the path from ``src`` to ``dest``.
+    names : list of str
+        The routers' names in the RTL (``router``; ``leaf0``, ..., ``spine0``, ...).
     """
 
-    def __init__(self, routers, links, endpoints, hops):
+    def __init__(self, routers, links, endpoints, hops, names):
         self.routers = routers
+        self.names = names
         self.links = links
         self.endpoints = endpoints
         self.hops = hops
@@ -307,6 +346,13 @@ class NetworkModel:
         for e, ((ri, pi), (ro, po)) in enumerate(endpoints):
             self._flit_src[ri][pi] = ("e", e)
             self._credit_src[ro][po] = ("e", e)
+
+    def router_stats(self):
+        """The counters of the routers built with ``stats=True``, by name (as the RTL
+        bench reports them), or None when there are none."""
+        stats = {name: r.stats() for name, r in zip(self.names, self.routers)
+                 if r.counters is not None}
+        return stats or None
 
     def outputs(self):
         """``(flit at each endpoint's ejection link, credits at each injection link)``."""
@@ -341,7 +387,7 @@ def router_network(**router_params) -> NetworkModel:
     """A single router with one endpoint on every port."""
     router = RouterModel(**router_params)
     eps = [((0, p), (0, p)) for p in range(router.P)]
-    return NetworkModel([router], [], eps, hops=lambda s, d: 1)
+    return NetworkModel([router], [], eps, hops=lambda s, d: 1, names=["router"])
 
 
 def clos_routes(*, endpoints_per_leaf: int, leaves: int, spines: int, leaf: int):
@@ -367,4 +413,4 @@ def clos_network(*, endpoints_per_leaf: int, leaves: int, spines: int,
     for e in range(clos.endpoints):
         leaf, port = clos.endpoint_port(e)
         eps.append(((leaf, port), (leaf, port)))
-    return NetworkModel(routers, links, eps, hops=clos.hops)
+    return NetworkModel(routers, links, eps, hops=clos.hops, names=clos.router_names)

@@ -537,7 +537,8 @@ def run_endpoints(network, eps: Endpoints, *, max_cycles: int = 10_000_000, cfg_
     ``cfg_writes`` are ``(cycle, dest, port)`` routing-table writes into router 0;
     ``model`` is ``"compiled"`` (:mod:`fabric.network.engine`) or ``"python"`` (the
     reference stepped cycle by cycle). Both give the same dict and raise the same
-    :class:`ScoreboardError` or :class:`DeadlockError` on a failure.
+    :class:`ScoreboardError` or :class:`DeadlockError` on a failure. Routers built with
+    ``stats=True`` add their performance counters (``router_stats``, as the RTL bench).
     """
     if model not in MODELS:
         raise UserError(f"model must be one of {', '.join(MODELS)}, not {model!r}")
@@ -554,7 +555,11 @@ def run_endpoints(network, eps: Endpoints, *, max_cycles: int = 10_000_000, cfg_
         if eps.cycle - 1 in cfg:
             network.routers[0].set_route(*cfg[eps.cycle - 1])
     eps.finish()
-    return eps.result()
+    result = eps.result()
+    stats = network.router_stats()
+    if stats:
+        result["router_stats"] = stats
+    return result
 
 
 def run_model(network, spec: TrafficSpec, *, flit_width: int, vcs: int, buffer_depth: int,

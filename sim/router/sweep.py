@@ -32,9 +32,11 @@ def compare_point(design: Design, spec: TrafficSpec, *, sim="verilator", waves=F
     out["waves"] = str(run.waves) if run.waves else None
     out["rtl_wall_seconds"] = rtl["wall_seconds"]
     out["flits_delivered"] = rtl["flits_delivered"]
-    out["model_matches_rtl_exactly"] = all(rtl.get(k) == model.get(k) for k in KEYS)
+    out["model_matches_rtl_exactly"] = all(rtl.get(k) == model.get(k)
+                                           for k in KEYS + ("router_stats",))
     if "router_stats" in rtl:
         out["router_stats"] = rtl["router_stats"]
+        out["model_router_stats"] = model["router_stats"]
     return out
 
 

@@ -210,6 +210,8 @@ def sim_command(args):
             print(f"  {key:22} {fmt(r)} {fmt(m)}")
         if result.get("router_stats"):
             print_router_stats(result["router_stats"], result["cycles"])
+            same = result["model_router_stats"] == result["router_stats"]
+            print(f"  the model's counters: {'identical' if same else 'DIFFERENT'}")
         if result["waves"]:
             print(f"  waves  {result['waves']}")
     return 0 if result["passed"] else 1
