@@ -9,7 +9,7 @@ from .probe import ProbeError
 from .properties import past
 from .router import RouterHarness
 
-__all__ = ["RoutingHarness", "MUTANTS"]
+__all__ = ["RoutingHarness", "MUTANTS", "DROPPABLE"]
 
 #: Deliberately broken variants for the mutation tests; each must fail with a counterexample.
 #: ``"late_table_write"``: the harness's shadow table takes each ``cfg`` write one cycle
@@ -19,6 +19,11 @@ __all__ = ["RoutingHarness", "MUTANTS"]
 #: ``"write_through_lookup"``: the harness expects a head flit arriving in the cycle of a
 #: write to its destination to be routed by the new entry already (the router is not).
 MUTANTS = ("late_table_write", "spread_skips_port", "write_through_lookup")
+
+
+#: Environment assumptions that may be dropped: ``"port_contract"``: ``cfg`` may write a
+#: port number the router does not have (possible when ``ports`` is not a power of two).
+DROPPABLE = ("port_contract",)
 
 
 def _bits(n):
@@ -46,12 +51,18 @@ class SpreadSkippingRouter(Router):
         return m
 
 
-def _refusal(spread, mutant):
+def _refusal(spread, ports, mutant, drop):
     """What is wrong with the routing-specific parameters, or None."""
     if mutant is not None and mutant not in MUTANTS:
         return f"mutant must be None or one of {', '.join(MUTANTS)}, not {mutant!r}"
-    if not spread:
-        return f"spread must name at least two distinct output ports, not {spread!r}"
+    if drop is not None and drop not in DROPPABLE:
+        return f"drop must be None or one of {', '.join(DROPPABLE)}, not {drop!r}"
+    valid_ports = isinstance(ports, int) and not isinstance(ports, bool) and ports >= 2
+    if len(spread) < 2 or len(set(spread)) != len(spread) or any(
+            isinstance(p, bool) or not isinstance(p, int) or p < 0
+            or (valid_ports and p >= ports) for p in spread):
+        upto = f" from 0 to {ports - 1}" if valid_ports else ""
+        return f"spread must be at least two distinct output ports{upto}, not {spread!r}"
     return None
 
 
@@ -62,7 +73,8 @@ class RoutingHarness(RouterHarness):
     The environment: ``cfg`` is free (``AnySeq``): any entry may be rewritten in any cycle,
     also with a destination beyond the table, which the router must ignore; a written
     port is a port of the router (``cfg.port < ports``, the configuration contract: with a
-    radix that is not a power of two the port field can name a port that does not exist).
+    radix that is not a power of two the port field can name a port that does not exist,
+    which the router takes unchecked; ``drop="port_contract"`` shows the counterexample).
     Each input is an upstream that frames packets per VC (a head flit opens a packet,
     ``last`` closes it) with destinations inside the table; flits carry their input port
     in ``src``. Credits are free on both sides: routing does not depend on them, so the
@@ -95,15 +107,17 @@ class RoutingHarness(RouterHarness):
     ----------
     ports, vcs, buffer_depth, flit_width, allocator, islip_iterations, voq :
         Router parameters (see :class:`rtl.router.Router`).
-    destinations : int
-        Routing-table size; the default 6 is not a power of two, so that ``cfg`` can
-        address entries beyond the table.
+    destinations : int or None
+        Routing-table size; by default the length of ``routes``, or 6 without ``routes``
+        (not a power of two, so that ``cfg`` can address entries beyond the table).
     routes : sequence of int, optional
         Initial table; defaults to ``dest % ports``.
     spread : sequence of int
         Spread ports, at least two distinct outputs.
     mutant : str or None
         One of :data:`MUTANTS` to prove a broken variant (mutation test), or None.
+    drop : str or None
+        One of :data:`DROPPABLE` to drop an assumption of the environment, or None.
     """
 
     kind = "routing"
@@ -111,13 +125,15 @@ class RoutingHarness(RouterHarness):
     cover_depth = 8
 
     def __init__(self, *, ports=4, vcs=2, buffer_depth=2, flit_width=1, allocator="separable",
-                 islip_iterations=1, voq=False, destinations=6, routes=None, spread=(2, 3),
-                 mutant=None):
+                 islip_iterations=1, voq=False, destinations=None, routes=None,
+                 spread=(2, 3), mutant=None, drop=None):
         spread = tuple(spread)
-        bad = _refusal(spread, mutant)
+        bad = _refusal(spread, ports, mutant, drop)
         if bad:
             self._MustUse__silence = True
             raise ValueError(bad)
+        if destinations is None:
+            destinations = 6 if routes is None else len(routes)
         self._destinations = destinations
         self._routes = None if routes is None else tuple(routes)
         self._spread = spread
@@ -128,9 +144,14 @@ class RoutingHarness(RouterHarness):
                          islip_iterations=islip_iterations, voq=voq)
         self._routes = tuple(unused(self.design()).routes)   # the router's default, if None
         self.params.update(destinations=destinations, routes=list(self._routes),
-                           spread=list(spread), mutant=mutant)
-        del self.params["drop"]
+                           spread=list(spread), mutant=mutant, drop=drop)
         self.default_depth, self.cover_depth = type(self).default_depth, type(self).cover_depth
+
+    @staticmethod
+    def _queues(V, P, voq):
+        """The queues of one input, as the router numbers them: (vc, fixed output or None)."""
+        return [(v, o) for v in range(V) for o in range(P)] if voq else \
+            [(v, None) for v in range(V)]
 
     def design(self):
         p = self.params
@@ -155,8 +176,9 @@ class RoutingHarness(RouterHarness):
         # -- The table: free writes, a shadow kept by the harness -----------------------------
         cfg = dut.cfg
         m.d.comb += [cfg.valid.eq(AnySeq(1)), cfg.dest.eq(AnySeq(len(cfg.dest))),
-                     cfg.port.eq(AnySeq(len(cfg.port))),
-                     Assume(~cfg.valid | (cfg.port < P))]
+                     cfg.port.eq(AnySeq(len(cfg.port)))]
+        if self.params["drop"] != "port_contract":
+            m.d.comb += Assume(~cfg.valid | (cfg.port < P))
         shadow = [Signal(_bits(P), init=r, name=f"shadow_route_{d}")
                   for d, r in enumerate(dut.routes)]
         writes = cfg.valid & (cfg.dest < T)
@@ -169,9 +191,12 @@ class RoutingHarness(RouterHarness):
         with m.If(writes):
             m.d.sync += Array(shadow)[dest].eq(port)
         for d in range(T):
-            m.d.comb += Assert(table_cells[d] == shadow[d],
-                               f"table entry {d} holds the last write to it (or its initial "
-                               f"route), writes beyond the table ignored")
+            m.d.comb += [
+                Assert(table_cells[d] == shadow[d],
+                       f"table entry {d} holds the last write to it (or its initial route), "
+                       f"writes beyond the table ignored"),
+                Assert(table_cells[d] < P, f"table entry {d} names a port of the router"),
+            ]
         shadow_at = Array(shadow)
 
         # -- Inputs: expected routes, spread turns, held routes, shadow queues ---------------
@@ -242,20 +267,33 @@ class RoutingHarness(RouterHarness):
             write_mid_packet.append(link.valid & ~flit.first & Array(rewritten)[flit.vc])
 
             # Shadow queues: the expected route beside every buffer word the router writes.
+            # Queue q of input i holds the words [q*D, q*D + D) of its buffer memory.
             for q in range(Q):
                 m.d.comb += Assert((probe[f"rptr_{i}_{q}"] < D) & (probe[f"wptr_{i}_{q}"] < D),
                                    f"in {i} queue {q}: buffer pointers in range")
             wptr = Array(probe[f"wptr_{i}_{q}"] for q in range(Q))
             q_in = probe[f"q_in_{i}"]
-            slots = [Signal(_bits(P), name=f"expected_slot_{i}_{k}") for k in range(Q * D)]
+            # With virtual output queues a word never written stands for its queue's output
+            # (the queue's flits go there whatever the word holds); without, buffer and
+            # shadow words both start at 0.
+            fixed = [queue_out for _, queue_out in self._queues(V, P, dut.voq)]
+            slots = [Signal(_bits(P), init=fixed[k // D] or 0, name=f"expected_slot_{i}_{k}")
+                     for k in range(Q * D)]
+            written = [Signal(name=f"written_{i}_{k}") for k in range(Q * D)]
             with m.If(link.valid):
-                m.d.sync += Array(slots)[q_in * D + wptr[q_in]].eq(expected)
+                m.d.sync += [Array(slots)[q_in * D + wptr[q_in]].eq(expected),
+                             Array(written)[q_in * D + wptr[q_in]].eq(1)]
             for q in range(Q):
                 for k in range(D):
                     word = buffer_cell(i, q, k)[entry_layout_out]
-                    m.d.comb += Assert(word == slots[q * D + k],
-                                       f"in {i} queue {q} slot {k}: a buffered flit keeps "
-                                       f"the route it entered with")
+                    same = word == slots[q * D + k]
+                    if fixed[q] is not None:
+                        same = ~written[q * D + k] | same
+                        m.d.comb += Assert(slots[q * D + k] == fixed[q],
+                                           f"in {i} queue {q} slot {k}: a virtual output "
+                                           f"queue holds flits routed to its output")
+                    m.d.comb += Assert(same, f"in {i} queue {q} slot {k}: a buffered flit "
+                                             f"keeps the route it entered with")
             chosen = probe[f"chosen_{i}"]
             head_routes = [Array(slots[q * D:(q + 1) * D])[probe[f"rptr_{i}_{q}"]]
                            for q in range(Q)]

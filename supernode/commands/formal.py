@@ -1,5 +1,6 @@
 """``supernode formal``: prove the tile and the router (or the runner's own skid buffer)."""
 
+import argparse
 import json
 
 from ..errors import UserError
@@ -89,6 +90,38 @@ def register(subparsers):
     _add_job_options(router)
     router.set_defaults(func=router_command)
 
+    routing = sub.add_parser(
+        "routing", help="prove the router's routing stage: spread ports and routing-table "
+                        "writes at any time")
+    routing.add_argument("--ports", type=int, default=4, help="ports (default 4)")
+    routing.add_argument("--vcs", type=int, default=2, help="virtual channels (default 2)")
+    routing.add_argument("--buffer-depth", type=int, default=2,
+                         help="flits per VC buffer (default 2)")
+    routing.add_argument("--spread", type=_port_list("spread"), default=(2, 3),
+                         help="comma-separated output ports over which packets are spread "
+                              "round-robin per input (default 2,3)")
+    routing.add_argument("--destinations", type=int, default=None,
+                         help="routing-table size (default: as many as --routes, or 6: not "
+                              "a power of two, so that writes beyond the table are possible)")
+    routing.add_argument("--routes", type=_port_list("routes"), default=None,
+                         help="comma-separated initial table, one output port per "
+                              "destination (default: destination modulo ports)")
+    routing.add_argument("--allocator", default="separable",
+                         help="switch allocator: separable (default) or islip")
+    routing.add_argument("--islip-iterations", type=int, default=1,
+                         help="iSLIP iterations, 1..ports (default 1; with --allocator islip)")
+    routing.add_argument("--voq", action="store_true",
+                         help="virtual output queues at the inputs")
+    routing.add_argument("--mutant", default=None,
+                         help="prove a deliberately broken variant instead (must FAIL): "
+                              "late_table_write, spread_skips_port or write_through_lookup")
+    routing.add_argument("--drop", default=None,
+                         help="drop an environment assumption: port_contract (cfg may write a "
+                              "port number the router lacks; fails when --ports is not a power "
+                              "of two)")
+    _add_job_options(routing)
+    routing.set_defaults(func=routing_command)
+
     skid = sub.add_parser("skid", help="prove the runner's own two-entry skid buffer")
     skid.add_argument("--width", type=int, default=4, help="payload bits (default 4)")
     skid.add_argument("--fault", default=None,
@@ -169,6 +202,28 @@ def _liveness(args):
         return None
     return {flag[2:].replace("-", "_"): getattr(args, flag[2:].replace("-", "_"))
             for flag, _, _ in _LIVENESS_OPTIONS}
+
+
+def _port_list(what):
+    """argparse type: comma-separated port numbers, or one sentence naming the bad text."""
+    def parse(text):
+        try:
+            return tuple(int(p) for p in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{what} must be comma-separated port numbers such as 2,3, not {text!r}") \
+                from None
+    return parse
+
+
+def routing_command(args):
+    from sim.formal.routing import RoutingHarness
+    return _run([RoutingHarness(ports=args.ports, vcs=args.vcs, buffer_depth=args.buffer_depth,
+                                allocator=args.allocator,
+                                islip_iterations=args.islip_iterations, voq=args.voq,
+                                destinations=args.destinations, routes=args.routes,
+                                spread=args.spread, mutant=args.mutant, drop=args.drop)],
+                args)
 
 
 def skid_command(args):
