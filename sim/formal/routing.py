@@ -121,7 +121,7 @@ class RoutingHarness(RouterHarness):
     """
 
     kind = "routing"
-    default_depth = 2
+    default_depth = 1
     cover_depth = 8
 
     def __init__(self, *, ports=4, vcs=2, buffer_depth=2, flit_width=1, allocator="separable",
@@ -145,6 +145,8 @@ class RoutingHarness(RouterHarness):
         self._routes = tuple(unused(self.design()).routes)   # the router's default, if None
         self.params.update(destinations=destinations, routes=list(self._routes),
                            spread=list(spread), mutant=mutant, drop=drop)
+        # The routing properties are inductive by themselves (k = 1) whatever the allocator
+        # and queues (the router harness sets its own default for iSLIP and VOQ).
         self.default_depth, self.cover_depth = type(self).default_depth, type(self).cover_depth
 
     @staticmethod
@@ -169,7 +171,8 @@ class RoutingHarness(RouterHarness):
         P, V, D, T = dut.ports, dut.vcs, dut.buffer_depth, dut.destinations
         spread = dut.spread
         S = len(spread)
-        Q = V * P if dut.voq else V
+        queues = self._queues(V, P, dut.voq)
+        Q = len(queues)
         entry_layout_out = slice(dut.flit_layout.size, dut.flit_layout.size + _bits(P))
         m.d.comb += Assume(~ResetSignal())
 
@@ -276,7 +279,7 @@ class RoutingHarness(RouterHarness):
             # With virtual output queues a word never written stands for its queue's output
             # (the queue's flits go there whatever the word holds); without, buffer and
             # shadow words both start at 0.
-            fixed = [queue_out for _, queue_out in self._queues(V, P, dut.voq)]
+            fixed = [queue_out for _, queue_out in queues]
             slots = [Signal(_bits(P), init=fixed[k // D] or 0, name=f"expected_slot_{i}_{k}")
                      for k in range(Q * D)]
             written = [Signal(name=f"written_{i}_{k}") for k in range(Q * D)]
