@@ -5,10 +5,9 @@ import re
 
 import pytest
 
-from supernode.cli import main
-
 from sim.formal.routing import DROPPABLE, MUTANTS, RoutingHarness
 from sim.formal.runner import run_formal
+from supernode.cli import main
 
 COVERS = {
     "a body flit arrives after its destination's entry was rewritten mid-packet",
