@@ -18,12 +18,16 @@ def test_four_port_two_vc_router_is_proved():
                  "allocator: at most one input per output 3",
                  "allocator: at most one output per input 0",
                  "output arbiter 1: requester 3 is served within 3 moves of the priority",
-                 "input arbiter 2: requester 1 is served within 1 moves of the priority"):
+                 "input arbiter 2: requester 1 is served within 1 moves of the priority",
+                 "out 1 vc 1: the claimant's queue head is a head flit for it",
+                 "out 2 vc 0: input 3 waits exactly while its head flit finds the VC held",
+                 "claim arbiter 3 vc 1: requester 2 is served within 3 moves of the priority"):
         assert prop in result.asserts, prop
     assert set(result.covers) == {
         "input 0 vc 0 buffer full", "output 0 vc 0 out of credits",
         "output 0 vc 1 held by an open packet", "back-to-back flits on output 0",
-        "a multi-flit packet completes on output 0", "two inputs contend for output 0"}
+        "a multi-flit packet completes on output 0", "two inputs contend for output 0",
+        "a head flit claims output 0 vc 1 while it is held"}
     assert all(result.covers.values()), result.covers
 
 
@@ -55,7 +59,7 @@ def test_other_router_shapes_are_proved(params):
 
 def test_bad_parameters_are_refused():
     assert DROPPABLE == ("input_credit", "packet_framing", "credit_return")
-    assert FAULTS == ("frozen_grant_pointer", "accept_all")
+    assert FAULTS == ("frozen_grant_pointer", "accept_all", "no_claims")
     with pytest.raises(ValueError, match="drop must be None or one of input_credit, "
                                          "packet_framing, credit_return, not 'x'"):
         RouterHarness(drop="x")
@@ -76,7 +80,8 @@ ISLIP_COVERS = {
     "output 0 vc 1 held by an open packet", "back-to-back flits on output 0",
     "a multi-flit packet completes on output 0", "two inputs contend for output 0",
     "an input is matched in a later iSLIP iteration",
-    "input 0 vc 0 has packets open at two outputs (VOQ)"}
+    "input 0 vc 0 has packets open at two outputs (VOQ)",
+    "a head flit claims output 0 vc 1 while it is held"}
 
 
 def test_islip_with_virtual_output_queues_is_proved():
@@ -99,7 +104,8 @@ def test_islip_with_virtual_output_queues_is_proved():
                  "in 2 vc 0: credits conserved (upstream + buffer + returning)",
                  "out 1 vc 1: credits conserved (credit + downstream + link)",
                  "in 2 to out 0: no flit is created",
-                 "out 2 vc 0: packets never interleave"):
+                 "out 2 vc 0: packets never interleave",
+                 "out 2 vc 1: the claimant's queue head is a head flit for it"):
         assert prop in result.asserts, prop
     assert set(result.covers) == ISLIP_COVERS
     assert all(result.covers.values()), result.covers
@@ -141,6 +147,10 @@ def test_a_fault_needs_the_islip_allocator():
     with pytest.raises(ValueError, match="fault 'accept_all' is a fault of the iSLIP "
                                          "allocator, not of 'separable'"):
         RouterHarness(fault="accept_all")
+    # Claims belong to the router, not to an allocator: no_claims breaks either.
+    for allocator in ("separable", "islip"):
+        assert RouterHarness(allocator=allocator, fault="no_claims").params["fault"] == \
+            "no_claims"
     with pytest.raises(ValueError, match="allocator must be one of separable, islip"):
         RouterHarness(allocator="wavefront")
 
@@ -173,12 +183,42 @@ def test_two_port_router_flits_leave_their_queue_in_bounded_time(live):
     assert result.covers[f"a head flit waits {head} cycles at a queue head"]
 
 
-def test_body_flits_leave_in_bounded_time_with_two_vcs():
-    result = run_formal(RouterHarness(ports=2, vcs=2, liveness=_live(4, None)))
+def test_head_and_body_flits_leave_in_bounded_time_with_two_vcs():
+    # With claims on held output VCs a head flit cannot lose the freed VC for ever.
+    result = run_formal(RouterHarness(ports=2, vcs=2, liveness=_live(4, 9)))
     assert result.status == "pass", result.to_dict()
-    assert "in 1 vc 1: a body flit at the queue head leaves within 4 cycles" in result.asserts
-    assert not any("head flit at the queue head" in name for name in result.asserts)
+    assert result.mode == "prove" and result.depth == 12
+    for prop in ("in 1 vc 1: a body flit at the queue head leaves within 4 cycles",
+                 "in 1 vc 1: a head flit at the queue head leaves within 9 cycles",
+                 "out 0 vc 1: the claimant's queue head is a head flit for it",
+                 "claim arbiter 0 vc 1: requester 1 is served within 1 moves of the priority"):
+        assert prop in result.asserts, prop
     assert result.covers["a body flit waits 4 cycles at a queue head"]
+    assert result.covers["a head flit waits 9 cycles at a queue head"]
+    assert result.covers["a head flit claims output 0 vc 1 while it is held"]
+
+
+@pytest.mark.slow
+def test_a_two_vc_head_bound_one_cycle_short_fails():
+    result = run_formal(RouterHarness(ports=2, vcs=2, liveness=_live(4, 8)), mode="bmc",
+                        depth=18, cover=False, reuse=False)
+    assert result.status == "fail"
+    assert any("a head flit at the queue head leaves within 8 cycles" in name
+               for name in result.failed), result.failed
+
+
+def test_without_claims_a_head_flit_starves():
+    """The router before claims (fault ``no_claims``): input 1's head flit on VC 1 for
+    output 0 is eligible only in the cycles when input 0's two-flit packets on VC 1 leave
+    that output VC free; in each such cycle output 0's round-robin pointer is back at
+    input 0, because input 1's VC 0 flits to output 0 used input 1's turn. The output
+    arbiter is fair to inputs, not to their VCs."""
+    result = run_formal(RouterHarness(ports=2, vcs=2, fault="no_claims", liveness=_live(4, 9)),
+                        mode="bmc", depth=16, cover=False, reuse=False)
+    assert result.status == "fail"
+    assert any("a head flit at the queue head leaves within 9 cycles" in name
+               for name in result.failed), result.failed
+    assert result.trace.exists() and result.trace.suffix == ".vcd"
 
 
 def test_liveness_fails_when_a_downstream_keeps_its_credits():
@@ -211,20 +251,6 @@ def test_islip_router_flits_leave_in_bounded_time():
     result = run_formal(RouterHarness(ports=2, vcs=1, allocator="islip", liveness=_live(1, 4)))
     assert result.status == "pass", result.to_dict()
     assert result.covers["a head flit waits 4 cycles at a queue head"]
-
-
-@pytest.mark.slow
-def test_separable_head_flit_can_starve_with_two_vcs():
-    """Known gap of the separable allocator, not of the proof: with two VCs a head flit can
-    wait for ever. Input 1's head flit on VC 1 for output 0 is eligible only in the cycles
-    when input 0's two-flit packets on VC 1 leave that output VC free; in each such cycle
-    output 0's round-robin pointer is back at input 0, because input 1's VC 0 flits to
-    output 0 used input 1's turn. The output arbiter is fair to inputs, not to their VCs."""
-    result = run_formal(RouterHarness(ports=2, vcs=2, liveness=_live(4, 10)), mode="bmc",
-                        depth=16, cover=False, reuse=False)
-    assert result.status == "fail"
-    assert any("a head flit at the queue head leaves within 10 cycles" in name
-               for name in result.failed), result.failed
 
 
 def test_bad_liveness_bounds_are_refused():

@@ -27,8 +27,13 @@ DROPPABLE = ("input_credit", "packet_framing", "credit_return")
 #: Deliberately broken allocators for the mutation tests (``rtl/`` is untouched: the router
 #: is elaborated with a wrapped round-robin arbiter). ``"frozen_grant_pointer"``: the iSLIP
 #: output (grant) arbiters never move their pointer; ``"accept_all"``: the iSLIP input
-#: (accept) arbiters of the first iteration accept every grant instead of one.
-FAULTS = ("frozen_grant_pointer", "accept_all")
+#: (accept) arbiters of the first iteration accept every grant instead of one;
+#: ``"no_claims"`` (either allocator): the claim arbiters see no waiting head flit, so no
+#: held output VC is ever claimed (the router as it was before claims).
+FAULTS = ("frozen_grant_pointer", "accept_all", "no_claims")
+
+#: The allocator each fault breaks (None: either).
+_FAULT_ALLOCATOR = {"frozen_grant_pointer": "islip", "accept_all": "islip", "no_claims": None}
 
 
 def _bits(n):
@@ -44,6 +49,12 @@ def _popcount_le1(bits):
 def _faulty_arbiter(original, fault):
     """``rtl.router._rr_arbiter`` with the defect ``fault`` (one of :data:`FAULTS`)."""
     def arbiter(m, name, req, update, mask=None):
+        if fault == "no_claims" and re.fullmatch(r"claim_\d+_\d+", name):
+            if not isinstance(req, Signal):
+                raise ProbeError(f"the router's claim arbiter {name!r} no longer takes its "
+                                 f"requests as a signal; the no_claims fault needs one")
+            # Assigned after the router's own assignment, so it wins: nobody waits.
+            m.d.comb += req.eq(0)
         if fault == "frozen_grant_pointer" and re.fullmatch(r"islip_g_\d+", name):
             return original(m, name, req, Const(0), mask)
         grant, mask = original(m, name, req, update, mask)
@@ -82,7 +93,7 @@ def _refusal(allocator, drop, fault, liveness):
         return f"fault must be None or one of {', '.join(FAULTS)}, not {fault!r}"
     if allocator not in ALLOCATORS:
         return f"allocator must be one of {', '.join(ALLOCATORS)}, not {allocator!r}"
-    if fault is not None and allocator != "islip":
+    if fault is not None and _FAULT_ALLOCATOR[fault] not in (None, allocator):
         return f"fault {fault!r} is a fault of the iSLIP allocator, not of {allocator!r}"
     return None
 
@@ -119,7 +130,7 @@ class RouterHarness(Harness):
     drop : str or None
         One of :data:`DROPPABLE` to drop an assumption (mutation test), or None.
     fault : str or None
-        One of :data:`FAULTS` to prove a broken iSLIP allocator (mutation test), or None.
+        One of :data:`FAULTS` to prove a broken allocator (mutation test), or None.
     liveness : dict or None
         Bounded liveness (see :meth:`_head_progress`): a dict of :data:`LIVENESS_KEYS`.
         The environment then also promises that a downstream holding flits returns a credit
@@ -490,6 +501,9 @@ class RouterHarness(Harness):
                 m.d.comb += Assert(pending[i][o] == total,
                                    f"in {i} to out {o}: flits inside = in - out")
 
+        # -- Claims on held output VCs ------------------------------------------------------
+        self._claims(m, probe, P, V, queues, queue, queue_out)
+
         # -- Switch allocation ---------------------------------------------------------------
         match = [[probe[f"match_{i}_{o}"] for o in range(P)] for i in range(P)]
         elig = [probe[f"elig_{i}"] for i in range(P)]
@@ -536,6 +550,41 @@ class RouterHarness(Harness):
             m.d.comb += Cover((opened & (opened - 1)) != 0,
                               "input 0 vc 0 has packets open at two outputs (VOQ)")
         return m
+
+    def _claims(self, m, probe, P, V, queues, queue, queue_out):
+        """A claim on a held output VC: its claimant waits for it, claims go round-robin.
+
+        The claimant of output ``o``'s VC ``v`` has, at the head of its queue for that VC
+        (and output, with VOQ), a head flit routed to ``o``; so it holds no open packet on
+        ``v`` and is never the packet holding the VC. Every input whose head flit waits for
+        the held VC is reported waiting, no other; the claim arbiter moves its pointer just
+        past the input it gives the claim to, exactly when it gives one, and so serves a
+        waiting input within ``P - 1`` claims.
+        """
+        for o in range(P):
+            for v in range(V):
+                claimed = probe[f"claimed_{o}_{v}"]
+                claimant = probe[f"claimant_{o}_{v}"]
+                busy = probe[f"busy_{o}_{v}"]
+                waiting = probe[f"waiting_{o}_{v}"]
+                m.d.comb += Assert(claimant < P, f"out {o} vc {v}: the claimant is an input")
+                for i in range(P):
+                    q = queues.index((v, None if (v, None) in queues else o))
+                    present, head = queue[i, q][0]
+                    for_it = present & head.flit.first & (queue_out[i][q] == o)
+                    with m.If(claimed & (claimant == i)):
+                        m.d.comb += Assert(for_it, f"out {o} vc {v}: the claimant's queue head "
+                                                   f"is a head flit for it")
+                    if self.params.get("fault") != "no_claims":     # its waiting is 0
+                        m.d.comb += Assert(waiting[i] == (for_it & busy),
+                                           f"out {o} vc {v}: input {i} waits exactly while "
+                                           f"its head flit finds the VC held")
+                round_robin_fairness(
+                    m, name=f"claim arbiter {o} vc {v}", req=waiting,
+                    grant=probe[f"claim_{o}_{v}_grant"], mask=probe[f"claim_{o}_{v}_mask"],
+                    update=~claimed)
+        m.d.comb += Cover(probe[f"claimed_0_{V - 1}"] & probe[f"busy_0_{V - 1}"],
+                          f"a head flit claims output 0 vc {V - 1} while it is held")
 
     def _head_progress(self, m, probe, live, name, i, q, present, head):
         """Bounded liveness: the flit at the head of queue ``q`` of input ``i`` leaves in time.
