@@ -157,7 +157,9 @@ class Router(wiring.Component):
         Number of destination ids the routing table holds, 2..4096; defaults to ``ports``.
     routes : sequence of int, optional
         Initial routing table, destination id -> output port; defaults to
-        ``dest % ports``. It can be rewritten at run time through ``cfg``.
+        ``dest % ports``. It can be rewritten at run time through ``cfg`` (a write takes
+        effect from the next cycle; one naming a destination beyond the table or a port
+        the router does not have is ignored).
     spread : sequence of int
         Output ports over which packets routed to any of them are spread: each input
         sends successive such packets round-robin over these ports (per-packet load
@@ -295,8 +297,11 @@ class Router(wiring.Component):
         m.submodules.table = table = Memory(shape=_bits(P), depth=self._destinations,
                                             init=self._routes)
         table_wr = table.write_port()
+        # The port field can name a missing port when the radix is not a power of two: a
+        # packet routed there would never leave, so such a write is ignored.
         m.d.comb += [table_wr.addr.eq(self.cfg.dest), table_wr.data.eq(self.cfg.port),
-                     table_wr.en.eq(self.cfg.valid & (self.cfg.dest < self._destinations))]
+                     table_wr.en.eq(self.cfg.valid & (self.cfg.dest < self._destinations)
+                                    & (self.cfg.port < P))]
 
         # Output state: credits and VC ownership per (output, vc).
         credit = [[Signal(range(D + 1), init=D, name=f"credit_{o}_{v}") for v in range(V)]

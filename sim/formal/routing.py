@@ -9,7 +9,7 @@ from .probe import ProbeError
 from .properties import past
 from .router import RouterHarness
 
-__all__ = ["RoutingHarness", "MUTANTS", "DROPPABLE"]
+__all__ = ["RoutingHarness", "MUTANTS"]
 
 #: Deliberately broken variants for the mutation tests; each must fail with a counterexample.
 #: ``"late_table_write"``: the harness's shadow table takes each ``cfg`` write one cycle
@@ -19,11 +19,6 @@ __all__ = ["RoutingHarness", "MUTANTS", "DROPPABLE"]
 #: ``"write_through_lookup"``: the harness expects a head flit arriving in the cycle of a
 #: write to its destination to be routed by the new entry already (the router is not).
 MUTANTS = ("late_table_write", "spread_skips_port", "write_through_lookup")
-
-
-#: Environment assumptions that may be dropped: ``"port_contract"``: ``cfg`` may write a
-#: port number the router does not have (possible when ``ports`` is not a power of two).
-DROPPABLE = ("port_contract",)
 
 
 def _bits(n):
@@ -51,12 +46,10 @@ class SpreadSkippingRouter(Router):
         return m
 
 
-def _refusal(spread, ports, mutant, drop):
+def _refusal(spread, ports, mutant):
     """What is wrong with the routing-specific parameters, or None."""
     if mutant is not None and mutant not in MUTANTS:
         return f"mutant must be None or one of {', '.join(MUTANTS)}, not {mutant!r}"
-    if drop is not None and drop not in DROPPABLE:
-        return f"drop must be None or one of {', '.join(DROPPABLE)}, not {drop!r}"
     valid_ports = isinstance(ports, int) and not isinstance(ports, bool) and ports >= 2
     if len(spread) < 2 or len(set(spread)) != len(spread) or any(
             isinstance(p, bool) or not isinstance(p, int) or p < 0
@@ -71,10 +64,8 @@ class RoutingHarness(RouterHarness):
     and a routing table the environment may rewrite in any cycle.
 
     The environment: ``cfg`` is free (``AnySeq``): any entry may be rewritten in any cycle,
-    also with a destination beyond the table, which the router must ignore; a written
-    port is a port of the router (``cfg.port < ports``, the configuration contract: with a
-    radix that is not a power of two the port field can name a port that does not exist,
-    which the router takes unchecked; ``drop="port_contract"`` shows the counterexample).
+    also with a destination beyond the table or a port the router does not have (possible
+    when the radix is not a power of two), both of which the router must ignore.
     Each input is an upstream that frames packets per VC (a head flit opens a packet,
     ``last`` closes it) with destinations inside the table; flits carry their input port
     in ``src``. Credits are free on both sides: routing does not depend on them, so the
@@ -85,7 +76,8 @@ class RoutingHarness(RouterHarness):
     proves, for every input ``i``:
 
     - the routing table equals the shadow table: a write to an entry inside the table is
-      what every later lookup sees, a write beyond the table changes nothing;
+      what every later lookup sees, a write beyond the table or of a missing port changes
+      nothing, so every entry names a port of the router;
     - a write is seen from the cycle after it: a head flit arriving in the cycle of a write
       to its own destination is routed by the entry as it was before that write (as the
       RTL does: the table is a memory with a synchronous write port and a combinational
@@ -116,8 +108,6 @@ class RoutingHarness(RouterHarness):
         Spread ports, at least two distinct outputs.
     mutant : str or None
         One of :data:`MUTANTS` to prove a broken variant (mutation test), or None.
-    drop : str or None
-        One of :data:`DROPPABLE` to drop an assumption of the environment, or None.
     """
 
     kind = "routing"
@@ -126,9 +116,9 @@ class RoutingHarness(RouterHarness):
 
     def __init__(self, *, ports=4, vcs=2, buffer_depth=2, flit_width=1, allocator="separable",
                  islip_iterations=1, voq=False, destinations=None, routes=None,
-                 spread=(2, 3), mutant=None, drop=None):
+                 spread=(2, 3), mutant=None):
         spread = tuple(spread)
-        bad = _refusal(spread, ports, mutant, drop)
+        bad = _refusal(spread, ports, mutant)
         if bad:
             self._MustUse__silence = True
             raise ValueError(bad)
@@ -144,7 +134,7 @@ class RoutingHarness(RouterHarness):
                          islip_iterations=islip_iterations, voq=voq)
         self._routes = tuple(unused(self.design()).routes)   # the router's default, if None
         self.params.update(destinations=destinations, routes=list(self._routes),
-                           spread=list(spread), mutant=mutant, drop=drop)
+                           spread=list(spread), mutant=mutant)
         # The routing properties are inductive by themselves (k = 1) whatever the allocator
         # and queues (the router harness sets its own default for iSLIP and VOQ).
         self.default_depth, self.cover_depth = type(self).default_depth, type(self).cover_depth
@@ -180,11 +170,9 @@ class RoutingHarness(RouterHarness):
         cfg = dut.cfg
         m.d.comb += [cfg.valid.eq(AnySeq(1)), cfg.dest.eq(AnySeq(len(cfg.dest))),
                      cfg.port.eq(AnySeq(len(cfg.port)))]
-        if self.params["drop"] != "port_contract":
-            m.d.comb += Assume(~cfg.valid | (cfg.port < P))
         shadow = [Signal(_bits(P), init=r, name=f"shadow_route_{d}")
                   for d, r in enumerate(dut.routes)]
-        writes = cfg.valid & (cfg.dest < T)
+        writes = cfg.valid & (cfg.dest < T) & (cfg.port < P)
         if self._mutant == "late_table_write":
             # The broken reference: each write lands one cycle later than it should.
             writes = past(m, writes, name="late_write")
@@ -197,7 +185,7 @@ class RoutingHarness(RouterHarness):
             m.d.comb += [
                 Assert(table_cells[d] == shadow[d],
                        f"table entry {d} holds the last write to it (or its initial route), "
-                       f"writes beyond the table ignored"),
+                       f"writes beyond the table or of a missing port ignored"),
                 Assert(table_cells[d] < P, f"table entry {d} names a port of the router"),
             ]
         shadow_at = Array(shadow)

@@ -115,10 +115,6 @@ def register(subparsers):
     routing.add_argument("--mutant", default=None,
                          help="prove a deliberately broken variant instead (must FAIL): "
                               "late_table_write, spread_skips_port or write_through_lookup")
-    routing.add_argument("--drop", default=None,
-                         help="drop an environment assumption: port_contract (cfg may write a "
-                              "port number the router lacks; fails when --ports is not a power "
-                              "of two)")
     _add_job_options(routing)
     routing.set_defaults(func=routing_command)
 
@@ -222,7 +218,7 @@ def routing_command(args):
                                 allocator=args.allocator,
                                 islip_iterations=args.islip_iterations, voq=args.voq,
                                 destinations=args.destinations, routes=args.routes,
-                                spread=args.spread, mutant=args.mutant, drop=args.drop)],
+                                spread=args.spread, mutant=args.mutant)],
                 args)
 
 
