@@ -2,6 +2,7 @@
 
 import os
 import random
+import re
 
 import numpy as np
 import pytest
@@ -122,11 +123,14 @@ def test_routing_table_writes_misroute_with_the_same_message():
     assert result["packets_delivered"] > 50
 
 
-def test_a_routing_table_write_out_of_range_is_refused():
+@pytest.mark.parametrize("model", ["compiled", "python"])
+@pytest.mark.parametrize("write", [(0, 7, 1), (5, 1, 3)])
+def test_a_routing_table_write_out_of_range_is_refused(model, write):
     with pytest.raises(ValueError, match=r"needs a destination from 0 to 3 and a port from "
-                                         r"0 to 3, not \(0, 7, 1\)"):
-        run_model_for(Design("router", dict(ports=4, vcs=1, buffer_depth=2)),
-                      TrafficSpec(measure=50), cfg_writes=[(0, 7, 1)])
+                                         r"0 to 2, not " + re.escape(repr(write))):
+        run_model_for(Design("router", dict(ports=3, vcs=1, buffer_depth=2, destinations=4)),
+                      TrafficSpec(measure=50, pattern="uniform"), cfg_writes=[write],
+                      model=model)
 
 
 def test_watchdog_and_cycle_limit_fail_the_same_way():

@@ -730,11 +730,8 @@ def simulate(network, eps, *, max_cycles: int = 10_000_000, cfg_writes=()) -> di
     if (eps.n, eps.vcs) != (net.n, net.V):
         raise ValueError(f"the endpoints ({eps.n} with {eps.vcs} VCs) do not fit the "
                          f"network ({net.n} with {net.V} VCs)")
-    for c, d, p in cfg_writes:
-        if not (0 <= d < net.destinations and 0 <= p < net.ports[0]):
-            raise ValueError(f"a routing-table write needs a destination from 0 to "
-                             f"{net.destinations - 1} and a port from 0 to "
-                             f"{net.ports[0] - 1}, not {(c, d, p)!r}")
+    from .traffic import check_cfg_writes
+    check_cfg_writes(cfg_writes, destinations=net.destinations, ports=int(net.ports[0]))
     st = _State(net, eps, max_cycles, cfg_writes)
     schedule = eps.schedule
     block = schedule.BLOCK

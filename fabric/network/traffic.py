@@ -525,6 +525,16 @@ class Endpoints:
         }
 
 
+def check_cfg_writes(cfg_writes, *, destinations: int, ports: int):
+    """Refuse a routing-table write the models cannot make: the RTL ignores a write beyond
+    its table or of a port it lacks, so such a write is a mistake in the caller's list."""
+    for c, d, p in cfg_writes:
+        if not (0 <= d < destinations and 0 <= p < ports):
+            raise ValueError(f"a routing-table write needs a destination from 0 to "
+                             f"{destinations - 1} and a port from 0 to {ports - 1}, "
+                             f"not {(c, d, p)!r}")
+
+
 #: How a network model is run: the compiled engine, or the Python reference stepped here.
 MODELS = ("compiled", "python")
 
@@ -545,6 +555,8 @@ def run_endpoints(network, eps: Endpoints, *, max_cycles: int = 10_000_000, cfg_
     if model == "compiled":
         from .engine import simulate
         return simulate(network, eps, max_cycles=max_cycles, cfg_writes=cfg_writes)
+    router = network.routers[0]
+    check_cfg_writes(cfg_writes, destinations=len(router.table), ports=router.P)
     cfg = {c: (d, p) for c, d, p in cfg_writes}
     while not eps.done:
         if eps.cycle >= max_cycles:
