@@ -502,7 +502,7 @@ class RouterHarness(Harness):
                                    f"in {i} to out {o}: flits inside = in - out")
 
         # -- Claims on held output VCs ------------------------------------------------------
-        self._claims(m, probe, P, V, queues, queue, queue_out)
+        self._claims(m, probe, dut.outp, queues, queue, queue_out)
 
         # -- Switch allocation ---------------------------------------------------------------
         match = [[probe[f"match_{i}_{o}"] for o in range(P)] for i in range(P)]
@@ -551,23 +551,33 @@ class RouterHarness(Harness):
                               "input 0 vc 0 has packets open at two outputs (VOQ)")
         return m
 
-    def _claims(self, m, probe, P, V, queues, queue, queue_out):
+    def _claims(self, m, probe, outp, queues, queue, queue_out):
         """A claim on a held output VC: its claimant waits for it, claims go round-robin.
 
         The claimant of output ``o``'s VC ``v`` has, at the head of its queue for that VC
         (and output, with VOQ), a head flit routed to ``o``; so it holds no open packet on
-        ``v`` and is never the packet holding the VC. Every input whose head flit waits for
-        the held VC is reported waiting, no other; the claim arbiter moves its pointer just
-        past the input it gives the claim to, exactly when it gives one, and so serves a
-        waiting input within ``P - 1`` claims.
+        ``v`` and is never the packet holding the VC. A head flit sent on a claimed VC is
+        the claimant's. Every input whose head flit waits for the held VC is reported
+        waiting, no other; the claim arbiter moves its pointer just past the input it gives
+        the claim to, exactly when it gives one, and so serves a waiting input within
+        ``P - 1`` claims.
         """
+        P, V = len(outp), len(queues) // (len(outp) if self._voq else 1)
         for o in range(P):
+            flit = outp[o].payload
             for v in range(V):
                 claimed = probe[f"claimed_{o}_{v}"]
                 claimant = probe[f"claimant_{o}_{v}"]
                 busy = probe[f"busy_{o}_{v}"]
                 waiting = probe[f"waiting_{o}_{v}"]
                 m.d.comb += Assert(claimant < P, f"out {o} vc {v}: the claimant is an input")
+                # The output register shows next cycle the head flit sent under this claim.
+                was_claimed = past(m, claimed, name=f"claimed_before_{o}_{v}")
+                was_claimant = past(m, claimant, name=f"claimant_before_{o}_{v}")
+                with m.If(outp[o].valid & (flit.vc == v) & flit.first & was_claimed):
+                    m.d.comb += Assert(flit.src == was_claimant,
+                                       f"out {o} vc {v}: only the claimant's head flit takes "
+                                       f"a claimed VC")
                 for i in range(P):
                     q = queues.index((v, None if (v, None) in queues else o))
                     present, head = queue[i, q][0]
