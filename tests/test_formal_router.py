@@ -222,6 +222,16 @@ def test_without_claims_a_head_flit_starves():
     assert result.trace.exists() and result.trace.suffix == ".vcd"
 
 
+@pytest.mark.slow
+def test_three_port_two_vc_body_flits_leave_in_bounded_time():
+    # The exact body bound (reached); 8 does not close by induction of depth 11, 9 needs 14.
+    result = run_formal(RouterHarness(ports=3, vcs=2, liveness=_live(9, None)), depth=14,
+                        timeout_s=1500)
+    assert result.status == "pass", result.to_dict()
+    assert "in 2 vc 1: a body flit at the queue head leaves within 9 cycles" in result.asserts
+    assert result.covers["a body flit waits 9 cycles at a queue head"]
+
+
 def test_liveness_fails_when_a_downstream_keeps_its_credits():
     result = run_formal(RouterHarness(ports=2, vcs=1, liveness=_live(1, 4), drop="credit_return"),
                         mode="bmc", depth=8, cover=False, reuse=False)
