@@ -76,8 +76,9 @@ def register(subparsers):
                         help="virtual output queues at the inputs (one queue per VC and "
                              "output)")
     router.add_argument("--fault", default=None,
-                        help="prove a deliberately broken iSLIP allocator instead: "
-                             "frozen_grant_pointer or accept_all")
+                        help="prove a deliberately broken router instead: "
+                             "frozen_grant_pointer or accept_all (iSLIP), no_claims (held "
+                             "output VCs are never claimed; either allocator)")
     router.add_argument("--liveness", action="store_true",
                         help="also prove bounded liveness: a flit at an input queue's head "
                              "leaves within --body-bound (body flit) or --head-bound (head "
