@@ -162,12 +162,18 @@ VERILATOR_CASES = [
     (4, 4, "os", 64, [(9, 13, 6), (1, 1, 1)]),
     (4, 4, "ws", 8, [(9, 13, 6), (1, 1, 1)]),
     (16, 16, "os", 64, [(32, 48, 32), (17, 5, 33)]),
-    (16, 16, "ws", 16, [(32, 48, 32), (17, 5, 33)]),
+    # The longest build of the suite (about 2.5 minutes); 8x8 ws runs on Icarus by default.
+    pytest.param(16, 16, "ws", 16, [(32, 48, 32), (17, 5, 33)], marks=pytest.mark.slow),
 ]
 
 
+def _case_id(case):
+    rows, cols, dataflow = (case.values if hasattr(case, "values") else case)[:3]
+    return f"{rows}x{cols}-{dataflow}"
+
+
 @pytest.mark.parametrize("rows, cols, dataflow, acc_depth, shapes", VERILATOR_CASES,
-                         ids=[f"{r}x{c}-{d}" for r, c, d, _, _ in VERILATOR_CASES])
+                         ids=[_case_id(c) for c in VERILATOR_CASES])
 def test_verilator_gemms(rows, cols, dataflow, acc_depth, shapes):
     params = {"rows": rows, "cols": cols, "dataflow": dataflow, "acc_depth": acc_depth}
     for index, (m, k, n) in enumerate(shapes):
