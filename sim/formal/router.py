@@ -40,6 +40,20 @@ def _bits(n):
     return max(1, (n - 1).bit_length())
 
 
+def free_input(dut, i):
+    """Statements that drive input link ``i`` of the router ``dut`` freely (``AnySeq``),
+    tagged with its port in ``src``, with only VCs and destinations the router has."""
+    link = dut.inp[i]
+    flit = link.payload
+    return [
+        link.valid.eq(AnySeq(1)), flit.first.eq(AnySeq(1)), flit.last.eq(AnySeq(1)),
+        flit.vc.eq(AnySeq(len(flit.vc))), flit.dest.eq(AnySeq(len(flit.dest))),
+        flit.data.eq(AnySeq(len(flit.data))), flit.src.eq(i),
+        Assume(~link.valid | (flit.vc < dut.vcs)),
+        Assume(~link.valid | (flit.dest < dut.destinations)),
+    ]
+
+
 def _popcount_le1(bits):
     """True when at most one of ``bits`` is set."""
     v = Cat(*bits)
@@ -307,13 +321,7 @@ class RouterHarness(Harness):
         for i in range(P):
             link = dut.inp[i]
             flit = link.payload
-            m.d.comb += [
-                link.valid.eq(AnySeq(1)), flit.first.eq(AnySeq(1)), flit.last.eq(AnySeq(1)),
-                flit.vc.eq(AnySeq(len(flit.vc))), flit.dest.eq(AnySeq(len(flit.dest))),
-                flit.data.eq(AnySeq(len(flit.data))), flit.src.eq(i),
-                Assume(~link.valid | (flit.vc < V)),
-                Assume(~link.valid | (flit.dest < dut.destinations)),
-            ]
+            m.d.comb += free_input(dut, i)
             in_route = [Signal(_bits(P), name=f"up_route_{i}_{v}") for v in range(V)]
             in_open = [Signal(name=f"up_open_{i}_{v}") for v in range(V)]
             route_now = Mux(flit.first, routes[flit.dest], Array(in_route)[flit.vc])

@@ -7,7 +7,7 @@ from rtl.router import Router, unused
 
 from .probe import ProbeError
 from .properties import past
-from .router import RouterHarness
+from .router import RouterHarness, free_input
 
 __all__ = ["RoutingHarness", "MUTANTS"]
 
@@ -197,12 +197,8 @@ class RoutingHarness(RouterHarness):
         for i in range(P):
             link = dut.inp[i]
             flit = link.payload
-            m.d.comb += [
-                link.valid.eq(AnySeq(1)), flit.first.eq(AnySeq(1)), flit.last.eq(AnySeq(1)),
-                flit.vc.eq(AnySeq(len(flit.vc))), flit.dest.eq(AnySeq(len(flit.dest))),
-                flit.data.eq(AnySeq(len(flit.data))), flit.pkt.eq(0), flit.src.eq(i),
-                Assume(~link.valid | (flit.vc < V)),
-                Assume(~link.valid | (flit.dest < T)),
+            m.d.comb += free_input(dut, i) + [
+                flit.pkt.eq(0),
                 dut.outp[i].credit.eq(AnySeq(V)),
             ]
             arrive_head = link.valid & flit.first
