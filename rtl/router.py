@@ -130,11 +130,16 @@ class Router(wiring.Component):
     credit for its VC at the output. A packet keeps its VC from hop to hop; the output
     VC is held from its head to its tail, so packets never interleave on a VC.
 
-    A head flit that finds its output VC held by another packet claims it: each held
-    output VC keeps one claim, given round-robin to the inputs whose head flits wait
-    for it, and once the VC is free only the claimant's head may take it. The switch
-    arbiters are fair to inputs, not to their VCs; without the claim a head flit can lose
-    the freed VC every time to the input that held it.
+    A head flit that finds its output VC held by another packet, or out of credits,
+    claims it: each such output VC keeps one claim, given round-robin to the inputs
+    whose head flits wait for it, and once the VC is free and has a credit only the
+    claimant's head may take it. The switch arbiters are fair to inputs, not to their
+    VCs; without the claim a head flit can lose the freed VC every time to the input
+    that held it, or find the VC's credits spent by other inputs' short packets every
+    time the output arbiter comes round to it (and then block its own input's other
+    VC, which the input arbiter keeps behind it). With one VC an input has one
+    queue, fairness to inputs is fairness to queues, and a router has no claims (a claim
+    there would only add a second round-robin pointer to a head flit's wait).
 
     Parameters
     ----------
@@ -309,13 +314,14 @@ class Router(wiring.Component):
         busy = [[Signal(name=f"busy_{o}_{v}") for v in range(V)] for o in range(P)]
         credit_by_out = [Array(credit[o][v] for o in range(P)) for v in range(V)]
         busy_by_out = [Array(busy[o][v] for o in range(P)) for v in range(V)]
-        # Claims on held output VCs: claimed[o][v], and by which input.
+        # Claims on output VCs: claimed[o][v], and by which input.
         claimed = [[Signal(name=f"claimed_{o}_{v}") for v in range(V)] for o in range(P)]
         claimant = [[Signal(range(P), name=f"claimant_{o}_{v}") for v in range(V)]
                     for o in range(P)]
         claimed_by_out = [Array(claimed[o][v] for o in range(P)) for v in range(V)]
         claimant_by_out = [Array(claimant[o][v] for o in range(P)) for v in range(V)]
-        # waiting[o][v][i]: input i's head flit for output o, VC v finds the VC held.
+        # waiting[o][v][i]: input i's head flit for output o, VC v finds the VC held or out
+        # of credits.
         waiting = [[[Const(0, 1)] * P for _ in range(V)] for _ in range(P)]
 
         # Per input: queues and their eligibility.
@@ -405,7 +411,9 @@ class Router(wiring.Component):
                 may_open = ~vc_busy & (~vc_claimed | (vc_claimant == i))
                 m.d.comb += e_i[q].eq(
                     (count != 0) & has_credit & (~head.flit.first | may_open))
-                blocked_head = (count != 0) & head.flit.first & vc_busy
+                # A head flit waits for its output VC while the VC is held or out of
+                # credits: either way other inputs' packets may keep taking what it needs.
+                blocked_head = (count != 0) & head.flit.first & (vc_busy | ~has_credit)
                 for o in ([fixed] if fixed is not None else range(P)):
                     waiting[o][v][i] = waiting[o][v][i] | (blocked_head & (out == o))
                 if self._stats:
@@ -461,10 +469,12 @@ class Router(wiring.Component):
                     m.d.sync += busy[o][v].eq(1)
                 with m.If(spend & win.last & ~win.first):
                     m.d.sync += busy[o][v].eq(0)
-                # A claim is given while the VC is held and ends when the claimant's head
+                # A claim is given while a head flit waits and ends when the claimant's head
                 # flit takes the VC (no other head flit can while it stands).
                 wait = Signal(P, name=f"waiting_{o}_{v}")
                 m.d.comb += wait.eq(Cat(*waiting[o][v]))
+                if V == 1:
+                    continue        # no claims: ``claimed`` stays 0
                 pick, _ = _rr_arbiter(m, f"claim_{o}_{v}", wait, ~claimed[o][v])
                 with m.If(spend & win.first):
                     m.d.sync += claimed[o][v].eq(0)

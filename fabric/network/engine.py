@@ -431,7 +431,8 @@ def _kernel(cf, sc, err, create, sdest, svc, sdrain, r_ports, table, spread, spr
                         if credit[co] == 0:
                             starved |= 1 << o
                         if (code & 63) == 0:
-                            if busy[co]:
+                            # A head flit waits while its VC is held or out of credits.
+                            if busy[co] or credit[co] == 0:
                                 w = o * V + v
                                 if waitv[w] == 0:
                                     wlist[nw] = w
@@ -487,11 +488,12 @@ def _kernel(cf, sc, err, create, sdest, svc, sdrain, r_ports, table, spread, spr
                         busy[co] = True
                 elif last:
                     busy[co] = False
-            # A held output VC without a claim is claimed by one of the inputs waiting.
+            # An output VC without a claim is claimed by one of the inputs waiting (with
+            # one VC a router has no claims).
             for k in range(nw):
                 w = wlist[k]
                 co = base * V + w
-                if claim[0, co] < 0:
+                if V > 1 and claim[0, co] < 0:
                     i = _rr_bits(waitv[w], claim[1, co])
                     claim[0, co] = i
                     claim[1, co] = i + 1
@@ -647,7 +649,7 @@ class _State:
         self.turn = np.zeros((R, Pm), dtype=np.int64)
         self.credit = np.full(R * Pm * V, D, dtype=np.int64)
         self.busy = np.zeros(R * Pm * V, dtype=np.bool_)
-        # Claims on held output VCs: [0] the claimant (-1: none), [1] its arbiter's pointer.
+        # Claims on output VCs: [0] the claimant (-1: none), [1] its arbiter's pointer.
         self.claim = np.zeros((2, R * Pm * V), dtype=np.int64)
         self.claim[0] = -1
         self.arb = np.zeros((R, 3, Pm), dtype=np.int64)

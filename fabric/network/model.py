@@ -92,7 +92,7 @@ class RouterModel:
         self.turn = [0] * P
         self.credit = [[D] * V for _ in range(P)]
         self.busy = [[False] * V for _ in range(P)]
-        # Claims on held output VCs, (output, vc) -> claimant input; their arbiters.
+        # Claims on output VCs, (output, vc) -> claimant input; their arbiters.
         self.claims = {}
         self.claim_arb = [[_RoundRobin(P) for _ in range(V)] for _ in range(P)]
         if self.allocator == "separable":
@@ -119,7 +119,8 @@ class RouterModel:
 
     def _eligible(self, i, waiting):
         """Bit vector of queues of input ``i`` that may send, and their output ports;
-        adds input ``i`` to ``waiting[(output, vc)]`` where its head flit finds the VC held."""
+        adds input ``i`` to ``waiting[(output, vc)]`` where its head flit finds the VC held
+        or out of credits."""
         elig, outs = 0, []
         credit, busy, claims = self.credit, self.busy, self.claims
         for q, (v, fixed) in enumerate(self.queue_spec):
@@ -132,7 +133,8 @@ class RouterModel:
                 out = fixed
             outs.append(out)
             if flit.first:
-                if busy[out][v]:
+                # A head flit waits (and may claim) while its VC is held or out of credits.
+                if busy[out][v] or not credit[out][v]:
                     waiting[out, v] = waiting.get((out, v), 0) | (1 << i)
                     continue
                 if claims.get((out, v), i) != i:
@@ -182,8 +184,9 @@ class RouterModel:
                     self.busy[o][v] = True
             elif flit.last:
                 self.busy[o][v] = False
-        # A held VC without a claim is claimed by one of the inputs waiting for it.
-        for (o, v), req in waiting.items():
+        # A VC without a claim is claimed by one of the inputs waiting for it (with
+        # one VC a router has no claims).
+        for (o, v), req in waiting.items() if V > 1 else ():
             if (o, v) not in self.claims:
                 arb = self.claim_arb[o][v]
                 g = arb.pick(req)

@@ -95,7 +95,7 @@ def _check_liveness(liveness):
     return None
 
 
-def _refusal(allocator, drop, fault, liveness):
+def _refusal(allocator, vcs, drop, fault, liveness):
     """What is wrong with the harness options, or None."""
     if liveness is not None and (bad := _check_liveness(liveness)):
         return bad
@@ -107,6 +107,8 @@ def _refusal(allocator, drop, fault, liveness):
         return f"fault must be None or one of {', '.join(FAULTS)}, not {fault!r}"
     if allocator not in ALLOCATORS:
         return f"allocator must be one of {', '.join(ALLOCATORS)}, not {allocator!r}"
+    if fault == "no_claims" and vcs == 1:
+        return "fault 'no_claims' needs 2 or more VCs: a router with 1 VC has no claims"
     if fault is not None and _FAULT_ALLOCATOR[fault] not in (None, allocator):
         return f"fault {fault!r} is a fault of the iSLIP allocator, not of {allocator!r}"
     return None
@@ -162,7 +164,7 @@ class RouterHarness(Harness):
 
     def __init__(self, *, ports=4, vcs=2, buffer_depth=2, flit_width=1, allocator="separable",
                  islip_iterations=1, voq=False, drop=None, fault=None, liveness=None):
-        bad = _refusal(allocator, drop, fault, liveness)
+        bad = _refusal(allocator, vcs, drop, fault, liveness)
         if bad:
             self._MustUse__silence = True
             raise ValueError(bad)
@@ -509,8 +511,12 @@ class RouterHarness(Harness):
                 m.d.comb += Assert(pending[i][o] == total,
                                    f"in {i} to out {o}: flits inside = in - out")
 
-        # -- Claims on held output VCs ------------------------------------------------------
-        self._claims(m, probe, dut.outp, queues, queue, queue_out)
+        # -- Claims on held output VCs (a router with one VC has none) -----------------------
+        if V > 1:
+            self._claims(m, probe, dut.outp, queues, queue, queue_out)
+        else:
+            for o in range(P):
+                m.d.comb += Assert(~probe[f"claimed_{o}_0"], f"out {o}: 1 VC, never claimed")
 
         # -- Switch allocation ---------------------------------------------------------------
         match = [[probe[f"match_{i}_{o}"] for o in range(P)] for i in range(P)]
@@ -560,13 +566,13 @@ class RouterHarness(Harness):
         return m
 
     def _claims(self, m, probe, outp, queues, queue, queue_out):
-        """A claim on a held output VC: its claimant waits for it, claims go round-robin.
+        """A claim on an output VC: its claimant waits for it, claims go round-robin.
 
         The claimant of output ``o``'s VC ``v`` has, at the head of its queue for that VC
         (and output, with VOQ), a head flit routed to ``o``; so it holds no open packet on
         ``v`` and is never the packet holding the VC. A head flit sent on a claimed VC is
-        the claimant's. Every input whose head flit waits for the held VC is reported
-        waiting, no other; the claim arbiter moves its pointer just past the input it gives
+        the claimant's. Every input whose head flit waits for the VC (held, or out of
+        credits) is reported waiting, no other; the claim arbiter moves its pointer just past the input it gives
         the claim to, exactly when it gives one, and so serves a waiting input within
         ``P - 1`` claims.
         """
@@ -577,6 +583,7 @@ class RouterHarness(Harness):
                 claimed = probe[f"claimed_{o}_{v}"]
                 claimant = probe[f"claimant_{o}_{v}"]
                 busy = probe[f"busy_{o}_{v}"]
+                credit = probe[f"credit_{o}_{v}"]
                 waiting = probe[f"waiting_{o}_{v}"]
                 m.d.comb += Assert(claimant < P, f"out {o} vc {v}: the claimant is an input")
                 # The output register shows next cycle the head flit sent under this claim.
@@ -594,9 +601,10 @@ class RouterHarness(Harness):
                         m.d.comb += Assert(for_it, f"out {o} vc {v}: the claimant's queue head "
                                                    f"is a head flit for it")
                     if self.params.get("fault") != "no_claims":     # its waiting is 0
-                        m.d.comb += Assert(waiting[i] == (for_it & busy),
+                        m.d.comb += Assert(waiting[i] == (for_it & (busy | (credit == 0))),
                                            f"out {o} vc {v}: input {i} waits exactly while "
-                                           f"its head flit finds the VC held")
+                                           f"its head flit finds the VC held or out of "
+                                           f"credits")
                 round_robin_fairness(
                     m, name=f"claim arbiter {o} vc {v}", req=waiting,
                     grant=probe[f"claim_{o}_{v}_grant"], mask=probe[f"claim_{o}_{v}_mask"],
