@@ -57,7 +57,8 @@ def test_published_latencies_are_proved_with_an_always_ready_consumer(rows, cols
     pytest.param(4, 4, "free", id="4x4-free", marks=pytest.mark.slow),
 ])
 def test_weight_stationary_contract_and_latency_are_proved(rows, cols, consumer):
-    result = run_formal(TileHarness(rows=rows, cols=cols, dataflow="ws", consumer=consumer))
+    result = run_formal(TileHarness(rows=rows, cols=cols, dataflow="ws", consumer=consumer,
+                                    sums=False))
     assert result.status == "pass", result.to_dict()
     if consumer == "always_ready":
         assert any("fill_latency" in a for a in result.asserts)
@@ -76,6 +77,40 @@ def test_weight_stationary_contract_and_latency_are_proved(rows, cols, consumer)
     assert all(result.covers.values()), result.covers
 
 
+WS_VALUES = ("ws: each row written to the result queue is its beat's sums of products plus "
+             "the kept row it accumulates onto",
+             "ws: the row a beat completes at the bottom is its sums of products plus the "
+             "kept row it accumulates onto")
+
+
+@pytest.mark.parametrize("rows, cols", [pytest.param(2, 2, id="2x2"),
+                                        pytest.param(4, 4, id="4x4", marks=pytest.mark.slow)])
+def test_every_weight_stationary_result_is_its_beats_sums_of_products(rows, cols):
+    result = run_formal(TileHarness(rows=rows, cols=cols, dataflow="ws", consumer="free",
+                                    sums=True))
+    assert result.status == "pass", result.to_dict()
+    assert result.mode == "prove"
+    for prop in WS_VALUES + ("ws: the kept partial rows are the reference's",
+                             "ws: a partial sum is its beat's products of the rows above it",
+                             "ws: a beat in the array multiplies by its fold's weights"):
+        assert prop in result.asserts, prop
+    assert "ws: a row accumulated onto a kept row is written to the result queue" in \
+        result.covers
+    assert all(result.covers.values()), result.covers
+
+
+def test_a_weight_stationary_tile_that_drops_a_product_bit_gives_wrong_values():
+    # Only the values are wrong: without the value properties the mutant passes.
+    harness = dict(dataflow="ws", consumer="free", fault="dropped_product_bit")
+    kept = run_formal(TileHarness(**harness, sums=False), mode="bmc", depth=10, cover=False)
+    assert kept.status == "pass", kept.to_dict()
+    result = run_formal(TileHarness(**harness, sums=True), mode="bmc", depth=10, cover=False,
+                        reuse=False)
+    assert result.status == "fail"
+    assert set(result.failed) <= set(WS_VALUES) and result.failed, result.failed
+    assert result.trace.exists() and result.trace.suffix == ".vcd"
+
+
 @pytest.mark.parametrize("fault, broken", [
     # Freeing a weight bank when the fold's last beat enters the array lets `b` reload it
     # while that fold's beats still multiply by it.
@@ -88,8 +123,8 @@ def test_weight_stationary_contract_and_latency_are_proved(rows, cols, consumer)
                    "ws: a beat reads and writes the kept row of its position in its fold")),
 ])
 def test_broken_weight_stationary_tiles_fail_with_a_counterexample(fault, broken):
-    result = run_formal(TileHarness(dataflow="ws", consumer="free", fault=fault), mode="bmc",
-                        depth=12, cover=False, reuse=False)
+    result = run_formal(TileHarness(dataflow="ws", consumer="free", fault=fault, sums=False),
+                        mode="bmc", depth=12, cover=False, reuse=False)
     assert result.status == "fail"
     assert any(name in broken for name in result.failed), result.failed
     assert result.trace.exists() and result.trace.suffix == ".vcd"
@@ -110,13 +145,14 @@ def test_a_tile_whose_folds_come_too_close_fails_with_a_counterexample():
 
 def test_options_are_listed():
     assert CONSUMERS == ("free", "always_ready")
-    assert FAULTS == ("short_fold_interval", "early_bank_release", "long_fold")
+    assert FAULTS == ("short_fold_interval", "early_bank_release", "long_fold",
+                      "dropped_product_bit")
 
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"consumer": "sometimes"}, "consumer must be one of free, always_ready, not 'sometimes'"),
     ({"fault": "stuck"}, "fault must be None or one of short_fold_interval, "
-                         "early_bank_release, long_fold, not 'stuck'"),
+                         "early_bank_release, long_fold, dropped_product_bit, not 'stuck'"),
     ({"rows": 0}, "rows must be an integer from 1 to 64, not 0"),
     ({"sums": 1}, "sums must be True or False, not 1"),
     ({"dataflow": "is"}, "dataflow must be 'os' or 'ws', not 'is'"),
@@ -124,6 +160,9 @@ def test_options_are_listed():
      "fault 'short_fold_interval' is a fault of output-stationary tiles, not of 'ws'"),
     ({"fault": "long_fold"}, "fault 'long_fold' is a fault of weight-stationary tiles, not of "
                              "'os'"),
+    ({"fault": "dropped_product_bit"},
+     "fault 'dropped_product_bit' is a fault of weight-stationary tiles, not of 'os'"),
+    ({"dataflow": "ws", "sums": "yes"}, "sums must be True or False, not 'yes'"),
 ])
 def test_bad_parameters_are_refused(kwargs, message):
     with pytest.raises((ValueError, TypeError), match=message):

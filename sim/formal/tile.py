@@ -1,4 +1,4 @@
-"""Proof harness of the systolic tile: stream contracts, row order, double buffer, latency."""
+"""Proof harness of the systolic tile: stream contracts, row order, buffers, latency, values."""
 
 from amaranth.asserts import AnySeq
 from amaranth.hdl import (Assert, Assume, Cat, Const, Cover, Module, Mux, ResetSignal, Shape, Signal,
@@ -21,8 +21,12 @@ CONSUMERS = ("free", "always_ready")
 #: undrained. ``"early_bank_release"`` (ws): a weight bank is freed when the fold's last
 #: beat enters the array instead of when it leaves the last cell. ``"long_fold"`` (ws): the
 #: environment may send folds of more than ``acc_depth`` beats (an assumption dropped).
-FAULTS = ("short_fold_interval", "early_bank_release", "long_fold")
-_FAULT_DATAFLOW = {"short_fold_interval": "os", "early_bank_release": "ws", "long_fold": "ws"}
+#: ``"dropped_product_bit"`` (ws): the last cell multiplies by its activation with the
+#: lowest bit cleared, so some result values are wrong while every stream and timing rule
+#: still holds.
+FAULTS = ("short_fold_interval", "early_bank_release", "long_fold", "dropped_product_bit")
+_FAULT_DATAFLOW = {"short_fold_interval": "os", "early_bank_release": "ws", "long_fold": "ws",
+                   "dropped_product_bit": "ws"}
 
 
 class TileHarness(Harness):
@@ -61,7 +65,11 @@ class TileHarness(Harness):
     beats that multiply by it are in the array, ``a`` beats are taken only from a completely
     loaded bank, and (folds of at most ``acc_depth`` beats assumed) every beat reads and
     writes the kept partial-sum row of its own position in its fold, and a kept row changes
-    only when the beat of its position stores into it.
+    only when the beat of its position stores into it. With ``sums`` their result values
+    too: every row written to the result queue is ``sum_i a[i] * B[i][j]`` of its ``a``
+    beat over the weights its fold loaded from ``b``, plus (with ``accumulate``) the
+    partial row kept by the beat of the same position in the previous fold, modulo
+    ``2**acc_width`` (against a reference the harness keeps from the accepted operands).
 
     Parameters
     ----------
@@ -70,7 +78,9 @@ class TileHarness(Harness):
     consumer : str
         One of :data:`CONSUMERS`.
     sums : bool
-        Output-stationary, stalling consumer: also prove every result value (below).
+        Stalling consumer: also prove every result value (output-stationary: each fold's
+        sums of products; weight-stationary: each beat's sums plus the kept row it
+        accumulates onto).
     fault : str or None
         One of :data:`FAULTS` to prove a broken tile instead (mutation test), or None.
     """
@@ -103,7 +113,7 @@ class TileHarness(Harness):
                       signed=signed, dataflow=dataflow)
         if dataflow == "ws":
             params["acc_depth"] = acc_depth
-        if dataflow == "os" and consumer == "free":
+        if consumer == "free":
             if not isinstance(sums, bool):
                 self._MustUse__silence = True
                 raise TypeError(f"sums must be True or False, not {sums!r}")
@@ -124,7 +134,9 @@ class TileHarness(Harness):
         from rtl.tile import SystolicTile
         p = self.params
         cls = {"short_fold_interval": _short_fold_interval_tile,
-               "early_bank_release": _early_bank_release_tile}.get(p["fault"], lambda: SystolicTile)()
+               "early_bank_release": _early_bank_release_tile,
+               "dropped_product_bit": _dropped_product_bit_tile}.get(p["fault"],
+                                                                     lambda: SystolicTile)()
         extra = {"acc_depth": p["acc_depth"]} if p["dataflow"] == "ws" else {}
         return cls(rows=p["rows"], cols=p["cols"], in_width=p["in_width"],
                    acc_width=p["acc_width"], signed=p["signed"], dataflow=p["dataflow"],
@@ -163,7 +175,9 @@ class TileHarness(Harness):
             if self.params["consumer"] == "always_ready":
                 self._ws_timing(m, tile, emitted, accepted_last)
             else:
-                self._ws_internals(m, tile, probe, take)
+                shadow = self._ws_internals(m, tile, probe, take)
+                if self.params["sums"]:
+                    self._ws_sums(m, tile, probe, shadow)
                 level = probe["level"]
                 m.d.comb += [
                     Cover(level == 2, "result queue full"),
@@ -314,6 +328,147 @@ class TileHarness(Harness):
             Cover(advance & arrived.valid & ~emit & (arrived.pos == depth - 1),
                   "ws: the last kept row is stored"),
         ]
+        return {"a_bank": a_bank, "b_bank": b_bank, "b_row": b_row, "b_take": b_take,
+                "at": at, "chain": chain, "flags": rtl_chain}
+
+    def _ws_sums(self, m, tile, probe, shadow):
+        """Every weight-stationary result row is its beat's sums of products, modulo
+        ``2**acc_width``, plus the kept partial row it accumulates onto.
+
+        The reference is kept here from the streams alone: shadow weight banks loaded from
+        the accepted ``b`` beats, and for each accepted ``a`` beat the row of sums
+        ``sum_i a[i] * B[i][j]`` over its fold's bank, computed when the beat is taken and
+        carried beside the array with the beat's activations and flags; the kept partial
+        rows are recomputed from that reference as the beats reach the bottom. Invariants
+        relate it to the array: every activation register holds its beat's activation, every
+        partial sum in a column is the products of the rows above it, and the kept rows and
+        weight banks are the reference's.
+        """
+        R, C, depth, W = tile.rows, tile.cols, tile.acc_depth, tile.acc_width
+        w = Shape.cast(tile._elem_shape()).width
+        advance = probe["advance"]
+        at, chain, rtl_flags = shadow["at"], shadow["chain"], shadow["flags"]
+
+        def value(bits):
+            return bits.as_signed() if tile.signed else bits.as_unsigned()
+
+        raw = lambda v: Value.cast(v).as_unsigned()           # noqa: E731
+
+        # Shadow weight banks: row `b_row` of bank `b_bank` takes each accepted `b` beat.
+        b_in = Value.cast(tile.b.payload.data)
+        weights = [[[Signal(w, name=f"ws_weight{k}_r{i}_c{j}") for j in range(C)]
+                     for i in range(R)] for k in range(2)]
+        for k in range(2):
+            for i in range(R):
+                with m.If(shadow["b_take"] & (shadow["b_bank"] == k) & (shadow["b_row"] == i)):
+                    m.d.sync += [weights[k][i][j].eq(b_in[j * w:(j + 1) * w])
+                                 for j in range(C)]
+                for j in range(C):
+                    m.d.comb += Assert(raw(probe[f"w{k}_r{i}_c{j}"]) == weights[k][i][j],
+                                       "ws: the weight banks hold the b rows loaded into them")
+
+        def sums(a_bits, bank, j, rows):
+            """``sum_{i in rows} a[i] * B[bank][i][j]`` modulo ``2**acc_width``."""
+            total = Const(0, W)
+            for i in rows:
+                weight = Mux(bank, weights[1][i][j], weights[0][i][j])
+                total = total + value(a_bits[i * w:(i + 1) * w]) * value(weight)
+            return total[:W]
+
+        # Each beat's activations, bank, flags and reference row, beside the array.
+        a_in = Value.cast(tile.a.payload.data)
+        stage = data.StructLayout({"bank": 1, "accumulate": 1, "emit": 1,
+                                   "a": R * w, "row": C * W})
+        entering = Signal(stage, name="ws_sums_in")
+        m.d.comb += [entering.bank.eq(shadow["a_bank"]),
+                     entering.accumulate.eq(tile.a.payload.accumulate),
+                     entering.emit.eq(tile.a.payload.emit), entering.a.eq(a_in),
+                     entering.row.eq(Cat(*[sums(a_in, shadow["a_bank"], j, range(R))
+                                           for j in range(C)]))]
+        line = []
+        for s in range(R + C):
+            reg = Signal(stage, name=f"ws_sums{s}")
+            with m.If(advance):
+                m.d.sync += reg.eq(entering)
+            entering = reg
+            line.append(reg)
+        row_of = lambda d, j: line[d - 1].row[j * W:(j + 1) * W]       # noqa: E731
+
+        # Activations: a register d cycles from the edge holds the beat taken d cycles ago.
+        beat = data.StructLayout({"data": tile._elem_shape(), "valid": 1, "last": 1, "bank": 1})
+        for i in range(R):
+            regs = [(s + 1, f"a{i}_skew{s}") for s in range(i)]
+            regs += [(i + j + 1, f"a_r{i}_c{j}") for j in range(C)]
+            for d, name in regs:
+                m.d.comb += Assert(raw(data.View(beat, probe[name]).data)
+                                   == line[d - 1].a[i * w:(i + 1) * w],
+                                   "ws: every activation register holds its beat's activation")
+
+        # In the array (distance d < rows + cols) a beat's bank is not reloaded, so its
+        # reference row is still its activations times that bank.
+        for d in range(1, R + C):
+            mine, theirs = line[d - 1], at[d][0]
+            m.d.comb += Assert((chain[d - 1].valid == theirs.valid) &
+                               (~theirs.valid | (mine.bank == theirs.bank)),
+                               "ws: the reference beats move with the array's beats")
+            with m.If(chain[d - 1].valid):
+                for j in range(C):
+                    m.d.comb += Assert(row_of(d, j) == sums(mine.a, mine.bank, j, range(R)),
+                                       "ws: a beat in the array multiplies by its fold's "
+                                       "weights")
+        for s, (mine, theirs) in enumerate(zip(line, rtl_flags)):
+            with m.If(chain[s].valid):
+                m.d.comb += Assert((mine.accumulate == theirs.accumulate) &
+                                   (mine.emit == theirs.emit),
+                                   "ws: the accumulate and emit flags move with the beats")
+
+        # Partial sums: cell (i, j) holds the beat i + j + 2 cycles in, summed over rows
+        # 0..i; the bottom row's sums then wait in column j's de-skew registers. The beat at
+        # the bottom (distance rows + cols) is checked by the row it completes, below.
+        for j in range(C):
+            cells = [(i + j + 2, i, probe[f"psum_r{i}_c{j}"]) for i in range(R)]
+            cells += [(R + j + 2 + s, R - 1, probe[f"psum{j}_skew{s}"])
+                      for s in range(C - 1 - j)]
+            for d, i, reg in cells:
+                if d >= R + C:
+                    continue
+                with m.If(chain[d - 1].valid):
+                    m.d.comb += Assert(raw(reg)[:W] == sums(line[d - 1].a, line[d - 1].bank,
+                                                            j, range(i + 1)),
+                                       "ws: a partial sum is its beat's products of the rows "
+                                       "above it")
+
+        # Kept partial rows of the reference, and the row each arriving beat completes.
+        kept = [Signal(C * W, name=f"ws_kept_ref{n}") for n in range(depth)]
+        arrived, mine = chain[-1], line[-1]
+        previous = Signal(C * W, name="ws_kept_ref_read")
+        for n in range(depth):
+            with m.If(arrived.pos == n):
+                m.d.comb += previous.eq(kept[n])
+        produced = Signal(C * W, name="ws_row_ref")
+        for j in range(C):
+            part = Mux(mine.accumulate, previous[j * W:(j + 1) * W], 0)
+            m.d.comb += produced[j * W:(j + 1) * W].eq(part + row_of(R + C, j))
+        with m.If(advance & arrived.valid & ~mine.emit):
+            for n in range(depth):
+                with m.If(arrived.pos == n):
+                    m.d.sync += kept[n].eq(produced)
+        for n in range(depth):
+            m.d.comb += Assert(raw(probe[f"kept{n}"]) == kept[n],
+                               "ws: the kept partial rows are the reference's")
+        row = data.View(tile.c.payload.shape(), probe["result_row"])
+        out = Cat(*[Value.cast(row.data[j])[:W] for j in range(C)])
+        with m.If(arrived.valid):
+            m.d.comb += Assert(out == produced,
+                               "ws: the row a beat completes at the bottom is its sums of "
+                               "products plus the kept row it accumulates onto")
+        with m.If(probe["w_en"]):
+            m.d.comb += Assert(out == produced,
+                               "ws: each row written to the result queue is its beat's sums "
+                               "of products plus the kept row it accumulates onto")
+        m.d.comb += Cover(probe["w_en"] & mine.accumulate & (produced != 0),
+                          "ws: a row accumulated onto a kept row is written to the result "
+                          "queue")
 
     def _ws_timing(self, m, tile, emitted, accepted_last):
         fill = tile.fill_latency
@@ -620,3 +775,23 @@ def _early_bank_release_tile():
 
     return EarlyBankReleaseTile
 
+
+
+def _dropped_product_bit_tile():
+    from rtl.tile import SystolicTile
+
+    class DroppedProductBitTile(SystolicTile):
+        """A weight-stationary mutant whose last cell multiplies by its activation with the
+        lowest bit cleared (the activation registers themselves are intact)."""
+
+        def _a_rows(self, m, advance, take, beat, **fields):
+            regs = super()._a_rows(m, advance, take, beat, **fields)
+            if self._dataflow == "ws":
+                cell = regs[-1][-1]
+                broken = Signal(beat, name="a_dropped_bit")
+                m.d.comb += [broken.eq(cell),
+                             broken.data.eq(Cat(Const(0, 1), Value.cast(cell.data)[1:]))]
+                regs[-1] = regs[-1][:-1] + [broken]
+            return regs
+
+    return DroppedProductBitTile
