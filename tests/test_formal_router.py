@@ -278,6 +278,20 @@ def test_islip_router_flits_leave_in_bounded_time():
     assert result.covers["a head flit waits 4 cycles at a queue head"]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("allocator, head", [("islip", 5), ("separable", 8)])
+def test_voq_router_flits_leave_within_an_upper_bound(allocator, head):
+    """Upper bounds: the cover runs of these shapes do not finish within 5 minutes. iSLIP's
+    head bound of 5 is reached within 8 cycles from reset; separable: 6 fails from reset and
+    7 does not close by induction of depth 10."""
+    result = run_formal(RouterHarness(ports=2, vcs=1, voq=True, allocator=allocator,
+                                      liveness=_live(1, head)), cover=False)
+    assert result.status == "pass", result.to_dict()
+    assert result.mode == "prove" and result.depth == head + 3
+    assert (f"in 1 vc 0 for out 1: a head flit at the queue head leaves within {head} cycles"
+            in result.asserts)
+
+
 def test_bad_liveness_bounds_are_refused():
     with pytest.raises(ValueError, match="liveness must be None or a dict of credit_bound, "
                                          "send_bound, packet_length, body_bound, head_bound"):

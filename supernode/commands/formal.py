@@ -54,11 +54,12 @@ def register(subparsers):
                       help="free: c may stall at any time (contract, row order, double "
                            "buffer); always_ready: exact latencies; both (default)")
     tile.add_argument("--no-sums", action="store_true",
-                      help="os: skip the proof that every result is its fold's sum of "
-                           "products (the slowest part)")
+                      help="skip the proof that every result row holds its sums of "
+                           "products (os: of its fold; ws: of its beat over the fold's "
+                           "weights; the slowest part)")
     tile.add_argument("--fault", default=None,
                       help="prove a deliberately broken tile instead: short_fold_interval "
-                           "(os), early_bank_release or long_fold (ws)")
+                           "(os), early_bank_release, long_fold or dropped_product_bit (ws)")
     _add_job_options(tile)
     tile.set_defaults(func=tile_command)
 
