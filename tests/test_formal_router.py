@@ -21,7 +21,8 @@ def test_four_port_two_vc_router_is_proved():
                  "input arbiter 2: requester 1 is served within 1 moves of the priority",
                  "out 1 vc 1: the claimant's queue head is a head flit for it",
                  "out 3 vc 0: only the claimant's head flit takes a claimed VC",
-                 "out 2 vc 0: input 3 waits exactly while its head flit finds the VC held or out of credits",
+                 "out 2 vc 0: input 3 waits exactly while its head flit finds the VC held or "
+                 "out of credits",
                  "claim arbiter 3 vc 1: requester 2 is served within 3 moves of the priority"):
         assert prop in result.asserts, prop
     assert set(result.covers) == {
