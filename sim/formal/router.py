@@ -29,7 +29,7 @@ DROPPABLE = ("input_credit", "packet_framing", "credit_return")
 #: output (grant) arbiters never move their pointer; ``"accept_all"``: the iSLIP input
 #: (accept) arbiters of the first iteration accept every grant instead of one;
 #: ``"no_claims"`` (either allocator): the claim arbiters see no waiting head flit, so no
-#: held output VC is ever claimed (the router as it was before claims).
+#: output VC is ever claimed (the router as it was before claims).
 FAULTS = ("frozen_grant_pointer", "accept_all", "no_claims")
 
 #: The allocator each fault breaks (None: either).
@@ -511,7 +511,7 @@ class RouterHarness(Harness):
                 m.d.comb += Assert(pending[i][o] == total,
                                    f"in {i} to out {o}: flits inside = in - out")
 
-        # -- Claims on held output VCs (a router with one VC has none) -----------------------
+        # -- Claims on output VCs (a router with one VC has none) ----------------------------
         if V > 1:
             self._claims(m, probe, dut.outp, queues, queue, queue_out)
         else:

@@ -78,7 +78,7 @@ def register(subparsers):
                              "output)")
     router.add_argument("--fault", default=None,
                         help="prove a deliberately broken router instead: "
-                             "frozen_grant_pointer or accept_all (iSLIP), no_claims (held "
+                             "frozen_grant_pointer or accept_all (iSLIP), no_claims (2+ VCs: "
                              "output VCs are never claimed; either allocator)")
     router.add_argument("--liveness", action="store_true",
                         help="also prove bounded liveness: a flit at an input queue's head "
