@@ -29,6 +29,20 @@ _FAULT_DATAFLOW = {"short_fold_interval": "os", "early_bank_release": "ws", "lon
                    "dropped_product_bit": "ws"}
 
 
+def _delay_line(m, first, shape, length, advance, name):
+    """``length`` registers of ``shape``, ``name0`` onwards: each takes the one before it
+    (the first takes ``first``) in every cycle the array advances, so register ``k`` holds
+    what entered ``k + 1`` advancing cycles ago."""
+    regs = []
+    for k in range(length):
+        reg = Signal(shape, name=f"{name}{k}")
+        with m.If(advance):
+            m.d.sync += reg.eq(first)
+        first = reg
+        regs.append(reg)
+    return regs
+
+
 class TileHarness(Harness):
     """Properties of a :class:`rtl.tile.SystolicTile`.
 
@@ -284,13 +298,7 @@ class TileHarness(Harness):
         stage = data.StructLayout({"valid": 1, "last": 1, "pos": range(top)})
         entering = Signal(stage, name="ws_stage_in")
         m.d.comb += [entering.valid.eq(take), entering.last.eq(last), entering.pos.eq(pos)]
-        chain = []
-        for s in range(R + C):
-            reg = Signal(stage, name=f"ws_stage{s}")
-            with m.If(advance):
-                m.d.sync += reg.eq(entering)
-            entering = reg
-            chain.append(reg)
+        chain = _delay_line(m, entering, stage, R + C, advance, "ws_stage")
         flags = data.StructLayout({"valid": 1, "last": 1, "accumulate": 1, "emit": 1})
         rtl_chain = [data.View(flags, probe[f"flags_skew{s}"]) for s in range(R + C)]
         # Behind each stage (towards the input) the position of the next beat to arrive.
@@ -385,13 +393,7 @@ class TileHarness(Harness):
                      entering.emit.eq(tile.a.payload.emit), entering.a.eq(a_in),
                      entering.row.eq(Cat(*[sums(a_in, shadow["a_bank"], j, range(R))
                                            for j in range(C)]))]
-        line = []
-        for s in range(R + C):
-            reg = Signal(stage, name=f"ws_sums{s}")
-            with m.If(advance):
-                m.d.sync += reg.eq(entering)
-            entering = reg
-            line.append(reg)
+        line = _delay_line(m, entering, stage, R + C, advance, "ws_sums")
         row_of = lambda d, j: line[d - 1].row[j * W:(j + 1) * W]       # noqa: E731
 
         # Activations: a register d cycles from the edge holds the beat taken d cycles ago.
@@ -699,14 +701,9 @@ class TileHarness(Harness):
         a_in = Value.cast(tile.a.payload.data)
         b_in = Value.cast(tile.b.payload.data)
         w = Shape.cast(elem).width
-        a_hist, b_hist = [a_in], [b_in]          # index d: operands of the beat d cycles ago
-        for d in range(1, depth + 1):
-            a_reg = Signal(len(a_in), name=f"a_history{d}")
-            b_reg = Signal(len(b_in), name=f"b_history{d}")
-            with m.If(advance):
-                m.d.sync += [a_reg.eq(a_hist[-1]), b_reg.eq(b_hist[-1])]
-            a_hist.append(a_reg)
-            b_hist.append(b_reg)
+        # Index d: operands of the beat d cycles ago.
+        a_hist = [a_in, *_delay_line(m, a_in, len(a_in), depth, advance, "a_history")]
+        b_hist = [b_in, *_delay_line(m, b_in, len(b_in), depth, advance, "b_history")]
         a_at = lambda d, i: a_hist[d][i * w:(i + 1) * w]      # noqa: E731
         b_at = lambda d, j: b_hist[d][j * w:(j + 1) * w]      # noqa: E731
         self._a_at, self._b_at = a_at, b_at
