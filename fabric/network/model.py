@@ -186,12 +186,13 @@ class RouterModel:
                 self.busy[o][v] = False
         # A VC without a claim is claimed by one of the inputs waiting for it (with
         # one VC a router has no claims).
-        for (o, v), req in waiting.items() if V > 1 else ():
-            if (o, v) not in self.claims:
-                arb = self.claim_arb[o][v]
-                g = arb.pick(req)
-                arb.update(g)
-                self.claims[o, v] = g.bit_length() - 1
+        if V > 1:
+            for (o, v), req in waiting.items():
+                if (o, v) not in self.claims:
+                    arb = self.claim_arb[o][v]
+                    g = arb.pick(req)
+                    arb.update(g)
+                    self.claims[o, v] = g.bit_length() - 1
         self.out_flits = new_out
         self.in_credits = new_credits
 

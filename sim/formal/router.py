@@ -572,9 +572,9 @@ class RouterHarness(Harness):
         (and output, with VOQ), a head flit routed to ``o``; so it holds no open packet on
         ``v`` and is never the packet holding the VC. A head flit sent on a claimed VC is
         the claimant's. Every input whose head flit waits for the VC (held, or out of
-        credits) is reported waiting, no other; the claim arbiter moves its pointer just past the input it gives
-        the claim to, exactly when it gives one, and so serves a waiting input within
-        ``P - 1`` claims.
+        credits) is reported waiting, no other; the claim arbiter moves its pointer just
+        past the input it gives the claim to, exactly when it gives one, and so serves a
+        waiting input within ``P - 1`` claims.
         """
         P, V = len(outp), len(queues) // (len(outp) if self._voq else 1)
         for o in range(P):
