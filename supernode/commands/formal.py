@@ -59,7 +59,8 @@ def register(subparsers):
                            "weights; the slowest part)")
     tile.add_argument("--fault", default=None,
                       help="prove a deliberately broken tile instead: short_fold_interval "
-                           "(os), early_bank_release, long_fold or dropped_product_bit (ws)")
+                           "(os), early_bank_release, long_fold (ws) or dropped_product_bit "
+                           "(both)")
     _add_job_options(tile)
     tile.set_defaults(func=tile_command)
 
