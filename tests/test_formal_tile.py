@@ -94,7 +94,7 @@ def test_every_weight_stationary_result_is_its_beats_sums_of_products(rows, cols
     result = run_formal(TileHarness(rows=rows, cols=cols, dataflow="ws", consumer="free",
                                     sums=True))
     assert result.status == "pass", result.to_dict()
-    assert result.mode == "prove"
+    assert result.mode == "prove" and result.depth == 2
     for prop in WS_VALUES + ("ws: the kept partial rows are the reference's",
                              "ws: a partial sum is its beat's products of the rows above it",
                              "ws: a beat in the array multiplies by its fold's weights"):

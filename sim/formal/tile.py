@@ -138,17 +138,17 @@ class TileHarness(Harness):
         tile._MustUse__silence = True
         # Induction closes once every in-flight marker has left the array.
         depth_needed = rows + cols + 4
-        if dataflow == "os" and consumer == "free" and sums and fault is None:
+        if consumer == "always_ready":
+            depth_needed = tile.drain_latency + tile.fold_interval + 4
+        if dataflow == "ws":
+            depth_needed = tile.fill_latency + 4
+        if consumer == "free" and sums and fault is None:
             # Every value invariant ties a register to its neighbour one advancing cycle
             # away, so the induction closes at depth 1 whatever the array's size; each
             # further step only multiplies the arithmetic the solver must do. (A base case
             # this short finds no deep counterexample from reset: the mutants, and a broken
             # tile checked in ``bmc`` mode with a depth, look further.)
             depth_needed = 2
-        if consumer == "always_ready":
-            depth_needed = tile.drain_latency + tile.fold_interval + 4
-        if dataflow == "ws":
-            depth_needed = tile.fill_latency + 4
         self.default_depth = depth_needed
         self.cover_depth = tile.drain_latency + 2 * tile.fold_interval + 4
 
