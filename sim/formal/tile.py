@@ -645,16 +645,23 @@ class TileHarness(Harness):
         advance = probe["advance"]
         sums = [[[Signal(W, name=f"fold_sum{k}_r{i}_c{j}") for j in range(C)]
                  for i in range(R)] for k in range(slots)]
+        run = {}        # run[i, j][d - 1]: cell (i, j)'s open-fold sum after the cycle d back
         for i in range(R):
             for j in range(C):
+                now = sums[0][i][j]
                 p_in = product(a_in[i * w:(i + 1) * w], b_in[j * w:(j + 1) * w])
                 with m.If(take):
                     with m.If(tile.a.payload.last):
-                        m.d.sync += [sums[0][i][j].eq(0), sums[1][i][j].eq(sums[0][i][j] + p_in)]
+                        m.d.sync += [now.eq(0), sums[1][i][j].eq(now + p_in)]
                         m.d.sync += [sums[k + 1][i][j].eq(sums[k][i][j])
                                      for k in range(1, slots - 1)]
                     with m.Else():
-                        m.d.sync += sums[0][i][j].eq(sums[0][i][j] + p_in)
+                        m.d.sync += now.eq(now + p_in)
+                # The line reaches the beat the cell added last, i + j + 2 cycles back.
+                after = Mux(take, Mux(tile.a.payload.last, 0, (now + p_in)[:W]), now)
+                run[i, j] = _delay_line(m, after, W, i + j + 2, advance, f"run_sum_r{i}_c{j}_")
+                m.d.comb += Assert(run[i, j][0] == now,
+                                   "the newest running sum is the open fold's")
 
         # n[x]: fold ends (last markers) at delays 1..x.
         n = [Const(0, range(slots + 1))]
@@ -673,29 +680,25 @@ class TileHarness(Harness):
                     m.d.comb += out.eq(sums[idx][i][j])
             return out
 
+        def with_beat(i, j, d):
+            """Cell (i, j)'s running sum before the beat d cycles back, plus its product."""
+            return (run[i, j][d] + product(a_at(d, i), b_at(d, j)))[:W]
+
         self._sel = []
         for i in range(R):
             for j in range(C):
                 x = i + j + 1           # the beat in the cell's registers is not yet added
-                # run[d - 1]: the open fold's sum after the advancing cycle d cycles ago.
-                now = sums[0][i][j]
-                p_in = product(a_in[i * w:(i + 1) * w], b_in[j * w:(j + 1) * w])
-                after = Mux(take, Mux(tile.a.payload.last, 0, (now + p_in)[:W]), now)
-                run = _delay_line(m, after, W, x + 1, advance, f"run_sum_r{i}_c{j}_")
-                m.d.comb += Assert(run[0] == now, "the newest running sum is the open fold's")
-
-                def with_beat(d):
-                    return (run[d][:W] + product(a_at(d, i), b_at(d, j)))[:W]
-
+                line = run[i, j]
                 for d in range(1, x + 1):
                     m.d.comb += Assert(
-                        run[d - 1] == Mux(marker[d], 0, Mux(valid[d], with_beat(d), run[d])),
+                        line[d - 1] == Mux(marker[d], 0,
+                                           Mux(valid[d], with_beat(i, j, d), line[d])),
                         "a running sum is the older one plus the beat between them")
                     with m.If(marker[d]):
-                        m.d.comb += Assert(fold_sum(n[d], i, j) == with_beat(d),
+                        m.d.comb += Assert(fold_sum(n[d], i, j) == with_beat(i, j, d),
                                            "a fold's last beat in flight completes its sum")
                 acc = Value.cast(probe[f"acc_r{i}_c{j}"])
-                m.d.comb += Assert(acc[:W] == run[x],
+                m.d.comb += Assert(acc[:W] == line[x],
                                    "an accumulator is the running sum of the beat it added "
                                    "last")
                 result = Value.cast(probe[f"result_r{i}_c{j}"])
