@@ -650,15 +650,14 @@ class TileHarness(Harness):
             for j in range(C):
                 now = sums[0][i][j]
                 p_in = product(a_in[i * w:(i + 1) * w], b_in[j * w:(j + 1) * w])
-                with m.If(take):
-                    with m.If(tile.a.payload.last):
-                        m.d.sync += [now.eq(0), sums[1][i][j].eq(now + p_in)]
-                        m.d.sync += [sums[k + 1][i][j].eq(sums[k][i][j])
-                                     for k in range(1, slots - 1)]
-                    with m.Else():
-                        m.d.sync += now.eq(now + p_in)
-                # The line reaches the beat the cell added last, i + j + 2 cycles back.
+                # The open fold's sum after this cycle: what the running-sum line takes.
                 after = Mux(take, Mux(tile.a.payload.last, 0, (now + p_in)[:W]), now)
+                m.d.sync += now.eq(after)
+                with m.If(take & tile.a.payload.last):
+                    m.d.sync += sums[1][i][j].eq(now + p_in)
+                    m.d.sync += [sums[k + 1][i][j].eq(sums[k][i][j])
+                                 for k in range(1, slots - 1)]
+                # The line reaches the beat the cell added last, i + j + 2 cycles back.
                 run[i, j] = _delay_line(m, after, W, i + j + 2, advance, f"run_sum_r{i}_c{j}_")
                 m.d.comb += Assert(run[i, j][0] == now,
                                    "the newest running sum is the open fold's")
@@ -690,12 +689,12 @@ class TileHarness(Harness):
                 x = i + j + 1           # the beat in the cell's registers is not yet added
                 line = run[i, j]
                 for d in range(1, x + 1):
+                    added = with_beat(i, j, d)
                     m.d.comb += Assert(
-                        line[d - 1] == Mux(marker[d], 0,
-                                           Mux(valid[d], with_beat(i, j, d), line[d])),
+                        line[d - 1] == Mux(marker[d], 0, Mux(valid[d], added, line[d])),
                         "a running sum is the older one plus the beat between them")
                     with m.If(marker[d]):
-                        m.d.comb += Assert(fold_sum(n[d], i, j) == with_beat(i, j, d),
+                        m.d.comb += Assert(fold_sum(n[d], i, j) == added,
                                            "a fold's last beat in flight completes its sum")
                 acc = Value.cast(probe[f"acc_r{i}_c{j}"])
                 m.d.comb += Assert(acc[:W] == line[x],
