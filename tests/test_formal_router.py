@@ -2,6 +2,7 @@
 
 import pytest
 
+from sim.formal import progress
 from sim.formal.router import DROPPABLE, FAULTS, RouterHarness
 from sim.formal.runner import run_formal
 
@@ -185,8 +186,10 @@ def test_two_port_router_flits_leave_their_queue_in_bounded_time(live):
     assert result.covers[f"a head flit waits {head} cycles at a queue head"]
 
 
+@pytest.mark.slow
 def test_head_and_body_flits_leave_in_bounded_time_with_two_vcs():
-    # With claims on held output VCs a head flit cannot lose the freed VC for ever.
+    # With claims on held output VCs a head flit cannot lose the freed VC for ever. The
+    # exact bounds; the default suite proves looser ones on 4 ports by progress measures.
     result = run_formal(RouterHarness(ports=2, vcs=2, liveness=_live(4, 10)))
     assert result.status == "pass", result.to_dict()
     assert result.mode == "prove" and result.depth == 13
@@ -314,6 +317,83 @@ def test_voq_router_flits_leave_within_an_upper_bound(allocator, head):
     assert result.mode == "prove" and result.depth == head + 3
     assert (f"in 1 vc 0 for out 1: a head flit at the queue head leaves within {head} cycles"
             in result.asserts)
+
+
+# -- Bounded liveness by progress measures ------------------------------------------------
+
+def _measured(ports, buffer_depth=2, **env):
+    live = {"credit_bound": 0, "send_bound": 0, "packet_length": 2, **env,
+            "body_bound": "auto", "head_bound": "auto"}
+    return RouterHarness(ports=ports, vcs=2, buffer_depth=buffer_depth, liveness=live)
+
+
+def test_four_port_two_vc_router_flits_leave_within_the_bounds_of_its_progress_measures():
+    """Head flits too, on the shape of the default safety proofs: each invariant relates
+    neighbouring cycles, so an induction of 2 closes whatever the bounds."""
+    harness = _measured(4)
+    b = progress.bounds(ports=4, buffer_depth=2, credit_bound=0, send_bound=0,
+                        packet_length=2)
+    live = harness.params["liveness"]
+    assert (live["body_bound"], live["head_bound"]) == (b["body"], b["head"]) == (44, 634)
+    result = run_formal(harness)
+    assert result.status == "pass", result.to_dict()
+    assert result.mode == "prove" and result.depth == progress.DEPTH == 2
+    for prop in ("in 3 vc 1: a body flit at the queue head leaves within 44 cycles",
+                 "in 2 vc 0: a head flit at the queue head leaves within 634 cycles",
+                 "in 1 vc 1: an eligible head leaves within 43 cycles of eligibility",
+                 "in 0 vc 1: the other VC's eligibility changes at most 9 times",
+                 "in 3 vc 0: an exclusive flit has a credit within 1 cycles",
+                 "out 2 vc 1: the holder's next flit reaches its queue head within 1 cycles",
+                 "out 1 vc 0: a claim on a free VC waits for its exclusive claimant",
+                 "in 2 vc 1: each claim given to another input moves the claim pointer "
+                 "closer to a waiting head flit",
+                 "in 0 vc 0: a head flit waits at most 136 cycles per claim given to another "
+                 "input"):
+        assert prop in result.asserts, prop
+    # The measures' cases are reachable; their bounds are upper bounds, not reached.
+    assert all(result.covers.values()), result.covers
+    assert "a waiting head flit sees a claim given to another input" in result.covers
+    assert not any("waits 44 cycles" in name for name in result.covers)
+
+
+@pytest.mark.parametrize("env", [
+    {"credit_bound": 2, "send_bound": 1, "packet_length": 3},
+    pytest.param({"buffer_depth": 1, "credit_bound": 1}, marks=pytest.mark.slow),
+    pytest.param({"buffer_depth": 3, "send_bound": 3, "packet_length": 4},
+                 marks=pytest.mark.slow),
+], ids=["slack-len3", "depth1", "depth3-len4"])
+def test_progress_measures_hold_for_slow_environments_and_long_packets(env):
+    result = run_formal(_measured(2, **env), cover=False)
+    assert result.status == "pass", result.to_dict()
+    assert result.depth == progress.DEPTH
+
+
+@pytest.mark.slow
+def test_three_port_two_vc_router_flits_leave_within_the_bounds_of_its_progress_measures():
+    result = run_formal(_measured(3, credit_bound=1, send_bound=1, packet_length=3),
+                        cover=False)
+    assert result.status == "pass", result.to_dict()
+
+
+def test_progress_measures_fail_when_a_downstream_keeps_its_credits():
+    result = run_formal(RouterHarness(ports=2, vcs=2, drop="credit_return", liveness={
+        "credit_bound": 0, "send_bound": 0, "packet_length": 2, "body_bound": "auto",
+        "head_bound": "auto"}), mode="bmc", depth=8, cover=False, reuse=False)
+    assert result.status == "fail"
+    # An exclusive flit (here a body flit) stays without a credit past its measure.
+    assert any(": an exclusive flit" in name for name in result.failed), result.failed
+    assert result.trace.exists()
+
+
+def test_auto_bounds_need_the_shape_the_measures_cover():
+    for kwargs in ({"vcs": 1}, {"vcs": 3}, {"voq": True}, {"allocator": "islip"},
+                   {"fault": "no_claims"}):
+        with pytest.raises(ValueError, match="'auto' takes the bound of the progress "
+                                             "measures"):
+            RouterHarness(liveness=_live("auto", None), **kwargs)
+    # Tighter bounds than the measures' fall back to an induction longer than the bound.
+    assert RouterHarness(ports=2, vcs=2, liveness=_live(4, 10)).default_depth == 13
+    assert RouterHarness(ports=2, vcs=2, liveness=_live(14, None)).default_depth == 2
 
 
 def test_bad_liveness_bounds_are_refused():

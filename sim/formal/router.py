@@ -12,6 +12,7 @@ from amaranth.lib import data
 from rtl.router import ALLOCATORS
 
 from .harness import Harness
+from . import progress
 from .memory import memories_as_registers
 from .probe import ProbeError, elaborate_with_probes
 from .properties import past, round_robin_fairness
@@ -85,14 +86,37 @@ LIVENESS_KEYS = ("credit_bound", "send_bound", "packet_length", "body_bound", "h
 
 def _check_liveness(liveness):
     """None when ``liveness`` is a dict of the four bounds, else what is wrong with it."""
+    def bad(k, b):
+        if k in ("body_bound", "head_bound") and b == "auto":
+            return False
+        if k == "head_bound" and b is None:
+            return False
+        return isinstance(b, bool) or not isinstance(b, int) or not 0 <= b <= 4096
     if not isinstance(liveness, dict) or set(liveness) != set(LIVENESS_KEYS) or any(
-            isinstance(b, bool) or not isinstance(b, int) or not 0 <= b <= 64
-            for k, b in liveness.items() if not (k == "head_bound" and b is None)) \
-            or liveness["packet_length"] < 1:
+            bad(k, b) for k, b in liveness.items()) or liveness["packet_length"] < 1:
         return (f"liveness must be None or a dict of {', '.join(LIVENESS_KEYS)} "
-                f"(integers from 0 to 64, packet_length at least 1, head_bound may be None), "
-                f"not {liveness!r}")
+                f"(integers from 0 to 4096, packet_length at least 1, body_bound and "
+                f"head_bound may be 'auto', head_bound may be None), not {liveness!r}")
     return None
+
+
+def _resolve_auto(liveness, *, ports, vcs, buffer_depth, allocator, voq, fault):
+    """``liveness`` with its ``'auto'`` bounds replaced by the progress measures' bounds."""
+    auto = [k for k in ("body_bound", "head_bound") if liveness[k] == "auto"]
+    if not auto:
+        return liveness
+    if fault is not None or not progress.applies(allocator=allocator, voq=voq, vcs=vcs):
+        raise ValueError(f"{auto[0]} 'auto' takes the bound of the progress measures, which "
+                         f"cover the separable allocator with one queue per VC, 2 VCs and no "
+                         f"fault; give a number of cycles for this router instead")
+    b = progress.bounds(ports=ports, buffer_depth=buffer_depth,
+                        credit_bound=liveness["credit_bound"],
+                        send_bound=liveness["send_bound"],
+                        packet_length=liveness["packet_length"])
+    resolved = dict(liveness)
+    for k in auto:
+        resolved[k] = b["body" if k == "body_bound" else "head"]
+    return resolved
 
 
 def _refusal(allocator, vcs, drop, fault, liveness):
@@ -155,7 +179,12 @@ class RouterHarness(Harness):
         at most ``packet_length`` flits (every flit carries its position in the packet in
         ``pkt``, so the invariants can follow packets through the queues). Proved: a body
         flit at the head of an input queue leaves it within ``body_bound`` cycles, a head
-        flit within ``head_bound`` (None: not asserted).
+        flit within ``head_bound`` (None: not asserted). With the separable allocator, one
+        queue per VC and 2 VCs, either bound may be ``"auto"``: the bound of
+        :mod:`sim.formal.progress`, whose invariants close by an induction of
+        :data:`~sim.formal.progress.DEPTH` cycles. They are used whenever the bounds asked
+        for are no tighter than theirs; tighter bounds (up to the exact worst cases, which
+        the covers then reach) need an induction longer than the bound.
     """
 
     kind = "router"
@@ -175,10 +204,33 @@ class RouterHarness(Harness):
             params.update(allocator=allocator, voq=voq, fault=fault)
             if allocator == "islip":
                 params["islip_iterations"] = islip_iterations
+        # Bounded liveness is proved by the progress measures where they apply and the
+        # bounds asked for are no tighter than theirs (a short induction); otherwise by an
+        # induction longer than the longest wait, whose covers reach the bounds.
+        self._measured = self._windowed = False
         if liveness is not None:
+            try:
+                liveness = _resolve_auto(liveness, ports=ports, vcs=vcs,
+                                         buffer_depth=buffer_depth, allocator=allocator,
+                                         voq=voq, fault=fault)
+            except ValueError:
+                self._MustUse__silence = True
+                raise
             params["liveness"] = dict(liveness)
+            if fault is None and progress.applies(allocator=allocator, voq=voq, vcs=vcs):
+                b = progress.bounds(ports=ports, buffer_depth=buffer_depth,
+                                    credit_bound=liveness["credit_bound"],
+                                    send_bound=liveness["send_bound"],
+                                    packet_length=liveness["packet_length"])
+                head = liveness["head_bound"]
+                self._measured = (liveness["body_bound"] >= b["body"]
+                                  and (head is None or head >= b["head"]))
+            self._windowed = not self._measured
         super().__init__(**params)
-        if liveness is not None:
+        if self._measured:
+            self.default_depth = progress.DEPTH
+            self.cover_depth = progress.COVER_DEPTH
+        elif liveness is not None:
             # An inductive step longer than the longest wait sees a whole waiting window.
             longest = max(liveness["body_bound"], liveness["head_bound"] or 0)
             self.default_depth = longest + 3
@@ -254,6 +306,7 @@ class RouterHarness(Harness):
         # -- Outputs: downstream buffer models, credit conservation, packet framing ---------
         state = [[None] * V for _ in range(P)]      # (open after this cycle, owner after)
         out_pos = [[None] * V for _ in range(P)]    # position of the last flit sent, after
+        env = {}    # liveness: (o, v) -> downstream counters, ("up", i, v) -> upstream's
         up_sent = [[None] * V for _ in range(P)]    # flits of upstream's open packet sent
         for o in range(P):
             link = dut.outp[o]
@@ -270,6 +323,7 @@ class RouterHarness(Harness):
                     # cycles while it holds flits.
                     bound = live["credit_bound"]
                     stall = Signal(range(bound + 2), name=f"down_stall_{o}_{v}")
+                    env[o, v] = {"occ": occ, "stall": stall}
                     stall_now = Mux((occ != 0) & ~give, stall + 1, 0)
                     m.d.sync += stall.eq(stall_now)
                     if drop != "credit_return":
@@ -320,6 +374,7 @@ class RouterHarness(Harness):
                     for o in range(P)] for i in range(P)]
         queue_out = [[None] * len(queues) for _ in range(P)]    # output of each queue's head
         queue = {}          # (i, q) -> [(present, entry view)] in queue order
+        waits = {}          # (i, q) -> cycles the flit at the head has waited (liveness)
         for i in range(P):
             link = dut.inp[i]
             flit = link.payload
@@ -342,6 +397,7 @@ class RouterHarness(Harness):
                     # packet_length flits.
                     bound, length = live["send_bound"], live["packet_length"]
                     idle = Signal(range(bound + 2), name=f"up_idle_{i}_{v}")
+                    env["up", i, v] = {"credit": credit, "idle": idle}
                     idle_now = Mux(in_open[v] & (credit != 0) & ~send, idle + 1, 0)
                     m.d.sync += idle.eq(idle_now)
                     sent = Signal(range(length + 1), name=f"up_sent_{i}_{v}")
@@ -455,7 +511,9 @@ class RouterHarness(Harness):
                 head_present, head = entries[0]
                 queue_out[i][q] = head.out if fixed is None else Const(fixed, _bits(P))
                 if live:
-                    self._head_progress(m, probe, live, name, i, q, head_present, head)
+                    waits[i, q] = self._head_progress(m, probe, live, name, i, q,
+                                                      head_present, head,
+                                                      reach=self._windowed)
                     at = Array(out_pos[o][v] for o in range(P))
                     with m.If(head_present & ~head.flit.first):
                         m.d.comb += Assert(head.flit.pkt == at[queue_out[i][q]] + 1,
@@ -517,6 +575,14 @@ class RouterHarness(Harness):
         else:
             for o in range(P):
                 m.d.comb += Assert(~probe[f"claimed_{o}_0"], f"out {o}: 1 VC, never claimed")
+        # -- Bounded liveness by progress measures (see sim/formal/progress.py) -------------
+        if self._measured:
+            progress.progress_measures(
+                m, probe, ports=P, buffer_depth=D, credit_bound=live["credit_bound"],
+                send_bound=live["send_bound"], packet_length=live["packet_length"],
+                queue=queue, queue_out=queue_out, waits=waits, env=env,
+                out_owner=[[state[o][v][1] for v in range(V)] for o in range(P)],
+                out_pos=out_pos, heads_too=live["head_bound"] is not None)
 
         # -- Switch allocation ---------------------------------------------------------------
         match = [[probe[f"match_{i}_{o}"] for o in range(P)] for i in range(P)]
@@ -612,12 +678,13 @@ class RouterHarness(Harness):
         m.d.comb += Cover(probe[f"claimed_0_{V - 1}"] & probe[f"busy_0_{V - 1}"],
                           f"a head flit claims output 0 vc {V - 1} while it is held")
 
-    def _head_progress(self, m, probe, live, name, i, q, present, head):
+    def _head_progress(self, m, probe, live, name, i, q, present, head, reach):
         """Bounded liveness: the flit at the head of queue ``q`` of input ``i`` leaves in time.
 
         ``wait`` counts the cycles the present head has stayed; a body flit (its packet
         holds its output VC) must leave within ``body_bound`` cycles, a head flit (which may
-        wait for another packet to free the VC) within ``head_bound``.
+        wait for another packet to free the VC) within ``head_bound``. With ``reach``,
+        covers show both bounds are reached (so they are exact).
         """
         body, first = live["body_bound"], live["head_bound"]
         wait = Signal(range(max(body, first or 0) + 2), name=f"wait_{i}_{q}")
@@ -634,7 +701,7 @@ class RouterHarness(Harness):
             with m.Else():
                 m.d.comb += Assert(wait <= body, f"{name}: a body flit at the queue head "
                                                  f"leaves within {body} cycles")
-        if i == 0 and q == 0:
+        if i == 0 and q == 0 and reach:
             m.d.comb += [
                 Cover(present & ~head.flit.first & (wait == body),
                       f"a body flit waits {body} cycles at a queue head"),
@@ -642,6 +709,7 @@ class RouterHarness(Harness):
             if first is not None:
                 m.d.comb += Cover(present & head.flit.first & (wait == first),
                                   f"a head flit waits {first} cycles at a queue head")
+        return wait
 
     def _separable_fairness(self, m, probe, P, queues, queue_out):
         """Round-robin fairness of both separable stages; returns output 0's requests."""
