@@ -52,11 +52,32 @@ def test_bmc_with_a_stated_depth(capsys):
      "allocator must be one of separable, islip, not 'wavefront'"),
     (["formal", "router", "--fault", "accept_all"],
      "fault 'accept_all' is a fault of the iSLIP allocator, not of 'separable'"),
+    (["formal", "router", "--vcs", "1", "--liveness", "--head-bound", "auto"],
+     "head_bound 'auto' takes the bound of the progress measures, which cover the separable "
+     "allocator with one queue per VC, 2 VCs and no fault"),
 ])
 def test_bad_input_is_one_sentence_and_exit_2(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_a_liveness_bound_is_a_number_or_auto(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["formal", "router", "--liveness", "--body-bound", "soon"])
+    assert exc.value.code == 2
+    assert "expected a number of cycles (0 or more) or auto, not 'soon'" in \
+        capsys.readouterr().err
+
+
+def test_auto_liveness_bounds_are_reported_as_numbers(capsys):
+    code = main(["formal", "router", "--ports", "2", "--liveness", "--body-bound", "auto",
+                 "--head-bound", "auto", "--mode", "bmc", "--depth", "3", "--no-cover",
+                 "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["status"] == "pass"
+    live = out["jobs"][0]["params"]["liveness"]
+    assert live["body_bound"] == 14 and live["head_bound"] == 122
 
 
 def test_bad_depth_is_refused_by_the_parser(capsys):

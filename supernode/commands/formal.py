@@ -29,10 +29,25 @@ _LIVENESS_OPTIONS = (
     ("--send-bound", 0, "an upstream with a credit sends the next flit of an open packet "
                         "within N cycles (default 0)"),
     ("--packet-length", 2, "flits per packet at most (default 2)"),
-    ("--body-bound", 1, "cycles a body flit may wait at a queue head (default 1)"),
-    ("--head-bound", None, "cycles a head flit may wait at a queue head (default: not "
-                           "bounded)"),
+    ("--body-bound", 1, "cycles a body flit may wait at a queue head, or auto: the bound "
+                        "of the progress measures (separable, 2 VCs; default 1)"),
+    ("--head-bound", None, "cycles a head flit may wait at a queue head, or auto (default: "
+                           "not bounded)"),
 )
+
+
+def _bound(text):
+    """argparse type of the liveness bounds: a number of cycles, or ``auto``."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of cycles (0 or more) or auto, not {text!r}")
+    return value
 
 
 def register(subparsers):
@@ -86,7 +101,8 @@ def register(subparsers):
                              "leaves within --body-bound (body flit) or --head-bound (head "
                              "flit) cycles")
     for flag, default, text in _LIVENESS_OPTIONS:
-        router.add_argument(flag, type=int, default=default, help=f"liveness: {text}")
+        kind = _bound if flag in ("--body-bound", "--head-bound") else int
+        router.add_argument(flag, type=kind, default=default, help=f"liveness: {text}")
     router.add_argument("--drop", default=None,
                         help="drop an environment assumption (the proof must then fail): "
                              "input_credit, packet_framing or credit_return (with --liveness)")
