@@ -195,7 +195,6 @@ def progress_measures(m, probe, *, ports, buffer_depth, credit_bound, send_bound
             sigma = elig[r]
             g_claimed = by_out["claimed"][r][g_out]
             g_claimant = by_out["claimant"][r][g_out]
-            g_busy = by_out["busy"][r][g_out]
             g_mine = g_claimed & (g_claimant == i)
             distc = claim_dist_of[i, r][g_out]
             remaining = Signal(range(2 * P + 2), name=f"pm_remaining_{tag}")
@@ -258,8 +257,8 @@ def progress_measures(m, probe, *, ports, buffer_depth, credit_bound, send_bound
                         Assert(credit == 0, f"in {i} vc {q}: an exclusive flit waits only "
                                             f"for a credit"),
                         Assert(held + zero_left_of[q][o] <= A + 1,
-                               f"in {i} vc {q}: an exclusive flit has a credit within "
-                               f"{A + 1} cycles"),
+                               f"in {i} vc {q}: an exclusive flit waits at most {A} cycles "
+                               f"for a credit"),
                     ]
             with m.If(present & ~head.flit.first):
                 m.d.comb += Assert(waits[i, q] == held, f"in {i} vc {q}: a body flit is "

@@ -327,7 +327,10 @@ class RouterHarness(Harness):
                     stall_now = Mux((occ != 0) & ~give, stall + 1, 0)
                     m.d.sync += stall.eq(stall_now)
                     if drop != "credit_return":
-                        m.d.comb += Assume(stall_now <= bound)
+                        m.d.comb += [Assume(stall_now <= bound),
+                                     Assert(stall <= bound, f"out {o} vc {v}: the downstream "
+                                                            f"has kept a credit at most "
+                                                            f"{bound} cycles")]
                 arrive = link.valid & (flit.vc == v)
                 m.d.sync += occ.eq(occ + arrive - give)
                 credit = probe[f"credit_{o}_{v}"]
@@ -408,6 +411,8 @@ class RouterHarness(Harness):
                     up_sent[i][v] = sent
                     m.d.comb += [
                         Assume(idle_now <= bound),
+                        Assert(idle <= bound, f"in {i} vc {v}: the upstream has held a "
+                                              f"credit at most {bound} cycles unused"),
                         Assume(~send | (sent_now <= length)),
                         Assume(~send | flit.last | (sent_now < length)),
                         Assert(~in_open[v] | ((sent >= 1) & (sent < length)),
@@ -514,6 +519,12 @@ class RouterHarness(Harness):
                     waits[i, q] = self._head_progress(m, probe, live, name, i, q,
                                                       head_present, head,
                                                       reach=self._windowed)
+                    if live["head_bound"] is not None:
+                        written = link.valid & (flit.vc == v)
+                        if fixed is not None:
+                            written = written & (route_now == fixed)
+                        self._residence(m, probe, live, name, i, q, rptr, entries,
+                                        waits[i, q], written)
                     at = Array(out_pos[o][v] for o in range(P))
                     with m.If(head_present & ~head.flit.first):
                         m.d.comb += Assert(head.flit.pkt == at[queue_out[i][q]] + 1,
@@ -710,6 +721,37 @@ class RouterHarness(Harness):
                 m.d.comb += Cover(present & head.flit.first & (wait == first),
                                   f"a head flit waits {first} cycles at a queue head")
         return wait
+
+    def _residence(self, m, probe, live, name, i, q, rptr, entries, wait, written):
+        """A flit accepted into queue ``q`` of input ``i`` leaves it within a bound.
+
+        Every buffer slot counts the cycles since it was written. A flit ``n`` places behind
+        the head has seen at most ``depth - 1 - n`` heads leave since it arrived, each
+        within ``bound + 1`` cycles of reaching the head (``bound``: the larger of the
+        body and head bounds), so its age is at most ``(depth - 1 - n) * (bound + 1)``
+        plus the present head's wait; each cycle relates to the one before, and a flit
+        leaves within ``depth * (bound + 1)`` cycles of being accepted.
+        """
+        D = len(entries)
+        B = max(live["body_bound"], live["head_bound"])
+        limit = D * (B + 1)
+        wptr = probe[f"wptr_{i}_{q}"]
+        ages = []
+        for k in range(D):
+            age = Signal(range(limit + 1), name=f"age_{i}_{q}_{k}")
+            m.d.sync += age.eq(Mux(written & (wptr == k), 0,
+                                   Mux(age == limit, limit, age + 1)))
+            ages.append(age)
+        ages = Array(ages)
+        for n, (present, _) in enumerate(entries):
+            slot = Mux(rptr + n >= D, rptr + n - D, rptr + n)
+            with m.If(present):
+                m.d.comb += Assert(ages[slot] <= (D - 1 - n) * (B + 1) + wait,
+                                   f"{name}: the flit at queue position {n} is at most "
+                                   f"{D - 1 - n} head turns older than the head's wait")
+        with m.If(entries[0][0]):
+            m.d.comb += Assert(ages[rptr] < limit, f"{name}: an accepted flit leaves its "
+                                                   f"queue within {limit} cycles")
 
     def _separable_fairness(self, m, probe, P, queues, queue_out):
         """Round-robin fairness of both separable stages; returns output 0's requests."""
