@@ -60,7 +60,7 @@ def _suffix_masks(n):
     return [full] + [full & ~((1 << (j + 1)) - 1) for j in range(n)]
 
 
-def round_robin_fairness(m, *, name, req, grant, mask, update):
+def round_robin_fairness(m, *, name, req, grant, mask, update, serves=True):
     """Assert that a round-robin arbiter serves every steady requester within ``n - 1`` moves.
 
     ``req``/``grant`` are the arbiter's request and one-hot grant vectors, ``mask`` its
@@ -69,7 +69,8 @@ def round_robin_fairness(m, *, name, req, grant, mask, update):
     kept; the proof is the inductive invariant ``lost + distance(pointer, r) <= n - 1``
     (each lost move takes the pointer past a requester ahead of ``r``). ``update`` should be
     computed by the harness, not read from the design: the pointer is asserted to move just
-    past the grant when ``update`` is high, and to stay otherwise.
+    past the grant when ``update`` is high, and to stay otherwise. With ``serves=False``
+    only the mask's form is asserted (for a proof that measures the arbiter otherwise).
     """
     from amaranth.hdl import Cat, Mux
     n = len(req)
@@ -77,6 +78,8 @@ def round_robin_fairness(m, *, name, req, grant, mask, update):
     masks = _suffix_masks(n)
     m.d.comb += Assert(Cat(*[mask == k for k in masks]).any(),
                        f"{name}: priority mask is a round-robin pointer")
+    if not serves:
+        return
     # Pointer: index of the lowest set bit of the mask (0 when the mask is empty).
     pointer = Signal(range(n), name=f"{tag}_pointer")
     for j in reversed(range(n)):
