@@ -49,7 +49,7 @@ gives the next claim; the last segment ends with its own claim and its exclusive
 
 from amaranth.hdl import Array, Assert, Cat, Cover, Mux, Signal
 
-from .properties import past
+from .properties import past, rr_distance, rr_pointer
 
 __all__ = ["applies", "bounds", "progress_measures", "DEPTH", "COVER_DEPTH"]
 
@@ -93,31 +93,11 @@ def bounds(*, ports, buffer_depth, credit_bound, send_bound, packet_length):
             "round": round_, "head": n * round_ + claim}
 
 
-def _pointer(m, mask, name):
-    """Index of the lowest set bit of a round-robin ``mask`` (0 when it is empty)."""
-    n = len(mask)
-    pointer = Signal(range(n), name=name)
-    for j in reversed(range(n)):
-        with m.If(mask[j]):
-            m.d.comb += pointer.eq(j)
-    return pointer
-
-
-def _distances(m, pointer, n, name):
-    """For each requester ``r``: its distance ahead of ``pointer`` (0 = served first)."""
-    out = []
-    for r in range(n):
-        d = Signal(range(n), name=f"{name}_{r}")
-        m.d.comb += d.eq(Mux(pointer <= r, r - pointer, r + n - pointer))
-        out.append(d)
-    return out
-
-
-def progress_measures(m, probe, *, ports, buffer_depth, credit_bound, send_bound,
-                      packet_length, queue, queue_out, waits, env, out_owner, out_pos,
-                      heads_too):
+def progress_measures(m, probe, *, limits, ports, credit_bound, send_bound, queue,
+                      queue_out, waits, env, out_owner, out_pos, heads_too):
     """Assert the progress measures of a router with two VCs (see the module docstring).
 
+    ``limits`` is what :func:`bounds` gives for this router and environment.
     ``queue[i, q]`` lists ``(present, entry)`` of queue ``q`` of input ``i`` in order,
     ``queue_out[i][q]`` is the output its head is routed to, ``waits[i, q]`` the cycles
     its head has waited (counted for body flits at least; for head flits too with
@@ -127,23 +107,24 @@ def progress_measures(m, probe, *, ports, buffer_depth, credit_bound, send_bound
     "held": ...}}``.
     """
     P, V = ports, 2
-    b = bounds(ports=ports, buffer_depth=buffer_depth, credit_bound=credit_bound,
-               send_bound=send_bound, packet_length=packet_length)
+    b = limits
     A, NSW, Y = b["credit_wait"], b["switches"], b["eligible_run"]
 
     # Output arbiters: each input's distance from the pointer, per output.
     out_dist = []
     for o in range(P):
-        ptr = _pointer(m, probe[f"sep_out_{o}_mask"], f"pm_out_ptr_{o}")
-        out_dist.append(_distances(m, ptr, P, f"pm_out_dist_{o}"))
+        ptr = rr_pointer(m, probe[f"sep_out_{o}_mask"], name=f"pm_out_ptr_{o}")
+        out_dist.append([rr_distance(m, ptr, i, P, name=f"pm_out_dist_{o}_{i}")
+                         for i in range(P)])
     out_dist_of = [Array(out_dist[o][i] for o in range(P)) for i in range(P)]
     # Claim arbiters, per (output, vc).
     claim_dist_of = {}
     for v in range(V):
         per_out = []
         for o in range(P):
-            ptr = _pointer(m, probe[f"claim_{o}_{v}_mask"], f"pm_claim_ptr_{o}_{v}")
-            per_out.append(_distances(m, ptr, P, f"pm_claim_dist_{o}_{v}"))
+            ptr = rr_pointer(m, probe[f"claim_{o}_{v}_mask"], name=f"pm_claim_ptr_{o}_{v}")
+            per_out.append([rr_distance(m, ptr, i, P, name=f"pm_claim_dist_{o}_{v}_{i}")
+                            for i in range(P)])
         for i in range(P):
             claim_dist_of[i, v] = Array(per_out[o][i] for o in range(P))
     by_out = {name: [Array(probe[f"{name}_{o}_{v}"] for o in range(P)) for v in range(V)]

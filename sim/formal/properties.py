@@ -2,11 +2,12 @@
 
 import re
 
-from amaranth.hdl import Assert, Assume, Signal, Value
+from amaranth.hdl import Assert, Assume, Cat, Mux, Signal, Value
 
 from .runner import StructuralCheck
 
-__all__ = ["past", "stream_contract", "valid_independent_of_ready", "ROLES"]
+__all__ = ["past", "stream_contract", "valid_independent_of_ready", "rr_pointer",
+           "rr_distance", "ROLES"]
 
 #: ``"assume"`` for streams the environment drives, ``"assert"`` for those the design drives.
 ROLES = ("assume", "assert")
@@ -60,6 +61,25 @@ def _suffix_masks(n):
     return [full] + [full & ~((1 << (j + 1)) - 1) for j in range(n)]
 
 
+def rr_pointer(m, mask, *, name):
+    """The pointer of a round-robin priority ``mask``: the index of its lowest set bit (0 when
+    the mask is empty, which gives the same order)."""
+    n = len(mask)
+    pointer = Signal(range(n), name=name)
+    for j in reversed(range(n)):
+        with m.If(mask[j]):
+            m.d.comb += pointer.eq(j)
+    return pointer
+
+
+def rr_distance(m, pointer, r, n, *, name):
+    """How many requesters of a round-robin arbiter of ``n`` come before ``r`` from
+    ``pointer`` (0: ``r`` is served first)."""
+    distance = Signal(range(n), name=name)
+    m.d.comb += distance.eq(Mux(pointer <= r, r - pointer, r + n - pointer))
+    return distance
+
+
 def round_robin_fairness(m, *, name, req, grant, mask, update, serves=True):
     """Assert that a round-robin arbiter serves every steady requester within ``n - 1`` moves.
 
@@ -72,7 +92,6 @@ def round_robin_fairness(m, *, name, req, grant, mask, update, serves=True):
     past the grant when ``update`` is high, and to stay otherwise. With ``serves=False``
     only the mask's form is asserted (for a proof that measures the arbiter otherwise).
     """
-    from amaranth.hdl import Cat, Mux
     n = len(req)
     tag = re.sub(r"\W+", "_", name).strip("_")
     masks = _suffix_masks(n)
@@ -80,11 +99,7 @@ def round_robin_fairness(m, *, name, req, grant, mask, update, serves=True):
                        f"{name}: priority mask is a round-robin pointer")
     if not serves:
         return
-    # Pointer: index of the lowest set bit of the mask (0 when the mask is empty).
-    pointer = Signal(range(n), name=f"{tag}_pointer")
-    for j in reversed(range(n)):
-        with m.If(mask[j]):
-            m.d.comb += pointer.eq(j)
+    pointer = rr_pointer(m, mask, name=f"{tag}_pointer")
     moved = Signal(name=f"{tag}_moved")
     m.d.comb += moved.eq(update & grant.any())
     # The pointer moves just past the grant when the grant is used, and only then.
@@ -96,8 +111,7 @@ def round_robin_fairness(m, *, name, req, grant, mask, update, serves=True):
                        f"{name}: the pointer moves past the grant exactly when it is used")
     for r in range(n):
         lost = Signal(range(n + 1), name=f"{tag}_lost{r}")
-        distance = Signal(range(n), name=f"{tag}_dist{r}")
-        m.d.comb += distance.eq(Mux(pointer <= r, r - pointer, r + n - pointer))
+        distance = rr_distance(m, pointer, r, n, name=f"{tag}_dist{r}")
         with m.If(~req[r]):
             m.d.sync += lost.eq(0)
         with m.Elif(moved & grant[r]):

@@ -100,25 +100,6 @@ def _check_liveness(liveness):
     return None
 
 
-def _resolve_auto(liveness, *, ports, vcs, buffer_depth, allocator, voq, fault):
-    """``liveness`` with its ``'auto'`` bounds replaced by the progress measures' bounds."""
-    auto = [k for k in ("body_bound", "head_bound") if liveness[k] == "auto"]
-    if not auto:
-        return liveness
-    if fault is not None or not progress.applies(allocator=allocator, voq=voq, vcs=vcs):
-        raise ValueError(f"{auto[0]} 'auto' takes the bound of the progress measures, which "
-                         f"cover the separable allocator with one queue per VC, 2 VCs and no "
-                         f"fault; give a number of cycles for this router instead")
-    b = progress.bounds(ports=ports, buffer_depth=buffer_depth,
-                        credit_bound=liveness["credit_bound"],
-                        send_bound=liveness["send_bound"],
-                        packet_length=liveness["packet_length"])
-    resolved = dict(liveness)
-    for k in auto:
-        resolved[k] = b["body" if k == "body_bound" else "head"]
-    return resolved
-
-
 def _refusal(allocator, vcs, drop, fault, liveness):
     """What is wrong with the harness options, or None."""
     if liveness is not None and (bad := _check_liveness(liveness)):
@@ -208,23 +189,28 @@ class RouterHarness(Harness):
         # bounds asked for are no tighter than theirs (a short induction); otherwise by an
         # induction longer than the longest wait, whose covers reach the bounds.
         self._measured = self._windowed = False
+        self._limits = None         # the progress measures' bounds, where they apply
         if liveness is not None:
-            try:
-                liveness = _resolve_auto(liveness, ports=ports, vcs=vcs,
-                                         buffer_depth=buffer_depth, allocator=allocator,
-                                         voq=voq, fault=fault)
-            except ValueError:
-                self._MustUse__silence = True
-                raise
-            params["liveness"] = dict(liveness)
             if fault is None and progress.applies(allocator=allocator, voq=voq, vcs=vcs):
-                b = progress.bounds(ports=ports, buffer_depth=buffer_depth,
-                                    credit_bound=liveness["credit_bound"],
-                                    send_bound=liveness["send_bound"],
-                                    packet_length=liveness["packet_length"])
+                self._limits = progress.bounds(
+                    ports=ports, buffer_depth=buffer_depth,
+                    credit_bound=liveness["credit_bound"], send_bound=liveness["send_bound"],
+                    packet_length=liveness["packet_length"])
+            auto = [k for k in ("body_bound", "head_bound") if liveness[k] == "auto"]
+            if auto and self._limits is None:
+                self._MustUse__silence = True
+                raise ValueError(f"{auto[0]} 'auto' takes the bound of the progress measures, "
+                                 f"which cover the separable allocator with one queue per VC, "
+                                 f"2 VCs and no fault; give a number of cycles for this "
+                                 f"router instead")
+            liveness = dict(liveness)
+            for k in auto:
+                liveness[k] = self._limits["body" if k == "body_bound" else "head"]
+            params["liveness"] = liveness
+            if self._limits is not None:
                 head = liveness["head_bound"]
-                self._measured = (liveness["body_bound"] >= b["body"]
-                                  and (head is None or head >= b["head"]))
+                self._measured = (liveness["body_bound"] >= self._limits["body"]
+                                  and (head is None or head >= self._limits["head"]))
             self._windowed = not self._measured
         super().__init__(**params)
         if self._measured:
@@ -455,9 +441,9 @@ class RouterHarness(Harness):
                 ]
                 # Buffer contents in queue order: entry n sits in slot (rptr + n) mod D.
                 store = Array(buffer_cell(i, q, k) for k in range(D))
+                slots = [Mux(rptr + n >= D, rptr + n - D, rptr + n) for n in range(D)]
                 entries = []
-                for n in range(D):
-                    slot = Mux(rptr + n >= D, rptr + n - D, rptr + n)
+                for n, slot in enumerate(slots):
                     e = Signal(entry_layout, name=f"queue_{i}_{q}_{n}")
                     m.d.comb += e.eq(store[slot])
                     entries.append((n < count, e))
@@ -524,7 +510,7 @@ class RouterHarness(Harness):
                         written = link.valid & (flit.vc == v)
                         if fixed is not None:
                             written = written & (route_now == fixed)
-                        self._residence(m, probe, live, name, i, q, rptr, entries,
+                        self._residence(m, probe, live, name, i, q, slots, entries,
                                         waits[i, q], written)
                     at = Array(out_pos[o][v] for o in range(P))
                     with m.If(head_present & ~head.flit.first):
@@ -590,9 +576,9 @@ class RouterHarness(Harness):
         # -- Bounded liveness by progress measures (see sim/formal/progress.py) -------------
         if self._measured:
             progress.progress_measures(
-                m, probe, ports=P, buffer_depth=D, credit_bound=live["credit_bound"],
-                send_bound=live["send_bound"], packet_length=live["packet_length"],
-                queue=queue, queue_out=queue_out, waits=waits, env=env,
+                m, probe, limits=self._limits, ports=P, credit_bound=live["credit_bound"],
+                send_bound=live["send_bound"], queue=queue, queue_out=queue_out,
+                waits=waits, env=env,
                 out_owner=[[state[o][v][1] for v in range(V)] for o in range(P)],
                 out_pos=out_pos, heads_too=live["head_bound"] is not None)
 
@@ -723,7 +709,7 @@ class RouterHarness(Harness):
                                   f"a head flit waits {first} cycles at a queue head")
         return wait
 
-    def _residence(self, m, probe, live, name, i, q, rptr, entries, wait, written):
+    def _residence(self, m, probe, live, name, i, q, slots, entries, wait, written):
         """A flit accepted into queue ``q`` of input ``i`` leaves it within a bound.
 
         Every buffer slot counts the cycles since it was written. A flit ``n`` places behind
@@ -731,7 +717,8 @@ class RouterHarness(Harness):
         within ``bound + 1`` cycles of reaching the head (``bound``: the larger of the
         body and head bounds), so its age is at most ``(depth - 1 - n) * (bound + 1)``
         plus the present head's wait; each cycle relates to the one before, and a flit
-        leaves within ``depth * (bound + 1)`` cycles of being accepted.
+        leaves within ``depth * (bound + 1)`` cycles of being accepted. ``slots[n]`` is the
+        buffer slot of queue position ``n``.
         """
         D = len(entries)
         B = max(live["body_bound"], live["head_bound"])
@@ -744,14 +731,13 @@ class RouterHarness(Harness):
                                    Mux(age == limit, limit, age + 1)))
             ages.append(age)
         ages = Array(ages)
-        for n, (present, _) in enumerate(entries):
-            slot = Mux(rptr + n >= D, rptr + n - D, rptr + n)
+        for n, ((present, _), slot) in enumerate(zip(entries, slots)):
             with m.If(present):
                 m.d.comb += Assert(ages[slot] <= (D - 1 - n) * (B + 1) + wait,
                                    f"{name}: the flit at queue position {n} is at most "
                                    f"{D - 1 - n} head turns older than the head's wait")
         with m.If(entries[0][0]):
-            m.d.comb += Assert(ages[rptr] < limit, f"{name}: an accepted flit leaves its "
+            m.d.comb += Assert(ages[slots[0]] < limit, f"{name}: an accepted flit leaves its "
                                                    f"queue within {limit} cycles")
 
     def _separable_fairness(self, m, probe, P, queues, queue_out):
