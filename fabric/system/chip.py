@@ -40,7 +40,9 @@ class GemmEstimate:
     hbm_s, onchip_s : float
         HBM and on-chip-buffer traffic time.
     time_s : float
-        ``max(compute_s, hbm_s, onchip_s)``: transfers are double-buffered under compute.
+        ``max(compute_s, hbm_s, onchip_s)`` plus the first buffer load (or the last
+        block's compute) that double-buffering cannot hide; ``compute_s`` and ``hbm_s``
+        are at the rates kernels achieve (:class:`~fabric.system.hardware.KernelSpec`).
     compulsory_bytes : float
         Each operand read and the result written once: the roofline's traffic.
     roofline_s : float
@@ -178,8 +180,21 @@ def gemm_on_chip(gemm, chip, *, predict=None) -> GemmEstimate:
         core_bytes = per_core * pm * pn * instances
     onchip_s = core_bytes * scale / chip.onchip_bandwidth_bytes_per_s
 
-    time_s = max(compute_s, hbm_s, onchip_s)
-    bound = ("compute" if time_s == compute_s else "memory" if time_s == hbm_s else "onchip")
+    # What kernels achieve: matrix and HBM rates of the kernel kind (weights or attention).
+    kernels = chip.kernels
+    if gemm.b_is_weight:
+        compute_s /= kernels.matrix_efficiency
+        hbm_s /= kernels.hbm_efficiency
+    else:
+        compute_s /= kernels.attention_compute_efficiency
+        hbm_s /= kernels.attention_memory_efficiency
+    # Loads are double-buffered under compute in each core's local buffer; the first
+    # buffer's worth of the shorter side is not hidden.
+    fills = max(1.0, hbm_bytes / (chip.cores * core.local_buffer_bytes / 2.0))
+    prologue = min(compute_s, hbm_s) / fills
+    time_s = max(compute_s, hbm_s, onchip_s) + prologue
+    longest = max(compute_s, hbm_s, onchip_s)
+    bound = ("compute" if longest == compute_s else "memory" if longest == hbm_s else "onchip")
     roofline_s = max(flops / chip.peak_flops(gemm.precision),
                      compulsory / chip.hbm_bandwidth_bytes_per_s)
     return GemmEstimate(name=gemm.name, flops=flops, tile_cycles=cycles, tiles_used=used,
@@ -189,6 +204,9 @@ def gemm_on_chip(gemm, chip, *, predict=None) -> GemmEstimate:
 
 
 def vector_on_chip(vector, chip) -> float:
-    """Seconds for element-wise work spread over every core's vector unit."""
+    """Seconds for element-wise work: its arithmetic spread over every core's vector unit,
+    or its HBM traffic at the rate kernels achieve, whichever is longer."""
     core = chip.core
-    return vector.flops / (chip.cores * core.vector_flops_per_cycle * core.clock_hz)
+    compute = vector.flops / (chip.cores * core.vector_flops_per_cycle * core.clock_hz)
+    memory = vector.bytes / (chip.hbm_bandwidth_bytes_per_s * chip.kernels.hbm_efficiency)
+    return max(compute, memory)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
@@ -12,14 +12,16 @@ from supernode.errors import UserError
 from .config import Provenance, Table, find_config, read_toml
 
 __all__ = [
-    "PRECISIONS", "EIGHT_BIT", "PRECISION_BYTES", "DATAFLOWS", "CoreSpec", "ChipSpec", "NodeSpec", "FabricTier", "PublishedFigure",
-    "SystemSpec", "load_chip", "load_system", "chip_totals", "system_totals", "describe_sources",
+    "PRECISIONS", "EIGHT_BIT", "PRECISION_BYTES", "DATAFLOWS", "CoreSpec", "KernelSpec",
+    "ChipSpec", "NodeSpec", "FabricTier", "PublishedFigure", "SystemSpec", "load_chip",
+    "load_system", "chip_totals", "system_totals", "describe_sources",
 ]
 
 #: Matrix precisions a workload may ask for; each chip lists the ones it runs and at what rate.
-PRECISIONS = ("bf16", "fp8", "int8")
-#: Bytes per element of each precision.
-PRECISION_BYTES = MappingProxyType({"bf16": 2, "fp8": 1, "int8": 1})
+PRECISIONS = ("bf16", "fp8", "int8", "fp4")
+#: Bytes per element of each precision (4-bit formats pack two elements per byte; their
+#: block scales are counted in :data:`SCALE_BYTES_PER_ELEMENT`).
+PRECISION_BYTES = MappingProxyType({"bf16": 2, "fp8": 1, "int8": 1, "fp4": 0.5})
 #: Workload precision meaning "the chip's 8-bit format": FP8 where it has one, else INT8.
 EIGHT_BIT = "8bit"
 #: The plane name of a scale-out tier (kept out of the scale-up tier chain).
@@ -76,6 +78,41 @@ class CoreSpec:
 
 
 @dataclass(frozen=True)
+class KernelSpec:
+    """What serving kernels achieve on a package, beside what its units could do.
+
+    Members
+    -------
+    matrix_efficiency : float
+        Sustained share of the tile model's cycle rate in large GEMM kernels (operand
+        feed into the matrix units, pipeline bubbles, scheduling), from published
+        GEMM-kernel measurements where there are any.
+    hbm_efficiency : float
+        Achieved share of the HBM bandwidth in streaming kernels.
+    attention_compute_efficiency, attention_memory_efficiency : float
+        Achieved share of peak compute (compute-bound) and of HBM bandwidth
+        (memory-bound) in the attention kernel.
+    kernel_launch_ns : float
+        Cost of one kernel on the critical path (launch, gap to the next, tail).
+    step_overhead_ns : float
+        Fixed cost of one serving step outside the kernels (scheduling, sampling, the
+        host's synchronisation).
+    hbm_reserve_fraction : float
+        Share of HBM kept for activations, workspace and the runtime; weights and the
+        KV cache must fit in the rest.
+    sources : Mapping[str, Provenance]
+    """
+    matrix_efficiency: float
+    hbm_efficiency: float
+    attention_compute_efficiency: float
+    attention_memory_efficiency: float
+    kernel_launch_ns: float
+    step_overhead_ns: float
+    hbm_reserve_fraction: float
+    sources: MappingProxyType = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
 class ChipSpec:
     """One accelerator package: dies of AI cores with HBM and fabric ports.
 
@@ -89,6 +126,9 @@ class ChipSpec:
         The AI core every die is built of.
     dies : int
         Compute dies per package.
+    ranks : int
+        Devices the package shows to software (the 910C's two dies are two ranks; a
+        B200 is one): the unit a deployment's parallel degrees count.
     cores_per_die : int
         Matrix (cube / tensor) cores per die.
     hbm_capacity_bytes, hbm_bandwidth_bytes_per_s : float
@@ -102,6 +142,8 @@ class ChipSpec:
         Scale-up fabric (UB / NVLink) bandwidth per package, one direction.
     scale_out_bandwidth_bytes_per_s : float
         Scale-out (RDMA) bandwidth per package, one direction.
+    kernels : KernelSpec
+        What serving kernels achieve on this package.
     published : Mapping[str, PublishedFigure]
         Published package figures that the derived ones are checked against.
     sources : Mapping[str, Provenance]
@@ -113,6 +155,7 @@ class ChipSpec:
     description: str
     core: CoreSpec
     dies: int
+    ranks: int
     cores_per_die: int
     hbm_capacity_bytes: float
     hbm_bandwidth_bytes_per_s: float
@@ -121,9 +164,28 @@ class ChipSpec:
     die_to_die_bandwidth_bytes_per_s: float
     scale_up_bandwidth_bytes_per_s: float
     scale_out_bandwidth_bytes_per_s: float
+    kernels: KernelSpec
     published: MappingProxyType = field(repr=False, compare=False)
     sources: MappingProxyType = field(repr=False, compare=False)
     path: Path = field(repr=False, compare=False)
+
+    def per_rank(self) -> "ChipSpec":
+        """One rank of the package: its share of the dies, cores, memory and links."""
+        if self.ranks == 1:
+            return self
+        r = self.ranks
+        return replace(self, dies=self.dies // r, ranks=1,
+                       hbm_capacity_bytes=self.hbm_capacity_bytes / r,
+                       hbm_bandwidth_bytes_per_s=self.hbm_bandwidth_bytes_per_s / r,
+                       onchip_buffer_bytes=self.onchip_buffer_bytes / r,
+                       onchip_bandwidth_bytes_per_s=self.onchip_bandwidth_bytes_per_s / r,
+                       scale_up_bandwidth_bytes_per_s=self.scale_up_bandwidth_bytes_per_s / r,
+                       scale_out_bandwidth_bytes_per_s=self.scale_out_bandwidth_bytes_per_s / r)
+
+    @property
+    def usable_hbm_bytes(self) -> float:
+        """HBM left for weights and the KV cache after the reserve."""
+        return self.hbm_capacity_bytes * (1.0 - self.kernels.hbm_reserve_fraction)
 
     @property
     def cores(self) -> int:
@@ -192,6 +254,9 @@ class FabricTier:
         Injection bandwidth of one package into this tier, one direction.
     oversubscription : float
         Downlink : uplink ratio on the way up to this tier (1 = non-blocking).
+    efficiency : float
+        Share of the line rate end points achieve in bulk transfers (protocol, packet
+        headers, DMA): 1 when the file gives none.
     sources : Mapping[str, Provenance]
     """
     name: str
@@ -201,6 +266,7 @@ class FabricTier:
     bandwidth_bytes_per_s: float
     oversubscription: float
     sources: MappingProxyType = field(repr=False, compare=False)
+    efficiency: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -251,6 +317,17 @@ class SystemSpec:
         Clock of the fabric switch, which turns network-model cycles into seconds.
     endpoint_latency_ns : float
         Fixed cost of one message at the end points (software, DMA set-up, SerDes).
+    dispatch_latency_ns, combine_latency_ns : float
+        Fixed cost of one expert dispatch / combine kernel, whatever it carries
+        (synchronisation of the group, layout, kernel start), from microbenchmarks.
+    peer_latency_ns : float
+        Added cost of each further rank an expert dispatch or combine reaches.
+    bulk_core_share : float
+        Share of the compute cores the bulk (prefill) dispatch and combine kernels occupy
+        while they run.
+    low_latency_scale_out : bool
+        The low-latency (decode) dispatch and combine kernels send every pair over the
+        scale-out plane, also between ranks of one node.
     tiers : tuple of FabricTier
         From the smallest span to the largest.
     router : Mapping[str, object]
@@ -268,6 +345,11 @@ class SystemSpec:
     power_w: float
     switch_clock_hz: float
     endpoint_latency_ns: float
+    dispatch_latency_ns: float
+    combine_latency_ns: float
+    peer_latency_ns: float
+    bulk_core_share: float
+    low_latency_scale_out: bool
     tiers: tuple
     router: MappingProxyType = field(repr=False, compare=False)
     published: MappingProxyType = field(repr=False, compare=False)
@@ -293,18 +375,36 @@ class SystemSpec:
         return tuple(t for t in self.tiers if t.plane != SCALE_OUT_PLANE)
 
     def smallest_tier(self, group: int) -> FabricTier:
-        """The smallest scale-up tier whose span holds a group of ``group`` packages."""
-        for tier in self.scale_up_tiers:
+        """The smallest scale-up tier whose span holds a group of ``group`` packages, else
+        the smallest scale-out tier that does (a cluster of scale-up nodes)."""
+        for tier in self.scale_up_tiers + tuple(t for t in self.tiers
+                                                if t.plane == SCALE_OUT_PLANE):
             if tier.span_chips >= group:
                 return tier
-        largest = self.scale_up_tiers[-1]
+        largest = max(self.tiers, key=lambda t: t.span_chips)
         raise UserError(f"a group of {group} packages does not fit {self.name}: its largest "
                         f"tier {largest.name!r} spans {largest.span_chips}")
 
     def with_chip(self, chip: ChipSpec) -> "SystemSpec":
         """The same system built from another package (for what-if sweeps)."""
-        from dataclasses import replace
         return replace(self, chip=chip)
+
+    @property
+    def ranks(self) -> int:
+        """Ranks (devices seen by software) in the system."""
+        return self.chips * self.chip.ranks
+
+    def per_rank(self) -> "SystemSpec":
+        """The system seen rank by rank: a package of several ranks becomes that many
+        packages of one, each with its share of the package and of every link."""
+        r = self.chip.ranks
+        if r == 1:
+            return self
+        tiers = tuple(replace(t, span_chips=t.span_chips * r,
+                              bandwidth_bytes_per_s=t.bandwidth_bytes_per_s / r)
+                      for t in self.tiers)
+        node = replace(self.node, chips_per_node=self.node.chips_per_node * r)
+        return replace(self, chip=self.chip.per_rank(), node=node, tiers=tiers)
 
 
 # --- loading ------------------------------------------------------------------------
@@ -394,16 +494,39 @@ def load_chip(name_or_path: str | Path) -> ChipSpec:
     description = top.text("description")
     core = _core(top.sub("core"))
     chip = top.sub("chip")
-    values = {key: chip.number(key, integer=key in ("dies", "cores_per_die")) for key in (
-        "dies", "cores_per_die", "hbm_capacity_bytes", "hbm_bandwidth_bytes_per_s",
+    values = {key: chip.number(key, integer=key in ("dies", "ranks", "cores_per_die"),
+                               strict=key != "die_to_die_bandwidth_bytes_per_s")
+              for key in (
+        "dies", "ranks", "cores_per_die", "hbm_capacity_bytes", "hbm_bandwidth_bytes_per_s",
         "onchip_buffer_bytes", "onchip_bandwidth_bytes_per_s",
         "die_to_die_bandwidth_bytes_per_s", "scale_up_bandwidth_bytes_per_s",
         "scale_out_bandwidth_bytes_per_s")}
     chip.finish()
+    if values["dies"] % values["ranks"]:
+        raise UserError(f"{chip.where}: ranks = {values['ranks']} must divide dies = "
+                        f"{values['dies']} (each rank is a whole number of dies)")
+    kernels = _kernels(top.sub("kernels"))
     published = _published(top.sub("published", required=False))
     top.finish()
-    return ChipSpec(name=name, description=description, core=core, published=published,
-                    sources=_frozen(chip.sources), path=path, **values)
+    return ChipSpec(name=name, description=description, core=core, kernels=kernels,
+                    published=published, sources=_frozen(chip.sources), path=path, **values)
+
+
+_FRACTIONS = ("matrix_efficiency", "hbm_efficiency", "attention_compute_efficiency",
+              "attention_memory_efficiency")
+
+
+def _kernels(table: Table) -> KernelSpec:
+    values = {}
+    for key in _FRACTIONS + ("hbm_reserve_fraction",):
+        values[key] = table.number(key, strict=key != "hbm_reserve_fraction")
+        if values[key] > 1 or (key == "hbm_reserve_fraction" and values[key] >= 1):
+            raise UserError(f"{table.where}: {key} = {values[key]!r} must be a fraction "
+                            f"{'below' if key == 'hbm_reserve_fraction' else 'at most'} 1")
+    for key in ("kernel_launch_ns", "step_overhead_ns"):
+        values[key] = table.number(key, strict=False)
+    table.finish()
+    return KernelSpec(sources=_frozen(table.sources), **values)
 
 
 def _tiers(top: Table, path: Path) -> tuple:
@@ -423,7 +546,11 @@ def _tiers(top: Table, path: Path) -> tuple:
             switch_hops=table.number("switch_hops", integer=True, strict=False),
             bandwidth_bytes_per_s=table.number("bandwidth_bytes_per_s"),
             oversubscription=table.number("oversubscription", minimum=1.0, strict=False),
+            efficiency=table.number("efficiency", required=False, default=1.0),
             sources=_frozen(table.sources))
+        if tier.efficiency > 1:
+            raise UserError(f"{table.where}: efficiency = {tier.efficiency!r} must be a "
+                            f"fraction of at most 1")
         table.finish()
         if any(t.name == tier.name for t in tiers):
             raise UserError(f"{table.where}: tier name {tier.name!r} is used twice")
@@ -476,14 +603,30 @@ def load_system(name_or_path: str | Path, *, chip: ChipSpec | None = None) -> Sy
     switch_clock = sn.number("switch_clock_hz")
     endpoint = sn.number("endpoint_latency_ns", strict=False)
     sn.finish()
+    moe = top.sub("moe")
+    dispatch = moe.number("dispatch_latency_ns", strict=False)
+    combine = moe.number("combine_latency_ns", strict=False)
+    peer = moe.number("peer_latency_ns", strict=False)
+    share = moe.number("bulk_core_share", strict=False)
+    scale_out = moe.data.get("low_latency_scale_out", False)
+    if isinstance(scale_out, dict):
+        moe._provenance("low_latency_scale_out", scale_out)
+        scale_out = scale_out.get("value")
+    moe.mark_used("low_latency_scale_out")
+    if not isinstance(scale_out, bool):
+        raise UserError(f"{moe.where}: low_latency_scale_out = {scale_out!r} must be true or "
+                        f"false")
+    moe.finish()
+    if share >= 1:
+        raise UserError(f"{moe.where}: bulk_core_share = {share!r} must be a fraction below 1")
     tiers = _tiers(top, path)
     chips = nodes * node.chips_per_node
-    scale_up = [t for t in tiers if t.plane != SCALE_OUT_PLANE]
-    if not scale_up or scale_up[-1].span_chips < chips:
-        raise UserError(f"{path}: the largest scale-up tier must span all {chips} packages "
+    if max(t.span_chips for t in tiers) < chips:
+        raise UserError(f"{path}: the largest tier must span all {chips} packages "
                         f"(nodes x chips_per_node)")
     router_t = top.sub("router", required=False)
     router, sources = {}, dict(sn.sources)
+    sources.update({f"moe.{k}": v for k, v in moe.sources.items()})
     if router_t is not None:
         # Passed to the network model, which validates its own parameters; each may be
         # written bare or with its source / assumption beside it.
@@ -500,7 +643,9 @@ def load_system(name_or_path: str | Path, *, chip: ChipSpec | None = None) -> Sy
     top.finish()
     return SystemSpec(name=name, description=description, chip=chip, node=node, nodes=nodes,
                       l2_switches=l2, power_w=power, switch_clock_hz=switch_clock,
-                      endpoint_latency_ns=endpoint, tiers=tiers, router=_frozen(router),
+                      endpoint_latency_ns=endpoint, dispatch_latency_ns=dispatch,
+                      combine_latency_ns=combine, peer_latency_ns=peer,
+                      bulk_core_share=share, low_latency_scale_out=scale_out, tiers=tiers, router=_frozen(router),
                       published=published, sources=_frozen(sources), path=path)
 
 
@@ -543,12 +688,16 @@ def describe_sources(system: SystemSpec) -> list:
         rows.append(("core", key, value, prov))
     for key, prov in chip.sources.items():
         rows.append(("chip", key, getattr(chip, key), prov))
+    for key, prov in chip.kernels.sources.items():
+        rows.append(("kernels", key, getattr(chip.kernels, key), prov))
     for key, prov in system.node.sources.items():
         rows.append(("node", key, getattr(system.node, key), prov))
     for key, prov in system.sources.items():
         if key.startswith("router."):
             rows.append(("router", key[len("router."):], system.router[key[len("router."):]],
                          prov))
+        elif key.startswith("moe."):
+            rows.append(("moe", key[len("moe."):], getattr(system, key[len("moe."):]), prov))
         else:
             rows.append(("supernode", key, getattr(system, key), prov))
     for tier in system.tiers:
