@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
@@ -11,15 +11,18 @@ from supernode.errors import UserError
 
 from .config import Table, find_config, read_toml
 from .hardware import EIGHT_BIT, PRECISION_BYTES, PRECISIONS
+from .moe import distinct_nodes, expert_load
 
 __all__ = [
-    "PHASES", "COLLECTIVES", "Gemm", "Vector", "Comm", "Block", "Program", "RunSettings",
+    "PHASES", "COLLECTIVES", "MOE_COMMS", "Gemm", "Vector", "Comm", "Parallel", "Block", "Program", "RunSettings",
     "LlmModel", "GemmWorkload", "CollectiveWorkload", "load_workload", "gemm_workload",
     "collective_workload",
 ]
 
 PHASES = ("prefill", "decode")
 COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "send")
+#: The all-to-all of mixture-of-experts layers, as serving kernels run it.
+MOE_COMMS = ("dispatch", "combine")
 ATTENTIONS = ("gqa", "mla")
 
 #: Bytes of an activation element moved or kept in BF16.
@@ -63,9 +66,11 @@ class Gemm:
 
 @dataclass(frozen=True)
 class Vector:
-    """Element-wise work (norms, softmax, activations) on the vector units."""
+    """Element-wise work (norms, softmax, activations, quantisation, token permutes) on the
+    vector units: ``flops`` of arithmetic and ``bytes`` read and written in HBM."""
     name: str
     flops: float
+    bytes: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -84,15 +89,36 @@ class Comm:
         Packages taking part.
     tier : str
         Fabric tier the group spans.
-    overlap : float
-        Fraction of this transfer that may run under the block's compute (0..1).
+    imbalance : float
+        For expert dispatch and combine: the busiest rank's traffic over the mean.
+    copies : float
+        For expert dispatch and combine: (token, expert) pairs per token in
+        ``bytes_per_chip``.
+    remote_nodes : float
+        For expert dispatch and combine across scale-up nodes with node-level
+        deduplication: remote nodes each token is sent to once (0: every pair travels
+        on its own).
+    low_latency : bool
+        For expert dispatch and combine: the low-latency (decode) kernels rather than the
+        bulk (prefill) ones.
     """
     name: str
     kind: str
     bytes_per_chip: float
     group: int
     tier: str
-    overlap: float = 0.0
+    imbalance: float = 1.0
+    copies: float = 0.0
+    remote_nodes: float = 0.0
+    low_latency: bool = False
+
+
+@dataclass(frozen=True)
+class Parallel:
+    """Work that different ranks of a group do at once; the slowest branch sets the time
+    (routed experts on some ranks, the shared expert on others)."""
+    name: str
+    branches: tuple
 
 
 @dataclass(frozen=True)
@@ -118,8 +144,17 @@ class Program:
         Sequences that get a next token (decode throughput counts these).
     pipeline_stages, microbatches : int
         Step time is ``(microbatches + stages - 1)`` stage times, GPipe style.
+    overlap_microbatches : int
+        Micro-batches that share each stage (2 with two-batch overlap): the blocks'
+        ops are those of one of them, scheduled on a compute and a fabric stream.
     weight_bytes, kv_cache_bytes : float
-        Resident in one package's HBM.
+        Resident in one rank's HBM.
+    tokens_per_sequence : float
+        Tokens each decoding sequence gains per step (1 + accepted drafts).
+    bulk_comm : bool
+        Expert all-to-alls run as bulk (prefill) kernels, which take compute cores while
+        they run (the system's ``moe.bulk_core_share``); decode's low-latency kernels do
+        not.
     notes : tuple of str
     """
     blocks: tuple
@@ -128,14 +163,17 @@ class Program:
     output_tokens: float
     pipeline_stages: int = 1
     microbatches: int = 1
+    overlap_microbatches: int = 1
     weight_bytes: float = 0.0
     kv_cache_bytes: float = 0.0
+    tokens_per_sequence: float = 1.0
+    bulk_comm: bool = False
     notes: tuple = ()
 
 
 @dataclass(frozen=True)
 class RunSettings:
-    """The inputs of one LLM step that are neither hardware nor mapping.
+    """The inputs of one LLM step that are neither hardware nor deployment.
 
     Members
     -------
@@ -146,13 +184,27 @@ class RunSettings:
     seq_len : int
         Prompt length (prefill) or context length already in the KV cache (decode).
     precision : str
-        Weights and matrix precision (``"bf16"``, ``"fp8"``, ``"int8"``); attention
-        scores and the KV cache run at this precision too when it is 8-bit.
+        Weights and matrix precision of the dense layers (``"bf16"``, ``"fp8"``,
+        ``"int8"``, ``"fp4"`` or ``"8bit"``).
+    expert_precision : str
+        Weights and matrix precision of the routed and shared experts (the dispatch is
+        sent in 8 bits when this is 8 bits or fewer).
+    attention_precision : str
+        Precision of the attention kernel's matrix work (scores and values).
+    kv_precision : str
+        Precision the KV cache is stored in.
+    cache_hit_rate : float
+        Prefill: share of each prompt already in the KV cache (prefix caching); those
+        tokens are attended to but not computed.
     """
     phase: str
     batch: int
     seq_len: int
     precision: str
+    expert_precision: str = ""
+    attention_precision: str = "bf16"
+    kv_precision: str = "bf16"
+    cache_hit_rate: float = 0.0
 
     def __post_init__(self):
         if self.phase not in PHASES:
@@ -162,9 +214,17 @@ class RunSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UserError(f"{name} must be a positive whole number, not {value!r}")
-        if self.precision not in PRECISIONS + (EIGHT_BIT,):
-            raise UserError(f"precision {self.precision!r} is not accepted; accepted: "
-                            f"{', '.join(PRECISIONS + (EIGHT_BIT,))}")
+        if not self.expert_precision:
+            object.__setattr__(self, "expert_precision", self.precision)
+        for name in ("precision", "expert_precision", "attention_precision", "kv_precision"):
+            value = getattr(self, name)
+            if value not in PRECISIONS + (EIGHT_BIT,):
+                raise UserError(f"{name.replace('_', ' ')} {value!r} is not accepted; "
+                                f"accepted: {', '.join(PRECISIONS + (EIGHT_BIT,))}")
+        h = self.cache_hit_rate
+        if isinstance(h, bool) or not isinstance(h, (int, float)) or not 0.0 <= h < 1.0:
+            raise UserError(f"cache hit rate must be a fraction from 0 up to (not including) "
+                            f"1, not {h!r}")
 
 
 # --- workloads ----------------------------------------------------------------------------
@@ -192,6 +252,14 @@ class LlmModel:
         MoE only (0 for a dense model).
     published_params, published_active_params : float
         From the model card, to check the parameter count derived from the shapes.
+    expert_load_cv : float
+        Spread (coefficient of variation) of the routed experts' long-run loads.
+    sequence_load_cv : float
+        Spread of one sequence's expert loads around the long-run values (the tokens of a
+        sequence route alike); a step of ``n`` sequences deviates by ``cv / sqrt(n)``.
+    max_nodes_per_token : int
+        Node-limited routing: a token's experts lie on at most this many nodes (0: no
+        limit).
     defaults : Mapping[str, Mapping[str, object]]
         Per phase: ``batch_per_chip``, ``seq_len`` and ``precision``.
     sources : Mapping[str, Provenance]
@@ -218,8 +286,11 @@ class LlmModel:
     active_experts: int
     published_params: float
     published_active_params: float
-    defaults: MappingProxyType = field(repr=False, compare=False)
-    sources: MappingProxyType = field(repr=False, compare=False)
+    expert_load_cv: float = 0.0
+    sequence_load_cv: float = 0.0
+    max_nodes_per_token: int = 0
+    defaults: MappingProxyType = field(repr=False, compare=False, default=None)
+    sources: MappingProxyType = field(repr=False, compare=False, default=None)
     path: Path = field(repr=False, compare=False, default=None)
 
     kind = "llm"
@@ -278,16 +349,23 @@ class LlmModel:
         return self.kv_lora_rank + self.qk_rope_head_dim
 
     def settings(self, *, phase: str, batch=None, seq_len=None, precision=None,
-                 chips: int = 1) -> RunSettings:
-        """Run settings, taking the model's per-phase defaults for what is not given."""
+                 chips: int = 1, **overrides) -> RunSettings:
+        """Run settings, taking the model's per-phase defaults for what is not given.
+
+        ``chips`` is the number of ranks the default per-rank batch is multiplied by;
+        ``overrides`` are further :class:`RunSettings` fields (``None`` keeps the default).
+        """
         if phase not in PHASES:
             raise UserError(f"phase {phase!r} is not accepted; accepted: {', '.join(PHASES)}")
         default = self.defaults[phase]
         if batch is None:
-            batch = int(default["batch_per_chip"] * chips)
+            batch = max(1, int(default["batch_per_chip"] * chips))
+        extra = {k: default[k] for k in _RUN_DEFAULTS if k in default}
+        extra.update({k: v for k, v in overrides.items() if v is not None})
         return RunSettings(phase=phase, batch=batch,
                            seq_len=default["seq_len"] if seq_len is None else seq_len,
-                           precision=default["precision"] if precision is None else precision)
+                           precision=default["precision"] if precision is None else precision,
+                           **extra)
 
 
 @dataclass(frozen=True)
@@ -407,16 +485,42 @@ def load_workload(name_or_path):
     defaults = {}
     for phase in PHASES:
         t = defaults_t.sub(phase)
-        defaults[phase] = MappingProxyType({
-            "batch_per_chip": t.number("batch_per_chip", sourced=False),
-            "seq_len": t.number("seq_len", sourced=False, integer=True),
-            "precision": t.text("precision", choices=PRECISIONS + (EIGHT_BIT,))})
+        entry = {"batch_per_chip": t.number("batch_per_chip", sourced=False),
+                 "seq_len": t.number("seq_len", sourced=False, integer=True),
+                 "precision": t.text("precision", choices=PRECISIONS + (EIGHT_BIT,))}
+        for key in _RUN_DEFAULTS:
+            if t.has(key):
+                entry[key] = (t.number(key, sourced=False, strict=False) if key ==
+                              "cache_hit_rate" else t.text(key, choices=PRECISIONS +
+                                                           (EIGHT_BIT,)))
         t.finish()
+        defaults[phase] = MappingProxyType(entry)
     defaults_t.finish()
+    routing = top.sub("routing", required=False)
+    cv = step_cv = node_limit = 0.0
+    sources = dict(model.sources)
+    if routing is not None:
+        cv = routing.number("expert_load_cv", strict=False)
+        step_cv = routing.number("sequence_load_cv", strict=False)
+        node_limit = routing.number("max_nodes_per_token", integer=True, strict=False,
+                                    required=False, default=0)
+        routing.finish()
+        sources.update({f"routing.{k}": v for k, v in routing.sources.items()})
+    elif is_moe:
+        raise UserError(f"{path}: a mixture-of-experts model needs a [routing] table "
+                        f"(expert_load_cv, sequence_load_cv, and max_nodes_per_token when "
+                        f"routing is node-limited)")
     top.finish()
     return LlmModel(name=name, description=description, attention=attention,
-                    defaults=MappingProxyType(defaults), sources=MappingProxyType(model.sources),
+                    expert_load_cv=cv, sequence_load_cv=step_cv,
+                    max_nodes_per_token=int(node_limit),
+                    defaults=MappingProxyType(defaults), sources=MappingProxyType(sources),
                     path=path, **values)
+
+
+#: Run settings a workload's ``[defaults.<phase>]`` may set besides batch, length and
+#: precision.
+_RUN_DEFAULTS = ("expert_precision", "attention_precision", "kv_precision", "cache_hit_rate")
 
 
 # --- LLM step programs -----------------------------------------------------------------
@@ -425,41 +529,64 @@ def _ceil_div(a: float, b: float) -> int:
     return max(1, math.ceil(a / b - 1e-9))
 
 
-def llm_program(model: LlmModel, run: RunSettings, mapping, system) -> Program:
-    """The step program of one package for an LLM step under ``mapping`` on ``system``.
+def _tokens_produced(mtp: int, acceptance: float) -> float:
+    """Tokens a sequence gains per decode step with ``mtp`` drafts accepted in a chain."""
+    return 1.0 + sum(acceptance ** i for i in range(1, mtp + 1))
 
-    Model of the work (all per package, for its share of the batch):
+
+def llm_program(model: LlmModel, run: RunSettings, mapping, system) -> Program:
+    """The step program of one rank for an LLM step under ``mapping`` on ``system``.
+
+    ``system`` is seen per rank (:meth:`~fabric.system.hardware.SystemSpec.per_rank`).
+    Model of the work (all per rank, for its share of the batch):
 
     * attention and dense FFN weights are split ``tp`` ways (heads / intermediate columns),
       each tensor-parallel layer ends in an all-reduce of its activations over ``tp``;
-    * MoE layers spread the routed experts over ``ep`` packages; tokens are routed
-      uniformly (each expert gets ``tokens x active / experts``), dispatched and combined
-      with two all-to-alls over ``ep``; the shared expert runs where the token is;
+    * MoE layers spread the routed experts (and any redundant copies) over the ``ep``
+      ranks of the expert group less those hosting the shared expert; the busiest rank's
+      share follows the routing skew, the placement and the sampling noise
+      (:func:`~fabric.system.moe.expert_load`); tokens are dispatched (8-bit when the
+      experts are) and combined (BF16) over ``ep``;
+    * with two-batch overlap the blocks hold the ops of one of two micro-batches, and
+      the estimator schedules both on a compute and a fabric stream;
+    * decode with multi-token prediction verifies ``1 + mtp`` tokens per sequence, runs
+      the prediction module (one MoE layer and the head) per draft and keeps
+      ``1 + a + a^2 ...`` tokens;
     * pipeline stages hold ``layers / pp`` layers and pass activations with a send;
     * decode reads the whole KV cache of its sequences every step; prefill attention is
-      causal (half the score matrix on average); attention is fused (the score matrix
-      stays on chip).
+      causal over the prompt and attends to any cached prefix; attention is fused (the
+      score matrix stays on chip).
     """
     chip = system.chip
     precision = chip.resolve_precision(run.precision)
+    exp_precision = chip.resolve_precision(run.expert_precision)
+    att_precision = chip.resolve_precision(run.attention_precision)
+    kv_precision = chip.resolve_precision(run.kv_precision)
     tp, pp, dp, ep = mapping.tp, mapping.pp, mapping.dp, mapping.ep
-    chips = tp * pp * dp
-    if chips > system.chips:
-        raise UserError(f"mapping uses tp x pp x dp = {tp} x {pp} x {dp} = {chips} packages but "
+    ranks = tp * pp * dp
+    if ranks > system.chips:
+        raise UserError(f"mapping uses tp x pp x dp = {tp} x {pp} x {dp} = {ranks} ranks but "
                         f"{system.name} has {system.chips}")
     if model.is_moe and ep > tp * dp:
-        raise UserError(f"expert-parallel degree ep = {ep} exceeds the packages of one pipeline "
+        raise UserError(f"expert-parallel degree ep = {ep} exceeds the ranks of one pipeline "
                         f"stage (tp x dp = {tp * dp})")
     h = model.hidden_size
     wbytes = PRECISION_BYTES[precision]
-    kv_bytes = wbytes
-    attn_precision = precision
+    ebytes = PRECISION_BYTES[exp_precision]
+    kv_bytes = PRECISION_BYTES[kv_precision]
     decode = run.phase == "decode"
-    q_len = 1 if decode else run.seq_len
-    ctx = run.seq_len if decode else (run.seq_len + 1) / 2.0
+    mtp = mapping.mtp_tokens if decode else 0
+    if decode:
+        q_len = 1 + mtp
+        ctx = run.seq_len + mtp / 2.0
+    else:
+        q_len = max(1, round(run.seq_len * (1.0 - run.cache_hit_rate)))
+        ctx = (run.seq_len - q_len) + (q_len + 1) / 2.0
     micro = mapping.microbatches if pp > 1 else 1
-    seqs = _ceil_div(run.batch, dp * micro)         # sequences per replica per microbatch
-    t = seqs * q_len                                 # tokens per package per microbatch
+    halves = 2 if mapping.two_batch_overlap else 1
+    seqs_stage = _ceil_div(run.batch, dp * micro)   # sequences per replica per microbatch
+    seqs = seqs_stage / halves                       # ... per overlapped half
+    t = seqs * q_len                                 # tokens per rank per half
     heads = _ceil_div(model.heads, tp)
     notes = []
     if run.batch < dp * micro:
@@ -469,24 +596,27 @@ def llm_program(model: LlmModel, run: RunSettings, mapping, system) -> Program:
     ep_tier = mapping.tier_for("ep", ep, system) if model.is_moe else None
     pp_tier = mapping.tier_for("pp", pp, system)
 
-    def weight_gemm(name, m, k, n, batch=1.0):
-        return Gemm(name, m=int(m), k=int(k), n=int(n), batch=batch, precision=precision,
-                    a_bytes=ACT_BYTES, b_bytes=wbytes, c_bytes=ACT_BYTES, b_is_weight=True)
+    def rows(x):
+        return max(1, math.ceil(x - 1e-9))
+
+    def weight_gemm(name, m, k, n, batch=1.0, prec=precision):
+        return Gemm(name, m=rows(m), k=int(k), n=int(n), batch=batch, precision=prec,
+                    a_bytes=ACT_BYTES, b_bytes=PRECISION_BYTES[prec], c_bytes=ACT_BYTES,
+                    b_is_weight=True)
 
     def act_gemm(name, m, k, n, batch, *, a_bytes=ACT_BYTES, b_bytes=kv_bytes,
                  c_bytes=ACT_BYTES):
-        # Attention on activations and the KV cache: 8-bit when the run is 8-bit. An
-        # operand of 0 bytes stays on chip (fused attention: the score matrix is never
-        # written out; the latent read for the scores is reused for the values).
-        return Gemm(name, m=int(m), k=int(k), n=max(1, int(round(n))), batch=batch,
-                    precision=attn_precision, a_bytes=a_bytes, b_bytes=b_bytes,
+        # The attention kernel on activations and the KV cache. An operand of 0 bytes stays
+        # on chip (fused attention: the score matrix is never written out; the latent read
+        # for the scores is reused for the values).
+        return Gemm(name, m=rows(m), k=int(k), n=max(1, int(round(n))), batch=batch,
+                    precision=att_precision, a_bytes=a_bytes, b_bytes=b_bytes,
                     c_bytes=c_bytes, b_is_weight=False)
 
     def tp_all_reduce(name):
         if tp == 1:
             return []
-        return [Comm(name, "all_reduce", t * h * ACT_BYTES, tp, tp_tier.name,
-                     mapping.overlap["tp"])]
+        return [Comm(name, "all_reduce", t * h * ACT_BYTES, tp, tp_tier.name)]
 
     # attention ---------------------------------------------------------------------------
     attn = []
@@ -508,12 +638,13 @@ def llm_program(model: LlmModel, run: RunSettings, mapping, system) -> Program:
         attn.append(weight_gemm("kv down-projection", t, h, lat + rope))
         if decode:
             # Weight absorption: scores and values are taken on the shared latent directly.
-            attn.append(weight_gemm("absorb W_UK", t, nope, lat, batch=heads))
+            attn.append(weight_gemm("absorb W_UK", t, nope, lat, batch=heads,
+                                    prec=att_precision))
             attn.append(act_gemm("latent attention scores", q_len * heads, lat + rope, ctx, seqs,
                                  c_bytes=0))
             attn.append(act_gemm("latent attention x V", q_len * heads, max(1, round(ctx)), lat,
                                  seqs, a_bytes=0, b_bytes=0))
-            attn.append(weight_gemm("absorb W_UV", t, lat, v, batch=heads))
+            attn.append(weight_gemm("absorb W_UV", t, lat, v, batch=heads, prec=att_precision))
         else:
             attn.append(weight_gemm("kv up-projection", t, lat, heads * (nope + v)))
             attn.append(act_gemm("attention scores", q_len, nope + rope, ctx, seqs * heads,
@@ -521,15 +652,33 @@ def llm_program(model: LlmModel, run: RunSettings, mapping, system) -> Program:
             attn.append(act_gemm("attention x V", q_len, max(1, round(ctx)), v, seqs * heads,
                                  a_bytes=0))
         attn.append(weight_gemm("output projection", t, heads * v, h))
-    attn.append(Vector("softmax and norms", 5.0 * seqs * heads * q_len * ctx + 10.0 * t * h))
+    # Element-wise passes over each token's activations outside the fused kernels: the
+    # input norm (read BF16, write BF16), the residual add (two reads, one write) and the
+    # latent / query norms and rotary embedding (read and write of their vectors).
+    latent = (model.q_lora_rank + model.kv_lora_rank if model.attention == "mla"
+              else heads * model.head_dim)
+    attn.append(Vector("softmax and norms", 5.0 * seqs * heads * q_len * ctx + 10.0 * t * h,
+                       bytes=t * ACT_BYTES * (5 * h + 2 * latent)))
     attn += tp_all_reduce("attention all-reduce (tp)")
+
+    def quantise(ops, prec):
+        # Activations are quantised (block scale and cast) before every low-precision GEMM.
+        if PRECISION_BYTES[prec] >= ACT_BYTES:
+            return []
+        elems = sum(op.m * op.k * op.batch for op in ops if isinstance(op, Gemm))
+        return [Vector("quantise activations", 3.0 * elems,
+                       bytes=elems * (ACT_BYTES + PRECISION_BYTES[prec]))]
 
     # FFN -----------------------------------------------------------------------------------
     def dense_ffn(inter):
         cols = _ceil_div(inter, tp)
-        return [weight_gemm("ffn gate+up", t, h, 2 * cols), Vector("swiglu", 4.0 * t * cols),
-                weight_gemm("ffn down", t, cols, h)] + tp_all_reduce("ffn all-reduce (tp)")
+        gemms = [weight_gemm("ffn gate+up", t, h, 2 * cols), weight_gemm("ffn down", t, cols, h)]
+        return ([gemms[0], Vector("swiglu", 4.0 * t * cols, bytes=t * cols * 3 * ACT_BYTES),
+                 gemms[1]]
+                + quantise(gemms, precision) + tp_all_reduce("ffn all-reduce (tp)"))
 
+    attn = attn + quantise([op for op in attn if isinstance(op, Gemm) and op.b_is_weight],
+                           precision)
     blocks = []
     layers_per_stage = _ceil_div(model.layers, pp)
     # The slowest stage: as many MoE layers as a stage holds, the rest dense.
@@ -539,53 +688,125 @@ def llm_program(model: LlmModel, run: RunSettings, mapping, system) -> Program:
         blocks.append(Block("dense layer", tuple(attn + dense_ffn(model.ffn_intermediate)),
                             dense_share))
     expert_weight_bytes = 0.0
+    moe_layer = ()
     if model.is_moe and moe_share:
-        E, k_act = model.routed_experts, model.active_experts
-        # Tokens of the whole EP group, spread evenly over the experts (uniform routing).
-        group_tokens = t * ep
-        experts_here = max(1.0, E / ep)            # > 1 experts per package, or one replica
-        per_copy = group_tokens * k_act / max(E, ep)
-        touched = 1.0 - math.exp(-per_copy)         # chance a hosted expert gets any token
-        n_experts = math.ceil(experts_here - 1e-9)
-        inter = model.moe_intermediate
-        moe = [weight_gemm("router", t, h, E)]
-        moe.append(Comm("moe dispatch (ep)", "all_to_all", t * k_act * h * wbytes, ep,
-                        ep_tier.name, mapping.overlap["ep"]))
-        m_exp = _ceil_div(per_copy, 1)
-        moe.append(weight_gemm("routed experts gate+up", m_exp, h, 2 * inter,
-                               batch=n_experts * touched))
-        moe.append(Vector("routed swiglu", 4.0 * per_copy * n_experts * inter))
-        moe.append(weight_gemm("routed experts down", m_exp, inter, h, batch=n_experts * touched))
-        if model.shared_experts:
-            moe.append(weight_gemm("shared expert gate+up", t, h,
-                                   2 * inter * model.shared_experts))
-            moe.append(weight_gemm("shared expert down", t, inter * model.shared_experts, h))
-        moe.append(Comm("moe combine (ep)", "all_to_all", t * k_act * h * ACT_BYTES, ep,
-                        ep_tier.name, mapping.overlap["ep"]))
-        if ep == 1:
-            moe = [op for op in moe if not isinstance(op, Comm)]
-        blocks.append(Block("moe layer", tuple(attn + moe), moe_share))
-        expert_weight_bytes = moe_share * n_experts * model.expert_params() * wbytes
-        notes.append(f"MoE: {E} routed experts over ep = {ep} packages, {experts_here:.2f} "
-                     f"per package, {per_copy:.2f} tokens per expert copy, uniform routing")
-    head_tokens = seqs
+        moe_layer = _moe_ops(model, mapping, system, ep_tier, t=t, seqs=seqs, decode=decode,
+                             exp_precision=exp_precision, weight_gemm=weight_gemm,
+                             quantise=quantise, notes=notes)
+        blocks.append(Block("moe layer", tuple(attn) + moe_layer.ops, moe_share))
+        expert_weight_bytes = moe_share * moe_layer.slots * model.expert_params() * ebytes
+        if mapping.shared_expert == "local" and model.shared_experts:
+            expert_weight_bytes += (moe_share * model.shared_experts * model.expert_params()
+                                    * ebytes)
+    head_tokens = seqs * q_len if decode else seqs
     blocks.append(Block("lm head", (weight_gemm("lm head", head_tokens, h,
                                                 _ceil_div(model.vocab_size, tp)),), 1))
+    if mtp and moe_layer:
+        blocks.append(Block("multi-token prediction", tuple(attn) + moe_layer.ops + (
+            weight_gemm("mtp head", seqs, h, _ceil_div(model.vocab_size, tp)),), mtp))
     if pp > 1:
         blocks.append(Block("pipeline send", (Comm("stage send (pp)", "send", t * h * ACT_BYTES,
-                                                    2, pp_tier.name, mapping.overlap["pp"]),), 1))
-    # Resident memory of one package.
+                                                    2, pp_tier.name),), 1))
+    # Resident memory of one rank.
     dense_params = (layers_per_stage * model.attention_params()
                     + dense_share * model.dense_ffn_params() + model.embedding_params())
     weight_bytes = dense_params * wbytes / tp + expert_weight_bytes
-    if model.is_moe and model.shared_experts:
-        weight_bytes += moe_share * model.shared_experts * model.expert_params() * wbytes
-    kv = seqs * micro * run.seq_len * layers_per_stage * model.kv_elements_per_token() * kv_bytes
+    if mtp and moe_layer:
+        weight_bytes += (model.attention_params() * wbytes
+                         + model.expert_params() * ebytes * (moe_layer.slots + 1))
+    kv = (seqs_stage * micro * (run.seq_len + mtp) * layers_per_stage
+          * model.kv_elements_per_token() * kv_bytes)
     kv /= tp if model.attention == "gqa" else 1
-    tokens_per_step = run.batch * q_len
-    return Program(blocks=tuple(blocks), chips=chips, tokens=tokens_per_step,
-                   output_tokens=run.batch, pipeline_stages=pp, microbatches=micro,
-                   weight_bytes=weight_bytes, kv_cache_bytes=kv, notes=tuple(notes))
+    produced = _tokens_produced(mtp, mapping.mtp_acceptance) if decode else 1.0
+    if mtp:
+        notes.append(f"multi-token prediction: {mtp} draft token(s) per step, acceptance "
+                     f"{mapping.mtp_acceptance:.0%}, {produced:.2f} tokens per sequence per step")
+    # Prefill serves whole prompts, cached prefixes included; decode counts output tokens.
+    tokens_per_step = run.batch * (q_len if decode else run.seq_len)
+    return Program(blocks=tuple(blocks), chips=ranks, tokens=tokens_per_step,
+                   output_tokens=run.batch * produced, pipeline_stages=pp, microbatches=micro,
+                   overlap_microbatches=halves, weight_bytes=weight_bytes, kv_cache_bytes=kv,
+                   tokens_per_sequence=produced, bulk_comm=not decode, notes=tuple(notes))
+
+
+@dataclass(frozen=True)
+class _MoeOps:
+    ops: tuple
+    slots: int
+
+
+def _moe_ops(model, mapping, system, ep_tier, *, t, seqs, decode, exp_precision,
+             weight_gemm, quantise, notes) -> _MoeOps:
+    """The router, dispatch, experts and combine of one MoE layer on the busiest rank."""
+    h, E, k = model.hidden_size, model.routed_experts, model.active_experts
+    ep = mapping.ep
+    inter = model.moe_intermediate
+    routed_shared = mapping.shared_expert == "routed" and model.shared_experts
+    shared_ranks = mapping.shared_expert_ranks if routed_shared else 0
+    routed_ranks = ep - shared_ranks
+    group_tokens = t * ep
+    mean = group_tokens * k / routed_ranks             # (token, expert) pairs per rank
+    # The step's sequences each bring their own routing preference; the more of them a
+    # step gathers, the closer its expert loads come to the long-run ones.
+    step_cv = model.sequence_load_cv / math.sqrt(max(1.0, seqs * ep))
+    load = expert_load(experts=E, ranks=routed_ranks, redundant=mapping.redundant_experts,
+                       balancer=mapping.expert_balancer, cv=model.expert_load_cv,
+                       step_cv=step_cv, tokens_per_rank=mean)
+    if mapping.perfect_balance:
+        load = replace(load, placement_imbalance=1.0, imbalance=1.0)
+    busiest = mean * load.imbalance
+    per_slot = busiest / load.slots
+    touched = 1.0 - math.exp(-per_slot) if per_slot < 1 else 1.0
+    routed = [weight_gemm("routed experts gate+up", per_slot, h, 2 * inter,
+                          batch=load.slots * touched, prec=exp_precision),
+              Vector("routed swiglu", 4.0 * busiest * inter,
+                     bytes=busiest * inter * 3 * ACT_BYTES),
+              weight_gemm("routed experts down", per_slot, inter, h,
+                          batch=load.slots * touched, prec=exp_precision)]
+    routed += quantise(routed, exp_precision)
+    shared = []
+    if model.shared_experts:
+        rows = group_tokens / shared_ranks if routed_shared else t
+        shared = [weight_gemm("shared expert gate+up", rows, h, 2 * inter * model.shared_experts,
+                              prec=exp_precision),
+                  weight_gemm("shared expert down", rows, inter * model.shared_experts, h,
+                              prec=exp_precision)]
+    experts = ([Parallel("experts", (tuple(routed), tuple(shared)))] if routed_shared
+               else routed + shared)
+    copies = k + (model.shared_experts if routed_shared else 0)
+    dispatch_bytes = min(PRECISION_BYTES[exp_precision], 1) if PRECISION_BYTES[
+        exp_precision] < ACT_BYTES else ACT_BYTES
+    remote = 0.0
+    node = system.scale_up_tiers[0] if system.scale_up_tiers else None
+    if (not decode and ep_tier.plane == "rdma" and node is not None
+            and node.span_chips < ep):
+        # Normal-mode kernels send each token once per remote node and forward it there.
+        nodes = math.ceil(ep / node.span_chips)
+        limit = model.max_nodes_per_token or nodes
+        remote = distinct_nodes(k, nodes, max(1, E // nodes), limit) * (nodes - 1) / nodes
+    # The busiest rank reorders what it receives by expert before the grouped GEMMs; each
+    # token's expert outputs come back and are summed with their routing weights.
+    permute = Vector("permute received tokens", 0.0,
+                     bytes=busiest * h * dispatch_bytes * 2)
+    gather = Vector("weighted sum of expert outputs", 2.0 * t * copies * h,
+                    bytes=t * copies * h * ACT_BYTES + t * h * ACT_BYTES)
+    ops = [weight_gemm("router", t, h, E),
+           Comm("moe dispatch (ep)", "dispatch", t * copies * h * dispatch_bytes, ep,
+                ep_tier.name, imbalance=load.imbalance, copies=copies, remote_nodes=remote,
+                low_latency=decode),
+           permute, *experts,
+           Comm("moe combine (ep)", "combine", t * copies * h * ACT_BYTES, ep, ep_tier.name,
+                imbalance=load.imbalance, copies=copies, remote_nodes=remote,
+                low_latency=decode),
+           gather]
+    if ep == 1:
+        ops = [op for op in ops if not isinstance(op, Comm)]
+    notes.append(f"MoE: {E} routed experts + {mapping.redundant_experts} redundant over "
+                 f"{routed_ranks} ranks ({load.slots} per rank"
+                 f"{', placed by load' if mapping.expert_balancer else ', in index order'}), "
+                 f"shared expert {'on ' + str(shared_ranks) + ' ranks of its own' if routed_shared else 'on every rank'}; "
+                 f"busiest rank {load.imbalance:.2f} x the mean load ({mean:.1f} pairs)")
+    return _MoeOps(ops=tuple(ops), slots=load.slots)
 
 
 def gemm_program(work: GemmWorkload, mapping, system) -> Program:
@@ -598,7 +819,7 @@ def gemm_program(work: GemmWorkload, mapping, system) -> Program:
                 b_bytes=wbytes, c_bytes=ACT_BYTES, b_is_weight=True)]
     if tp > 1:
         ops.append(Comm("output all-gather", "all_gather", work.m * work.n * ACT_BYTES, tp,
-                        mapping.tier_for("tp", tp, system).name, mapping.overlap["tp"]))
+                        mapping.tier_for("tp", tp, system).name))
     return Program(blocks=(Block("gemm", tuple(ops)),), chips=tp, tokens=work.m,
                    output_tokens=work.m, weight_bytes=work.k * cols * wbytes)
 
@@ -606,6 +827,6 @@ def gemm_program(work: GemmWorkload, mapping, system) -> Program:
 def collective_program(work: CollectiveWorkload, mapping, system) -> Program:
     """One collective over ``group`` packages on the smallest tier that holds them."""
     tier = mapping.tier_for("collective", work.group, system)
-    op = Comm(work.op.replace("_", "-"), work.op, work.size_bytes, work.group, tier.name, 0.0)
+    op = Comm(work.op.replace("_", "-"), work.op, work.size_bytes, work.group, tier.name)
     return Program(blocks=(Block("collective", (op,)),), chips=work.group, tokens=0.0,
                    output_tokens=0.0)
