@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 from supernode.errors import UserError
 
-__all__ = ["CommEstimate", "NetworkSource", "collective_time", "EXTRAPOLATION",
+from .hardware import SCALE_OUT_PLANE
+
+__all__ = ["CommEstimate", "NetworkSource", "collective_time", "moe_time", "EXTRAPOLATION",
            "PATTERN_OF", "wire_bytes"]
 
 #: Traffic pattern whose saturation figure applies to each collective. The direct
@@ -14,10 +16,12 @@ __all__ = ["CommEstimate", "NetworkSource", "collective_time", "EXTRAPOLATION",
 #: reduce-scatter / all-gather look like uniform random traffic to the switch, all-to-all
 #: is the model's staggered all-to-all, a pipeline send is taken as uniform (conservative).
 PATTERN_OF = {"all_reduce": "uniform", "all_gather": "uniform", "reduce_scatter": "uniform",
-              "all_to_all": "all_to_all", "send": "uniform"}
+              "all_to_all": "all_to_all", "send": "uniform", "dispatch": "all_to_all",
+              "combine": "all_to_all"}
 
 #: Rounds of end-to-end latency each collective pays.
-_ROUNDS = {"all_reduce": 2, "all_gather": 1, "reduce_scatter": 1, "all_to_all": 1, "send": 1}
+_ROUNDS = {"all_reduce": 2, "all_gather": 1, "reduce_scatter": 1, "all_to_all": 1, "send": 1,
+           "dispatch": 1, "combine": 1}
 
 EXTRAPOLATION = (
     "The network model runs a two-tier Clos of the router's micro-architecture of the "
@@ -33,7 +37,7 @@ EXTRAPOLATION = (
 
 def wire_bytes(kind: str, size: float, group: int) -> float:
     """Bytes each package injects for a collective of ``size`` bytes over ``group``."""
-    if kind == "send":
+    if kind in ("send", "dispatch", "combine"):
         return size
     share = (group - 1) / group
     return (2.0 if kind == "all_reduce" else 1.0) * share * size
@@ -120,6 +124,69 @@ class NetworkSource:
         return int(clos.get("endpoints_per_leaf", 0) * clos.get("leaves", 0))
 
 
+def moe_time(comm, system, network: NetworkSource) -> CommEstimate:
+    """Seconds for an expert dispatch or combine (``comm.kind``) as serving kernels run it.
+
+    ``time = kernel latency + peers x peer latency + hops x hop latency + max over planes
+    of the busiest
+    rank's bytes / (saturation x line rate x end-point efficiency)``. The busiest rank
+    moves ``imbalance`` times the mean. Inside one scale-up domain every pair crosses that
+    domain's links; a group spread over scale-up nodes sends the pairs whose expert is in
+    another node over the scale-out plane, or, with node-level deduplication
+    (``remote_nodes``), each token once per remote node and forwards it inside the node.
+    """
+    tier = system.tier(comm.tier)
+    if comm.group > tier.span_chips:
+        raise UserError(f"a group of {comm.group} ranks does not fit tier {tier.name!r} "
+                        f"of {system.name}, which spans {tier.span_chips}")
+    if system.low_latency_scale_out and comm.low_latency:
+        # Low-latency kernels that reach every peer over the scale-out plane.
+        tier = next((t for t in system.tiers if t.plane == SCALE_OUT_PLANE
+                     and t.span_chips >= comm.group), tier)
+    figures = network(PATTERN_OF[comm.kind])
+    sat = float(figures.saturation_throughput)
+    hop_s = figures.hop_latency_cycles / system.switch_clock_hz
+    fixed = ((system.dispatch_latency_ns if comm.kind == "dispatch"
+              else system.combine_latency_ns)
+             + system.peer_latency_ns * (comm.group - 1)) * 1e-9
+    group = comm.group
+    pairs = comm.bytes_per_chip * comm.imbalance
+    node = system.scale_up_tiers[0] if system.scale_up_tiers else tier
+    planes = []
+    if system.low_latency_scale_out and comm.low_latency:
+        planes = [(pairs * (group - 1) / group, tier)]
+        hops = tier.switch_hops
+    elif tier.plane == SCALE_OUT_PLANE and node.span_chips < group:
+        inside = node.span_chips
+        if comm.remote_nodes and comm.copies:
+            out = pairs / comm.copies * comm.remote_nodes
+            forwarded = pairs * (inside - 1) / inside
+        else:
+            out = pairs * (group - inside) / group
+            forwarded = pairs * (inside - 1) / group
+        planes = [(out, tier), (forwarded, node)]
+        hops = tier.switch_hops
+    else:
+        planes = [(pairs * (group - 1) / group, tier)]
+        hops = tier.switch_hops
+    transfer, wire, roof = 0.0, 0.0, 0.0
+    bandwidth = None
+    for size, plane in planes:
+        bw = sat * plane.bandwidth_bytes_per_s * plane.efficiency / plane.oversubscription
+        if size / bw >= transfer:
+            transfer, bandwidth = size / bw, bw
+        wire += size
+        roof = max(roof, size / plane.bandwidth_bytes_per_s)
+    latency = fixed + hops * hop_s
+    return CommEstimate(name=comm.name, kind=comm.kind, tier=tier.name,
+                        pattern=PATTERN_OF[comm.kind], bytes_per_chip=comm.bytes_per_chip,
+                        group=group, wire_bytes=wire, hops=hops, latency_s=latency,
+                        transfer_s=transfer, time_s=latency + transfer,
+                        effective_bandwidth_bytes_per_s=bandwidth or 0.0,
+                        saturation_throughput=sat, roofline_s=roof,
+                        extrapolated=group > network.endpoints(PATTERN_OF[comm.kind]))
+
+
 def collective_time(comm, system, network: NetworkSource) -> CommEstimate:
     """Seconds for ``comm`` (a :class:`~fabric.system.workload.Comm`) on ``system``.
 
@@ -130,6 +197,8 @@ def collective_time(comm, system, network: NetworkSource) -> CommEstimate:
     if comm.kind not in PATTERN_OF:
         raise UserError(f"collective {comm.kind!r} is not accepted; accepted: "
                         f"{', '.join(PATTERN_OF)}")
+    if comm.kind in ("dispatch", "combine"):
+        return moe_time(comm, system, network)
     tier = system.tier(comm.tier)
     if comm.group > tier.span_chips:
         raise UserError(f"a group of {comm.group} packages does not fit tier {tier.name!r} "
@@ -146,7 +215,7 @@ def collective_time(comm, system, network: NetworkSource) -> CommEstimate:
     hop_s = figures.hop_latency_cycles / system.switch_clock_hz
     rounds = _ROUNDS[comm.kind] if wire else 0
     latency = rounds * (system.endpoint_latency_ns * 1e-9 + tier.switch_hops * hop_s)
-    bandwidth = sat * tier.bandwidth_bytes_per_s / tier.oversubscription
+    bandwidth = sat * tier.bandwidth_bytes_per_s * tier.efficiency / tier.oversubscription
     transfer = wire / bandwidth
     return CommEstimate(name=comm.name, kind=comm.kind, tier=tier.name, pattern=pattern,
                         bytes_per_chip=comm.bytes_per_chip, group=comm.group, wire_bytes=wire,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from supernode.errors import UserError
 
@@ -10,12 +10,10 @@ from .chip import gemm_on_chip, vector_on_chip
 from .comm import EXTRAPOLATION, NetworkSource, collective_time
 from .hardware import SystemSpec, load_system
 from .mapping import Mapping, default_mapping, load_mapping
-from .workload import (Comm, Gemm, LlmModel, RunSettings, Vector, collective_program,
-                       gemm_program, llm_program, load_workload)
+from .workload import (Comm, Gemm, LlmModel, Parallel, RunSettings, Vector,
+                       collective_program, gemm_program, llm_program, load_workload)
 
-__all__ = ["Estimate", "BlockEstimate", "estimate", "estimate_program"]
-
-BOUNDS = ("compute", "memory", "fabric")
+__all__ = ["Estimate", "BlockEstimate", "estimate", "estimate_program", "schedule", "resolve"]
 
 
 @dataclass(frozen=True)
@@ -54,12 +52,15 @@ class Estimate:
     -------
     system, workload, phase, precision, mapping : str
     batch, seq_len : int
-    chips : int
-        Packages the step runs on.
+    chips : float
+        Packages the step runs on (the instance).
+    ranks : int
+        Ranks the step runs on (a 910C package is two).
     step_s : float
-        Time of one step (decode: time per output token).
+        Time of one step.
     tokens_per_s, tokens_per_s_per_chip : float
-        Tokens produced per second (decode: output tokens; prefill: prompt tokens).
+        Tokens produced per second, over the instance and per package (decode: output
+        tokens; prefill: prompt tokens).
     compute_s : float
         Matrix time from the tile model plus vector time, summed over the step.
     memory_s, onchip_s : float
@@ -67,7 +68,12 @@ class Estimate:
     memory_exposed_s : float
         Part of the step spent waiting on memory beyond the compute it overlaps.
     comm_s, comm_exposed_s, comm_overlapped_s : float
-        Fabric time, the part on the critical path and the part hidden under compute.
+        Fabric time, the part on the critical path and the part hidden under the other
+        micro-batch's compute (two-batch overlap; zero without it).
+    overhead_s : float
+        Kernel launches and the step's fixed cost, included in ``step_s``.
+    kernels : int
+        Kernels launched per step.
     bound : str
         ``"compute"``, ``"memory"`` or ``"fabric"``: which takes most of the step.
     utilization : float
@@ -77,9 +83,10 @@ class Estimate:
     roofline_compute_s, roofline_memory_s, roofline_fabric_s : float
     roofline_bound : str
     flops, hbm_bytes, fabric_bytes : float
-        Per package per step (``hbm_bytes`` is the compulsory traffic).
+        Per package per step for an LLM (per rank used for a GEMM or collective);
+        ``hbm_bytes`` is the compulsory traffic.
     weight_bytes, kv_cache_bytes : float
-        Resident per package.
+        Resident per package (LLM) or per rank used.
     fits_in_hbm : bool
     blocks : tuple of BlockEstimate
     notes : tuple of str
@@ -87,6 +94,10 @@ class Estimate:
     extrapolation : str
     kind : str
         ``"llm"``, ``"gemm"`` or ``"collective"``.
+    tokens_per_sequence : float
+        Tokens a decoding sequence gains per step (more than 1 with multi-token
+        prediction).
+    two_batch_overlap : bool
     """
     system: str
     workload: str
@@ -95,7 +106,8 @@ class Estimate:
     mapping: str
     batch: int
     seq_len: int
-    chips: int
+    chips: float
+    ranks: int
     step_s: float
     tokens_per_s: float
     tokens_per_s_per_chip: float
@@ -106,6 +118,8 @@ class Estimate:
     comm_s: float
     comm_exposed_s: float
     comm_overlapped_s: float
+    overhead_s: float
+    kernels: int
     bound: str
     utilization: float
     roofline_s: float
@@ -124,17 +138,19 @@ class Estimate:
     network_source: str = ""
     extrapolation: str = ""
     kind: str = "llm"
+    tokens_per_sequence: float = 1.0
+    two_batch_overlap: bool = False
 
     @property
     def time_per_output_token_s(self) -> float:
-        """Decode: one step produces one token per sequence."""
-        return self.step_s
+        """Decode: the step time over the tokens each sequence gains in it."""
+        return self.step_s / self.tokens_per_sequence
 
     def to_dict(self) -> dict:
         """Plain data for JSON: every figure, the per-layer breakdown and the notes."""
         out = {k: v for k, v in asdict(self).items() if k != "blocks"}
         decode = self.kind == "llm" and self.phase == "decode"
-        out["time_per_output_token_s"] = self.step_s if decode else None
+        out["time_per_output_token_s"] = self.time_per_output_token_s if decode else None
         out["blocks"] = [{
             "name": b.name, "repeat": b.repeat, "time_s": b.time_s, "compute_s": b.compute_s,
             "memory_s": b.memory_s, "onchip_s": b.onchip_s, "vector_s": b.vector_s,
@@ -150,82 +166,177 @@ def _op_dict(op) -> dict:
     return d
 
 
+def _time_ops(ops, chip, system, network, predict, acc, sources):
+    """Time compute ops one after another; fill ``acc`` with their figures."""
+    total = 0.0
+    launch = chip.kernels.kernel_launch_ns * 1e-9
+    for op in ops:
+        if isinstance(op, Gemm):
+            g = gemm_on_chip(op, chip, predict=predict)
+            acc["ops"].append(g)
+            total += g.time_s + launch
+            acc["compute"] += g.compute_s
+            acc["memory"] += g.hbm_s
+            acc["onchip"] += g.onchip_s
+            acc["memory_exposed"] += g.time_s - g.compute_s
+            acc["bound_" + ("compute" if g.bound == "compute" else "memory")] += g.time_s
+            acc["matrix_flops"] += g.flops
+            acc["hbm_bytes"] += g.compulsory_bytes
+            acc["roof_compute"] += g.flops / chip.peak_flops(op.precision)
+            acc["roof_memory"] += g.compulsory_bytes / chip.hbm_bandwidth_bytes_per_s
+            acc["overhead"] += launch
+            acc["kernels"] += 1
+        elif isinstance(op, Vector):
+            t = vector_on_chip(op, chip)
+            total += t + launch
+            acc["vector"] += t
+            acc["compute"] += t
+            acc["bound_compute"] += t
+            acc["roof_compute"] += t
+            acc["overhead"] += launch
+            acc["kernels"] += 1
+        elif isinstance(op, Parallel):
+            # Different ranks run the branches at once: the slowest sets the time and
+            # is the one this rank's figures follow.
+            best = None
+            for branch in op.branches:
+                sub = _accumulator()
+                t = _time_ops(branch, chip, system, network, predict, sub, sources)
+                if best is None or t > best[0]:
+                    best = (t, sub)
+            total += best[0]
+            for key, value in best[1].items():
+                acc[key] = acc[key] + value
+        else:
+            raise TypeError(f"unknown op {op!r}")
+    return total
+
+
+def _accumulator():
+    acc = {key: 0.0 for key in _TOTALS}
+    acc["ops"] = []
+    return acc
+
+
+_TOTALS = ("compute", "memory", "onchip", "vector", "comm", "memory_exposed", "matrix_flops",
+           "hbm_bytes", "fabric_bytes", "roof_compute", "roof_memory", "roof_fabric",
+           "bound_compute", "bound_memory", "overhead", "kernels")
+
+
+def _segments(block, chip, system, network, predict, sources):
+    """A block's ops as alternating compute and fabric segments, timed, with figures."""
+    acc = _accumulator()
+    segments, pending = [], []
+    launch = chip.kernels.kernel_launch_ns * 1e-9
+
+    def flush():
+        if pending:
+            segments.append(("compute", _time_ops(pending, chip, system, network, predict,
+                                                  acc, sources)))
+            pending.clear()
+
+    for op in block.ops:
+        if isinstance(op, Comm):
+            flush()
+            c = collective_time(op, system, network)
+            acc["ops"].append(c)
+            sources.add(network(c.pattern).source)
+            acc["comm"] += c.time_s + launch
+            acc["fabric_bytes"] += c.wire_bytes
+            acc["roof_fabric"] += c.roofline_s
+            acc["overhead"] += launch
+            acc["kernels"] += 1
+            segments.append(("fabric", c.time_s + launch))
+        else:
+            pending.append(op)
+    flush()
+    return segments, acc
+
+
+def schedule(blocks, halves: int):
+    """Run ``halves`` micro-batches through ``blocks`` on a compute and a fabric stream.
+
+    ``blocks`` is a list of ``(segments, repeat)``; each segment is ``(stream, seconds)``.
+    Each stream takes its segments in order (layer, segment, micro-batch), and a
+    micro-batch's segment starts when its previous one has ended and its stream is free:
+    one micro-batch's dispatch and combine run while the other computes, and nothing
+    else overlaps. Returns the end time, each block's end time and the compute stream's
+    busy time.
+    """
+    free = {"compute": 0.0, "fabric": 0.0}
+    ready = [0.0] * halves
+    ends, busy = [], 0.0
+    for segments, repeat in blocks:
+        for _ in range(repeat):
+            for stream, seconds in segments:
+                for h in range(halves):
+                    end = max(free[stream], ready[h]) + seconds
+                    free[stream] = ready[h] = end
+                    if stream == "compute":
+                        busy += seconds
+        ends.append(max(ready))
+    return max(ready, default=0.0), ends, busy
+
+
 def estimate_program(program, system: SystemSpec, *, network: NetworkSource,
                      predict=None) -> dict:
-    """Time a step program on one package; the figures :class:`Estimate` is built from."""
+    """Time a step program on one rank; the figures :class:`Estimate` is built from.
+
+    ``system`` is seen per rank. Each block is cut into compute and fabric segments and
+    scheduled (:func:`schedule`) for the program's overlapped micro-batches; kernel
+    launches and the step's fixed cost are added, and pipeline stages follow GPipe.
+    """
     chip = system.chip
-    blocks = []
-    totals = dict(compute=0.0, memory=0.0, onchip=0.0, vector=0.0, comm=0.0, comm_exposed=0.0,
-                  memory_exposed=0.0, flops=0.0, matrix_flops=0.0, hbm_bytes=0.0,
-                  fabric_bytes=0.0, roof_compute=0.0, roof_memory=0.0, roof_fabric=0.0,
-                  bound_compute=0.0, bound_memory=0.0, time=0.0)
+    halves = program.overlap_microbatches
     sources = set()
+    timed, figures = [], []
+    # Bulk all-to-all kernels take a share of the compute cores; with two micro-batches
+    # one of them is always running beside the other's compute.
+    slowdown = 1.0
+    if program.bulk_comm and halves > 1:
+        slowdown = 1.0 / (1.0 - system.bulk_core_share)
     for block in program.blocks:
-        side = compute = memory = onchip = vector = comm = overlappable = 0.0
-        mem_exposed = bound_c = bound_m = 0.0
-        roof_c = roof_m = roof_f = flops = hbm = fabric = 0.0
-        ops = []
-        for op in block.ops:
-            if isinstance(op, Gemm):
-                g = gemm_on_chip(op, chip, predict=predict)
-                ops.append(g)
-                side += g.time_s
-                compute += g.compute_s
-                memory += g.hbm_s
-                onchip += g.onchip_s
-                mem_exposed += g.time_s - g.compute_s
-                if g.bound == "compute":
-                    bound_c += g.time_s
-                else:
-                    bound_m += g.time_s
-                flops += g.flops
-                hbm += g.compulsory_bytes
-                roof_c += g.flops / chip.peak_flops(op.precision)
-                roof_m += g.compulsory_bytes / chip.hbm_bandwidth_bytes_per_s
-            elif isinstance(op, Vector):
-                t = vector_on_chip(op, chip)
-                side += t
-                vector += t
-                bound_c += t
-                roof_c += t
-            elif isinstance(op, Comm):
-                c = collective_time(op, system, network)
-                ops.append(c)
-                sources.add(network(c.pattern).source)
-                comm += c.time_s
-                overlappable += c.time_s * op.overlap
-                fabric += c.wire_bytes
-                roof_f += c.roofline_s
-            else:
-                raise TypeError(f"unknown op {op!r} in block {block.name!r}")
-        hidden = min(overlappable, side)
-        exposed = comm - hidden
-        time = side + exposed
-        blocks.append(BlockEstimate(name=block.name, repeat=block.repeat, time_s=time,
-                                    compute_s=compute + vector, memory_s=memory,
-                                    onchip_s=onchip, vector_s=vector, comm_s=comm,
-                                    comm_exposed_s=exposed, ops=tuple(ops)))
-        r = block.repeat
-        for key, value in (("compute", compute + vector), ("memory", memory),
-                           ("onchip", onchip), ("vector", vector), ("comm", comm),
-                           ("comm_exposed", exposed), ("memory_exposed", mem_exposed),
-                           ("matrix_flops", flops), ("hbm_bytes", hbm), ("fabric_bytes", fabric),
-                           ("roof_compute", roof_c), ("roof_memory", roof_m),
-                           ("roof_fabric", roof_f), ("bound_compute", bound_c),
-                           ("bound_memory", bound_m), ("time", time)):
-            totals[key] += r * value
+        segments, acc = _segments(block, chip, system, network, predict, sources)
+        if slowdown != 1.0 and any(stream == "fabric" for stream, _ in segments):
+            segments = [(stream, sec * slowdown if stream == "compute" else sec)
+                        for stream, sec in segments]
+        timed.append((segments, block.repeat))
+        figures.append(acc)
+    end, ends, busy = schedule(timed, halves)
+    overhead_step = chip.kernels.step_overhead_ns * 1e-9
+    totals = {key: 0.0 for key in _TOTALS}
+    blocks, previous = [], 0.0
+    for block, acc, block_end in zip(program.blocks, figures, ends):
+        r, n = block.repeat, halves
+        instance = (block_end - previous) / r
+        previous = block_end
+        comm = acc["comm"] * n
+        compute_side = sum(sec for stream, sec in timed[len(blocks)][0] if stream == "compute")
+        exposed = max(0.0, min(comm, instance - compute_side * n))
+        blocks.append(BlockEstimate(name=block.name, repeat=r, time_s=instance,
+                                    compute_s=acc["compute"] * n, memory_s=acc["memory"] * n,
+                                    onchip_s=acc["onchip"] * n, vector_s=acc["vector"] * n,
+                                    comm_s=comm, comm_exposed_s=exposed, ops=tuple(acc["ops"])))
+        for key in _TOTALS:
+            totals[key] += acc[key] * n * r
+    blocks.append(BlockEstimate(name="step overhead", repeat=1, time_s=overhead_step,
+                                compute_s=0.0, memory_s=0.0, onchip_s=0.0, vector_s=0.0,
+                                comm_s=0.0, comm_exposed_s=0.0, ops=()))
+    totals["time"] = end + overhead_step
+    totals["overhead"] += overhead_step
+    totals["comm_exposed"] = max(0.0, min(totals["comm"], end - busy))
     # Pipeline: (microbatches + stages - 1) stage times per step (GPipe schedule).
     factor = (program.microbatches + program.pipeline_stages - 1) * 1.0
     for key in totals:
-        if key not in ("matrix_flops", "hbm_bytes", "fabric_bytes"):
+        if key not in ("matrix_flops", "hbm_bytes", "fabric_bytes", "kernels"):
             totals[key] *= factor
-    totals["matrix_flops"] *= program.microbatches
-    totals["hbm_bytes"] *= program.microbatches
-    totals["fabric_bytes"] *= program.microbatches
+    for key in ("matrix_flops", "hbm_bytes", "fabric_bytes", "kernels"):
+        totals[key] *= program.microbatches
     return dict(totals=totals, blocks=tuple(blocks), sources=sorted(sources))
 
 
-def _resolve(workload, system, mapping, phase):
+def resolve(workload, system, mapping, phase):
+    """Load whatever is given by name: ``(workload, system, mapping)``."""
     if isinstance(system, str):
         system = load_system(system)
     if isinstance(workload, str):
@@ -239,7 +350,7 @@ def _resolve(workload, system, mapping, phase):
 
 def estimate(system, workload, *, phase: str = "decode", batch=None, seq_len=None,
              precision=None, mapping: Mapping | str | None = None, network=None,
-             predict=None, layers=None) -> Estimate:
+             predict=None, layers=None, refuse_unfit: bool = True, **run) -> Estimate:
     """Estimate one step of ``workload`` on ``system``.
 
     Parameters
@@ -251,9 +362,11 @@ def estimate(system, workload, *, phase: str = "decode", batch=None, seq_len=Non
     phase : str
         ``"prefill"`` or ``"decode"`` (LLMs only).
     batch, seq_len, precision :
-        Override the workload's per-phase defaults (LLMs only); ``batch`` is global.
+        Override the workload's per-phase defaults (LLMs only); ``batch`` is global
+        over the instance.
     mapping : Mapping, str or None
-        Parallel layout; by default the system's shipped mapping for the workload kind.
+        Deployment (parallel degrees in ranks, micro-batching, expert placement); by
+        default the system's shipped mapping for the workload and phase.
     network : callable or None
         ``pattern -> NetworkFigures``; by default :func:`fabric.network.clos_figures` with
         the system's router parameters.
@@ -261,69 +374,103 @@ def estimate(system, workload, *, phase: str = "decode", batch=None, seq_len=Non
         Tile cycle model; by default :func:`fabric.tile_model.predict`.
     layers : int or None
         Estimate only this many transformer layers (a transformer-layer workload).
+    refuse_unfit : bool
+        Raise :class:`UserError` when weights and KV cache do not fit the HBM left after
+        the reserve (the default); otherwise estimate and say so in the notes.
+    **run :
+        Further run settings: ``expert_precision``, ``attention_precision``,
+        ``kv_precision``, ``cache_hit_rate``.
     """
-    workload, system, mapping = _resolve(workload, system, mapping, phase)
+    workload, system, mapping = resolve(workload, system, mapping, phase)
+    rank_system = system.per_rank()
     net = network if isinstance(network, NetworkSource) else NetworkSource(system, network)
     kind = getattr(workload, "kind", None)
+    per_package = system.chip.ranks
     if kind == "llm":
         if layers is not None:
             workload = _truncate(workload, layers)
-        run = workload.settings(phase=phase, batch=batch, seq_len=seq_len, precision=precision,
-                                chips=mapping.chips)
-        program = llm_program(workload, run, mapping, system)
+        if mapping.ranks > rank_system.chips:
+            raise UserError(
+                f"mapping uses tp x pp x dp = {mapping.tp} x {mapping.pp} x {mapping.dp} = "
+                f"{mapping.ranks} ranks ({mapping.ranks / per_package:g} packages) but "
+                f"{system.name} has {rank_system.chips} ranks ({system.chips} packages)")
+        settings = workload.settings(phase=phase, batch=batch, seq_len=seq_len,
+                                     precision=precision, chips=mapping.ranks, **run)
+        program = llm_program(workload, settings, mapping, rank_system)
     elif kind == "gemm":
         if precision is not None:
-            from dataclasses import replace
             workload = replace(workload, precision=precision)
-        run = RunSettings(phase="prefill", batch=1, seq_len=1, precision=workload.precision)
-        program = gemm_program(workload, mapping, system)
+        settings = RunSettings(phase="prefill", batch=1, seq_len=1, precision=workload.precision)
+        program = gemm_program(workload, mapping, rank_system)
     elif kind == "collective":
-        run = RunSettings(phase="prefill", batch=1, seq_len=1, precision="bf16")
-        program = collective_program(workload, mapping, system)
+        settings = RunSettings(phase="prefill", batch=1, seq_len=1, precision="bf16")
+        program = collective_program(workload, mapping, rank_system)
     else:
         raise UserError(f"workload {workload!r} is not an LLM, GEMM or collective workload")
-    precision = system.chip.resolve_precision(run.precision)
-    result = estimate_program(program, system, network=net, predict=predict)
+    if kind != "llm" and (run or batch is not None or seq_len is not None):
+        raise UserError(f"batch, length and precision settings apply to LLM workloads only, "
+                        f"not to {workload.name!r}")
+    precision = rank_system.chip.resolve_precision(settings.precision)
+    result = estimate_program(program, rank_system, network=net, predict=predict)
     t = result["totals"]
     step = t["time"]
     if step <= 0:
         raise UserError(f"workload {workload.name!r} does no work on {system.name}")
-    produced = program.output_tokens if run.phase == "decode" else program.tokens
-    per_chip_flops = t["matrix_flops"]
-    peak = system.chip.peak_flops(precision)
+    produced = program.output_tokens if settings.phase == "decode" else program.tokens
+    rank_chip = rank_system.chip
+    per_rank_flops = t["matrix_flops"]
+    # Utilisation is taken against the peak of the precision most of the FLOPs run at
+    # (the experts' for a mixture-of-experts model).
+    peak_precision = (rank_chip.resolve_precision(settings.expert_precision)
+                      if kind == "llm" and workload.is_moe else precision)
+    peak = rank_chip.peak_flops(peak_precision)
     roof = {"compute": t["roof_compute"], "memory": t["roof_memory"],
             "fabric": t["roof_fabric"]}
     shares = {"compute": t["bound_compute"], "memory": t["bound_memory"],
               "fabric": t["comm_exposed"]}
     resident = program.weight_bytes + program.kv_cache_bytes
-    fits = resident <= system.chip.hbm_capacity_bytes
+    usable = rank_chip.usable_hbm_bytes
+    fits = resident <= usable
     notes = list(program.notes)
+    packages = program.chips / per_package
+    # An LLM instance runs every rank of a package alike, so package figures are the rank's
+    # times its ranks; a single GEMM or collective keeps the figures of the ranks it uses.
+    scale = per_package if kind == "llm" else 1
     if not fits:
-        notes.append(f"does not fit: {resident / 1e9:.1f} GB of weights and KV cache per "
-                     f"package exceed {system.chip.hbm_capacity_bytes / 1e9:.0f} GB of HBM")
+        message = (f"weights and KV cache of {resident / 1e9:.1f} GB per rank do not fit the "
+                   f"{usable / 1e9:.1f} GB of HBM left after the "
+                   f"{rank_chip.kernels.hbm_reserve_fraction:.0%} reserve on "
+                   f"{system.chip.name} (batch {settings.batch}, sequence {settings.seq_len})")
+        if refuse_unfit and kind == "llm":
+            raise UserError(message + "; accepted: a smaller batch or context, or more ranks")
+        notes.append("does not fit: " + message)
     return Estimate(
-        system=system.name, workload=workload.name, phase=run.phase, precision=precision,
-        mapping=mapping.name, batch=run.batch, seq_len=run.seq_len, chips=program.chips,
-        step_s=step, tokens_per_s=produced / step,
-        tokens_per_s_per_chip=produced / step / program.chips,
+        system=system.name, workload=workload.name, phase=settings.phase, precision=precision,
+        mapping=mapping.name, batch=settings.batch, seq_len=settings.seq_len,
+        chips=packages, ranks=program.chips, step_s=step,
+        tokens_per_s=produced / step, tokens_per_s_per_chip=produced / step / packages,
         compute_s=t["compute"], memory_s=t["memory"], onchip_s=t["onchip"],
         memory_exposed_s=t["memory_exposed"], comm_s=t["comm"],
-        comm_exposed_s=t["comm_exposed"], comm_overlapped_s=t["comm"] - t["comm_exposed"],
-        bound=max(shares, key=shares.get), utilization=per_chip_flops / step / peak,
+        comm_exposed_s=t["comm_exposed"],
+        comm_overlapped_s=max(0.0, t["comm"] - t["comm_exposed"]),
+        overhead_s=t["overhead"], kernels=int(round(t["kernels"])),
+        bound=max(shares, key=shares.get), utilization=per_rank_flops / step / peak,
         roofline_s=max(roof.values()), roofline_compute_s=roof["compute"],
         roofline_memory_s=roof["memory"], roofline_fabric_s=roof["fabric"],
-        roofline_bound=max(roof, key=roof.get), flops=per_chip_flops, hbm_bytes=t["hbm_bytes"],
-        fabric_bytes=t["fabric_bytes"], weight_bytes=program.weight_bytes,
-        kv_cache_bytes=program.kv_cache_bytes, fits_in_hbm=fits, blocks=result["blocks"],
-        notes=tuple(notes), network_source="; ".join(result["sources"]),
+        roofline_bound=max(roof, key=roof.get), flops=per_rank_flops * scale,
+        hbm_bytes=t["hbm_bytes"] * scale, fabric_bytes=t["fabric_bytes"] * scale,
+        weight_bytes=program.weight_bytes * scale,
+        kv_cache_bytes=program.kv_cache_bytes * scale, fits_in_hbm=fits,
+        blocks=result["blocks"], notes=tuple(notes),
+        network_source="; ".join(result["sources"]),
         extrapolation=EXTRAPOLATION if any(
             getattr(op, "extrapolated", False) for b in result["blocks"] for op in b.ops)
-        else "", kind=kind)
+        else "", kind=kind, tokens_per_sequence=program.tokens_per_sequence,
+        two_batch_overlap=program.overlap_microbatches > 1)
 
 
 def _truncate(model: LlmModel, layers: int) -> LlmModel:
     """The model cut to its first ``layers`` layers (for a transformer-layer estimate)."""
-    from dataclasses import replace
     if isinstance(layers, bool) or not isinstance(layers, int) or not 1 <= layers <= model.layers:
         raise UserError(f"layers must be a whole number from 1 to {model.layers} for "
                         f"{model.name}, not {layers!r}")
