@@ -7,6 +7,7 @@ import io
 from dataclasses import dataclass
 
 from .estimate import estimate
+from .slo import slo_search
 from .hardware import SystemSpec, load_system, system_totals
 from .workload import PHASES, load_workload
 
@@ -135,9 +136,12 @@ def workload_rows(estimates, systems) -> tuple:
 
         rows += [
             row("mapping", "", lambda e: e.mapping),
-            row("batch x seq", "", lambda e: f"{e.batch} x {e.seq_len} {e.precision}"),
+            row("packages x ranks", "", lambda e: f"{e.chips:g} x {e.ranks // max(1, round(e.chips))}"),
+            row("batch per rank x seq", "", lambda e: f"{e.batch // e.ranks} x {e.seq_len} "
+                f"{e.precision}"),
             row("step time" if first.phase == "prefill" else "time per output token", "ms",
-                lambda e: e.step_s * 1e3),
+                lambda e: (e.step_s if e.phase == "prefill" else e.time_per_output_token_s)
+                * 1e3),
             row("throughput", "tokens/s", lambda e: e.tokens_per_s),
             row("throughput per package", "tokens/s", lambda e: e.tokens_per_s_per_chip),
             row("throughput per kW", "tokens/s/kW",
@@ -160,12 +164,16 @@ def workload_rows(estimates, systems) -> tuple:
 
 
 def compare(systems=("cloudmatrix384", "gb200-nvl72"), workloads=None, *, phases=None,
-            batch=None, seq_len=None, precision=None, network=None, predict=None) -> Comparison:
+            batch=None, seq_len=None, precision=None, network=None, predict=None,
+            tpot_slo_s=None, ttft_slo_s=None, **run) -> Comparison:
     """Compare systems on their hardware and on each workload and phase.
 
     ``workloads`` defaults to :data:`DEFAULT_WORKLOADS`, ``phases`` to both; each system
-    runs each workload under its own default mapping (``batch`` is per system when given,
-    otherwise the workload's per-package default times the packages mapped).
+    runs each workload under its own default deployment. With ``tpot_slo_s`` (decode) or
+    ``ttft_slo_s`` (prefill) each system gets the batch that maximises its throughput
+    within that latency (:func:`~fabric.system.slo.slo_search`), so both are compared at
+    the same service level; otherwise ``batch`` is per system when given, else the
+    workload's per-rank default times the ranks deployed.
     """
     specs = tuple(load_system(s) if isinstance(s, str) else s for s in systems)
     names = workloads or DEFAULT_WORKLOADS
@@ -175,8 +183,16 @@ def compare(systems=("cloudmatrix384", "gb200-nvl72"), workloads=None, *, phases
         for phase in (phases or PHASES):
             if getattr(work, "kind", "llm") != "llm" and cases and phase != PHASES[0]:
                 continue
+            limit = tpot_slo_s if phase == "decode" else ttft_slo_s
+            if limit is not None and getattr(work, "kind", "llm") == "llm":
+                cases.append(tuple(slo_search(s, work, phase=phase, limit_s=limit,
+                                              seq_len=seq_len, precision=precision,
+                                              network=network, predict=predict, **run).best
+                                   for s in specs))
+                continue
             cases.append(tuple(estimate(s, work, phase=phase, batch=batch, seq_len=seq_len,
-                                        precision=precision, network=network, predict=predict)
+                                        precision=precision, network=network, predict=predict,
+                                        **run)
                                for s in specs))
     return Comparison(systems=specs, estimates=tuple(cases), system_table=system_rows(specs),
                       workload_table=workload_rows(cases, specs))

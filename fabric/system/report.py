@@ -6,7 +6,8 @@ import sys
 
 from .hardware import chip_totals, describe_sources, system_totals
 
-__all__ = ["format_estimate", "format_comparison", "format_sources", "demo_table"]
+__all__ = ["format_estimate", "format_comparison", "format_sources", "format_slo", "slo_plot",
+           "demo_table"]
 
 
 def _num(value) -> str:
@@ -43,13 +44,23 @@ def _table(header, rows, *, left=(0,)) -> str:
 def format_estimate(e) -> str:
     """An estimate as text: headline figures, per-layer breakdown, roofline, notes."""
     if e.kind == "llm":
-        per = ("time per output token" if e.phase == "decode"
-               else "step time (time to first token)")
-        head = [f"{e.workload} {e.phase} on {e.system}: batch {e.batch}, sequence "
-                f"{e.seq_len}, {e.precision}, mapping {e.mapping} ({e.chips} packages)", "",
-                f"  {per:32s} {e.step_s * 1e3:10.3f} ms",
-                f"  {'throughput (system)':32s} {e.tokens_per_s:10,.0f} tokens/s",
-                f"  {'throughput (per package)':32s} {e.tokens_per_s_per_chip:10,.1f} tokens/s"]
+        per_rank = e.batch / e.ranks
+        head = [f"{e.workload} {e.phase} on {e.system}: batch {e.batch} ({per_rank:g} per "
+                f"rank), sequence {e.seq_len}, {e.precision}, mapping {e.mapping} "
+                f"({e.chips:g} packages, {e.ranks} ranks"
+                f"{', two-batch overlap' if e.two_batch_overlap else ''})", ""]
+        if e.phase == "decode":
+            head.append(f"  {'time per output token':32s} "
+                        f"{e.time_per_output_token_s * 1e3:10.3f} ms")
+            if e.tokens_per_sequence > 1:
+                head.append(f"  {'step time':32s} {e.step_s * 1e3:10.3f} ms "
+                            f"({e.tokens_per_sequence:.2f} tokens per sequence per step)")
+        else:
+            head.append(f"  {'step time (time to first token)':32s} {e.step_s * 1e3:10.3f} ms")
+        head += [f"  {'throughput (instance)':32s} {e.tokens_per_s:10,.0f} tokens/s",
+                 f"  {'throughput (per package)':32s} {e.tokens_per_s_per_chip:10,.1f} tokens/s",
+                 f"  {'kernels, launches + step cost':32s} {e.kernels:10,d} "
+                 f"({e.overhead_s * 1e3:.2f} ms)"]
     elif e.kind == "gemm":
         head = [f"{e.workload} ({e.precision}) on {e.system}: {e.chips} package(s)", "",
                 f"  {'time':32s} {e.step_s * 1e3:10.3f} ms",
@@ -100,6 +111,55 @@ def format_estimate(e) -> str:
     if e.extrapolation:
         lines.append(f"Extrapolation: {e.extrapolation}")
     return "\n".join(lines)
+
+
+def format_slo(result) -> str:
+    """The batch an SLO search chose, its estimate, and the curve it searched."""
+    best = result.best
+    what = "time per output token" if best.phase == "decode" else "time to first token"
+    lines = [f"Largest throughput with {what} <= {result.limit_s * 1e3:g} ms: batch "
+             f"{best.batch // best.ranks} per rank ({best.batch} over {best.ranks} ranks)", "",
+             format_estimate(best), "", "Throughput-latency curve searched:",
+             _table(["batch/rank", what + " ms", "tokens/s per package", "fits HBM", ""],
+                    [[p.batch_per_rank, p.latency_s * 1e3, p.tokens_per_s_per_chip,
+                      "yes" if p.fits else "no",
+                      "<- chosen" if p.batch_per_rank == best.batch // best.ranks else
+                      ("over the limit" if p.latency_s > result.limit_s else "")]
+                     for p in result.curve])]
+    return "\n".join(lines)
+
+
+def slo_plot(result, path) -> None:
+    """Throughput per package against latency for every batch searched, the limit drawn."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    best = result.best
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fits = [p for p in result.curve if p.fits]
+    over = [p for p in result.curve if not p.fits]
+    ax.plot([p.latency_s * 1e3 for p in fits], [p.tokens_per_s_per_chip for p in fits], "o-",
+            color="tab:blue", label="fits in HBM")
+    if over:
+        ax.plot([p.latency_s * 1e3 for p in over], [p.tokens_per_s_per_chip for p in over],
+                "x", color="tab:gray", label="does not fit")
+    for p in fits:
+        ax.annotate(str(p.batch_per_rank), (p.latency_s * 1e3, p.tokens_per_s_per_chip),
+                    textcoords="offset points", xytext=(3, 3), fontsize=6)
+    ax.axvline(result.limit_s * 1e3, color="tab:red", linestyle="--", label="limit")
+    latency = (best.time_per_output_token_s if best.phase == "decode" else best.step_s)
+    ax.plot([latency * 1e3], [best.tokens_per_s_per_chip], "*", color="tab:red",
+            markersize=14, label=f"chosen: {best.batch // best.ranks} per rank")
+    what = "time per output token" if best.phase == "decode" else "time to first token"
+    ax.set_xlabel(f"{what} (ms)")
+    ax.set_ylabel("tokens/s per package")
+    ax.set_title(f"{best.workload} {best.phase} on {best.system} (labels: batch per rank)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def format_sources(system, *, published_only: bool = False) -> str:

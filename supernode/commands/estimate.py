@@ -39,15 +39,48 @@ def parse_workload(text: str):
 
 
 def _add_run_options(parser):
+    precisions = ("bf16", "fp8", "int8", "fp4", "8bit")
     parser.add_argument("--phase", choices=("prefill", "decode"), default=None,
                         help="LLM phase (estimate: default decode; compare: both)")
     parser.add_argument("--batch", type=positive_int, default=None,
-                        help="sequences per step, over the whole system (default: the "
-                             "workload's per-package default x packages)")
+                        help="sequences per step, over the whole instance (default: the "
+                             "workload's per-rank default x ranks)")
     parser.add_argument("--seq-len", type=positive_int, default=None,
                         help="prompt length (prefill) or context length (decode)")
-    parser.add_argument("--precision", choices=("bf16", "fp8", "int8", "8bit"), default=None,
-                        help="matrix precision; 8bit = FP8 where the chip has it, else INT8")
+    parser.add_argument("--precision", choices=precisions, default=None,
+                        help="matrix precision of the dense layers; 8bit = FP8 where the chip "
+                             "has it, else INT8")
+    parser.add_argument("--expert-precision", choices=precisions, default=None,
+                        help="matrix precision of the experts (default: --precision)")
+    parser.add_argument("--attention-precision", choices=precisions, default=None,
+                        help="precision of the attention kernel (default: the workload's, "
+                             "bf16 for the shipped ones)")
+    parser.add_argument("--kv-precision", choices=precisions, default=None,
+                        help="precision the KV cache is stored in")
+
+
+def _run_settings(args) -> dict:
+    return {"expert_precision": args.expert_precision,
+            "attention_precision": args.attention_precision,
+            "kv_precision": args.kv_precision}
+
+
+def parse_time(text: str, flag: str) -> float:
+    """``"50ms"``, ``"50 ms"``, ``"1.5s"`` or ``"800us"`` in seconds, or one sentence."""
+    units = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6}
+    raw = text.strip().replace(" ", "")
+    for unit in sorted(units, key=len, reverse=True):
+        if raw.endswith(unit):
+            number = raw[: -len(unit)]
+            try:
+                value = float(number) * units[unit]
+            except ValueError:
+                break
+            if value > 0 and value != float("inf"):
+                return value
+            break
+    raise UserError(f"{flag} {text!r} is not a positive time; accepted: a number with s, ms "
+                    f"or us, such as 50ms")
 
 
 def register(subparsers):
@@ -66,10 +99,41 @@ def register(subparsers):
     for group in ("tp", "ep", "dp", "pp"):
         est.add_argument(f"--{group}", type=positive_int, default=None,
                          help=f"override the mapping's {group} degree")
+    est.add_argument("--two-batch-overlap", choices=("on", "off"), default=None,
+                     help="run each step as two micro-batches, one's expert all-to-all under "
+                          "the other's compute (default: the mapping's)")
+    est.add_argument("--mtp", type=int, default=None, metavar="N",
+                     help="multi-token prediction: N draft tokens per decode step (0: off)")
+    est.add_argument("--mtp-acceptance", type=float, default=None, metavar="A",
+                     help="share of draft tokens accepted, 0 to 1")
+    est.add_argument("--redundant-experts", type=int, default=None, metavar="N",
+                     help="extra copies of the most loaded experts")
     est.add_argument("--layers", type=positive_int, default=None,
                      help="only the first N transformer layers (a layer-level estimate)")
+    slo = est.add_mutually_exclusive_group()
+    slo.add_argument("--tpot-slo", default=None, metavar="TIME",
+                     help="decode: find the batch with the most throughput whose time per "
+                          "output token is at most TIME (e.g. 50ms)")
+    slo.add_argument("--ttft-slo", default=None, metavar="TIME",
+                     help="prefill: find the batch with the most throughput whose time to "
+                          "first token is at most TIME (e.g. 2s)")
+    est.add_argument("--plot", default=None, metavar="FILE.png",
+                     help="with an SLO: write the throughput-latency curve searched")
     est.add_argument("--json", action="store_true", help="print one JSON object")
     est.set_defaults(func=run_estimate)
+
+    val = subparsers.add_parser(
+        "validate", help="every published measurement held beside the estimate",
+        description="Estimate every published serving, dispatch/combine and kernel "
+                    "measurement the project holds and print measured, estimate and ratio, "
+                    "with the source and whether the point set a parameter, was only "
+                    "checked, or is a blind check.")
+    fmt = val.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print one JSON object")
+    fmt.add_argument("--csv", action="store_true", help="print the table as CSV")
+    val.add_argument("--role", choices=("set", "check", "blind"), default=None,
+                     help="only the points of this role")
+    val.set_defaults(func=run_validate)
 
     cmp_ = subparsers.add_parser(
         "compare", help="two systems side by side: hardware and workload tables",
@@ -89,27 +153,102 @@ def register(subparsers):
     cmp_.set_defaults(func=run_compare)
 
 
+def _check_plot(path_text):
+    if path_text is None:
+        return None
+    plot = Path(path_text)
+    if plot.suffix.lower() != ".png":
+        raise UserError(f"--plot {path_text!r} must name a .png file")
+    if plot.is_dir():
+        raise UserError(f"--plot {path_text!r} is a directory; accepted: a .png file path")
+    if not plot.parent.exists():
+        raise UserError(f"--plot {path_text!r}: directory {str(plot.parent)!r} does not exist")
+    return plot
+
+
+def _write_plot(draw, plot: Path) -> None:
+    tmp = plot.with_name(plot.name + ".tmp.png")
+    try:
+        draw(tmp)
+        os.replace(tmp, plot)           # a failed plot leaves any older file untouched
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 def run_estimate(args) -> int:
     from fabric.system import default_mapping, estimate, load_mapping, load_system
-    from fabric.system.report import format_estimate
+    from fabric.system.report import format_estimate, format_slo, slo_plot
+    from fabric.system.slo import slo_search
 
     system = load_system(args.system)
     workload = parse_workload(args.workload)
-    phase = args.phase or "decode"
+    phase = args.phase or ("prefill" if args.ttft_slo else "decode")
+    if args.tpot_slo and phase != "decode":
+        raise UserError("--tpot-slo bounds the time per output token of decode; use "
+                        "--ttft-slo with --phase prefill")
+    if args.ttft_slo and phase != "prefill":
+        raise UserError("--ttft-slo bounds the time to first token of prefill; use "
+                        "--tpot-slo with --phase decode")
+    plot = _check_plot(args.plot)
+    if plot is not None and not (args.tpot_slo or args.ttft_slo):
+        raise UserError("--plot draws the curve an SLO search makes; give --tpot-slo or "
+                        "--ttft-slo with it")
     mapping = (load_mapping(args.mapping) if args.mapping
                else default_mapping(system, workload, phase))
-    mapping = mapping.with_degrees(tp=args.tp, ep=args.ep, dp=args.dp, pp=args.pp)
+    overlap = None if args.two_batch_overlap is None else args.two_batch_overlap == "on"
+    mapping = mapping.with_degrees(tp=args.tp, ep=args.ep, dp=args.dp, pp=args.pp,
+                                   two_batch_overlap=overlap, mtp_tokens=args.mtp,
+                                   mtp_acceptance=args.mtp_acceptance,
+                                   redundant_experts=args.redundant_experts)
+    run = _run_settings(args)
     if getattr(workload, "kind", "llm") != "llm":
-        for flag in ("batch", "seq_len", "layers"):
+        for flag in ("batch", "seq_len", "layers", "tpot_slo", "ttft_slo", "expert_precision",
+                     "attention_precision", "kv_precision"):
             if getattr(args, flag) is not None:
                 raise UserError(f"--{flag.replace('_', '-')} applies to LLM workloads only, "
                                 f"not to {workload.name!r}")
+        run = {}
+    if args.tpot_slo or args.ttft_slo:
+        if args.batch is not None:
+            raise UserError("--batch and an SLO both set the batch; give one of them")
+        limit = parse_time(args.tpot_slo or args.ttft_slo,
+                           "--tpot-slo" if args.tpot_slo else "--ttft-slo")
+        result = slo_search(system, workload, phase=phase, limit_s=limit, mapping=mapping,
+                            seq_len=args.seq_len, precision=args.precision, **run)
+        if plot is not None:
+            _write_plot(lambda path: slo_plot(result, path), plot)
+        if args.json:
+            data = result.to_dict()
+            data["plot"] = str(plot) if plot else None
+            print(json.dumps(data, indent=1, default=str))
+        else:
+            print(format_slo(result))
+            if plot is not None:
+                print(f"\nthroughput-latency curve written to {plot}")
+        return 0
     e = estimate(system, workload, phase=phase, batch=args.batch, seq_len=args.seq_len,
-                 precision=args.precision, mapping=mapping, layers=args.layers)
+                 precision=args.precision, mapping=mapping, layers=args.layers, **run)
     if args.json:
         print(json.dumps(e.to_dict(), indent=1, default=str))
     else:
         print(format_estimate(e))
+    return 0
+
+
+def run_validate(args) -> int:
+    from fabric.system.validation import format_table, load_points, to_csv, validate
+
+    points = load_points()
+    if args.role:
+        points = tuple(p for p in points if p.role == args.role)
+    rows = validate(points)
+    if args.json:
+        print(json.dumps({"tolerance": 0.25, "rows": [r.to_dict() for r in rows]}, indent=1))
+    elif args.csv:
+        print(to_csv(rows), end="")
+    else:
+        print(format_table(rows))
     return 0
 
 
@@ -120,21 +259,13 @@ def run_compare(args) -> int:
     if len(args.systems) < 2:
         raise UserError(f"compare needs at least two systems, got {len(args.systems)} "
                         f"({', '.join(args.systems)})")
-    plot = None
-    if args.plot:
-        plot = Path(args.plot)
-        if plot.suffix.lower() != ".png":
-            raise UserError(f"--plot {args.plot!r} must name a .png file")
-        if not plot.parent.exists():
-            raise UserError(f"--plot {args.plot!r}: directory {str(plot.parent)!r} does not "
-                            f"exist")
+    plot = _check_plot(args.plot)
     workloads = [parse_workload(w) for w in args.workload] if args.workload else None
     c = compare(args.systems, workloads, phases=[args.phase] if args.phase else None,
-                batch=args.batch, seq_len=args.seq_len, precision=args.precision)
+                batch=args.batch, seq_len=args.seq_len, precision=args.precision,
+                **_run_settings(args))
     if plot is not None:
-        tmp = plot.with_name(plot.name + ".tmp.png")
-        roofline_plot(c, tmp)
-        os.replace(tmp, plot)           # a failed plot leaves any older file untouched
+        _write_plot(lambda path: roofline_plot(c, path), plot)
     if args.json:
         data = c.to_dict()
         data["plot"] = str(plot) if plot else None
