@@ -203,8 +203,11 @@ def test_bad_workload_and_mapping_files(tmp_path):
     bad.write_text(text.replace("active_experts = { value = 8", "active_experts = { value = 300"))
     with pytest.raises(UserError, match="active_experts = 300 exceeds routed_experts = 256"):
         load_workload(bad)
-    bad.write_text(text.replace('precision = "8bit"', 'precision = "fp4"', 1))
-    with pytest.raises(UserError, match="'fp4' is not accepted"):
+    bad.write_text(text.replace('precision = "8bit"', 'precision = "fp6"', 1))
+    with pytest.raises(UserError, match="'fp6' is not accepted"):
+        load_workload(bad)
+    bad.write_text(text.replace("[routing]", "[routes]"))
+    with pytest.raises(UserError, match="needs a \\[routing\\] table"):
         load_workload(bad)
     mapping = (CONFIG_DIR / "mappings" / "cloudmatrix384-dense.toml").read_text()
     bad.write_text(mapping.replace("tp = 8", "tp = 0"))
@@ -213,6 +216,20 @@ def test_bad_workload_and_mapping_files(tmp_path):
     bad.write_text(mapping.replace("[tier]\ntp", "[tier]\nxp"))
     with pytest.raises(UserError, match="unknown group 'xp'"):
         load_mapping(bad)
+    deploy = (CONFIG_DIR / "mappings" / "cloudmatrix384-moe-decode.toml").read_text()
+    for edit, words in (
+            (("two_batch_overlap = { value = true", "two_batch_overlap = { value = 1"),
+             "two_batch_overlap = 1 must be true or false"),
+            (('value = "routed"', 'value = "everywhere"'),
+             "shared_expert = 'everywhere' is not accepted"),
+            (("mtp_acceptance = { value = 0.7", "mtp_acceptance = { value = 1.5"),
+             "mtp_acceptance = 1.5 must be a fraction"),
+            (("[deployment]", "[deployment]\noverlap = 1.0"), "unknown key 'overlap'"),
+            (("shared_expert_ranks = { value = 32", "shared_expert_ranks = { value = 0"),
+             "shared_expert_ranks = 0 must be positive exactly when")):
+        bad.write_text(deploy.replace(*edit))
+        with pytest.raises(UserError, match=words):
+            load_mapping(bad)
 
 
 def test_shipped_files_are_not_changed_by_loading():
@@ -229,5 +246,11 @@ def test_groups_go_to_the_smallest_tier_that_holds_them():
     assert system.smallest_tier(384).name == "supernode"
     with pytest.raises(UserError, match="a group of 385 packages does not fit"):
         system.smallest_tier(385)
+    ranks = system.per_rank()                      # a 910C is two ranks of half its links
+    assert ranks.chips == 768 and ranks.smallest_tier(16).name == "node"
+    assert ranks.tier("node").bandwidth_bytes_per_s == 196e9
+    assert ranks.chip.hbm_capacity_bytes == 64e9 and ranks.chip.cores == 24
+    cluster = load_system("h800-cluster")          # past the node, the InfiniBand plane
+    assert cluster.smallest_tier(8).name == "node" and cluster.smallest_tier(9).name == "cluster"
     assert [t.name for t in system.scale_up_tiers] == ["node", "supernode"]
     assert system.chips == 384 and system.node.l1_switches_per_node * system.nodes == 336

@@ -20,8 +20,8 @@ def run(capsys, *argv):
 def test_python_api_from_the_package_root():
     from fabric import estimate, load_system
     system = load_system("cloudmatrix384")
-    e = estimate(system, "deepseek-r1", phase="decode", batch=384 * 32)
-    assert e.chips == 384 and e.tokens_per_s > 0
+    e = estimate(system, "deepseek-r1", phase="decode", batch=320 * 32)
+    assert (e.chips, e.ranks) == (160, 320) and e.tokens_per_s > 0
 
 
 def test_estimate_json_has_time_throughput_breakdown_bound_and_roofline(capsys):
@@ -34,8 +34,9 @@ def test_estimate_json_has_time_throughput_breakdown_bound_and_roofline(capsys):
                 "bound", "utilization", "roofline_s", "roofline_bound", "blocks",
                 "network_source", "extrapolation"):
         assert key in data
-    assert data["batch"] == 12288 and data["chips"] == 384
-    assert data["time_per_output_token_s"] == data["step_s"]
+    assert data["batch"] == 12288 and data["chips"] == 160 and data["ranks"] == 320
+    assert data["time_per_output_token_s"] == pytest.approx(
+        data["step_s"] / data["tokens_per_sequence"])
     assert data["roofline_s"] <= data["step_s"]
     kinds = {op["type"] for b in data["blocks"] for op in b["ops"]}
     assert kinds == {"gemm", "comm"}
@@ -69,7 +70,7 @@ def test_estimate_with_a_mapping_file_and_overrides(capsys, tmp_path):
                        "llama3-70b", "--mapping", str(mapping), "--dp", "4", "--json")
     assert code == 0
     data = json.loads(out)
-    assert data["mapping"] == "mine" and data["chips"] == 16
+    assert data["mapping"] == "mine" and data["ranks"] == 16 and data["chips"] == 8
     tiers = {op["tier"] for b in data["blocks"] for op in b["ops"] if op["type"] == "comm"}
     assert tiers == {"supernode"}
 
@@ -89,7 +90,7 @@ def test_estimate_gemm_and_collective_workloads(capsys):
     (["estimate", "--precision", "fp8"], ["'fp8' is not supported by ascend-910c", "int8"]),
     (["estimate", "--batch", "0"], ["--batch", "expected a positive integer, not '0'"]),
     (["estimate", "--tp", "8", "--dp", "384", "--workload", "llama3-70b"],
-     ["3072 packages", "384"]),
+     ["3072 ranks (1536 packages)", "768 ranks (384 packages)"]),
     (["estimate", "--workload", "gemm:12x34"], ["gemm:MxKxN"]),
     (["estimate", "--workload", "all_reduce:1MB:1"], ["at least 2 packages"]),
     (["estimate", "--workload", "gemm:8x8x8", "--batch", "4"], ["--batch applies to LLM"]),

@@ -2,7 +2,7 @@
 
 OBJECTIVES = {
     "throughput": "tokens_per_s",
-    "latency": "step_s",
+    "latency": "latency_s",
     "utilisation": "utilization",
 }
 
@@ -15,7 +15,7 @@ SOURCES = ("fabric.system.estimate", "fabric.system.chip", "fabric.system.comm",
 RTL_CHECKS = False
 
 _WORKLOAD_KEYS = {"name": str, "system": str, "model": str, "phase": str, "mapping": str,
-                  "batch_per_chip": int, "seq_len": int, "precision": str, "layers": int}
+                  "batch_per_rank": int, "seq_len": int, "precision": str, "layers": int}
 
 
 def _positive_int(value):
@@ -40,26 +40,26 @@ def _bandwidth(key):
     return check
 
 
-def _fraction(value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ValueError("a fraction from 0 to 1")
-    return float(value)
+def _flag(value):
+    if not isinstance(value, bool):
+        raise ValueError("true or false")
+    return value
 
 
 def parameters() -> dict:
     """``nodes``; ``tier1_/tier2_bandwidth_bytes_per_s`` (per package, one direction, of the
-    first and second scale-up tiers); ``batch_per_chip``; ``ep_overlap`` (share of the
-    expert-parallel traffic that may hide under compute)."""
+    first and second scale-up tiers); ``batch_per_rank``; ``two_batch_overlap`` (each step as
+    two micro-batches, one's expert all-to-all under the other's compute)."""
     return {"nodes": _positive_int,
             "tier1_bandwidth_bytes_per_s": _bandwidth("tier1_bandwidth_bytes_per_s"),
             "tier2_bandwidth_bytes_per_s": _bandwidth("tier2_bandwidth_bytes_per_s"),
-            "batch_per_chip": _positive_int, "ep_overlap": _fraction}
+            "batch_per_rank": _positive_int, "two_batch_overlap": _flag}
 
 
 def check_workload(table: dict, swept: set) -> dict:
     """``system`` (a shipped system or a path), ``model`` (an LLM workload), ``phase``,
-    ``mapping`` (a mapping file whose degrees are rescaled to the point's packages),
-    ``batch_per_chip``, ``seq_len``, ``precision``, ``layers``."""
+    ``mapping`` (a mapping file whose degrees are rescaled to the point's ranks),
+    ``batch_per_rank``, ``seq_len``, ``precision``, ``layers``."""
     from fabric.system import load_mapping, load_system, load_workload
     from supernode.errors import UserError
 
@@ -71,11 +71,11 @@ def check_workload(table: dict, swept: set) -> dict:
     out = {"name": table.get("name", "llm-step"), "system": table.get("system", "cloudmatrix384"),
            "model": table.get("model", "deepseek-r1"), "phase": table.get("phase", "decode"),
            "mapping": table.get("mapping")}
-    for key in ("batch_per_chip", "seq_len", "precision", "layers"):
+    for key in ("batch_per_rank", "seq_len", "precision", "layers"):
         if key in table:
             out[key] = table[key]
-    if "batch_per_chip" in swept and "batch_per_chip" in table:
-        raise ValueError("batch_per_chip is both swept in [space] and fixed in [workload]; "
+    if "batch_per_rank" in swept and "batch_per_rank" in table:
+        raise ValueError("batch_per_rank is both swept in [space] and fixed in [workload]; "
                          "keep one")
     if out["phase"] not in ("decode", "prefill"):
         raise ValueError(f"phase = {out['phase']!r}; expected decode or prefill")
@@ -106,8 +106,8 @@ def default_plots(swept: set, objectives: set) -> list:
     if {"nodes", "tier2_bandwidth_bytes_per_s"} <= swept:
         plot = {"type": "heatmap", "x": "tier2_bandwidth_bytes_per_s", "y": "nodes",
                 "value": "throughput"}
-        if "ep_overlap" in swept:
-            plot["facet"] = "ep_overlap"
+        if "two_batch_overlap" in swept:
+            plot["facet"] = "two_batch_overlap"
         plots.append(plot)
     if {"throughput", "latency"} <= objectives:
         plots.append({"type": "pareto", "x": "latency", "y": "throughput"})
@@ -117,7 +117,6 @@ def default_plots(swept: set, objectives: set) -> list:
 def build(params: dict, workload: dict):
     """The resized system and rescaled mapping of a point: ``(system, model, mapping)``."""
     from dataclasses import replace
-    from types import MappingProxyType
 
     from fabric.system import default_mapping, load_mapping, load_system, load_workload
 
@@ -140,21 +139,21 @@ def build(params: dict, workload: dict):
     system = replace(system, nodes=nodes, tiers=tuple(tiers))
     mapping = load_mapping(workload["mapping"]) if workload["mapping"] else \
         default_mapping(system, model, workload["phase"])
+    ranks = chips * system.chip.ranks
     scale = {}
-    if mapping.chips != chips:
+    if mapping.ranks != ranks:
         # Keep the mapping's tensor and pipeline degrees; data (and expert) parallelism
-        # grow or shrink with the number of packages.
+        # grow or shrink with the number of ranks.
         per_replica = mapping.tp * mapping.pp
-        if chips % per_replica:
-            raise ValueError(f"{chips} packages cannot hold whole replicas of tp {mapping.tp} "
+        if ranks % per_replica:
+            raise ValueError(f"{ranks} ranks cannot hold whole replicas of tp {mapping.tp} "
                              f"x pp {mapping.pp}")
-        dp = chips // per_replica
+        dp = ranks // per_replica
         scale = {"dp": dp, "ep": min(mapping.ep * dp // mapping.dp, dp * mapping.tp)
                  if mapping.ep > 1 else 1}
-    mapping = mapping.with_degrees(**scale)
-    if "ep_overlap" in params:
-        overlap = dict(mapping.overlap, ep=params["ep_overlap"])
-        mapping = replace(mapping, overlap=MappingProxyType(overlap))
+        if mapping.shared_expert_ranks and scale["ep"] <= mapping.shared_expert_ranks:
+            scale["shared_expert"], scale["shared_expert_ranks"] = "local", 0
+    mapping = mapping.with_degrees(**scale, two_batch_overlap=params.get("two_batch_overlap"))
     return system, model, mapping
 
 
@@ -163,18 +162,19 @@ def evaluate(params: dict, workload: dict, *, rtl=None, area=False) -> dict:
     from fabric.system import estimate
 
     system, model, mapping = build(params, workload)
-    chips = system.chips
-    batch = params.get("batch_per_chip", workload.get("batch_per_chip"))
+    batch = params.get("batch_per_rank", workload.get("batch_per_rank"))
     e = estimate(system, model, phase=workload["phase"], mapping=mapping,
-                 batch=None if batch is None else batch * chips,
+                 batch=None if batch is None else batch * mapping.ranks,
                  seq_len=workload.get("seq_len"), precision=workload.get("precision"),
-                 layers=workload.get("layers"))
+                 layers=workload.get("layers"), refuse_unfit=False)
     return {
         "chips": e.chips,
+        "ranks": e.ranks,
         "batch": e.batch,
         "tokens_per_s": e.tokens_per_s,
         "tokens_per_s_per_chip": e.tokens_per_s_per_chip,
         "step_s": e.step_s,
+        "latency_s": e.time_per_output_token_s if e.phase == "decode" else e.step_s,
         "utilization": e.utilization,
         "compute_s": e.compute_s,
         "memory_exposed_s": e.memory_exposed_s,
