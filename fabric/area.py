@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sim.runner import locked
-from supernode.errors import UserError
+from rtl.errors import UserError
 
 __all__ = ["AreaReport", "GE_WEIGHTS", "SynthesisError", "synthesize", "yosys_version",
            "gate_equivalents"]

@@ -229,7 +229,7 @@ def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
     gtkw = None
     if wave_path is not None and wave_path.exists():
         # Written for failed runs too: that is when the waves are looked at.
-        from supernode.errors import UserError
+        from rtl.errors import UserError
 
         from .gtkw import fsm_state_names, write_gtkw
         try:

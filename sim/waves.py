@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from supernode.errors import UserError
+from rtl.errors import UserError
 
 __all__ = [
     "Trace", "Waveform", "load", "summarize", "find_interfaces", "find_fsms",

@@ -10,7 +10,7 @@ import pytest
 from fabric.dse import ResultCache, load_spec, pareto_mask, run_sweep
 from fabric.dse.cache import write_atomic
 from fabric.tile_model import predict
-from supernode.errors import UserError
+from rtl.errors import UserError
 
 TILE_SPEC = """
 [sweep]

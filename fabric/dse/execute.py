@@ -3,7 +3,7 @@
 import logging
 from contextlib import contextmanager
 
-from supernode.errors import UserError
+from rtl.errors import UserError
 
 from .evaluators import evaluate_point
 

@@ -8,7 +8,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from supernode.errors import UserError
+from rtl.errors import UserError
 
 from .cache import point_key
 from .evaluators import KINDS, load_evaluator

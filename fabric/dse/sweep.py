@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from supernode.errors import UserError
+from rtl.errors import UserError
 
 from .cache import ResultCache, write_atomic
 from .evaluators import code_fingerprint

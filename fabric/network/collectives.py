@@ -2,7 +2,7 @@
 
 import math
 
-from supernode.errors import UserError
+from rtl.errors import UserError
 
 __all__ = ["all_to_all_cycles", "all_reduce_cycles"]
 

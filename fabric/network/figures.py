@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from supernode.errors import UserError
+from rtl.errors import UserError
 
 __all__ = ["NetworkFigures", "clos_figures", "default_clos_shape", "SATURATION_SPEC"]
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass, asdict
 
 import numpy as np
 
-from supernode.errors import UserError
+from rtl.errors import UserError
 from .flit import Flit, flit_data
 
 __all__ = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from supernode.errors import UserError
+from rtl.errors import UserError
 
 __all__ = ["CommEstimate", "NetworkSource", "collective_time", "EXTRAPOLATION",
            "PATTERN_OF", "wire_bytes"]

@@ -90,7 +90,7 @@ def _router(args):
 def _component(args):
     from amaranth.lib import wiring
 
-    from supernode.errors import UserError
+    from rtl.errors import UserError
     module_name, _, cls_name = args.target.partition(":")
     if not module_name or not cls_name:
         raise UserError(f"component {args.target!r} must be given as MODULE:CLASS, "

@@ -3,7 +3,7 @@
 import argparse
 import json
 
-from ..errors import UserError
+from rtl.errors import UserError
 from . import positive_int
 
 

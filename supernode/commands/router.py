@@ -5,7 +5,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import UserError
+from rtl.errors import UserError
 
 
 def _router_defaults() -> dict:

@@ -33,7 +33,7 @@ def register(subparsers):
 
 def run(args) -> int:
     from fabric.dse import load_spec, run_sweep
-    from supernode.errors import UserError
+    from rtl.errors import UserError
 
     spec = load_spec(args.spec)
     if args.scheduler is not None and args.workers is not None:

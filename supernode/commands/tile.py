@@ -5,7 +5,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import UserError
+from rtl.errors import UserError
 from . import positive_int
 
 

@@ -41,7 +41,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from sim import waves
-    from supernode.errors import UserError
+    from rtl.errors import UserError
 
     if Path(args.file).is_dir():  # a run directory: its one wave file
         found = sorted(p for p in Path(args.file).iterdir() if p.suffix in (".vcd", ".fst"))
