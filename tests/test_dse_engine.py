@@ -204,7 +204,7 @@ def test_resume_refuses_an_empty_or_different_out_dir(tmp_path):
 
 
 def test_tile_area_and_energy_come_from_yosys_synthesis():
-    from fabric.area import synthesize
+    from sim.area import synthesize
     from fabric.dse.evaluators import tile
     from rtl.tile import SystolicTile
 

@@ -38,7 +38,7 @@ def register(subparsers):
         description="Export a block to Verilog, synthesise it with Yosys' generic 'synth' "
                     "(technology-independent gates, no timing) and count its cells, its "
                     "flip-flop bits and its area in NAND2 gate equivalents. The weights per "
-                    "cell are an assumption stated in fabric/area.py (GE_WEIGHTS). Results "
+                    "cell are an assumption stated in sim/area.py (GE_WEIGHTS). Results "
                     "are cached under build/area/.")
     sub = p.add_subparsers(dest="block", required=True, parser_class=type(p))
 
@@ -106,7 +106,7 @@ def _component(args):
 
 
 def run(args) -> int:
-    from fabric.area import synthesize
+    from sim.area import synthesize
 
     factory, params = args.factory(args)
     report = synthesize(factory, params, use_cache=not args.no_cache)
@@ -128,7 +128,7 @@ def _table(r) -> str:
         lines.append(f"{cell:<18} {n:>8} {('%.1f' % ge) if ge is not None else 'unpriced':>11}")
     lines.append(f"{'total':<18} {r.cells:>8} {r.gate_equivalents:>11.1f}")
     lines.append(f"flip-flop bits: {r.flip_flops}; gate equivalents are NAND2 units under "
-                 "the assumed weights of fabric.area.GE_WEIGHTS")
+                 "the assumed weights of sim.area.GE_WEIGHTS")
     if r.unpriced:
         lines.append(f"warning: no weight for {', '.join(sorted(r.unpriced))}; "
                      "left out of the GE total")

@@ -18,7 +18,7 @@ OBJECTIVES = {
 
 SOURCES = ("fabric.network.model", "fabric.network.engine", "fabric.network.traffic",
            "fabric.network.flit", "rtl.router", "rtl.clos", "rtl.router_harness", "sim.router.common",
-           "sim.router.bench", "fabric.area")
+           "sim.router.bench", "sim.area")
 
 RTL_CHECKS = True
 SIMULATORS = ("verilator", "icarus")
@@ -185,7 +185,7 @@ def evaluate(params: dict, workload: dict, *, rtl=None, area=False) -> dict:
         "credit_round_trip_cycles": router.credit_round_trip,
     }
     if area:
-        from fabric.area import synthesize
+        from sim.area import synthesize
         report = synthesize(Router, _hardware(params))
         metrics.update({"area_cells": report.cells, "area_flip_flops": report.flip_flops,
                         "area_gate_equivalents": report.gate_equivalents})

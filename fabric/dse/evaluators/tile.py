@@ -14,7 +14,7 @@ OBJECTIVES = {
 }
 
 SOURCES = ("fabric.tile_model", "rtl.tile", "sim.tile.run", "sim.tile.bench", "sim.tile.harness",
-           "fabric.area")
+           "sim.area")
 
 SIMULATORS = ("verilator", "icarus")
 
@@ -149,7 +149,7 @@ def evaluate(params: dict, workload: dict, *, rtl=None, area=False) -> dict:
 
 
 def _area(params: dict) -> dict:
-    from fabric.area import synthesize
+    from sim.area import synthesize
     from rtl.tile import SystolicTile
     report = synthesize(SystolicTile, _hardware(params))
     return {"area_cells": report.cells, "area_flip_flops": report.flip_flops,
