@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fabric.dse import ResultCache, load_spec, pareto_mask, run_sweep
-from fabric.dse.cache import write_atomic
+from supernode.dse import ResultCache, load_spec, pareto_mask, run_sweep
+from supernode.dse.cache import write_atomic
 from fabric.tile_model import predict
 from rtl.errors import UserError
 
@@ -205,7 +205,7 @@ def test_resume_refuses_an_empty_or_different_out_dir(tmp_path):
 
 def test_tile_area_and_energy_come_from_yosys_synthesis():
     from sim.area import synthesize
-    from fabric.dse.evaluators import tile
+    from supernode.dse.evaluators import tile
     from rtl.tile import SystolicTile
 
     point = {"rows": 2, "cols": 2, "dataflow": "ws", "in_width": 4, "acc_width": 12}

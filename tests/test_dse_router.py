@@ -2,8 +2,8 @@
 
 import pytest
 
-from fabric.dse import ModelMismatchError
-from fabric.dse.evaluators import router
+from supernode.dse import ModelMismatchError
+from supernode.dse.evaluators import router
 from fabric.network.traffic import TrafficSpec
 from sim.router.common import Design, run_model_for
 

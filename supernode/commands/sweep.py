@@ -32,7 +32,7 @@ def register(subparsers):
 
 
 def run(args) -> int:
-    from fabric.dse import load_spec, run_sweep
+    from supernode.dse import load_spec, run_sweep
     from rtl.errors import UserError
 
     spec = load_spec(args.spec)

@@ -163,7 +163,7 @@ def spot_check(params: dict, workload: dict, rtl: dict) -> dict:
     GEMM dimensions are clipped to ``rtl["max_dim"]`` so that a simulation takes seconds;
     the model is asked about the very same clipped GEMM, so the comparison is exact. The
     bench itself checks every result row against numpy. Raises
-    :class:`~fabric.dse.evaluators.ModelMismatchError` when the cycle counts differ by
+    :class:`~supernode.dse.evaluators.ModelMismatchError` when the cycle counts differ by
     more than ``tolerance_cycles``.
     """
     from sim.tile.run import random_operands, run_gemm

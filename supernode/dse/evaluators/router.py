@@ -201,7 +201,7 @@ def spot_check(params: dict, workload: dict, rtl: dict) -> dict:
     """Run the point's traffic (with the RTL's shorter window) on the RTL under cocotb and
     on the model; every figure in :data:`COMPARED` must be identical.
 
-    Raises :class:`~fabric.dse.evaluators.ModelMismatchError` naming the first figure that
+    Raises :class:`~supernode.dse.evaluators.ModelMismatchError` naming the first figure that
     differs.
     """
     from sim.router.common import run_model_for, run_rtl

@@ -18,9 +18,9 @@ __all__ = ["KINDS", "ModelMismatchError", "load_evaluator", "code_fingerprint", 
 #:   ``RTL_CHECKS`` -> whether ``evaluate`` can spot-check a point on the RTL;
 #:   ``evaluate(params, workload, *, rtl, area)`` -> {metric column: value}.
 KINDS = {
-    "tile": "fabric.dse.evaluators.tile",
-    "router": "fabric.dse.evaluators.router",
-    "system": "fabric.dse.evaluators.system",
+    "tile": "supernode.dse.evaluators.tile",
+    "router": "supernode.dse.evaluators.router",
+    "system": "supernode.dse.evaluators.system",
 }
 
 

@@ -27,7 +27,7 @@ def _positive_int(value):
 def _bandwidth(key):
     def check(value):
         from fabric.system.config import parse_quantity
-        from rtl.errors import UserError
+        from supernode.errors import UserError
         if isinstance(value, str):
             try:
                 value = parse_quantity(value, key, "[space]")
@@ -61,7 +61,7 @@ def check_workload(table: dict, swept: set) -> dict:
     ``mapping`` (a mapping file whose degrees are rescaled to the point's packages),
     ``batch_per_chip``, ``seq_len``, ``precision``, ``layers``."""
     from fabric.system import load_mapping, load_system, load_workload
-    from rtl.errors import UserError
+    from supernode.errors import UserError
 
     for key, value in table.items():
         if key not in _WORKLOAD_KEYS:
