@@ -7,6 +7,10 @@ from pathlib import Path
 
 from fabric.sources import source_digest
 from rtl.errors import UserError
+from rtl.router import unused
+
+from .model import ModelRouter, clos_network
+from .traffic import PATTERNS, TrafficSpec, run_model
 
 __all__ = ["NetworkFigures", "clos_figures", "default_clos_shape", "SATURATION_SPEC"]
 
@@ -83,10 +87,6 @@ def clos_figures(*, pattern: str = "uniform", **router_params) -> NetworkFigures
     RTL; run by the compiled engine) and cached, in memory and on disk, so repeated calls
     are instant.
     """
-    from rtl.router import unused
-    from .model import ModelRouter, clos_network
-    from .traffic import TrafficSpec, PATTERNS, run_model
-
     if pattern not in PATTERNS:
         raise UserError(f"pattern must be one of {', '.join(PATTERNS)}, not {pattern!r}")
     shape_keys = ("endpoints_per_leaf", "leaves", "spines", "up_routing")

@@ -3,7 +3,7 @@
 from collections import deque
 
 from rtl.clos import Clos
-from rtl.router import STATS_WIDTH, Router
+from rtl.router import STATS_WIDTH, Router, unused
 
 __all__ = ["RouterModel", "NetworkModel", "router_network", "clos_network", "clos_routes",
            "MODEL_MAX_PORTS", "ModelRouter", "ModelClos"]
@@ -69,7 +69,6 @@ class RouterModel:
     """
 
     def __init__(self, **params):
-        from rtl.router import unused
         rtl = unused(ModelRouter(**params))     # validation and defaults come from the RTL
         self.params = rtl.params
         self.latency = rtl.latency
@@ -404,7 +403,6 @@ def clos_network(*, endpoints_per_leaf: int, leaves: int, spines: int,
                  up_routing: str = "deterministic", **router_params) -> NetworkModel:
     """The two-tier folded Clos of :class:`rtl.clos.Clos` as a network of router models
     (routers of up to :data:`MODEL_MAX_PORTS` ports)."""
-    from rtl.router import unused
     clos = unused(ModelClos(endpoints_per_leaf=endpoints_per_leaf, leaves=leaves, spines=spines,
                 up_routing=up_routing, **router_params))
     routers = [RouterModel(**p) for p in clos.leaf_params] + \

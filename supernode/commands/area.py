@@ -5,6 +5,13 @@ import ast
 import importlib
 import json
 
+from amaranth.lib import wiring
+
+from rtl.errors import UserError
+from rtl.router import Router
+from rtl.tile import SystolicTile
+from sim.area import synthesize
+
 __all__ = ["register"]
 
 
@@ -74,23 +81,18 @@ def register(subparsers):
 
 
 def _tile(args):
-    from rtl.tile import SystolicTile
     return SystolicTile, {"rows": args.rows, "cols": args.cols, "in_width": args.in_width,
                           "acc_width": args.acc_width, "signed": not args.unsigned,
                           "dataflow": args.dataflow, "acc_depth": args.acc_depth}
 
 
 def _router(args):
-    from rtl.router import Router
     return Router, {"ports": args.ports, "vcs": args.vcs, "buffer_depth": args.buffer_depth,
                     "flit_width": args.flit_width, "allocator": args.allocator,
                     "islip_iterations": args.islip_iterations, "voq": args.voq}
 
 
 def _component(args):
-    from amaranth.lib import wiring
-
-    from rtl.errors import UserError
     module_name, _, cls_name = args.target.partition(":")
     if not module_name or not cls_name:
         raise UserError(f"component {args.target!r} must be given as MODULE:CLASS, "
@@ -106,8 +108,6 @@ def _component(args):
 
 
 def run(args) -> int:
-    from sim.area import synthesize
-
     factory, params = args.factory(args)
     report = synthesize(factory, params, use_cache=not args.no_cache)
     if args.json:

@@ -1,5 +1,10 @@
 """Tile points: a systolic array shape/dataflow/widths scored on a GEMM mix, RTL spot-checked."""
 
+from fabric.tile_model import predict
+from rtl.tile import SystolicTile
+from sim.area import synthesize
+from sim.tile.run import random_operands, run_gemm
+
 from . import ModelMismatchError
 
 #: Parameters of ``rtl.tile.SystolicTile`` a sweep may vary; the component checks values.
@@ -50,7 +55,6 @@ def parameters() -> dict:
 
 def check_point(params: dict):
     """Raise ``ValueError`` naming the value when the tile cannot be built with ``params``."""
-    from rtl.tile import SystolicTile
     tile = SystolicTile(**_hardware(params))
     tile._MustUse__silence = True       # built only to check the parameters
 
@@ -120,8 +124,6 @@ def _model_params(params: dict) -> dict:
 
 def evaluate(params: dict, workload: dict, *, rtl=None, area=False) -> dict:
     """Score one tile on the GEMM mix; spot-check the model on the RTL when ``rtl`` is given."""
-    from fabric.tile_model import predict
-
     check_point(params)
     model = _model_params(params)
     cycles = macs = 0
@@ -149,8 +151,6 @@ def evaluate(params: dict, workload: dict, *, rtl=None, area=False) -> dict:
 
 
 def _area(params: dict) -> dict:
-    from sim.area import synthesize
-    from rtl.tile import SystolicTile
     report = synthesize(SystolicTile, _hardware(params))
     return {"area_cells": report.cells, "area_flip_flops": report.flip_flops,
             "area_gate_equivalents": report.gate_equivalents}
@@ -166,8 +166,6 @@ def spot_check(params: dict, workload: dict, rtl: dict) -> dict:
     :class:`~supernode.dse.evaluators.ModelMismatchError` when the cycle counts differ by
     more than ``tolerance_cycles``.
     """
-    from sim.tile.run import random_operands, run_gemm
-
     hardware = _hardware(params)
     measured = predicted = worst = 0
     for index, g in enumerate(workload["gemms"]):
