@@ -5,7 +5,7 @@ from collections import deque
 from rtl.clos import Clos
 from rtl.router import STATS_WIDTH, Router, unused
 
-__all__ = ["RouterModel", "NetworkModel", "router_network", "clos_network", "clos_routes",
+__all__ = ["RouterModel", "NetworkModel", "router_network", "clos_network",
            "MODEL_MAX_PORTS", "ModelRouter", "ModelClos"]
 
 #: Largest router radix the models accept. The RTL stops at ``Router.MAX_PORTS`` (16);
@@ -391,12 +391,6 @@ def router_network(**router_params) -> NetworkModel:
     router = RouterModel(**router_params)
     eps = [((0, p), (0, p)) for p in range(router.P)]
     return NetworkModel([router], [], eps, hops=lambda s, d: 1, names=["router"])
-
-
-def clos_routes(*, endpoints_per_leaf: int, leaves: int, spines: int, leaf: int):
-    """Routing table of leaf ``leaf``: local endpoints down, others up to spine ``d % spines``."""
-    E = endpoints_per_leaf
-    return [d % E if d // E == leaf else E + d % spines for d in range(E * leaves)]
 
 
 def clos_network(*, endpoints_per_leaf: int, leaves: int, spines: int,

@@ -69,10 +69,6 @@ class SweepSpec:
     def evaluator(self):
         return load_evaluator(self.kind)
 
-    @property
-    def parameter_names(self) -> tuple:
-        return tuple(self.space)
-
     def points(self) -> list:
         """Every point of the space as a parameter dict, in a fixed order."""
         names = list(self.space)

@@ -11,9 +11,6 @@ from . import ModelMismatchError
 #: Parameters of ``rtl.router.Router`` a sweep may vary; the component checks the values.
 HARDWARE = ("ports", "vcs", "buffer_depth", "flit_width", "allocator", "islip_iterations", "voq")
 
-#: Traffic parameters a sweep may vary per point (the rest of the traffic is the workload).
-TRAFFIC = ("load", "packet_length")
-
 OBJECTIVES = {
     "throughput": "throughput_flits_per_cycle_per_port",
     "latency": "latency_mean_cycles",
