@@ -12,6 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fabric.system import estimate, load_system, load_workload  # noqa: E402
+
 SYSTEMS = ("cloudmatrix384", "gb200-nvl72")
 WORKLOADS = ("deepseek-r1", "llama3-70b")
 PHASES = ("decode", "prefill")
@@ -31,7 +33,6 @@ _STATE = {}
 
 def _init():
     # Each worker loads the hardware once and warms the network figures.
-    from fabric.system import estimate, load_system, load_workload
     _STATE["systems"] = {s: load_system(s) for s in SYSTEMS}
     _STATE["workloads"] = {w: load_workload(w) for w in WORKLOADS}
     for s in _STATE["systems"].values():
@@ -39,7 +40,6 @@ def _init():
 
 
 def _one(config):
-    from fabric.system import estimate
     system, workload, phase, per_chip, seq = config
     spec = _STATE["systems"][system]
     e = estimate(spec, _STATE["workloads"][workload], phase=phase, seq_len=seq,
@@ -54,8 +54,6 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-
-    from fabric.system import estimate, load_system
 
     start = time.perf_counter()
     system = load_system("cloudmatrix384")

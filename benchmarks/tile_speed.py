@@ -23,7 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sim.runner import (FAST_BUILD_ARGS, TOPLEVEL, VERILATOR_ARGS,  # noqa: E402
-                        _setup_verilator_env, design_dir, run_cocotb, verilator_optimized)
+                        _setup_verilator_env, _source_digest, design_dir, run_cocotb,
+                        verilator_optimized)
 from sim.tile.harness import TileHarness  # noqa: E402
 from sim.tile.run import random_operands, run_gemm  # noqa: E402
 
@@ -87,7 +88,6 @@ def bench_clock_only(size, sim, cycles, depth, params, inputs):
 def bench_cpp(params, depth, cycles):
     _setup_verilator_env()
     harness_params = {**params, "depth": depth, "fault": None}
-    from sim.runner import _source_digest
     optimized = verilator_optimized()
     source = design_dir("tile", {**harness_params, "_trace": None, "_optimized": optimized,
                                  "_source": _source_digest(TileHarness)}, "verilator", False)

@@ -134,11 +134,6 @@ class Clos(wiring.Component):
         """Routers a packet from ``src`` to ``dest`` passes through."""
         return 1 if src // self._E == dest // self._E else 3
 
-    @property
-    def router_latency(self) -> int:
-        """Zero-load cycles per router hop (link included)."""
-        return ROUTER_LATENCY
-
     def zero_load_latency(self, src: int, dest: int, packet_length: int) -> int:
         """Zero-load cycles from a packet's creation (head sent at once) to its tail out."""
         return ROUTER_LATENCY * self.hops(src, dest) + packet_length - 1

@@ -4,6 +4,9 @@ from amaranth import Cat, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from .clos import Clos
+from .router import Router
+
 __all__ = ["PackedHarness", "PackedCodec", "make_top"]
 
 
@@ -129,9 +132,7 @@ class PackedCodec:
 def make_top(*, design: str, **params) -> PackedHarness:
     """Factory for the runner: ``design`` is ``"router"`` or ``"clos"``."""
     if design == "router":
-        from .router import Router
         return PackedHarness(Router(**params))
     if design == "clos":
-        from .clos import Clos
         return PackedHarness(Clos(**params))
     raise ValueError(f"design must be 'router' or 'clos', not {design!r}")

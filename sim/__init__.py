@@ -1,1 +1,1 @@
-"""Simulation: the shared cocotb runner and the testbenches."""
+"""Simulation, verification and EDA flows: the cocotb runner, benches, formal proofs, waveforms and Yosys area."""

@@ -3,6 +3,10 @@
 import re
 from pathlib import Path
 
+from amaranth.hdl import Fragment
+
+from . import waves as _waves
+
 __all__ = ["fsm_state_names", "write_gtkw"]
 
 # GTKWave trace flags (gtkwave's TR_* bits).
@@ -19,8 +23,6 @@ def fsm_state_names(component) -> dict:
     Returns ``{"sub.path.fsm_state": {0: "IDLE", 1: "RUN", ...}}``, the path relative
     to the top module, as the Verilog export names it.
     """
-    from amaranth.hdl import Fragment
-
     found = {}
 
     def walk(frag, path):
@@ -63,8 +65,6 @@ def write_gtkw(wave_path, out=None, *, state_names: "dict | None" = None, wave=N
     ``state_names`` (from :func:`fsm_state_names`) knows them, through a GTKWave
     translate-filter file written beside the save file.
     """
-    from . import waves as _waves
-
     wave_path = Path(wave_path).resolve()
     wave = wave if wave is not None else _waves.load(wave_path)
     out = Path(out) if out is not None else wave_path.with_suffix(".gtkw")

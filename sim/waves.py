@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from supernode.errors import UserError
+from rtl.errors import UserError
 
 __all__ = [
     "Trace", "Waveform", "load", "summarize", "find_interfaces", "find_fsms",
@@ -331,6 +331,8 @@ def _read_vcd(path: Path) -> Waveform:
 
 def _read_fst(path: Path) -> Waveform:
     try:
+        # Imported here: VCD traces are read without pywellen, and its absence is a
+        # user error naming the package, not an ImportError at start-up.
         import pywellen
     except ImportError:
         raise UserError(f"cannot read {path}: FST needs the pywellen package "
@@ -690,6 +692,7 @@ def plot_timeline(path, out, *, signals: "str | None" = None, start=None, end=No
     of each stream, clock cycles that end in a transfer are shaded green and stall
     cycles (valid, not ready) red.
     """
+    # Deferred: matplotlib takes over half a second to import; only the plot needs it.
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -4,7 +4,7 @@ import argparse
 import importlib
 import sys
 
-from .errors import UserError
+from rtl.errors import UserError
 
 #: Modules that each add one command group with ``register(subparsers)``.
 COMMAND_MODULES = [

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from fabric import area
-from fabric.area import GE_WEIGHTS, gate_equivalents, synthesize
+from sim import area
+from sim.area import GE_WEIGHTS, gate_equivalents, synthesize
 from supernode import cli
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

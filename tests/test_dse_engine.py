@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fabric.dse import ResultCache, load_spec, pareto_mask, run_sweep
-from fabric.dse.cache import write_atomic
+from supernode.dse import ResultCache, load_spec, pareto_mask, run_sweep
+from supernode.dse.cache import write_atomic
 from fabric.tile_model import predict
-from supernode.errors import UserError
+from rtl.errors import UserError
 
 TILE_SPEC = """
 [sweep]
@@ -204,8 +204,8 @@ def test_resume_refuses_an_empty_or_different_out_dir(tmp_path):
 
 
 def test_tile_area_and_energy_come_from_yosys_synthesis():
-    from fabric.area import synthesize
-    from fabric.dse.evaluators import tile
+    from sim.area import synthesize
+    from supernode.dse.evaluators import tile
     from rtl.tile import SystolicTile
 
     point = {"rows": 2, "cols": 2, "dataflow": "ws", "in_width": 4, "acc_width": 12}

@@ -2,8 +2,8 @@
 
 import pytest
 
-from fabric.dse import ModelMismatchError
-from fabric.dse.evaluators import router
+from supernode.dse import ModelMismatchError
+from supernode.dse.evaluators import router
 from fabric.network.traffic import TrafficSpec
 from sim.router.common import Design, run_model_for
 
@@ -55,14 +55,13 @@ def test_router_spot_check_agrees_with_the_rtl_and_fails_when_the_model_is_off(m
     assert metrics["rtl_measure_cycles"] == 60
     assert 0 < metrics["rtl_throughput_flits_per_cycle_per_port"] <= 0.6
 
-    import sim.router.common as common
-    real = common.run_model_for
+    real = router.run_model_for
 
     def one_packet_short(design, spec, **kw):
         result = dict(real(design, spec, **kw))
         result["packets_delivered"] -= 1
         return result
-    monkeypatch.setattr(common, "run_model_for", one_packet_short)
+    monkeypatch.setattr(router, "run_model_for", one_packet_short)
     with pytest.raises(ModelMismatchError, match=r"measured packets_delivered = \d+ but the "
                                                  r"model gives \d+"):
         router.spot_check(point, workload(), rtl)

@@ -6,8 +6,8 @@ import re
 import pandas as pd
 import pytest
 
-from fabric.dse import ModelMismatchError, load_spec, run_sweep
-from fabric.dse.evaluators import tile
+from supernode.dse import ModelMismatchError, load_spec, run_sweep
+from supernode.dse.evaluators import tile
 from supernode import cli
 
 RTL = {"simulator": "icarus", "max_dim": 6, "tolerance_cycles": 0}

@@ -2,7 +2,7 @@
 
 import pytest
 
-from fabric.dse.evaluators import system
+from supernode.dse.evaluators import system
 from fabric.system import estimate, load_system
 
 WORKLOAD = system.check_workload({"system": "cloudmatrix384", "model": "deepseek-r1",

@@ -12,7 +12,7 @@ from fabric.network.model import clos_network
 from fabric.network.traffic import (PATTERNS, DeadlockError, Endpoints, ScoreboardError,
                                     TrafficSpec, TrafficSchedule, run_model)
 from sim.router.common import Design, REFERENCE_DESIGNS, run_model_for
-from supernode.errors import UserError
+from rtl.errors import UserError
 
 #: Seed of the random cases; ENGINE_SEED=<n> varies them (the failing case prints itself).
 SEED = int(os.environ.get("ENGINE_SEED", "2026"))

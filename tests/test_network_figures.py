@@ -4,7 +4,7 @@ import pytest
 
 from fabric.network import NetworkFigures, clos_figures
 from rtl.router import Router
-from supernode.errors import UserError
+from rtl.errors import UserError
 
 SMALL = dict(ports=4, vcs=2, buffer_depth=4, voq=True, allocator="islip")
 

@@ -74,7 +74,7 @@ def test_sweep_cli_bad_input_exits_2_with_one_line(sweep_main, spec_path, tmp_pa
 
 def test_unreachable_scheduler_is_a_user_error(sweep_main, spec_path, tmp_path, capsys,
                                                monkeypatch):
-    from fabric.dse import execute
+    from supernode.dse import execute
     monkeypatch.setattr(execute, "CONNECT_TIMEOUT_S", 2)
     with socket.socket() as s:                 # a port nobody listens on
         s.bind(("127.0.0.1", 0))

@@ -14,7 +14,7 @@ from fabric.system.hardware import chip_totals, system_totals
 from fabric.system.mapping import Mapping
 from fabric.system.workload import Comm, Gemm
 from fabric.tile_model import predict as rtl_predict
-from supernode.errors import UserError
+from rtl.errors import UserError
 
 SYSTEMS = ("cloudmatrix384", "gb200-nvl72")
 

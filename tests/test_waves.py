@@ -14,7 +14,7 @@ from sim import waves
 from sim.gtkw import fsm_state_names, write_gtkw
 from sim.runner import run_cocotb
 from supernode import cli
-from supernode.errors import UserError
+from rtl.errors import UserError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the bench module, for cocotb
 from test_waves_fifo_bench import StreamFIFO  # noqa: E402

@@ -2,7 +2,11 @@
 
 import math
 
-from supernode.errors import UserError
+from rtl.errors import UserError
+
+from .figures import DEFAULT_ROUTER, clos_figures, default_clos_shape
+from .model import clos_network
+from .traffic import TrafficSpec, run_model
 
 __all__ = ["all_to_all_cycles", "all_reduce_cycles"]
 
@@ -23,10 +27,6 @@ def all_to_all_cycles(*, flits_per_pair: int, packet_length: int = 4, seed: int 
     :func:`fabric.network.clos_figures`. Sources send to destinations in the shifted order
     ``src+1, src+2, ...`` (the usual schedule), back to back.
     """
-    from .figures import DEFAULT_ROUTER, default_clos_shape
-    from .model import clos_network
-    from .traffic import TrafficSpec, run_model
-
     _positive("flits_per_pair", flits_per_pair)
     _positive("packet_length", packet_length)
     shape_keys = ("endpoints_per_leaf", "leaves", "spines", "up_routing")
@@ -58,8 +58,6 @@ def all_reduce_cycles(*, flits_per_endpoint: int, pattern: str = "uniform", **pa
     saturation throughput measured on the model for ``pattern``. This is an analytic
     estimate on measured figures, not a simulation of the collective.
     """
-    from .figures import clos_figures
-
     _positive("flits_per_endpoint", flits_per_endpoint)
     fig = clos_figures(pattern=pattern, **params)
     n = fig.clos["endpoints_per_leaf"] * fig.clos["leaves"]

@@ -5,7 +5,9 @@ from numba import njit
 
 from rtl.router import STATS_WIDTH
 
+from .checks import DeadlockError, ScoreboardError, check_cfg_writes
 from .flit import Flit, flit_data
+from .model import STATS_COUNTERS
 
 __all__ = ["simulate", "EngineNetwork", "ENGINE_MAX_PORTS"]
 
@@ -732,7 +734,6 @@ def simulate(network, eps, *, max_cycles: int = 10_000_000, cfg_writes=()) -> di
     if (eps.n, eps.vcs) != (net.n, net.V):
         raise ValueError(f"the endpoints ({eps.n} with {eps.vcs} VCs) do not fit the "
                          f"network ({net.n} with {net.V} VCs)")
-    from .traffic import check_cfg_writes
     check_cfg_writes(cfg_writes, destinations=net.destinations, ports=int(net.ports[0]))
     st = _State(net, eps, max_cycles, cfg_writes)
     schedule = eps.schedule
@@ -761,7 +762,6 @@ def simulate(network, eps, *, max_cycles: int = 10_000_000, cfg_writes=()) -> di
 
 def _router_stats(net, st):
     """The counters of the routers built with ``stats=True`` (``NetworkModel.router_stats``)."""
-    from .model import STATS_COUNTERS
     wrap = (1 << STATS_WIDTH) - 1
     out = {}
     for r, name in enumerate(net.names):
@@ -774,7 +774,6 @@ def _router_stats(net, st):
 
 def _failure(status, st, eps, max_cycles):
     """The exception the Python endpoints raise for the same failure."""
-    from .traffic import DeadlockError, ScoreboardError
     t = int(st.sc[S_T])
     if status == MAX_CYCLES:
         return DeadlockError(f"the run did not end within {max_cycles} cycles")

@@ -1,12 +1,16 @@
 """Figures of the network model that the system layer consumes: hop latency, credit loop, saturation."""
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from supernode.errors import UserError
+from fabric.sources import source_digest
+from rtl.errors import UserError
+from rtl.router import unused
+
+from .model import ModelRouter, clos_network
+from .traffic import PATTERNS, TrafficSpec, run_model
 
 __all__ = ["NetworkFigures", "clos_figures", "default_clos_shape", "SATURATION_SPEC"]
 
@@ -68,12 +72,10 @@ def _cache_file() -> Path:
 
 
 def _model_digest() -> str:
-    here = Path(__file__).resolve().parent
-    h = hashlib.sha256()
-    for name in ("model.py", "traffic.py", "figures.py", "engine.py"):
-        h.update((here / name).read_bytes())
-    h.update((here.parents[1] / "rtl" / "router.py").read_bytes())
-    return h.hexdigest()[:16]
+    """Hash of this module's source and of every project module it imports (the models,
+    the compiled engine, the RTL whose properties they read): a change to any of them
+    measures the figures again."""
+    return source_digest(__name__)
 
 
 def clos_figures(*, pattern: str = "uniform", **router_params) -> NetworkFigures:
@@ -85,10 +87,6 @@ def clos_figures(*, pattern: str = "uniform", **router_params) -> NetworkFigures
     RTL; run by the compiled engine) and cached, in memory and on disk, so repeated calls
     are instant.
     """
-    from rtl.router import unused
-    from .model import ModelRouter, clos_network
-    from .traffic import TrafficSpec, PATTERNS, run_model
-
     if pattern not in PATTERNS:
         raise UserError(f"pattern must be one of {', '.join(PATTERNS)}, not {pattern!r}")
     shape_keys = ("endpoints_per_leaf", "leaves", "spines", "up_routing")

@@ -3,9 +3,9 @@
 from collections import deque
 
 from rtl.clos import Clos
-from rtl.router import STATS_WIDTH, Router
+from rtl.router import STATS_WIDTH, Router, unused
 
-__all__ = ["RouterModel", "NetworkModel", "router_network", "clos_network", "clos_routes",
+__all__ = ["RouterModel", "NetworkModel", "router_network", "clos_network",
            "MODEL_MAX_PORTS", "ModelRouter", "ModelClos"]
 
 #: Largest router radix the models accept. The RTL stops at ``Router.MAX_PORTS`` (16);
@@ -69,7 +69,6 @@ class RouterModel:
     """
 
     def __init__(self, **params):
-        from rtl.router import unused
         rtl = unused(ModelRouter(**params))     # validation and defaults come from the RTL
         self.params = rtl.params
         self.latency = rtl.latency
@@ -394,17 +393,10 @@ def router_network(**router_params) -> NetworkModel:
     return NetworkModel([router], [], eps, hops=lambda s, d: 1, names=["router"])
 
 
-def clos_routes(*, endpoints_per_leaf: int, leaves: int, spines: int, leaf: int):
-    """Routing table of leaf ``leaf``: local endpoints down, others up to spine ``d % spines``."""
-    E = endpoints_per_leaf
-    return [d % E if d // E == leaf else E + d % spines for d in range(E * leaves)]
-
-
 def clos_network(*, endpoints_per_leaf: int, leaves: int, spines: int,
                  up_routing: str = "deterministic", **router_params) -> NetworkModel:
     """The two-tier folded Clos of :class:`rtl.clos.Clos` as a network of router models
     (routers of up to :data:`MODEL_MAX_PORTS` ports)."""
-    from rtl.router import unused
     clos = unused(ModelClos(endpoints_per_leaf=endpoints_per_leaf, leaves=leaves, spines=spines,
                 up_routing=up_routing, **router_params))
     routers = [RouterModel(**p) for p in clos.leaf_params] + \

@@ -5,7 +5,8 @@ from dataclasses import dataclass, asdict
 
 import numpy as np
 
-from supernode.errors import UserError
+from rtl.errors import UserError
+from .checks import DeadlockError, ScoreboardError, check_cfg_writes
 from .flit import Flit, flit_data
 
 __all__ = [
@@ -15,14 +16,6 @@ __all__ = [
 
 PATTERNS = ("uniform", "transpose", "bit_complement", "hotspot", "all_to_all")
 PACKET_ID_MASK = 0xFFFF
-
-
-class ScoreboardError(AssertionError):
-    """A flit was lost, duplicated, misrouted, corrupted or reordered."""
-
-
-class DeadlockError(AssertionError):
-    """The watchdog saw no flit move for too long while packets were in flight."""
 
 
 @dataclass(frozen=True)
@@ -525,16 +518,6 @@ class Endpoints:
         }
 
 
-def check_cfg_writes(cfg_writes, *, destinations: int, ports: int):
-    """Refuse a routing-table write the models cannot make: the RTL ignores a write beyond
-    its table or of a port it lacks, so such a write is a mistake in the caller's list."""
-    for c, d, p in cfg_writes:
-        if not (0 <= d < destinations and 0 <= p < ports):
-            raise ValueError(f"a routing-table write needs a destination from 0 to "
-                             f"{destinations - 1} and a port from 0 to {ports - 1}, "
-                             f"not {(c, d, p)!r}")
-
-
 #: How a network model is run: the compiled engine, or the Python reference stepped here.
 MODELS = ("compiled", "python")
 
@@ -553,6 +536,7 @@ def run_endpoints(network, eps: Endpoints, *, max_cycles: int = 10_000_000, cfg_
     if model not in MODELS:
         raise UserError(f"model must be one of {', '.join(MODELS)}, not {model!r}")
     if model == "compiled":
+        # Deferred: the engine imports numba; the RTL bench and the Python model run without it.
         from .engine import simulate
         return simulate(network, eps, max_cycles=max_cycles, cfg_writes=cfg_writes)
     router = network.routers[0]

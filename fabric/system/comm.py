@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from supernode.errors import UserError
+from rtl.errors import UserError
 
 from .hardware import SCALE_OUT_PLANE
 

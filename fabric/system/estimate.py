@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
-from supernode.errors import UserError
+from rtl.errors import UserError
 
 from .chip import gemm_on_chip, vector_on_chip
 from .comm import EXTRAPOLATION, NetworkSource, collective_time

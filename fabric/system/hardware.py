@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
-from supernode.errors import UserError
+from rtl.errors import UserError
 
 from .config import Provenance, Table, find_config, read_toml
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
-from supernode.errors import UserError
+from rtl.errors import UserError
 
 from .config import CONFIG_DIR, Table, find_config, read_toml
 

@@ -9,7 +9,8 @@ from amaranth.hdl import (Array, Assert, Assume, Cat, Const, Cover, Module, Mux,
                           Shape, Signal, Value)
 from amaranth.lib import data
 
-from rtl.router import ALLOCATORS
+import rtl.router as router_module
+from rtl.router import ALLOCATORS, Router
 
 from .harness import Harness
 from . import progress
@@ -229,7 +230,6 @@ class RouterHarness(Harness):
         self.design()._MustUse__silence = True       # validates the router parameters
 
     def design(self):
-        from rtl.router import Router
         p = self.params
         return Router(ports=p["ports"], vcs=p["vcs"], buffer_depth=p["buffer_depth"],
                       flit_width=p["flit_width"], allocator=self._allocator,
@@ -243,7 +243,6 @@ class RouterHarness(Harness):
         the invariants can name every word; one that keeps them in registers is read as is.
         A mutant (``fault``) is elaborated with a broken round-robin arbiter.
         """
-        import rtl.router as router_module
         P, V, D = dut.ports, dut.vcs, dut.buffer_depth
         Q = V * P if dut.voq else V
         entry_bits = dut.flit_layout.size + _bits(P)

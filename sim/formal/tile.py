@@ -5,6 +5,8 @@ from amaranth.hdl import (Assert, Assume, Cat, Const, Cover, Module, Mux, ResetS
                           Value)
 from amaranth.lib import data
 
+from rtl.tile import SystolicTile, check_tile_params
+
 from .harness import Harness
 from .probe import ProbeError, elaborate_with_probes
 from .properties import past, stream_contract, valid_independent_of_ready
@@ -117,7 +119,6 @@ class TileHarness(Harness):
         if bad:
             self._MustUse__silence = True
             raise ValueError(bad)
-        from rtl.tile import check_tile_params
         try:
             check_tile_params(rows=rows, cols=cols, in_width=in_width, acc_width=acc_width,
                               signed=signed, dataflow=dataflow, acc_depth=acc_depth)
@@ -153,12 +154,10 @@ class TileHarness(Harness):
         self.cover_depth = tile.drain_latency + 2 * tile.fold_interval + 4
 
     def design(self):
-        from rtl.tile import SystolicTile
         p = self.params
-        cls = {"short_fold_interval": _short_fold_interval_tile,
-               "early_bank_release": _early_bank_release_tile,
-               "dropped_product_bit": _dropped_product_bit_tile}.get(p["fault"],
-                                                                     lambda: SystolicTile)()
+        cls = {"short_fold_interval": ShortFoldIntervalTile,
+               "early_bank_release": EarlyBankReleaseTile,
+               "dropped_product_bit": DroppedProductBitTile}.get(p["fault"], SystolicTile)
         extra = {"acc_depth": p["acc_depth"]} if p["dataflow"] == "ws" else {}
         return cls(rows=p["rows"], cols=p["cols"], in_width=p["in_width"],
                    acc_width=p["acc_width"], signed=p["signed"], dataflow=p["dataflow"],
@@ -769,47 +768,31 @@ class TileHarness(Harness):
         ]
 
 
-def _short_fold_interval_tile():
-    from rtl.tile import SystolicTile
-
-    class ShortFoldIntervalTile(SystolicTile):
-        """A mutant that lets a fold follow the previous one after a single cycle."""
-        fold_interval = property(lambda self: 1)
-
-    return ShortFoldIntervalTile
+class ShortFoldIntervalTile(SystolicTile):
+    """A mutant that lets a fold follow the previous one after a single cycle."""
+    fold_interval = property(lambda self: 1)
 
 
-def _early_bank_release_tile():
-    from rtl.tile import SystolicTile
+class EarlyBankReleaseTile(SystolicTile):
+    """A weight-stationary mutant that frees a weight bank when the fold's last beat
+    enters the array: the bank release watches the first cell instead of the last."""
 
-    class EarlyBankReleaseTile(SystolicTile):
-        """A weight-stationary mutant that frees a weight bank when the fold's last beat
-        enters the array: the bank release watches the first cell instead of the last."""
-
-        def _a_rows(self, m, advance, take, beat, **fields):
-            regs = super()._a_rows(m, advance, take, beat, **fields)
-            if self._dataflow == "ws":
-                regs[-1] = regs[-1][:-1] + [regs[0][0]]
-            return regs
-
-    return EarlyBankReleaseTile
+    def _a_rows(self, m, advance, take, beat, **fields):
+        regs = super()._a_rows(m, advance, take, beat, **fields)
+        if self._dataflow == "ws":
+            regs[-1] = regs[-1][:-1] + [regs[0][0]]
+        return regs
 
 
+class DroppedProductBitTile(SystolicTile):
+    """A mutant whose last cell multiplies by its activation with the lowest bit
+    cleared (the activation registers themselves are intact)."""
 
-def _dropped_product_bit_tile():
-    from rtl.tile import SystolicTile
-
-    class DroppedProductBitTile(SystolicTile):
-        """A mutant whose last cell multiplies by its activation with the lowest bit
-        cleared (the activation registers themselves are intact)."""
-
-        def _a_rows(self, m, advance, take, beat, **fields):
-            regs = super()._a_rows(m, advance, take, beat, **fields)
-            cell = regs[-1][-1]
-            broken = Signal(beat, name="a_dropped_bit")
-            m.d.comb += [broken.eq(cell),
-                         broken.data.eq(Cat(Const(0, 1), Value.cast(cell.data)[1:]))]
-            regs[-1] = regs[-1][:-1] + [broken]
-            return regs
-
-    return DroppedProductBitTile
+    def _a_rows(self, m, advance, take, beat, **fields):
+        regs = super()._a_rows(m, advance, take, beat, **fields)
+        cell = regs[-1][-1]
+        broken = Signal(beat, name="a_dropped_bit")
+        m.d.comb += [broken.eq(cell),
+                     broken.data.eq(Cat(Const(0, 1), Value.cast(cell.data)[1:]))]
+        regs[-1] = regs[-1][:-1] + [broken]
+        return regs

@@ -1,11 +1,17 @@
 """One description of a router or Clos under test, and runners for RTL, Amaranth sim and model."""
 
+import dataclasses
 from dataclasses import dataclass
+
+from amaranth.sim import Simulator
 
 from fabric.network.flit import FlitCodec
 from fabric.network.traffic import (MODELS, DeadlockError, Endpoints, TrafficSpec,
                                     run_endpoints)
 from fabric.network.model import router_network, clos_network
+from rtl.router import Router, unused
+from rtl.router_harness import make_top
+from sim.runner import run_cocotb
 
 __all__ = ["Design", "MODELS", "run_rtl", "run_rtl_points", "run_amaranth", "run_model_for"]
 
@@ -24,12 +30,10 @@ class Design:
 
     def top(self):
         """The packed bench harness around the design."""
-        from rtl.router_harness import make_top
         return make_top(design=self.kind, **self.params)
 
     def endpoints(self, spec: TrafficSpec) -> Endpoints:
         """Fresh endpoints (traffic, scoreboard, statistics) for one run."""
-        from rtl.router import unused
         top = unused(self.top())
         dut = unused(top._dut)
         if self.kind == "router":
@@ -39,7 +43,6 @@ class Design:
             width = dut.flit_width
         else:
             zero_load = dut.zero_load_latency
-            from rtl.router import Router
             leaf = unused(Router(**dut.leaf_params[0]))   # the router's own defaults
             depth = leaf.buffer_depth
             width = leaf.flit_width
@@ -92,8 +95,6 @@ def run_amaranth(design: Design, spec: TrafficSpec, *, cfg_writes=(),
 
     Arguments as for :func:`run_model_for`.
     """
-    from amaranth.sim import Simulator
-
     top = design.top()
     codec = top.codec
     flits = FlitCodec(top._dut.flit_layout)
@@ -126,9 +127,6 @@ def run_rtl_points(design: Design, specs, *, sim: str = "verilator", waves: bool
                    cfg_writes=()):
     """Run the cocotb bench on ``design`` once per spec, in one simulator process (reset
     between specs); returns ``(list of result dicts, RunResult)``."""
-    from sim.runner import run_cocotb
-    from rtl.router_harness import make_top
-
     inputs = {"specs": [s.as_dict() for s in specs], "cfg": [list(c) for c in cfg_writes]}
     run = run_cocotb(kind=f"router_{design.kind}", component_factory=make_top,
                      params={"design": design.kind, **design.params},
@@ -140,6 +138,5 @@ def run_rtl(design: Design, spec: TrafficSpec, *, sim: str = "verilator",
             waves: bool = False, cfg_writes=()):
     """Run the cocotb bench on ``design`` under ``spec``; returns the runner's RunResult
     whose ``result`` is the one point's statistics."""
-    import dataclasses
     points, run = run_rtl_points(design, [spec], sim=sim, waves=waves, cfg_writes=cfg_writes)
     return dataclasses.replace(run, result=points[0])

@@ -2,6 +2,8 @@
 
 import dataclasses
 
+from tqdm import tqdm
+
 from fabric.network.traffic import TrafficSpec
 from .common import Design, run_rtl, run_rtl_points, run_model_for
 
@@ -48,8 +50,6 @@ def sweep(design: Design, spec: TrafficSpec, loads, *, sim="verilator", rtl=True
     "saturation": {...}}``; the saturation throughput is the accepted throughput at
     offered load 1.0.
     """
-    from tqdm import tqdm
-
     model_loads = sorted(set(model_loads or loads) | {1.0})
     model_points = [run_model_for(design, dataclasses.replace(spec, load=x))
                     for x in tqdm(model_loads, desc=f"model {design.kind}", unit="point",
@@ -75,6 +75,7 @@ def sweep(design: Design, spec: TrafficSpec, loads, *, sim="verilator", rtl=True
 
 def plot_sweep(result: dict, path, *, title=None):
     """Latency against offered load: RTL points, model line, saturation marked."""
+    # Deferred: matplotlib takes over half a second to import; only the plot needs it.
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

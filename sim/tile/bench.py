@@ -1,5 +1,7 @@
 """cocotb bench of the tile: load the harness, run one GEMM, score every row against numpy."""
 
+import time
+
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
@@ -91,8 +93,6 @@ class TileBench:
 @cocotb.test()
 async def gemm(dut):
     """One GEMM through the tile, every result bit-exact, cycles recorded."""
-    import time
-
     params, inputs = load_bench_inputs()
     bench = TileBench(dut, params, inputs)
     await bench.reset()
@@ -112,8 +112,6 @@ async def clock_only(dut):
     as busy as in a ``gemm`` run (event-driven simulators slow down with activity); only
     the per-cycle Python differs.
     """
-    import time
-
     params, inputs = load_bench_inputs()
     bench = TileBench(dut, params, inputs)
     await bench.reset()

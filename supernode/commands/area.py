@@ -5,6 +5,13 @@ import ast
 import importlib
 import json
 
+from amaranth.lib import wiring
+
+from rtl.errors import UserError
+from rtl.router import Router
+from rtl.tile import SystolicTile
+from sim.area import synthesize
+
 __all__ = ["register"]
 
 
@@ -38,7 +45,7 @@ def register(subparsers):
         description="Export a block to Verilog, synthesise it with Yosys' generic 'synth' "
                     "(technology-independent gates, no timing) and count its cells, its "
                     "flip-flop bits and its area in NAND2 gate equivalents. The weights per "
-                    "cell are an assumption stated in fabric/area.py (GE_WEIGHTS). Results "
+                    "cell are an assumption stated in sim/area.py (GE_WEIGHTS). Results "
                     "are cached under build/area/.")
     sub = p.add_subparsers(dest="block", required=True, parser_class=type(p))
 
@@ -74,23 +81,18 @@ def register(subparsers):
 
 
 def _tile(args):
-    from rtl.tile import SystolicTile
     return SystolicTile, {"rows": args.rows, "cols": args.cols, "in_width": args.in_width,
                           "acc_width": args.acc_width, "signed": not args.unsigned,
                           "dataflow": args.dataflow, "acc_depth": args.acc_depth}
 
 
 def _router(args):
-    from rtl.router import Router
     return Router, {"ports": args.ports, "vcs": args.vcs, "buffer_depth": args.buffer_depth,
                     "flit_width": args.flit_width, "allocator": args.allocator,
                     "islip_iterations": args.islip_iterations, "voq": args.voq}
 
 
 def _component(args):
-    from amaranth.lib import wiring
-
-    from supernode.errors import UserError
     module_name, _, cls_name = args.target.partition(":")
     if not module_name or not cls_name:
         raise UserError(f"component {args.target!r} must be given as MODULE:CLASS, "
@@ -106,8 +108,6 @@ def _component(args):
 
 
 def run(args) -> int:
-    from fabric.area import synthesize
-
     factory, params = args.factory(args)
     report = synthesize(factory, params, use_cache=not args.no_cache)
     if args.json:
@@ -128,7 +128,7 @@ def _table(r) -> str:
         lines.append(f"{cell:<18} {n:>8} {('%.1f' % ge) if ge is not None else 'unpriced':>11}")
     lines.append(f"{'total':<18} {r.cells:>8} {r.gate_equivalents:>11.1f}")
     lines.append(f"flip-flop bits: {r.flip_flops}; gate equivalents are NAND2 units under "
-                 "the assumed weights of fabric.area.GE_WEIGHTS")
+                 "the assumed weights of sim.area.GE_WEIGHTS")
     if r.unpriced:
         lines.append(f"warning: no weight for {', '.join(sorted(r.unpriced))}; "
                      "left out of the GE total")

@@ -2,6 +2,10 @@
 
 import time
 
+from fabric.system import demo_table
+from fabric.tile_model import reference_gemm
+from sim.tile.run import random_operands, run_gemm
+
 
 def register(subparsers):
     demo = subparsers.add_parser("demo", help="the whole story: the tile RTL on both "
@@ -17,9 +21,6 @@ DEMO_GEMMS = [("icarus", 4, 4, "os", 10, 24, 9), ("icarus", 4, 4, "ws", 10, 24, 
 
 
 def demo_command(args):
-    from fabric.tile_model import reference_gemm
-    from sim.tile.run import random_operands, run_gemm
-
     print("Systolic tile on the RTL: every result checked bit for bit against numpy,")
     print("measured cycles against the cycle model (fabric.tile_model).\n")
     header = (f"{'sim':<10} {'tile':<8} {'flow':<5} {'GEMM':<10} {'exact':<6} "
@@ -44,6 +45,5 @@ def demo_command(args):
         return 1
     print("\nMeasured cycles equal the model's, so the model carries the tile upwards.\n")
 
-    from fabric.system import demo_table
     demo_table()
     return 0

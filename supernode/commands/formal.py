@@ -3,7 +3,13 @@
 import argparse
 import json
 
-from ..errors import UserError
+from rtl.errors import UserError
+from sim.formal.router import RouterHarness
+from sim.formal.routing import RoutingHarness
+from sim.formal.runner import run_formal
+from sim.formal.skid import SkidBufferHarness
+from sim.formal.tile import TileHarness
+from sim.formal.toolchain import FormalToolError
 from . import positive_int
 
 
@@ -147,9 +153,6 @@ def register(subparsers):
 
 
 def _run(harnesses, args):
-    from sim.formal.runner import run_formal
-    from sim.formal.toolchain import FormalToolError
-
     results = []
     for harness in harnesses:
         try:
@@ -193,7 +196,6 @@ def _print_result(r):
 
 
 def tile_command(args):
-    from sim.formal.tile import TileHarness
     consumers = ("free", "always_ready") if args.consumer == "both" else (args.consumer,)
     harnesses = [TileHarness(rows=args.rows, cols=args.cols, in_width=args.in_width,
                              acc_width=args.acc_width, signed=not args.unsigned,
@@ -204,7 +206,6 @@ def tile_command(args):
 
 
 def router_command(args):
-    from sim.formal.router import RouterHarness
     return _run([RouterHarness(ports=args.ports, vcs=args.vcs, buffer_depth=args.buffer_depth,
                                flit_width=args.flit_width, allocator=args.allocator,
                                islip_iterations=args.islip_iterations, voq=args.voq,
@@ -232,7 +233,6 @@ def _port_list(what):
 
 
 def routing_command(args):
-    from sim.formal.routing import RoutingHarness
     return _run([RoutingHarness(ports=args.ports, vcs=args.vcs, buffer_depth=args.buffer_depth,
                                 allocator=args.allocator,
                                 islip_iterations=args.islip_iterations, voq=args.voq,
@@ -242,5 +242,4 @@ def routing_command(args):
 
 
 def skid_command(args):
-    from sim.formal.skid import SkidBufferHarness
     return _run([SkidBufferHarness(width=args.width, fault=args.fault)], args)

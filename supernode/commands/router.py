@@ -1,17 +1,25 @@
 """``supernode router``: export the switch router, run traffic on its RTL beside the model, sweep load."""
 
 import argparse
+import inspect
+import warnings
 import json
 import sys
 from pathlib import Path
 
-from ..errors import UserError
+from amaranth.hdl import UnusedElaboratable
+
+from fabric.network.traffic import TrafficSpec
+from rtl.clos import Clos
+from rtl.errors import UserError
+from rtl.router import Router, unused
+from sim.router.common import Design
+from sim.router.sweep import DEFAULT_LOADS, compare_point, plot_sweep, sweep
+from sim.runner import SIMULATORS, SimulationError, export_verilog
 
 
 def _router_defaults() -> dict:
     """The router's own keyword defaults (read from its constructor, not restated)."""
-    import inspect
-    from rtl.router import Router
     return {name: p.default for name, p in inspect.signature(Router.__init__).parameters.items()
             if p.kind is p.KEYWORD_ONLY}
 
@@ -85,7 +93,6 @@ def add_traffic_params(parser, *, pattern="uniform"):
 
 
 def traffic_spec(args, *, load, ordered=True):
-    from fabric.network.traffic import TrafficSpec
     return TrafficSpec(pattern=args.pattern, load=load, packet_length=args.packet_length,
                        warmup=args.warmup, measure=args.measure, drain=args.drain,
                        seed=args.seed, backpressure=args.backpressure, ordered=ordered,
@@ -93,7 +100,6 @@ def traffic_spec(args, *, load, ordered=True):
 
 
 def check_sim(name):
-    from sim.runner import SIMULATORS
     if name not in SIMULATORS:
         raise UserError(f"--sim must be one of {', '.join(SIMULATORS)}, not {name!r}")
 
@@ -137,9 +143,6 @@ def register(subparsers):
 
 
 def export_command(args):
-    from rtl.router import Router
-    from sim.runner import export_verilog
-
     out = check_out(args.out, (".v",))
     _quiet_amaranth()
     export_verilog(Router(**router_params(args)), out, name="router")
@@ -149,21 +152,15 @@ def export_command(args):
 
 def _quiet_amaranth():
     """Components built only to validate parameters are not elaborated: no warning."""
-    import warnings
-    from amaranth.hdl import UnusedElaboratable
     warnings.filterwarnings("ignore", category=UnusedElaboratable)
 
 
 def design_from(args):
-    from sim.router.common import Design
     _quiet_amaranth()
     if args.design == "router":
         params = router_params(args)
-        from rtl.router import Router, unused
         unused(Router(**params))
         return Design("router", params)
-    from rtl.clos import Clos
-    from rtl.router import unused
     params = dict(endpoints_per_leaf=args.endpoints_per_leaf, leaves=args.leaves,
                   spines=args.spines, up_routing=args.up_routing,
                   **router_params(args, ports=False))
@@ -172,9 +169,6 @@ def design_from(args):
 
 
 def sim_command(args):
-    from sim.runner import SimulationError
-    from sim.router.sweep import compare_point
-
     check_sim(args.sim)
     design = design_from(args)
     ordered = design.params.get("up_routing", "deterministic") != "balanced"
@@ -229,8 +223,6 @@ def print_router_stats(stats: dict, cycles: int):
 
 
 def sweep_command(args):
-    from sim.router.sweep import sweep, plot_sweep, DEFAULT_LOADS
-
     check_sim(args.sim)
     out = check_out(args.plot, (".png",)) if args.plot else None
     design = design_from(args)

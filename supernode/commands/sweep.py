@@ -3,6 +3,8 @@
 import json
 import sys
 
+from rtl.errors import UserError
+
 from . import positive_int
 
 __all__ = ["register"]
@@ -32,8 +34,8 @@ def register(subparsers):
 
 
 def run(args) -> int:
-    from fabric.dse import load_spec, run_sweep
-    from supernode.errors import UserError
+    # Deferred: supernode.dse imports pandas (half a second) and every CLI start would pay it.
+    from supernode.dse import load_spec, run_sweep
 
     spec = load_spec(args.spec)
     if args.scheduler is not None and args.workers is not None:

@@ -5,7 +5,11 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import UserError
+from fabric.tile_model import reference_gemm
+from rtl.errors import UserError
+from rtl.tile import SystolicTile
+from sim.runner import SIMULATORS, SimulationError, export_verilog
+from sim.tile.run import Gaps, random_operands, run_gemm, tile_params
 from . import positive_int
 
 
@@ -34,7 +38,6 @@ def _add_tile_params(parser):
 
 
 def _tile_params(args):
-    from sim.tile.run import tile_params
     return tile_params(rows=args.rows, cols=args.cols, dataflow=args.dataflow,
                        in_width=args.in_width, acc_width=args.acc_width,
                        signed=not args.unsigned, acc_depth=args.acc_depth)
@@ -67,9 +70,6 @@ def register(subparsers):
 
 
 def export_command(args):
-    from rtl.tile import SystolicTile
-    from sim.runner import export_verilog
-
     params = _tile_params(args)
     out = Path(args.out)
     if not out.parent.is_dir():
@@ -82,10 +82,6 @@ def export_command(args):
 
 
 def sim_command(args):
-    from fabric.tile_model import reference_gemm
-    from sim.runner import SIMULATORS, SimulationError
-    from sim.tile.run import Gaps, random_operands, run_gemm
-
     params = _tile_params(args)
     if args.sim not in SIMULATORS:
         raise UserError(f"--sim must be one of {', '.join(SIMULATORS)}, not {args.sim!r}")

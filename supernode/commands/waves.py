@@ -1,6 +1,11 @@
 """`supernode waves`: summarise the valid/ready streams of a VCD or FST file and draw a timeline."""
 
 import json
+from pathlib import Path
+
+from rtl.errors import UserError
+from sim import waves
+from sim.gtkw import write_gtkw
 
 from . import positive_int
 
@@ -38,11 +43,6 @@ def register(subparsers):
 
 
 def run(args) -> int:
-    from pathlib import Path
-
-    from sim import waves
-    from supernode.errors import UserError
-
     if Path(args.file).is_dir():  # a run directory: its one wave file
         found = sorted(p for p in Path(args.file).iterdir() if p.suffix in (".vcd", ".fst"))
         if len(found) != 1:
@@ -57,7 +57,6 @@ def run(args) -> int:
         summary["png"] = str(waves.plot_timeline(args.file, args.png, wave=wave, signals=args.signals,
                                                  start=args.start, end=args.end))
     if args.gtkw:
-        from sim.gtkw import write_gtkw
         summary["gtkw"] = str(write_gtkw(args.file, args.gtkw, wave=wave))
     if args.json:
         print(json.dumps(summary))

@@ -1,5 +1,10 @@
 """Tile points: a systolic array shape/dataflow/widths scored on a GEMM mix, RTL spot-checked."""
 
+from fabric.tile_model import predict
+from rtl.tile import SystolicTile
+from sim.area import synthesize
+from sim.tile.run import random_operands, run_gemm
+
 from . import ModelMismatchError
 
 #: Parameters of ``rtl.tile.SystolicTile`` a sweep may vary; the component checks values.
@@ -13,8 +18,8 @@ OBJECTIVES = {
     "energy": "energy_proxy_ge_cycles",
 }
 
-SOURCES = ("fabric.tile_model", "rtl.tile", "sim.tile.run", "sim.tile.bench", "sim.tile.harness",
-           "fabric.area")
+#: The cocotb bench, which the runner loads by name; the rest is found from the imports.
+SOURCES = ("sim.tile.bench",)
 
 SIMULATORS = ("verilator", "icarus")
 
@@ -50,7 +55,6 @@ def parameters() -> dict:
 
 def check_point(params: dict):
     """Raise ``ValueError`` naming the value when the tile cannot be built with ``params``."""
-    from rtl.tile import SystolicTile
     tile = SystolicTile(**_hardware(params))
     tile._MustUse__silence = True       # built only to check the parameters
 
@@ -120,8 +124,6 @@ def _model_params(params: dict) -> dict:
 
 def evaluate(params: dict, workload: dict, *, rtl=None, area=False) -> dict:
     """Score one tile on the GEMM mix; spot-check the model on the RTL when ``rtl`` is given."""
-    from fabric.tile_model import predict
-
     check_point(params)
     model = _model_params(params)
     cycles = macs = 0
@@ -149,8 +151,6 @@ def evaluate(params: dict, workload: dict, *, rtl=None, area=False) -> dict:
 
 
 def _area(params: dict) -> dict:
-    from fabric.area import synthesize
-    from rtl.tile import SystolicTile
     report = synthesize(SystolicTile, _hardware(params))
     return {"area_cells": report.cells, "area_flip_flops": report.flip_flops,
             "area_gate_equivalents": report.gate_equivalents}
@@ -163,11 +163,9 @@ def spot_check(params: dict, workload: dict, rtl: dict) -> dict:
     GEMM dimensions are clipped to ``rtl["max_dim"]`` so that a simulation takes seconds;
     the model is asked about the very same clipped GEMM, so the comparison is exact. The
     bench itself checks every result row against numpy. Raises
-    :class:`~fabric.dse.evaluators.ModelMismatchError` when the cycle counts differ by
+    :class:`~supernode.dse.evaluators.ModelMismatchError` when the cycle counts differ by
     more than ``tolerance_cycles``.
     """
-    from sim.tile.run import random_operands, run_gemm
-
     hardware = _hardware(params)
     measured = predicted = worst = 0
     for index, g in enumerate(workload["gemms"]):

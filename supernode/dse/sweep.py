@@ -7,7 +7,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from supernode.errors import UserError
+from tqdm import tqdm
+
+from rtl.errors import UserError
 
 from .cache import ResultCache, write_atomic
 from .evaluators import code_fingerprint
@@ -69,8 +71,6 @@ def run_sweep(spec, *, out_dir=None, workers: "int | None" = None, scheduler=Non
     loses no finished point; ``resume`` insists that ``out_dir`` holds an earlier run
     of this same spec.
     """
-    from tqdm import tqdm
-
     started = time.perf_counter()
     log = sys.stderr if log is None else log
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(spec)
@@ -133,6 +133,7 @@ def run_sweep(spec, *, out_dir=None, workers: "int | None" = None, scheduler=Non
     table = mark_pareto(build_table(spec, rows), spec)
     files = write_table(table, out_dir)
     if plots:
+        # Deferred: plots imports matplotlib (over half a second); --no-plots runs skip it.
         from .plots import draw_plots
         files += draw_plots(table, spec, out_dir)
     manifest["state"] = "failed" if failures else "complete"

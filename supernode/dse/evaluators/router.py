@@ -1,12 +1,15 @@
 """Router points: VC router configurations under a traffic pattern and offered load, RTL spot-checked."""
 
+from fabric.network import default_clos_shape
+from fabric.network.traffic import PATTERNS, TrafficSpec
+from rtl.router import Router, unused
+from sim.area import synthesize
+from sim.router.common import Design, run_model_for, run_rtl
+
 from . import ModelMismatchError
 
 #: Parameters of ``rtl.router.Router`` a sweep may vary; the component checks the values.
 HARDWARE = ("ports", "vcs", "buffer_depth", "flit_width", "allocator", "islip_iterations", "voq")
-
-#: Traffic parameters a sweep may vary per point (the rest of the traffic is the workload).
-TRAFFIC = ("load", "packet_length")
 
 OBJECTIVES = {
     "throughput": "throughput_flits_per_cycle_per_port",
@@ -16,9 +19,8 @@ OBJECTIVES = {
     "energy": "energy_proxy_ge_cycles_per_flit",
 }
 
-SOURCES = ("fabric.network.model", "fabric.network.engine", "fabric.network.traffic",
-           "fabric.network.flit", "rtl.router", "rtl.clos", "rtl.router_harness", "sim.router.common",
-           "sim.router.bench", "fabric.area")
+#: The cocotb bench, which the runner loads by name; the rest is found from the imports.
+SOURCES = ("sim.router.bench",)
 
 RTL_CHECKS = True
 SIMULATORS = ("verilator", "icarus")
@@ -70,15 +72,12 @@ def _hardware(params: dict) -> dict:
 
 def check_point(params: dict):
     """Raise ``ValueError`` naming the value when the router cannot be built with ``params``."""
-    from rtl.router import Router, unused
     unused(Router(**_hardware(params)))
 
 
 def check_workload(table: dict, swept: set) -> dict:
     """Traffic and topology: ``pattern`` (default all_to_all), ``topology`` (``router``: one
     endpoint per port; ``clos``: a two-tier folded Clos of the router), run lengths, seed."""
-    from fabric.network.traffic import PATTERNS, TrafficSpec
-
     for key, value in table.items():
         if key not in _WORKLOAD_KEYS:
             raise ValueError(f"key {key!r} is unknown; expected one of {', '.join(_WORKLOAD_KEYS)}")
@@ -140,20 +139,15 @@ def default_plots(swept: set, objectives: set) -> list:
 
 
 def _design(params: dict, workload: dict):
-    from fabric.network import default_clos_shape
-    from sim.router.common import Design
-
     hardware = _hardware(params)
     if workload["topology"] == "router":
         return Design("router", hardware)
-    from rtl.router import Router, unused
     ports = unused(Router(**hardware)).ports
     shape = workload["clos"] or default_clos_shape(ports)
     return Design("clos", {**shape, **{k: v for k, v in hardware.items() if k != "ports"}})
 
 
 def _traffic(params: dict, workload: dict, **override):
-    from fabric.network.traffic import TrafficSpec
     traffic = dict(workload["traffic"])
     if "packet_length" in params:
         traffic["packet_length"] = params["packet_length"]
@@ -163,9 +157,6 @@ def _traffic(params: dict, workload: dict, **override):
 
 def evaluate(params: dict, workload: dict, *, rtl=None, area=False) -> dict:
     """Run the cycle-level model of the router (or its Clos) under the point's traffic."""
-    from rtl.router import Router, unused
-    from sim.router.common import run_model_for
-
     check_point(params)
     design = _design(params, workload)
     spec = _traffic(params, workload)
@@ -185,7 +176,6 @@ def evaluate(params: dict, workload: dict, *, rtl=None, area=False) -> dict:
         "credit_round_trip_cycles": router.credit_round_trip,
     }
     if area:
-        from fabric.area import synthesize
         report = synthesize(Router, _hardware(params))
         metrics.update({"area_cells": report.cells, "area_flip_flops": report.flip_flops,
                         "area_gate_equivalents": report.gate_equivalents})
@@ -201,11 +191,9 @@ def spot_check(params: dict, workload: dict, rtl: dict) -> dict:
     """Run the point's traffic (with the RTL's shorter window) on the RTL under cocotb and
     on the model; every figure in :data:`COMPARED` must be identical.
 
-    Raises :class:`~fabric.dse.evaluators.ModelMismatchError` naming the first figure that
+    Raises :class:`~supernode.dse.evaluators.ModelMismatchError` naming the first figure that
     differs.
     """
-    from sim.router.common import run_model_for, run_rtl
-
     design = _design(params, workload)
     spec = _traffic(params, workload, measure=rtl["measure"])
     measured = run_rtl(design, spec, sim=rtl["simulator"])

@@ -8,7 +8,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from supernode.errors import UserError
+from rtl.errors import UserError
 
 from .cache import point_key
 from .evaluators import KINDS, load_evaluator
@@ -68,10 +68,6 @@ class SweepSpec:
     @property
     def evaluator(self):
         return load_evaluator(self.kind)
-
-    @property
-    def parameter_names(self) -> tuple:
-        return tuple(self.space)
 
     def points(self) -> list:
         """Every point of the space as a parameter dict, in a fixed order."""

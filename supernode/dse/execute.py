@@ -3,7 +3,7 @@
 import logging
 from contextlib import contextmanager
 
-from supernode.errors import UserError
+from rtl.errors import UserError
 
 from .evaluators import evaluate_point
 
@@ -20,6 +20,8 @@ def dask_client(*, workers: int = 1, scheduler: "str | None" = None):
 
     Everything after this point is the same code whichever cluster it is.
     """
+    # Deferred: distributed (Dask) takes half a second to import; loading and checking a
+    # spec, and reading cached results, do without it.
     from distributed import Client, LocalCluster
 
     if scheduler is None:
@@ -57,6 +59,7 @@ def run_tasks(client, tasks, *, on_done, on_failed, progress=None):
     completion order, so results are stored the moment they arrive whatever the
     cluster. ``progress`` (a tqdm bar) advances by one per finished task.
     """
+    # Deferred: distributed (Dask), as in dask_client.
     from distributed import as_completed
 
     futures = {}

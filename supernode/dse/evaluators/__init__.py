@@ -1,11 +1,11 @@
 """Evaluators: one small module per kind of point (tile, router, system) and the worker entry."""
 
-import hashlib
 import importlib
-import inspect
 import os
 import socket
 import time
+
+from fabric.sources import source_digest
 
 __all__ = ["KINDS", "ModelMismatchError", "load_evaluator", "code_fingerprint", "evaluate_point"]
 
@@ -14,13 +14,15 @@ __all__ = ["KINDS", "ModelMismatchError", "load_evaluator", "code_fingerprint", 
 #:   ``OBJECTIVES`` -> {objective name: metric column};
 #:   ``check_workload(table, swept)`` and ``check_rtl(table)`` -> normalised dict;
 #:   ``default_plots(swept, objectives)`` -> list of plot dicts;
-#:   ``SOURCES`` -> modules whose code decides a result (part of the cache key);
+#:   ``SOURCES`` -> modules whose code decides a result (part of the cache key) and that
+#:       the evaluator does not import, such as a cocotb bench loaded by name; the modules
+#:       it imports, directly or not, are found by following the imports;
 #:   ``RTL_CHECKS`` -> whether ``evaluate`` can spot-check a point on the RTL;
 #:   ``evaluate(params, workload, *, rtl, area)`` -> {metric column: value}.
 KINDS = {
-    "tile": "fabric.dse.evaluators.tile",
-    "router": "fabric.dse.evaluators.router",
-    "system": "fabric.dse.evaluators.system",
+    "tile": "supernode.dse.evaluators.tile",
+    "router": "supernode.dse.evaluators.router",
+    "system": "supernode.dse.evaluators.system",
 }
 
 
@@ -36,17 +38,10 @@ def load_evaluator(kind: str):
 
 
 def code_fingerprint(kind: str) -> str:
-    """Hash of the source of the evaluator of ``kind`` and of every model it names."""
+    """Hash of the source of the evaluator of ``kind``, of the modules it names in
+    ``SOURCES`` and of every project module these import, directly or not."""
     evaluator = load_evaluator(kind)
-    digest = hashlib.sha256()
-    for name in (evaluator.__name__, *evaluator.SOURCES):
-        try:
-            module = importlib.import_module(name)
-            source = inspect.getsource(module)
-        except (ImportError, OSError, TypeError):
-            source = f"<{name} unavailable>"
-        digest.update(name.encode() + b"\0" + source.encode() + b"\0")
-    return digest.hexdigest()[:16]
+    return source_digest(evaluator.__name__, *evaluator.SOURCES)
 
 
 def evaluate_point(task: dict) -> dict:

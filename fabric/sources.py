@@ -1,0 +1,72 @@
+"""The project's source files a cached result depends on, found by following imports."""
+
+import ast
+import hashlib
+from pathlib import Path
+
+__all__ = ["PACKAGES", "imported_modules", "source_digest"]
+
+#: Root packages of the project. Imports of anything else (numpy, Amaranth) are not
+#: followed: their versions are not part of a source digest.
+PACKAGES = ("rtl", "fabric", "sim", "supernode")
+
+_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _module_file(name: str) -> "Path | None":
+    base = _ROOT.joinpath(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _imported_names(name: str, path: Path):
+    """Every name module ``name`` (source at ``path``) imports, in any function too.
+
+    ``from package import item`` yields ``package`` and ``package.item``: the item may be a
+    submodule. Names that are not modules are dropped by the caller.
+    """
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_bytes(), str(path))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                anchor = ".".join(parts[:len(parts) - node.level + 1])
+                base = f"{anchor}.{base}" if base else anchor
+            yield base
+            yield from (f"{base}.{alias.name}" for alias in node.names)
+
+
+def imported_modules(*names: str) -> tuple:
+    """``names`` and every project module they import, directly or not, sorted.
+
+    Imports made inside functions count: a deferred import is still a dependency. A
+    package's ``__init__`` counts only where the package itself is imported, not for
+    each of its submodules.
+    """
+    for name in names:
+        if name.split(".")[0] not in PACKAGES or _module_file(name) is None:
+            raise ValueError(f"{name!r} is not a module of the packages "
+                             f"{', '.join(PACKAGES)}")
+    found, todo = {}, list(names)
+    while todo:
+        name = todo.pop()
+        if name in found or name.split(".")[0] not in PACKAGES:
+            continue
+        path = _module_file(name)
+        if path is not None:
+            found[name] = path
+            todo.extend(_imported_names(name, path))
+    return tuple(sorted(found))
+
+
+def source_digest(*names: str) -> str:
+    """Hash of the source of modules ``names`` and of every project module they import."""
+    digest = hashlib.sha256()
+    for name in imported_modules(*names):
+        digest.update(name.encode() + b"\0" + _module_file(name).read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
