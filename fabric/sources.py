@@ -64,9 +64,23 @@ def imported_modules(*names: str) -> tuple:
     return tuple(sorted(found))
 
 
+#: Modules that read data files shipped beside the code: a result that imports one depends
+#: on every file under its folder too (the hardware, workload, mapping and validation TOML
+#: files the estimator reads).
+DATA = {"fabric.system.config": "fabric/configs"}
+
+
 def source_digest(*names: str) -> str:
-    """Hash of the source of modules ``names`` and of every project module they import."""
+    """Hash of the source of modules ``names``, of every project module they import and of
+    the data files those modules read (:data:`DATA`)."""
     digest = hashlib.sha256()
-    for name in imported_modules(*names):
+    modules = imported_modules(*names)
+    for name in modules:
         digest.update(name.encode() + b"\0" + _module_file(name).read_bytes() + b"\0")
+    for name in modules:
+        if name in DATA:
+            for path in sorted((_ROOT / DATA[name]).rglob("*")):
+                if path.is_file():
+                    digest.update(str(path.relative_to(_ROOT)).encode() + b"\0"
+                                  + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]

@@ -11,8 +11,8 @@ __all__ = ["GemmEstimate", "gemm_on_chip", "vector_on_chip", "rtl_tile_predict",
 
 
 def rtl_tile_predict():
-    """The RTL-checked tile cycle model (imported on first use: it pulls in Amaranth)."""
-    from fabric.tile_model import predict
+    """The RTL-checked tile cycle model."""
+    from fabric.tile_model import predict   # deferred: it imports Amaranth (about 0.3 s)
     return predict
 
 

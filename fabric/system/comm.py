@@ -113,6 +113,7 @@ class NetworkSource:
             else:
                 key = (pattern, tuple(sorted(self.system.router.items())))
                 if key not in _FIGURES:
+                    # deferred: the network model compiles its engine with numba
                     from fabric.network import clos_figures
                     _FIGURES[key] = clos_figures(pattern=pattern, **dict(self.system.router))
                 self._memo[pattern] = _FIGURES[key]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from .estimate import estimate
 from .slo import slo_search
-from .hardware import SystemSpec, load_system, system_totals
+from .hardware import SystemSpec, describe_sources, load_system, system_totals
 from .workload import PHASES, load_workload
 
 __all__ = ["Comparison", "Row", "compare", "system_rows", "workload_rows", "roofline_plot",
@@ -83,7 +83,6 @@ class Comparison:
 
 
 def _sources(system: SystemSpec) -> dict:
-    from .hardware import describe_sources
     return {f"{level}.{key}": {"value": value, "source": prov.text,
                                "assumption": prov.assumption}
             for level, key, value, prov in describe_sources(system)}
@@ -200,7 +199,7 @@ def compare(systems=("cloudmatrix384", "gb200-nvl72"), workloads=None, *, phases
 
 def roofline_plot(comparison: Comparison, path) -> None:
     """Write a per-package roofline of every system with each estimate placed on it."""
-    import matplotlib
+    import matplotlib                   # deferred: matplotlib takes a second to import
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from .hardware import chip_totals, describe_sources, system_totals
+from .chip import rtl_tile_predict
+from .comparison import compare
+from .hardware import chip_totals, describe_sources, load_system, system_totals
 
 __all__ = ["format_estimate", "format_comparison", "format_sources", "format_slo", "slo_plot",
            "demo_table"]
@@ -131,7 +133,7 @@ def format_slo(result) -> str:
 
 def slo_plot(result, path) -> None:
     """Throughput per package against latency for every batch searched, the limit drawn."""
-    import matplotlib
+    import matplotlib                   # deferred: matplotlib takes a second to import
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -236,10 +238,6 @@ def demo_table(file=None, *, predict=None, network=None) -> None:
     derived peak beside the published one. Supernode: derived totals beside the published
     ones. Then the CloudMatrix 384 vs GB200 NVL72 tables for DeepSeek-R1 decode.
     """
-    from .chip import rtl_tile_predict
-    from .comparison import compare
-    from .hardware import load_system
-
     out = file or sys.stdout
     predict = predict or rtl_tile_predict()
     systems = [load_system("cloudmatrix384"), load_system("gb200-nvl72")]

@@ -6,7 +6,15 @@ import json
 import os
 from pathlib import Path
 
-from supernode.errors import UserError
+from fabric.system import default_mapping, estimate, load_mapping, load_system
+from fabric.system.comparison import compare, roofline_plot
+from fabric.system.config import parse_quantity
+from fabric.system.report import format_comparison, format_estimate, format_slo, slo_plot
+from fabric.system.slo import slo_search
+from fabric.system.validation import TOLERANCE, format_table, load_points, to_csv, validate
+from fabric.system.workload import (COLLECTIVES, collective_workload, gemm_workload,
+                                    load_workload)
+from rtl.errors import UserError
 
 from . import positive_int
 
@@ -17,9 +25,6 @@ def parse_workload(text: str):
     >>> parse_workload("gemm:4096x7168x2048:int8").m
     4096
     """
-    from fabric.system.config import parse_quantity
-    from fabric.system.workload import (COLLECTIVES, collective_workload, gemm_workload,
-                                        load_workload)
     head, _, rest = text.partition(":")
     if head == "gemm" and rest:
         shape, _, precision = rest.partition(":")
@@ -177,10 +182,6 @@ def _write_plot(draw, plot: Path) -> None:
 
 
 def run_estimate(args) -> int:
-    from fabric.system import default_mapping, estimate, load_mapping, load_system
-    from fabric.system.report import format_estimate, format_slo, slo_plot
-    from fabric.system.slo import slo_search
-
     system = load_system(args.system)
     workload = parse_workload(args.workload)
     phase = args.phase or ("prefill" if args.ttft_slo else "decode")
@@ -237,14 +238,12 @@ def run_estimate(args) -> int:
 
 
 def run_validate(args) -> int:
-    from fabric.system.validation import format_table, load_points, to_csv, validate
-
     points = load_points()
     if args.role:
         points = tuple(p for p in points if p.role == args.role)
     rows = validate(points)
     if args.json:
-        print(json.dumps({"tolerance": 0.25, "rows": [r.to_dict() for r in rows]}, indent=1))
+        print(json.dumps({"tolerance": TOLERANCE, "rows": [r.to_dict() for r in rows]}, indent=1))
     elif args.csv:
         print(to_csv(rows), end="")
     else:
@@ -253,9 +252,6 @@ def run_validate(args) -> int:
 
 
 def run_compare(args) -> int:
-    from fabric.system.comparison import compare, roofline_plot
-    from fabric.system.report import format_comparison
-
     if len(args.systems) < 2:
         raise UserError(f"compare needs at least two systems, got {len(args.systems)} "
                         f"({', '.join(args.systems)})")

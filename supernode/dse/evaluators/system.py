@@ -1,14 +1,19 @@
 """System points: a supernode resized (node count, tier bandwidths, mapping) and estimated on an LLM step."""
 
+from dataclasses import replace
+
+from fabric.system import default_mapping, estimate, load_mapping, load_system, load_workload
+from fabric.system.config import parse_quantity
+from rtl.errors import UserError
+
 OBJECTIVES = {
     "throughput": "tokens_per_s",
     "latency": "latency_s",
     "utilisation": "utilization",
 }
 
-SOURCES = ("fabric.system.estimate", "fabric.system.chip", "fabric.system.comm",
-           "fabric.system.workload", "fabric.system.mapping", "fabric.system.hardware",
-           "fabric.network.figures", "fabric.tile_model")
+#: The estimator and its shipped data files are found through this module's imports.
+SOURCES = ()
 
 #: The estimator is built from the tile and network models, which are themselves checked
 #: against the RTL by their own tests; a system point has no RTL of its own to run.
@@ -26,8 +31,6 @@ def _positive_int(value):
 
 def _bandwidth(key):
     def check(value):
-        from fabric.system.config import parse_quantity
-        from supernode.errors import UserError
         if isinstance(value, str):
             try:
                 value = parse_quantity(value, key, "[space]")
@@ -60,9 +63,6 @@ def check_workload(table: dict, swept: set) -> dict:
     """``system`` (a shipped system or a path), ``model`` (an LLM workload), ``phase``,
     ``mapping`` (a mapping file whose degrees are rescaled to the point's ranks),
     ``batch_per_rank``, ``seq_len``, ``precision``, ``layers``."""
-    from fabric.system import load_mapping, load_system, load_workload
-    from supernode.errors import UserError
-
     for key, value in table.items():
         if key not in _WORKLOAD_KEYS:
             raise ValueError(f"key {key!r} is unknown; expected one of {', '.join(_WORKLOAD_KEYS)}")
@@ -116,9 +116,6 @@ def default_plots(swept: set, objectives: set) -> list:
 
 def build(params: dict, workload: dict):
     """The resized system and rescaled mapping of a point: ``(system, model, mapping)``."""
-    from dataclasses import replace
-
-    from fabric.system import default_mapping, load_mapping, load_system, load_workload
 
     system = load_system(workload["system"])
     model = load_workload(workload["model"])
@@ -159,7 +156,6 @@ def build(params: dict, workload: dict):
 
 def evaluate(params: dict, workload: dict, *, rtl=None, area=False) -> dict:
     """Estimate one step of the workload on the resized system."""
-    from fabric.system import estimate
 
     system, model, mapping = build(params, workload)
     batch = params.get("batch_per_rank", workload.get("batch_per_rank"))
