@@ -452,7 +452,7 @@ def estimate(system, workload, *, phase: str = "decode", batch=None, seq_len=Non
         compute_s=t["compute"], memory_s=t["memory"], onchip_s=t["onchip"],
         memory_exposed_s=t["memory_exposed"], comm_s=t["comm"],
         comm_exposed_s=t["comm_exposed"],
-        comm_overlapped_s=max(0.0, t["comm"] - t["comm_exposed"]),
+        comm_overlapped_s=_clean(t["comm"] - t["comm_exposed"]),
         overhead_s=t["overhead"], kernels=int(round(t["kernels"])),
         bound=max(shares, key=shares.get), utilization=per_rank_flops / step / peak,
         roofline_s=max(roof.values()), roofline_compute_s=roof["compute"],
@@ -467,6 +467,11 @@ def estimate(system, workload, *, phase: str = "decode", batch=None, seq_len=Non
             getattr(op, "extrapolated", False) for b in result["blocks"] for op in b.ops)
         else "", kind=kind, tokens_per_sequence=program.tokens_per_sequence,
         two_batch_overlap=program.overlap_microbatches > 1)
+
+
+def _clean(seconds: float) -> float:
+    """A difference of sums that should be zero and is a rounding error away from it."""
+    return 0.0 if seconds < 1e-12 else seconds
 
 
 def _truncate(model: LlmModel, layers: int) -> LlmModel:

@@ -20,7 +20,8 @@ from .moe import distinct_nodes
 from .slo import slo_search
 from .workload import ACT_BYTES, Comm, Gemm, load_workload
 
-__all__ = ["Point", "Row", "load_points", "validate", "format_table", "to_csv", "ROLES",
+__all__ = ["Point", "Row", "load_points", "validate", "format_table", "to_csv", "to_markdown",
+           "ROLES",
            "KINDS", "TOLERANCE"]
 
 #: What a point does for the model: it set a parameter (``set``), it is only compared
@@ -170,7 +171,8 @@ def describe(p: Point) -> str:
             words.append(f"cache hits {s['cache_hit_rate']:.0%}")
         return ", ".join(w for w in words if w)
     if p.kind in ("dispatch", "combine"):
-        return f"EP{s['ep']}, {s['tokens_per_rank']} tokens/rank, {s.get('precision', '')}"
+        width = s.get("precision", "bf16") if p.kind == "dispatch" else "bf16"
+        return f"EP{s['ep']}, {s['tokens_per_rank']} tokens/rank, {width}"
     if p.kind == "all_to_all_bandwidth":
         return f"{s['op']} EP{s['ep']}, {s['tokens_per_rank']} tokens/rank"
     if p.kind == "gemm":
@@ -318,6 +320,18 @@ def format_table(rows) -> str:
         extra = f" [sets {p.sets}]" if p.sets else ""
         lines.append(f"  {p.id}: {p.source}{extra}")
     return "\n".join(lines)
+
+
+def to_markdown(rows) -> str:
+    """The validation table as Markdown, for reports and docs."""
+    lines = ["| point | role | system | setup | measured | estimate | ratio |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        p = r.point
+        mark = "" if r.within else " (outside)"
+        lines.append(f"| `{p.id}` | {p.role} | {p.system} | {describe(p)} | "
+                     f"{p.measured:,.4g} {p.unit} | {r.estimate:,.4g} | {r.ratio:.2f}{mark} |")
+    return "\n".join(lines) + "\n"
 
 
 def to_csv(rows) -> str:

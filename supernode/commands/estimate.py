@@ -11,7 +11,8 @@ from fabric.system.comparison import compare, roofline_plot
 from fabric.system.config import parse_quantity
 from fabric.system.report import format_comparison, format_estimate, format_slo, slo_plot
 from fabric.system.slo import slo_search
-from fabric.system.validation import TOLERANCE, format_table, load_points, to_csv, validate
+from fabric.system.validation import (TOLERANCE, format_table, load_points, to_csv,
+                                      to_markdown, validate)
 from fabric.system.workload import (COLLECTIVES, collective_workload, gemm_workload,
                                     load_workload)
 from rtl.errors import UserError
@@ -136,6 +137,7 @@ def register(subparsers):
     fmt = val.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print one JSON object")
     fmt.add_argument("--csv", action="store_true", help="print the table as CSV")
+    fmt.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     val.add_argument("--role", choices=("set", "check", "blind"), default=None,
                      help="only the points of this role")
     val.set_defaults(func=run_validate)
@@ -246,6 +248,8 @@ def run_validate(args) -> int:
         print(json.dumps({"tolerance": TOLERANCE, "rows": [r.to_dict() for r in rows]}, indent=1))
     elif args.csv:
         print(to_csv(rows), end="")
+    elif args.markdown:
+        print(to_markdown(rows), end="")
     else:
         print(format_table(rows))
     return 0
