@@ -2,7 +2,7 @@
 
 #: Public names of the system estimator, imported on first use so ``import fabric`` stays cheap.
 _SYSTEM_NAMES = ("load_system", "load_chip", "load_workload", "load_mapping", "estimate",
-                 "compare", "system_totals")
+                 "slo_search", "compare", "validate", "system_totals")
 
 
 def __getattr__(name):

@@ -104,6 +104,32 @@ def test_quantities_convert_to_the_unit_of_the_key(text, key, expected):
     assert parse_quantity(text, key, "here") == pytest.approx(expected)
 
 
+@pytest.mark.parametrize("text, key, expected", [
+    ("400 Gb/s", "scale_out_bandwidth_bytes_per_s", 50e9),       # bits, not bytes
+    ("400 GB/s", "scale_out_bandwidth_bytes_per_s", 400e9),
+    ("1 mW", "power_w", 1e-3),                                    # milli, not mega
+    ("1 MW", "power_w", 1e6),
+    ("1 kB", "local_buffer_bytes", 1e3),
+    ("1 KiB", "local_buffer_bytes", 1024.0),
+])
+def test_units_are_case_sensitive_bits_and_bytes_apart(text, key, expected):
+    assert parse_quantity(text, key, "here") == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("text, key, words", [
+    ("256 KB", "local_buffer_bytes", ["unit 'KB'", "accepted: B, kB"]),
+    ("3.2 tb/s", "hbm_bandwidth_bytes_per_s", ["unit 'tb/s'", "case-sensitive: did you mean "
+                                                              "TB/s or Tb/s?"]),
+    ("1 ghz", "clock_hz", ["did you mean GHz?"]),
+    ("5 furlongs", "clock_hz", ["not a unit of hertz"]),
+])
+def test_ambiguous_or_miscased_units_are_refused(text, key, words):
+    with pytest.raises(UserError) as info:
+        parse_quantity(text, key, "here")
+    for word in words:
+        assert word in str(info.value)
+
+
 # --- bad files -------------------------------------------------------------------------
 
 def _copy_system(tmp_path, edit_system=None, edit_chip=None):

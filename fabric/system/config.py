@@ -23,18 +23,24 @@ _REQUIRED = _Required()
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 # Unit of a key, read from the end of its name: (suffix, unit name, {spelling: factor}).
+# Spellings are case-sensitive: B is a byte and b a bit, M mega and m milli. Decimal
+# prefixes are SI (kB = 1,000 B), binary ones IEC (KiB = 1,024 B); "KB", which is used for
+# both, is refused rather than guessed.
 _UNITS = (
     ("_bytes_per_s", "bytes per second", {
-        "b/s": 1.0, "kb/s": 1e3, "mb/s": 1e6, "gb/s": 1e9, "tb/s": 1e12, "pb/s": 1e15,
-        "bps": 1 / 8, "kbps": 1e3 / 8, "mbps": 1e6 / 8, "gbps": 1e9 / 8, "tbps": 1e12 / 8,
-        "gbit/s": 1e9 / 8, "tbit/s": 1e12 / 8}),
+        "B/s": 1.0, "kB/s": 1e3, "MB/s": 1e6, "GB/s": 1e9, "TB/s": 1e12, "PB/s": 1e15,
+        "KiB/s": 2.0 ** 10, "MiB/s": 2.0 ** 20, "GiB/s": 2.0 ** 30, "TiB/s": 2.0 ** 40,
+        "b/s": 1 / 8, "kb/s": 1e3 / 8, "Mb/s": 1e6 / 8, "Gb/s": 1e9 / 8, "Tb/s": 1e12 / 8,
+        "bps": 1 / 8, "kbps": 1e3 / 8, "Mbps": 1e6 / 8, "Gbps": 1e9 / 8, "Tbps": 1e12 / 8,
+        "kbit/s": 1e3 / 8, "Mbit/s": 1e6 / 8, "Gbit/s": 1e9 / 8, "Tbit/s": 1e12 / 8}),
     ("_bytes", "bytes", {
-        "b": 1.0, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "pb": 1e15,
-        "kib": 2.0 ** 10, "mib": 2.0 ** 20, "gib": 2.0 ** 30, "tib": 2.0 ** 40}),
-    ("_hz", "hertz", {"hz": 1.0, "khz": 1e3, "mhz": 1e6, "ghz": 1e9}),
+        "B": 1.0, "kB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12, "PB": 1e15,
+        "KiB": 2.0 ** 10, "MiB": 2.0 ** 20, "GiB": 2.0 ** 30, "TiB": 2.0 ** 40}),
+    ("_hz", "hertz", {"Hz": 1.0, "kHz": 1e3, "MHz": 1e6, "GHz": 1e9}),
     ("_flops", "FLOP per second", {
-        "flops": 1.0, "gflops": 1e9, "tflops": 1e12, "pflops": 1e15, "eflops": 1e18}),
-    ("_w", "watts", {"w": 1.0, "kw": 1e3, "mw": 1e6}),
+        "FLOPS": 1.0, "GFLOPS": 1e9, "TFLOPS": 1e12, "PFLOPS": 1e15, "EFLOPS": 1e18,
+        "FLOP/s": 1.0, "GFLOP/s": 1e9, "TFLOP/s": 1e12, "PFLOP/s": 1e15, "EFLOP/s": 1e18}),
+    ("_w", "watts", {"mW": 1e-3, "W": 1.0, "kW": 1e3, "MW": 1e6}),
     ("_ns", "nanoseconds", {"ns": 1.0, "us": 1e3, "µs": 1e3, "ms": 1e6, "s": 1e9}),
 )
 
@@ -69,10 +75,13 @@ def parse_quantity(text: str, key: str, where: str) -> float:
         raise UserError(f"{where}: {key} = {text!r} carries unit {spelled!r} but {key} is a "
                         f"plain number; write the number alone")
     name, spellings = unit
-    factor = spellings.get(spelled.lower().replace(" ", ""))
+    factor = spellings.get(spelled.replace(" ", ""))
     if factor is None:
+        close = [u for u in spellings if u.lower() == spelled.replace(" ", "").lower()]
+        hint = (f" (units are case-sensitive: did you mean {' or '.join(close)}?)" if close
+                else "")
         raise UserError(f"{where}: {key} = {text!r} has unit {spelled!r}, which is not a unit "
-                        f"of {name}; accepted: {', '.join(sorted(spellings))}")
+                        f"of {name}{hint}; accepted: {', '.join(spellings)}")
     return number * factor
 
 

@@ -28,11 +28,13 @@ __all__ = ["Point", "Row", "load_points", "validate", "format_table", "to_csv", 
 #: (``check``), or it is kept aside to judge the whole method (``blind``: no parameter may be
 #: set from it, not even indirectly).
 ROLES = ("set", "check", "blind")
-#: ``serving``: an end-to-end throughput; ``dispatch`` / ``combine``: one expert all-to-all
-#: kernel's latency; ``all_to_all_bandwidth``: a bulk expert all-to-all's bottleneck
+#: ``serving``: an end-to-end throughput; ``serving_ratio``: the throughput of one
+#: deployment over that of a ``baseline`` one differing in a few settings (an ablation);
+#: ``dispatch`` / ``combine``: one expert all-to-all kernel's latency; ``all_to_all_bandwidth``: a bulk expert all-to-all's bottleneck
 #: bandwidth; ``gemm``: a GEMM kernel's throughput; ``attention``: the attention kernel's
 #: compute or memory utilisation.
-KINDS = ("serving", "dispatch", "combine", "all_to_all_bandwidth", "gemm", "attention")
+KINDS = ("serving", "serving_ratio", "dispatch", "combine", "all_to_all_bandwidth", "gemm",
+         "attention")
 #: Every point is held within this ratio of its measured value by the tests.
 TOLERANCE = 0.25
 #: ``batch_per_rank = "fill"``: the largest batch whose weights and KV cache fit, searched
@@ -98,6 +100,9 @@ _SETUP_KEYS = {
     "serving": ("phase", "batch_per_rank", "seq_len", "precision", "expert_precision",
                 "attention_precision", "kv_precision", "cache_hit_rate", "tpot_slo_ms",
                 "ttft_slo_ms", "deployment", "metric"),
+    "serving_ratio": ("phase", "batch_per_rank", "seq_len", "precision", "expert_precision",
+                      "attention_precision", "kv_precision", "cache_hit_rate", "deployment",
+                      "baseline"),
     "dispatch": ("ep", "tokens_per_rank", "precision"),
     "combine": ("ep", "tokens_per_rank", "precision"),
     "all_to_all_bandwidth": ("op", "ep", "tokens_per_rank", "precision"),
@@ -145,7 +150,7 @@ def load_points(path: Path | str | None = None) -> tuple:
 def describe(p: Point) -> str:
     """The setup of a point in a few words."""
     s = p.setup
-    if p.kind == "serving":
+    if p.kind in ("serving", "serving_ratio"):
         dep = s.get("deployment", {})
         ranks = dep.get("tp", 1) * dep.get("dp", 1) * dep.get("pp", 1)
         words = [s.get("phase", ""), f"{ranks} ranks EP{dep.get('ep', 1)}"]
@@ -169,6 +174,9 @@ def describe(p: Point) -> str:
             words.append("perfect balance")
         if s.get("cache_hit_rate"):
             words.append(f"cache hits {s['cache_hit_rate']:.0%}")
+        if p.kind == "serving_ratio":
+            words.append("over " + ", ".join(f"{k} = {v}" for k, v in
+                                             s.get("baseline", {}).items()))
         return ", ".join(w for w in words if w)
     if p.kind in ("dispatch", "combine"):
         width = s.get("precision", "bf16") if p.kind == "dispatch" else "bf16"
@@ -181,8 +189,9 @@ def describe(p: Point) -> str:
     return f"{s['bound']}-bound"
 
 
-def _mapping(p: Point) -> Mapping:
+def _mapping(p: Point, overrides=None) -> Mapping:
     dep = dict(p.setup.get("deployment", {}))
+    dep.update(overrides or {})
     unknown = set(dep) - set(GROUPS) - {"microbatches", "two_batch_overlap",
                                         "redundant_experts", "expert_balancer",
                                         "perfect_balance",
@@ -223,6 +232,23 @@ def _serving(p: Point, system, cache) -> tuple:
               + (f", TPOT {e.time_per_output_token_s * 1e3:.1f} ms" if phase == "decode"
                  else ""))
     return value, detail
+
+
+def _serving_ratio(p: Point, system, cache) -> tuple:
+    s = p.setup
+    model = cache.setdefault(("model", p.model), load_workload(p.model))
+    net = cache.setdefault(("net", p.system), NetworkSource(system))
+    run = {k: s[k] for k in ("expert_precision", "attention_precision", "kv_precision",
+                             "cache_hit_rate") if k in s}
+    figures = []
+    for overrides in (None, s.get("baseline", {})):
+        mapping = _mapping(p, overrides)
+        e = estimate(system, model, phase=s["phase"], mapping=mapping, network=net,
+                     batch=int(s["batch_per_rank"] * mapping.ranks), seq_len=s["seq_len"],
+                     precision=s.get("precision"), **run)
+        figures.append(e.tokens_per_s_per_chip)
+    return figures[0] / figures[1], (f"{figures[0]:,.0f} against {figures[1]:,.0f} tokens/s "
+                                     f"per package")
 
 
 def _all_to_all(p: Point, system, cache, kind) -> tuple:
@@ -281,6 +307,8 @@ def validate(points=None, *, progress=None) -> tuple:
         system = cache.setdefault(("system", p.system), load_system(p.system))
         if p.kind == "serving":
             value, detail = _serving(p, system, cache)
+        elif p.kind == "serving_ratio":
+            value, detail = _serving_ratio(p, system, cache)
         elif p.kind in ("dispatch", "combine"):
             value, detail = _all_to_all(p, system, cache, p.kind)
         elif p.kind == "all_to_all_bandwidth":
