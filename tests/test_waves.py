@@ -167,7 +167,7 @@ def _check_against_vcdvcd(path):
             continue
         tv = ref[ref_name].tv
         assert [int(t) for t, _ in tv] == tr.times.tolist(), name
-        assert [waves._vcd_int(v) for _, v in tv] == tr.values, name
+        assert [waves.reader._vcd_int(v) for _, v in tv] == tr.values, name
         checked += 1
     assert checked >= 10
 
