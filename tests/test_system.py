@@ -12,7 +12,7 @@ from fabric.system.chip import gemm_on_chip, reuse_traffic, split_gemm
 from fabric.system.comm import NetworkSource, collective_time
 from fabric.system.hardware import chip_totals, system_totals
 from fabric.system.mapping import Mapping
-from fabric.system.workload import Comm, Gemm
+from fabric.system.program import Comm, Gemm
 from fabric.tile_model import predict as rtl_predict
 from rtl.errors import UserError
 
