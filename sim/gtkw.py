@@ -5,7 +5,10 @@ from pathlib import Path
 
 from amaranth.hdl import Fragment
 
-from . import waves as _waves
+# The streams and FSMs are the ones sim.waves finds in the file; the state names come
+# from the Amaranth design (fsm_state_names), which keeps this module beside the runner
+# rather than inside the waveform package, which reads files and needs no design.
+from .waves import find_fsms, find_interfaces, find_signal, load
 
 __all__ = ["fsm_state_names", "write_gtkw"]
 
@@ -66,7 +69,7 @@ def write_gtkw(wave_path, out=None, *, state_names: "dict | None" = None, wave=N
     translate-filter file written beside the save file.
     """
     wave_path = Path(wave_path).resolve()
-    wave = wave if wave is not None else _waves.load(wave_path)
+    wave = wave if wave is not None else load(wave_path)
     out = Path(out) if out is not None else wave_path.with_suffix(".gtkw")
     out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -104,12 +107,12 @@ def write_gtkw(wave_path, out=None, *, state_names: "dict | None" = None, wave=N
 
     basics = []
     for leaf in ("clk", "rst"):
-        n = _waves._pick(wave, leaf)
+        n = find_signal(wave, leaf)
         if n is not None:
             basics.append((fmt(n), n, []))
     group("clock and reset", basics)
 
-    for itf in _waves.find_interfaces(wave):
+    for itf in find_interfaces(wave):
         members = [(fmt(itf.valid), itf.valid, [])]
         if itf.ready:
             members.append((fmt(itf.ready), itf.ready, []))
@@ -117,7 +120,7 @@ def write_gtkw(wave_path, out=None, *, state_names: "dict | None" = None, wave=N
         group(f"stream {itf.name}", members)
 
     fsm_members, filters = [], 0
-    for name in _waves.find_fsms(wave):
+    for name in find_fsms(wave):
         names = next((v for k, v in state_names.items()
                       if name == k or name.endswith("." + k)), None)
         if names:

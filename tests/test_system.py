@@ -7,12 +7,14 @@ from types import SimpleNamespace
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from fabric.system import estimate, load_system, load_workload
+from fabric.system import collective_workload, estimate, gemm_workload, load_system, load_workload
 from fabric.system.chip import gemm_on_chip, reuse_traffic, split_gemm
 from fabric.system.comm import NetworkSource, collective_time
+from fabric.system.estimate import schedule
 from fabric.system.hardware import chip_totals, system_totals
 from fabric.system.mapping import Mapping
-from fabric.system.workload import Comm, Gemm
+from fabric.system.moe import expert_load
+from fabric.system.program import Comm, Gemm
 from fabric.tile_model import predict as rtl_predict
 from rtl.errors import UserError
 
@@ -202,6 +204,7 @@ def test_oversubscription_and_saturation_slow_the_transfer(cm384):
 
 
 def test_communication_uses_the_router_network_model(cm384):
+    # Deferred: the network model imports numba and compiles its engine.
     from fabric.network import clos_figures
     figures = clos_figures(pattern="all_to_all", **dict(cm384.router))
     c = collective_time(Comm("a2a", "all_to_all", 1e8, 384, "supernode"), cm384,
@@ -313,7 +316,6 @@ def test_two_batch_overlap_hides_dispatch_and_combine_at_large_batch(cm384):
 
 
 def test_schedule_overlaps_one_micro_batchs_fabric_with_the_others_compute():
-    from fabric.system.estimate import schedule
     layer = [("compute", 2.0), ("fabric", 1.0), ("compute", 2.0), ("fabric", 1.0)]
     end, ends, busy = schedule([(layer, 1)], 1)
     assert end == 6.0 and busy == 4.0                 # one micro-batch: all in series
@@ -339,7 +341,6 @@ def test_multi_token_prediction_trades_a_longer_step_for_more_tokens(cm384):
 
 
 def test_expert_placement_by_load_and_redundant_copies_even_the_busiest_rank():
-    from fabric.system.moe import expert_load
     skew = dict(experts=256, ranks=32, cv=0.7, tokens_per_rank=1e6)
     index = expert_load(**skew)
     placed = expert_load(balancer=True, **skew)
@@ -380,7 +381,6 @@ def test_pipeline_parallel_steps_follow_the_gpipe_schedule(cm384):
 
 
 def test_transformer_layer_gemm_and_collective_workloads(cm384):
-    from fabric.system import collective_workload, gemm_workload
     net = NetworkSource(cm384, fake_figures())
     one = estimate(cm384, "llama3-70b", phase="decode", layers=1, network=net)
     full = estimate(cm384, "llama3-70b", phase="decode", network=net)

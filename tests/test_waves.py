@@ -1,7 +1,9 @@
 """Waveform summaries checked against a cocotb bench's own counts on Icarus and Verilator."""
 
+import gc
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -9,10 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from amaranth.sim import Simulator
+from vcdvcd import VCDVCD
 
 from sim import waves
 from sim.gtkw import fsm_state_names, write_gtkw
-from sim.runner import run_cocotb
+from sim.runner import SimulationError, run_cocotb
+from sim.tile.run import Gaps, random_operands, run_gemm
 from supernode import cli
 from rtl.errors import UserError
 
@@ -44,10 +49,6 @@ def runs():
 
 def _amaranth_vcd(path, count=COUNT, p_valid=0.7, p_ready=0.55):
     """Run the FIFO in Amaranth's simulator, dumping VCD; return the bench's own counts."""
-    import random
-
-    from amaranth.sim import Simulator
-
     dut = StreamFIFO(**PARAMS)
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -154,8 +155,6 @@ def test_whole_file_counts_reset_apart(runs):
 
 def _check_against_vcdvcd(path):
     """Every bit-vector signal reads the same through vcdvcd (which drops string values)."""
-    from vcdvcd import VCDVCD
-
     mine, ref = waves.load(path), VCDVCD(str(path))
     checked = 0
     for ref_name in ref.signals:
@@ -167,7 +166,7 @@ def _check_against_vcdvcd(path):
             continue
         tv = ref[ref_name].tv
         assert [int(t) for t, _ in tv] == tr.times.tolist(), name
-        assert [waves._vcd_int(v) for _, v in tv] == tr.values, name
+        assert [waves.reader._vcd_int(v) for _, v in tv] == tr.values, name
         checked += 1
     assert checked >= 10
 
@@ -346,16 +345,12 @@ def test_written_gtkw_for_any_file(runs, amaranth_vcd, tmp_path):
     ({"depth": "4"}, "depth must be a positive integer, not '4'"),
 ])
 def test_bench_design_rejects_bad_parameters(kwargs, message):
-    import gc
-
     with pytest.raises(ValueError, match=message):
         StreamFIFO(**kwargs)
     gc.collect()  # the half-built object warns when collected; let that happen under the filter
 
 
 def _tile_run(sim):
-    from sim.tile.run import Gaps, random_operands, run_gemm
-
     A, B = random_operands(6, 5, 4, in_width=8, signed=True, seed=SEED)
     print(f"SEED={SEED} sim={sim}")
     return run_gemm({"rows": 2, "cols": 2, "dataflow": "os"}, A, B, sim=sim, waves=True,
@@ -410,8 +405,6 @@ def test_gtkwave_opens_the_save_file(runs, tmp_path):
 
 
 def test_failed_run_still_gets_its_save_file():
-    from sim.runner import SimulationError
-
     # Nothing is ever read out, so the bench reports a hang: a failure with waves to look at.
     with pytest.raises(SimulationError, match="FIFO hung") as info:
         run_cocotb(kind="waves-fifo", component_factory=StreamFIFO, params=PARAMS,

@@ -127,7 +127,7 @@ def reuse_traffic(m: int, k: int, n: int, a_bytes: int, b_bytes: int, c_bytes: i
 
 
 def gemm_on_chip(gemm, chip, *, predict=None) -> GemmEstimate:
-    """Time ``gemm`` (a :class:`~fabric.system.workload.Gemm`) on every tile of ``chip``.
+    """Time ``gemm`` (a :class:`~fabric.system.program.Gemm`) on every tile of ``chip``.
 
     Tile level: each tile's piece is timed by ``predict`` (the RTL-checked tile cycle model
     unless another is given). Core and chip level: independent GEMMs of a batch go to

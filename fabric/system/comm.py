@@ -189,7 +189,7 @@ def moe_time(comm, system, network: NetworkSource) -> CommEstimate:
 
 
 def collective_time(comm, system, network: NetworkSource) -> CommEstimate:
-    """Seconds for ``comm`` (a :class:`~fabric.system.workload.Comm`) on ``system``.
+    """Seconds for ``comm`` (a :class:`~fabric.system.program.Comm`) on ``system``.
 
     ``time = rounds x (end-point latency + hops x hop_latency_cycles / switch clock)
     + wire bytes / (saturation throughput x tier bandwidth / oversubscription)``;

@@ -9,9 +9,10 @@ from rtl.errors import UserError
 from .chip import gemm_on_chip, vector_on_chip
 from .comm import EXTRAPOLATION, NetworkSource, collective_time
 from .hardware import SystemSpec, load_system
+from .lowering import collective_program, gemm_program, llm_program
 from .mapping import Mapping, default_mapping, load_mapping
-from .workload import (Comm, Gemm, LlmModel, Parallel, RunSettings, Vector,
-                       collective_program, gemm_program, llm_program, load_workload)
+from .program import Comm, Gemm, Parallel, Vector
+from .workload import LlmModel, RunSettings, load_workload
 
 __all__ = ["Estimate", "BlockEstimate", "estimate", "estimate_program", "schedule", "resolve"]
 

@@ -17,8 +17,9 @@ from .estimate import estimate
 from .hardware import PRECISION_BYTES, load_system
 from .mapping import GROUPS, Mapping
 from .moe import distinct_nodes
+from .program import ACT_BYTES, Comm, Gemm
 from .slo import slo_search
-from .workload import ACT_BYTES, Comm, Gemm, load_workload
+from .workload import load_workload
 
 __all__ = ["Point", "Row", "load_points", "validate", "format_table", "to_csv", "to_markdown",
            "ROLES",
