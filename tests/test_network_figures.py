@@ -3,6 +3,7 @@
 import pytest
 
 from fabric.network import NetworkFigures, clos_figures
+from fabric.network import figures
 from rtl.router import Router
 from rtl.errors import UserError
 
@@ -21,13 +22,16 @@ def test_figures_come_from_the_rtl_and_the_model():
     assert "model" in fig.source and "\n" not in fig.source
 
 
-def test_repeated_calls_are_cached():
-    import time
-    clos_figures(**SMALL)
-    t = time.perf_counter()
-    again = clos_figures(**SMALL)
-    assert time.perf_counter() - t < 0.05
-    assert again == clos_figures(**SMALL)
+def test_repeated_calls_are_cached(monkeypatch):
+    first = clos_figures(**SMALL)
+
+    def ran_again(*args, **kwargs):
+        pytest.fail("the network model ran again for figures already measured")
+
+    monkeypatch.setattr(figures, "run_model", ran_again)
+    assert clos_figures(**SMALL) == first                 # from memory
+    monkeypatch.setattr(figures, "_MEMO", {})
+    assert clos_figures(**SMALL) == first                 # from the cache on disk
 
 
 def test_bad_pattern_and_parameter_are_named():
