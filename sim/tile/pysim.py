@@ -5,6 +5,7 @@ from amaranth.sim import Simulator
 
 from fabric.tile_model import operand_beats, result_row_count, result_rows_to_matrix
 from rtl.tile import SystolicTile
+from rtl.tile_params import as_tile_params
 
 from .packing import Packer
 
@@ -12,21 +13,19 @@ __all__ = ["run_gemm_pysim"]
 
 
 def run_gemm_pysim(params, A, B, *, a_gaps=(), b_gaps=(), c_stalls=(), timeout=100_000):
-    """Stream ``A @ B`` through a ``SystolicTile(**params)``.
+    """Stream ``A @ B`` through a :class:`~rtl.tile.SystolicTile` of ``params`` (a
+    :class:`~rtl.tile_params.TileParams` or a mapping of its parameters).
 
     ``a_gaps``/``b_gaps``/``c_stalls`` are repeating 0/1 patterns: a 1 holds that stream's
     valid (or the result ``ready``) low on that cycle. Returns ``(C, cycles)`` with
     ``cycles = {"first_operand", "first_result", "last_result"}`` in clock cycles.
     """
-    tile = SystolicTile(**params)
-    packer = Packer(**{k: params.get(k, d) for k, d in (
-        ("rows", None), ("cols", None), ("in_width", 8), ("acc_width", 32),
-        ("signed", True), ("dataflow", "os"))})
-    acc_depth = params.get("acc_depth", 64)
-    a, flags, b, folds = operand_beats(A, B, rows=tile.rows, cols=tile.cols,
-                                       dataflow=tile.dataflow, acc_depth=acc_depth)
+    params = as_tile_params(params)
+    tile = SystolicTile(params=params)
+    packer = Packer(params)
+    a, flags, b, folds = operand_beats(A, B, params)
     a_words, b_words = packer.pack_a(a, flags), packer.pack_b(b)
-    expected_rows = result_row_count(folds, rows=tile.rows, dataflow=tile.dataflow)
+    expected_rows = result_row_count(folds, params)
     got, cycles = [], {}
 
     def gap(pattern, cycle):
@@ -63,5 +62,4 @@ def run_gemm_pysim(params, A, B, *, a_gaps=(), b_gaps=(), c_stalls=(), timeout=1
     sim.add_testbench(bench)
     sim.run()
     m, n = np.shape(A)[0], np.shape(B)[1]
-    return result_rows_to_matrix(got, folds, rows=tile.rows, m=m, n=n,
-                                 dataflow=tile.dataflow), cycles
+    return result_rows_to_matrix(got, folds, params, m=m, n=n), cycles
