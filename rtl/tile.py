@@ -80,7 +80,11 @@ class SystolicTile(wiring.Component):
     """
 
     def __init__(self, *, params=None, **kwargs):
-        self._params = params = as_tile_params(params, **kwargs)
+        try:
+            self._params = params = as_tile_params(params, **kwargs)
+        except (TypeError, ValueError):
+            self._MustUse__silence = True   # refused, so never a design left unused
+            raise
         a_layout, b_layout = operand_layouts(params)
         super().__init__({
             "a": In(stream.Signature(a_layout)),
