@@ -1,8 +1,11 @@
 """Cycle model of the systolic tile: how a GEMM is cut into folds and how many cycles it takes.
 
-The model mirrors ``rtl/tile.py`` and reads its published timing facts (``fill_latency``,
-``fold_interval``, ...) from the same formulas; tests run the RTL on many GEMMs and fail if
-the predicted cycle counts differ from the measured ones by a single cycle.
+The model mirrors ``rtl/tile.py`` and reads the timing facts the RTL publishes
+(``fill_latency``, ``fold_interval``, ...) from the same :class:`rtl.tile_params.TileParams`;
+tests run the RTL on many GEMMs and fail if the predicted cycle counts differ from the
+measured ones by a single cycle. Every function takes the tile as a ``TileParams`` or as
+its keyword parameters (``rows=4, cols=4, dataflow="ws"``), the defaults filled in from
+``TileParams``.
 """
 
 from dataclasses import dataclass
@@ -10,7 +13,8 @@ from math import ceil
 
 import numpy as np
 
-from rtl.tile import TileTiming
+from rtl.errors import UserError
+from rtl.tile_params import as_tile_params
 
 __all__ = ["Fold", "TileEstimate", "fold_schedule", "operand_beats", "reference_gemm",
            "expected_rows", "result_rows_to_matrix", "result_row_count", "predict"]
@@ -77,14 +81,14 @@ class TileEstimate:
 def _check_gemm(m, k, n):
     for name, value in (("m", m), ("k", k), ("n", n)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"GEMM dimension {name} must be a positive integer, not {value!r}")
+            raise UserError(f"GEMM dimension {name} must be a positive integer, not {value!r}")
 
 
 def _blocks(total, size):
     return [(start, min(size, total - start)) for start in range(0, total, size)]
 
 
-def fold_schedule(*, rows, cols, dataflow, m, k, n, acc_depth=64):
+def fold_schedule(params=None, *, m, k, n, **tile):
     """The folds of ``C[m, n] = A[m, k] @ B[k, n]`` in the order the tile receives them.
 
     Output-stationary: for each block of ``rows`` rows of C, for each block of ``cols``
@@ -94,40 +98,41 @@ def fold_schedule(*, rows, cols, dataflow, m, k, n, acc_depth=64):
     ``acc_depth`` rows of A, for each block of ``rows`` reduction indices, one fold loads
     a ``rows`` x ``cols`` block of B as weights and streams the chunk's rows of A.
     """
+    p = as_tile_params(params, **tile)
+    rows, cols, acc_depth = p.rows, p.cols, p.acc_depth
     _check_gemm(m, k, n)
     folds = []
-    if dataflow == "os":
+    if p.dataflow == "os":
         for m0, mc in _blocks(m, rows):
             for n0, nc in _blocks(n, cols):
                 folds.append(Fold(m0, mc, 0, k, n0, nc, False, True))
-    elif dataflow == "ws":
+    else:
         kblocks = _blocks(k, rows)
         for n0, nc in _blocks(n, cols):
             for m0, mc in _blocks(m, acc_depth):
                 for index, (k0, kc) in enumerate(kblocks):
                     folds.append(Fold(m0, mc, k0, kc, n0, nc, index > 0,
                                       index == len(kblocks) - 1))
-    else:
-        raise ValueError(f"dataflow must be 'os' or 'ws', not {dataflow!r}")
     return folds
 
 
-def operand_beats(A, B, *, rows, cols, dataflow, acc_depth=64):
+def operand_beats(A, B, params=None, **tile):
     """The operand streams of a GEMM as arrays of beats, zero-padded at the array's edges.
 
     Returns ``(a, a_flags, b, folds)``: ``a`` has one row of ``rows`` values per ``a`` beat,
     ``a_flags`` one row ``(last, accumulate, emit)`` per ``a`` beat, ``b`` one row of
     ``cols`` values per ``b`` beat.
     """
+    p = as_tile_params(params, **tile)
+    rows, cols = p.rows, p.cols
     A, B = np.asarray(A), np.asarray(B)
     (m, k), (k2, n) = A.shape, B.shape
     if k != k2:
-        raise ValueError(f"A is {m}x{k} but B is {k2}x{n}: inner dimensions differ")
-    folds = fold_schedule(rows=rows, cols=cols, dataflow=dataflow, m=m, k=k, n=n,
-                          acc_depth=acc_depth)
+        raise UserError(f"A is {m}x{k} but B is {k2}x{n}: inner dimensions differ")
+    folds = fold_schedule(p, m=m, k=k, n=n)
     a_beats, a_flags, b_beats = [], [], []
     for f in folds:
-        if dataflow == "os":
+        if p.dataflow == "os":
             a = np.zeros((f.k_count, rows), dtype=np.int64)
             a[:, :f.m_count] = A[f.m0:f.m0 + f.m_count, :].T
             b = np.zeros((f.k_count, cols), dtype=np.int64)
@@ -148,14 +153,15 @@ def operand_beats(A, B, *, rows, cols, dataflow, acc_depth=64):
     return (np.concatenate(a_beats), np.concatenate(a_flags), np.concatenate(b_beats), folds)
 
 
-def result_rows_to_matrix(rows_out, folds, *, rows, m, n, dataflow):
+def result_rows_to_matrix(rows_out, folds, params, *, m, n):
     """Place the result rows (one array row of ``cols`` values each) into ``C[m, n]``."""
+    params = as_tile_params(params)
     C = np.zeros((m, n), dtype=np.int64)
     index = 0
     for f in folds:
         if not f.emit:
             continue
-        count = rows if dataflow == "os" else f.m_count
+        count = params.rows if params.dataflow == "os" else f.m_count
         block = np.asarray(rows_out[index:index + count])
         C[f.m0:f.m0 + f.m_count, f.n0:f.n0 + f.n_count] = block[:f.m_count, :f.n_count]
         index += count
@@ -164,10 +170,11 @@ def result_rows_to_matrix(rows_out, folds, *, rows, m, n, dataflow):
     return C
 
 
-def result_row_count(folds, *, rows, dataflow):
+def result_row_count(folds, params):
     """How many result rows the tile sends for these folds."""
-    if dataflow == "os":
-        return rows * len(folds)
+    params = as_tile_params(params)
+    if params.dataflow == "os":
+        return params.rows * len(folds)
     return sum(f.m_count for f in folds if f.emit)
 
 
@@ -226,21 +233,22 @@ def _ws_fold_step(timing, rows, m_count):
     return step
 
 
-def predict(*, rows, cols, dataflow, m, k, n, acc_depth=64):
+def predict(params=None, *, m, k, n, **tile):
     """Cycles the tile takes for ``C[m, n] = A[m, k] @ B[k, n]`` when nothing stalls.
 
     Exact for the RTL in ``rtl/tile.py`` (tests compare the two cycle for cycle); runs in
     constant time for any GEMM size.
     """
+    timing = as_tile_params(params, **tile)
+    rows, cols, acc_depth = timing.rows, timing.cols, timing.acc_depth
     _check_gemm(m, k, n)
-    timing = TileTiming(rows=rows, cols=cols, dataflow=dataflow)
     macs = m * k * n
-    if dataflow == "os":
+    if timing.dataflow == "os":
         folds = ceil(m / rows) * ceil(n / cols)
         last_beat = (k - 1) + (folds - 1) * max(k, timing.fold_interval)
         first_result = (k - 1) + timing.fill_latency
         last_result = last_beat + timing.drain_latency
-    elif dataflow == "ws":
+    else:
         kb, nb = ceil(k / rows), ceil(n / cols)
         full, rest = divmod(m, acc_depth)
         start = (-rows, _NEVER, _NEVER)         # so that the first load starts at cycle 0
@@ -259,28 +267,27 @@ def predict(*, rows, cols, dataflow, m, k, n, acc_depth=64):
         last_beat = _repeat(column_block, start, nb)[1]
         last_result = last_beat + timing.drain_latency
         folds = kb * nb * ceil(m / acc_depth)
-    else:
-        raise ValueError(f"dataflow must be 'os' or 'ws', not {dataflow!r}")
     total = last_result + 1
-    peak = rows * cols
+    peak = timing.peak_macs_per_cycle
     return TileEstimate(total_cycles=total, first_result_cycles=first_result, macs=macs,
                         peak_macs_per_cycle=peak, macs_per_cycle=macs / total,
                         utilization=macs / total / peak, folds=folds)
 
 
-def expected_rows(A, B, folds, *, rows, cols, dataflow, acc_width, signed):
+def expected_rows(A, B, folds, params):
     """The result rows the tile must send, in order: ``(values, last)`` per row.
 
     Rows and columns past the edge of C are zero (the operands are zero-padded there).
     """
-    C = reference_gemm(A, B, acc_width=acc_width, signed=signed)
+    params = as_tile_params(params)
+    C = reference_gemm(A, B, acc_width=params.acc_width, signed=params.signed)
     out = []
     for f in folds:
         if not f.emit:
             continue
-        count = rows if dataflow == "os" else f.m_count
+        count = params.rows if params.dataflow == "os" else f.m_count
         for r in range(count):
-            values = [0] * cols
+            values = [0] * params.cols
             if r < f.m_count:
                 values[:f.n_count] = [int(v) for v in C[f.m0 + r, f.n0:f.n0 + f.n_count]]
             out.append((values, int(r == count - 1)))

@@ -1,4 +1,6 @@
-"""The one exception type for bad user input, at the bottom layer so every layer can raise it."""
+"""The one exception type for bad user input, and the integer check every block's parameters use."""
+
+__all__ = ["UserError", "check_int"]
 
 
 class UserError(ValueError):
@@ -7,3 +9,15 @@ class UserError(ValueError):
     The message is one sentence naming the bad value and what is accepted; the CLI
     prints it without a traceback and exits with status 2.
     """
+
+
+def check_int(name, value, lo, hi, *, lo_text=None):
+    """Raise :class:`UserError` unless ``value`` is an integer (not a bool) from ``lo`` to ``hi``.
+
+    ``lo_text`` words the lower bound when it derives from another parameter
+    (``"2*in_width (16)"``).
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise UserError(f"{name} must be an integer from {lo_text or lo} to {hi}, "
+                        f"not {value!r}")
+    return value

@@ -1,74 +1,21 @@
 """A parameterised systolic compute tile: the matrix (Cube) unit of one NPU core."""
 
-from dataclasses import dataclass
-
 from amaranth.hdl import Cat, Module, Signal, Shape, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["SystolicTile", "TileTiming", "DATAFLOWS", "check_tile_params", "operand_layouts", "result_layout"]
+from .tile_params import DATAFLOWS, TileParams, as_tile_params
 
-#: ``"os"``: output-stationary (each PE owns one C element; A and B stream through).
-#: ``"ws"``: weight-stationary (each PE holds one B element; A streams, partial sums flow down).
-DATAFLOWS = ("os", "ws")
-
-#: Entries of the result queue: enough that an always-ready consumer never stalls the array.
-RESULT_QUEUE_DEPTH = 2
-
-
-@dataclass(frozen=True)
-class TileTiming:
-    """Timing facts of a tile shape, published for the cycle model and the benches.
-
-    Members
-    -------
-    peak_macs_per_cycle : int
-        Multiply-accumulates the array completes per cycle when every cell is busy.
-    fill_latency : int
-        Cycles from accepting an operand beat to offering the first result it completes.
-        Output-stationary: from a fold's ``last`` beat to the fold's first result row.
-        Weight-stationary: from an emitting ``a`` beat to its result row.
-    drain_latency : int
-        Cycles from accepting a fold's final beat to offering the fold's final result row.
-    fold_interval : int
-        Output-stationary: fewest cycles between the ``last`` beats of consecutive folds.
-        A fold's result rows leave one per cycle and each cell's result register is reused
-        by the next fold, so folds shorter than this are spaced out to it.
-    weight_release_latency : int
-        Weight-stationary: cycles from a fold's last ``a`` beat to its weight bank being free.
-    """
-    rows: int
-    cols: int
-    dataflow: str
-
-    @property
-    def peak_macs_per_cycle(self):
-        return self.rows * self.cols
-
-    @property
-    def fill_latency(self):
-        return self.cols + 2 if self.dataflow == "os" else self.rows + self.cols + 1
-
-    @property
-    def drain_latency(self):
-        return self.cols + self.rows + 1 if self.dataflow == "os" else self.fill_latency
-
-    @property
-    def fold_interval(self):
-        return max(self.rows, self.cols)
-
-    @property
-    def weight_release_latency(self):
-        return self.rows + self.cols
+__all__ = ["SystolicTile", "TileParams", "DATAFLOWS", "operand_layouts", "result_layout"]
 
 
 def _element_shape(width, is_signed):
     return signed(width) if is_signed else unsigned(width)
 
 
-def operand_layouts(*, rows, cols, in_width, signed, dataflow):
-    """Payload layouts of the ``a`` and ``b`` operand streams.
+def operand_layouts(params):
+    """Payload layouts of the ``a`` and ``b`` operand streams of a :class:`TileParams`.
 
     Output-stationary: an ``a`` beat is one column of an A block (``rows`` values, one per
     array row) and is paired with one ``b`` beat, a row of a B block (``cols`` values);
@@ -79,39 +26,19 @@ def operand_layouts(*, rows, cols, in_width, signed, dataflow):
     ``accumulate`` adds the row's partial sums to those kept from the previous fold, ``emit``
     sends the total to the result stream instead of keeping it, ``last`` ends the fold.
     """
-    elem = _element_shape(in_width, signed)
-    a_fields = {"data": data.ArrayLayout(elem, rows), "last": 1}
-    if dataflow == "ws":
+    elem = _element_shape(params.in_width, params.signed)
+    a_fields = {"data": data.ArrayLayout(elem, params.rows), "last": 1}
+    if params.dataflow == "ws":
         a_fields.update({"accumulate": 1, "emit": 1})
     a = data.StructLayout(a_fields)
-    b = data.StructLayout({"data": data.ArrayLayout(elem, cols)})
+    b = data.StructLayout({"data": data.ArrayLayout(elem, params.cols)})
     return a, b
 
 
-def result_layout(*, cols, acc_width, signed):
+def result_layout(params):
     """Payload layout of the ``c`` result stream: one row of C, ``last`` on a fold's final row."""
-    acc = _element_shape(acc_width, signed)
-    return data.StructLayout({"data": data.ArrayLayout(acc, cols), "last": 1})
-
-
-def check_tile_params(*, rows, cols, in_width, acc_width, signed, dataflow, acc_depth):
-    """Raise ``ValueError``/``TypeError`` naming the first bad tile parameter."""
-    for name, value, lo, hi in (("rows", rows, 1, 64), ("cols", cols, 1, 64),
-                                ("in_width", in_width, 2, 32)):
-        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-            raise ValueError(f"{name} must be an integer from {lo} to {hi}, not {value!r}")
-    if (not isinstance(acc_width, int) or isinstance(acc_width, bool)
-            or not 2 * in_width <= acc_width <= 96):
-        raise ValueError(f"acc_width must be an integer from 2*in_width ({2 * in_width}) "
-                         f"to 96, not {acc_width!r}")
-    if not isinstance(signed, bool):
-        raise TypeError(f"signed must be True or False, not {signed!r}")
-    if dataflow not in DATAFLOWS:
-        raise ValueError(f"dataflow must be one of {', '.join(map(repr, DATAFLOWS))}, "
-                         f"not {dataflow!r}")
-    if (not isinstance(acc_depth, int) or isinstance(acc_depth, bool)
-            or not 1 <= acc_depth <= 4096):
-        raise ValueError(f"acc_depth must be an integer from 1 to 4096, not {acc_depth!r}")
+    acc = _element_shape(params.acc_width, params.signed)
+    return data.StructLayout({"data": data.ArrayLayout(acc, params.cols), "last": 1})
 
 
 class SystolicTile(wiring.Component):
@@ -132,23 +59,18 @@ class SystolicTile(wiring.Component):
 
     Parameters
     ----------
-    rows, cols : int
-        Array shape (1..64 each).
-    in_width : int
-        Operand width in bits (2..32).
-    acc_width : int
-        Accumulator and result width in bits, at least ``2 * in_width`` (at most 96).
-    signed : bool
-        Two's-complement operands and results if true, unsigned otherwise.
-    dataflow : str
-        ``"os"`` (output-stationary, double-buffered accumulators) or ``"ws"``
-        (weight-stationary, double-buffered weights).
-    acc_depth : int
-        Weight-stationary only: rows of partial sums kept between folds (the most ``a``
-        beats one fold may carry), 1..4096.
+    params : TileParams
+        The tile's parameters (see :class:`~rtl.tile_params.TileParams` for their ranges
+        and defaults); or give them as keywords instead (``rows=4, cols=4, ...``).
 
     Members
     -------
+    params : TileParams
+        The parameters; the component publishes each of them, and each of their timing
+        facts (``fill_latency``, ``drain_latency``, ``stages``, ``fold_interval``,
+        ``weight_release_latency``, ``peak_macs_per_cycle``), as a read-only property.
+    element_shape, accumulator_shape : Shape
+        Shape of one operand and of one accumulator or result value.
     a : In(stream.Signature(...))
         Operand A stream; payload :func:`operand_layouts` ``[0]``.
     b : In(stream.Signature(...))
@@ -157,48 +79,51 @@ class SystolicTile(wiring.Component):
         Result rows; payload :func:`result_layout`.
     """
 
-    def __init__(self, *, rows, cols, in_width=8, acc_width=32, signed=True, dataflow="os",
-                 acc_depth=64):
-        check_tile_params(rows=rows, cols=cols, in_width=in_width, acc_width=acc_width,
-                          signed=signed, dataflow=dataflow, acc_depth=acc_depth)
-        self._rows, self._cols = rows, cols
-        self._in_width, self._acc_width = in_width, acc_width
-        self._signed, self._dataflow, self._acc_depth = signed, dataflow, acc_depth
-
-        a_layout, b_layout = operand_layouts(rows=rows, cols=cols, in_width=in_width,
-                                             signed=signed, dataflow=dataflow)
+    def __init__(self, *, params=None, **kwargs):
+        try:
+            self._params = params = as_tile_params(params, **kwargs)
+        except (TypeError, ValueError):
+            self._MustUse__silence = True   # refused, so never a design left unused
+            raise
+        a_layout, b_layout = operand_layouts(params)
         super().__init__({
             "a": In(stream.Signature(a_layout)),
             "b": In(stream.Signature(b_layout)),
-            "c": Out(stream.Signature(result_layout(cols=cols, acc_width=acc_width,
-                                                    signed=signed))),
+            "c": Out(stream.Signature(result_layout(params))),
         })
 
+    params = property(lambda self: self._params)
+
     # Parameters, read-only.
-    rows = property(lambda self: self._rows)
-    cols = property(lambda self: self._cols)
-    in_width = property(lambda self: self._in_width)
-    acc_width = property(lambda self: self._acc_width)
-    signed = property(lambda self: self._signed)
-    dataflow = property(lambda self: self._dataflow)
-    acc_depth = property(lambda self: self._acc_depth)
+    rows = property(lambda self: self._params.rows)
+    cols = property(lambda self: self._params.cols)
+    in_width = property(lambda self: self._params.in_width)
+    acc_width = property(lambda self: self._params.acc_width)
+    signed = property(lambda self: self._params.signed)
+    dataflow = property(lambda self: self._params.dataflow)
+    acc_depth = property(lambda self: self._params.acc_depth)
 
-    # Published timing facts; the cycle model and the benches read these.
+    # Published timing facts, as the parameters state them.
+    peak_macs_per_cycle = property(lambda self: self._params.peak_macs_per_cycle)
+    stages = property(lambda self: self._params.stages)
+    fill_latency = property(lambda self: self._params.fill_latency)
+    drain_latency = property(lambda self: self._params.drain_latency)
+    fold_interval = property(lambda self: self._params.fold_interval)
+    weight_release_latency = property(lambda self: self._params.weight_release_latency)
+
     @property
-    def timing(self):
-        """The tile's :class:`TileTiming`."""
-        return TileTiming(rows=self._rows, cols=self._cols, dataflow=self._dataflow)
+    def element_shape(self):
+        return _element_shape(self.in_width, self.signed)
 
-    peak_macs_per_cycle = property(lambda self: self.timing.peak_macs_per_cycle)
-    fill_latency = property(lambda self: self.timing.fill_latency)
-    drain_latency = property(lambda self: self.timing.drain_latency)
-    fold_interval = property(lambda self: self.timing.fold_interval)
-    weight_release_latency = property(lambda self: self.timing.weight_release_latency)
+    @property
+    def accumulator_shape(self):
+        return _element_shape(self.acc_width, self.signed)
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.results = results = SyncFIFO(
-            width=Shape.cast(self.c.payload.shape()).width, depth=RESULT_QUEUE_DEPTH)
+            width=Shape.cast(self.c.payload.shape()).width,
+            depth=self._params.result_queue_depth)
 
         # The array moves only when a completed row is sure to find room in the result queue.
         advance = Signal()
@@ -212,19 +137,13 @@ class SystolicTile(wiring.Component):
         result_row = Signal(self.c.payload.shape())
         m.d.comb += results.w_data.eq(result_row.as_value())
 
-        if self._dataflow == "os":
+        if self.dataflow == "os":
             self._elaborate_os(m, advance, results, result_row)
         else:
             self._elaborate_ws(m, advance, results, result_row)
         return m
 
     # -- helpers ----------------------------------------------------------------------------
-
-    def _acc_shape(self):
-        return _element_shape(self._acc_width, self._signed)
-
-    def _elem_shape(self):
-        return _element_shape(self._in_width, self._signed)
 
     @staticmethod
     def _skewed(m, advance, value, delay, name):
@@ -239,7 +158,7 @@ class SystolicTile(wiring.Component):
     def _a_rows(self, m, advance, take, beat, **fields):
         """Registers ``a_r{i}_c{j}`` carrying each ``a`` beat right along row ``i``, the row
         skewed by ``i`` cycles; ``fields`` fill the beat's fields beyond data/valid/last."""
-        R, C = self._rows, self._cols
+        R, C = self.rows, self.cols
         a_reg = [[Signal(beat, name=f"a_r{i}_c{j}") for j in range(C)] for i in range(R)]
         for i in range(R):
             entering = Signal(beat, name=f"a_in{i}")
@@ -256,8 +175,8 @@ class SystolicTile(wiring.Component):
     # -- output-stationary --------------------------------------------------------------------
 
     def _elaborate_os(self, m, advance, results, result_row):
-        R, C = self._rows, self._cols
-        beat = data.StructLayout({"data": self._elem_shape(), "valid": 1, "last": 1})
+        R, C = self.rows, self.cols
+        beat = data.StructLayout({"data": self.element_shape, "valid": 1, "last": 1})
 
         # Fold spacing: a `last` beat waits until `fold_interval` cycles after the previous one.
         interval = self.fold_interval
@@ -279,7 +198,7 @@ class SystolicTile(wiring.Component):
 
         # Skewed operand registers at each cell: a moves right along a row, b down a column.
         a_reg = self._a_rows(m, advance, take, beat)
-        b_reg = [[Signal(self._elem_shape(), name=f"b_r{i}_c{j}") for j in range(C)]
+        b_reg = [[Signal(self.element_shape, name=f"b_r{i}_c{j}") for j in range(C)]
                  for i in range(R)]
         for j in range(C):
             entering = self._skewed(m, advance, self.b.payload.data[j], j, f"b{j}")
@@ -290,11 +209,11 @@ class SystolicTile(wiring.Component):
 
         # Cells: accumulate; on a fold's last beat, move the total to the result register
         # (the second accumulator buffer) and restart from zero for the next fold.
-        result = [[Signal(self._acc_shape(), name=f"result_r{i}_c{j}") for j in range(C)]
+        result = [[Signal(self.accumulator_shape, name=f"result_r{i}_c{j}") for j in range(C)]
                   for i in range(R)]
         for i in range(R):
             for j in range(C):
-                acc = Signal(self._acc_shape(), name=f"acc_r{i}_c{j}")
+                acc = Signal(self.accumulator_shape, name=f"acc_r{i}_c{j}")
                 total = acc + a_reg[i][j].data * b_reg[i][j]
                 with m.If(advance & a_reg[i][j].valid):
                     with m.If(a_reg[i][j].last):
@@ -319,11 +238,11 @@ class SystolicTile(wiring.Component):
     # -- weight-stationary --------------------------------------------------------------------
 
     def _elaborate_ws(self, m, advance, results, result_row):
-        R, C = self._rows, self._cols
-        beat = data.StructLayout({"data": self._elem_shape(), "valid": 1, "last": 1, "bank": 1})
+        R, C = self.rows, self.cols
+        beat = data.StructLayout({"data": self.element_shape, "valid": 1, "last": 1, "bank": 1})
 
         # Two weight banks: one is loaded from `b` while the other is in use.
-        weights = [[[Signal(self._elem_shape(), name=f"w{k}_r{i}_c{j}") for j in range(C)]
+        weights = [[[Signal(self.element_shape, name=f"w{k}_r{i}_c{j}") for j in range(C)]
                     for i in range(R)] for k in range(2)]
         ready = Signal(2)               # bank holds a fold's weights whose beats have not all come
         busy = Signal(2)                # bank may not be loaded: ready, or still used in the array
@@ -355,11 +274,11 @@ class SystolicTile(wiring.Component):
 
         # Activations move right along rows (row i skewed by i); partial sums move down.
         a_reg = self._a_rows(m, advance, take, beat, bank=use_bank)
-        psum = [[Signal(self._acc_shape(), name=f"psum_r{i}_c{j}") for j in range(C)]
+        psum = [[Signal(self.accumulator_shape, name=f"psum_r{i}_c{j}") for j in range(C)]
                 for i in range(R)]
         for i in range(R):
             for j in range(C):
-                weight = Signal(self._elem_shape(), name=f"wsel_r{i}_c{j}")
+                weight = Signal(self.element_shape, name=f"wsel_r{i}_c{j}")
                 m.d.comb += weight.eq(weights[0][i][j])
                 with m.If(a_reg[i][j].bank):
                     m.d.comb += weight.eq(weights[1][i][j])
@@ -381,7 +300,7 @@ class SystolicTile(wiring.Component):
 
         # De-skew the column outputs (column j is C-1-j cycles early) and carry the beat's
         # flags alongside through a delay line of the array's depth.
-        bottom = Signal(data.ArrayLayout(self._acc_shape(), C))
+        bottom = Signal(data.ArrayLayout(self.accumulator_shape, C))
         for j in range(C):
             m.d.comb += bottom[j].eq(self._skewed(m, advance, psum[R - 1][j], C - 1 - j,
                                                   f"psum{j}"))
@@ -393,11 +312,11 @@ class SystolicTile(wiring.Component):
         arrived = self._skewed(m, advance, entering, R + C, "flags")
 
         # Partial sums kept between folds: row `index` of the current fold.
-        kept = [Signal(data.ArrayLayout(self._acc_shape(), C), name=f"kept{n}")
-                for n in range(self._acc_depth)]
-        index = Signal(range(self._acc_depth))
-        previous = Signal(data.ArrayLayout(self._acc_shape(), C))
-        for n in range(self._acc_depth):
+        kept = [Signal(data.ArrayLayout(self.accumulator_shape, C), name=f"kept{n}")
+                for n in range(self.acc_depth)]
+        index = Signal(range(self.acc_depth))
+        previous = Signal(data.ArrayLayout(self.accumulator_shape, C))
+        for n in range(self.acc_depth):
             with m.If(index == n):
                 m.d.comb += previous.eq(kept[n])
         for j in range(C):
@@ -411,7 +330,7 @@ class SystolicTile(wiring.Component):
         ]
         with m.If(advance & arrived.valid):
             with m.If(~arrived.emit):
-                for n in range(self._acc_depth):
+                for n in range(self.acc_depth):
                     with m.If(index == n):
                         m.d.sync += kept[n].eq(result_row.data)
             with m.If(arrived.last):

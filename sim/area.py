@@ -1,5 +1,6 @@
 """Area of an Amaranth component from Yosys generic synthesis: cells, flip-flops, gate equivalents."""
 
+import dataclasses
 import hashlib
 import inspect
 import json
@@ -188,8 +189,16 @@ def _kind_of(component_factory) -> str:
     return f"{component_factory.__module__}.{getattr(component_factory, '__qualname__', component_factory)}"
 
 
-def _with_defaults(component_factory, params: dict) -> dict:
-    """``params`` with the factory's defaults filled in, so equal designs share a cache key."""
+def _with_defaults(component_factory, params: dict, component) -> dict:
+    """``params`` with the defaults filled in, so equal designs share a cache key.
+
+    A component that carries its parameter object (``component.params``, a dataclass such
+    as :class:`rtl.tile_params.TileParams`) is described by that object's fields; any other
+    by its factory's signature with the defaults applied.
+    """
+    published = getattr(component, "params", None)
+    if dataclasses.is_dataclass(published) and not isinstance(published, type):
+        return dataclasses.asdict(published)
     try:
         bound = inspect.signature(component_factory).bind(**params)
     except (TypeError, ValueError):
@@ -216,7 +225,7 @@ def synthesize(component_factory, params: dict, *, kind: "str | None" = None,
     """
     kind = kind or _kind_of(component_factory)
     component = component_factory(**params)  # bad parameters fail here, before any file is made
-    params = _with_defaults(component_factory, params)
+    params = _with_defaults(component_factory, params, component)
     version = yosys_version()
     key = _digest({"kind": kind, "params": params, "yosys": version, "script": _SCRIPT_VERSION})
     safe_kind = re.sub(r"[^A-Za-z0-9_.-]", "_", kind)

@@ -5,12 +5,12 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from fabric.tile_model import fold_schedule, operand_beats, predict, reference_gemm
-from rtl.tile import TileTiming
+from rtl.tile_params import TileParams
 
 
 def _fold_by_fold(rows, cols, dataflow, m, k, n, acc_depth):
     """The same timing rules applied to every fold in turn, with no jumping ahead."""
-    timing = TileTiming(rows=rows, cols=cols, dataflow=dataflow)
+    timing = TileParams(rows=rows, cols=cols, dataflow=dataflow, acc_depth=acc_depth)
     folds = fold_schedule(rows=rows, cols=cols, dataflow=dataflow, m=m, k=k, n=n,
                           acc_depth=acc_depth)
     if dataflow == "os":

@@ -85,6 +85,20 @@ def test_pysim_random_stalls_and_wraparound(dataflow, trial):
     assert (C == reference_gemm(A, B, acc_width=8, signed=True)).all()
 
 
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+def test_pysim_gaps_idle_only_between_beats(dataflow):
+    """A source with gaps against a stalled sink: a beat once offered stays valid, payload
+    unchanged, until it is taken (the bench's stream monitor raises if valid falls first),
+    and the gap patterns do fall on cycles where a beat is waiting."""
+    params = {"rows": 2, "cols": 3, "dataflow": dataflow, "acc_depth": 3}
+    A, B = random_operands(5, 7, 4, in_width=8, signed=True, seed=SEED)
+    C, counts = run_gemm_pysim(params, A, B, a_gaps=(0, 1), b_gaps=(0, 0, 1),
+                               c_stalls=(1, 1, 1, 0))
+    assert (C == reference_gemm(A, B, acc_width=32, signed=True)).all()
+    assert counts["a_stalls"] > 0 and counts["b_stalls"] > 0 and counts["c_backpressure"] > 0
+    assert counts["a_held_in_gap"] > 0 and counts["b_held_in_gap"] > 0
+
+
 def test_pysim_unsigned_extremes():
     params = {"rows": 3, "cols": 2, "dataflow": "os", "signed": False, "in_width": 5,
               "acc_width": 12}

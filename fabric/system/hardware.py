@@ -8,6 +8,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from rtl.errors import UserError
+from rtl.tile_params import DATAFLOWS
 
 from .config import Provenance, Table, find_config, read_toml
 
@@ -26,8 +27,6 @@ PRECISION_BYTES = MappingProxyType({"bf16": 2, "fp8": 1, "int8": 1, "fp4": 0.5})
 EIGHT_BIT = "8bit"
 #: The plane name of a scale-out tier (kept out of the scale-up tier chain).
 SCALE_OUT_PLANE = "rdma"
-#: Dataflows of the systolic tile (the tile cycle model takes one of these).
-DATAFLOWS = ("os", "ws")
 
 
 def _frozen(mapping: dict) -> MappingProxyType:

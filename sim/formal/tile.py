@@ -5,7 +5,8 @@ from amaranth.hdl import (Assert, Assume, Cat, Const, Cover, Module, Mux, ResetS
                           Value)
 from amaranth.lib import data
 
-from rtl.tile import SystolicTile, check_tile_params
+from rtl.tile import SystolicTile
+from rtl.tile_params import DATAFLOWS, TileParams
 
 from .harness import Harness
 from .probe import ProbeError, elaborate_with_probes
@@ -91,7 +92,8 @@ class TileHarness(Harness):
     Parameters
     ----------
     rows, cols, in_width, acc_width, signed, dataflow, acc_depth : tile parameters
-        See :class:`rtl.tile.SystolicTile`.
+        See :class:`rtl.tile_params.TileParams`; the defaults here are a tile small enough
+        for the solver, not the tile's own.
     consumer : str
         One of :data:`CONSUMERS`.
     sums : bool
@@ -107,8 +109,8 @@ class TileHarness(Harness):
     def __init__(self, *, rows=2, cols=2, in_width=2, acc_width=4, signed=True,
                  dataflow="os", acc_depth=2, consumer="free", fault=None, sums=True):
         bad = None
-        if dataflow not in ("os", "ws"):
-            bad = f"dataflow must be 'os' or 'ws', not {dataflow!r}"
+        if dataflow not in DATAFLOWS:
+            bad = f"dataflow must be {' or '.join(map(repr, DATAFLOWS))}, not {dataflow!r}"
         elif consumer not in CONSUMERS:
             bad = f"consumer must be one of {', '.join(CONSUMERS)}, not {consumer!r}"
         elif fault is not None and fault not in FAULTS:
@@ -120,8 +122,10 @@ class TileHarness(Harness):
             self._MustUse__silence = True
             raise ValueError(bad)
         try:
-            check_tile_params(rows=rows, cols=cols, in_width=in_width, acc_width=acc_width,
-                              signed=signed, dataflow=dataflow, acc_depth=acc_depth)
+            tile_params = (ShortFoldIntervalParams if fault == "short_fold_interval"
+                           else TileParams)(rows=rows, cols=cols, in_width=in_width,
+                                            acc_width=acc_width, signed=signed,
+                                            dataflow=dataflow, acc_depth=acc_depth)
         except (TypeError, ValueError):
             self._MustUse__silence = True
             raise
@@ -135,10 +139,9 @@ class TileHarness(Harness):
                 raise TypeError(f"sums must be True or False, not {sums!r}")
             params["sums"] = sums
         super().__init__(**params, consumer=consumer, fault=fault)
-        tile = self.design()                  # validates the tile parameters
-        tile._MustUse__silence = True
+        self.tile_params = tile = tile_params
         # Induction closes once every in-flight marker has left the array.
-        depth_needed = rows + cols + 4
+        depth_needed = tile.stages + 4
         if consumer == "always_ready":
             depth_needed = tile.drain_latency + tile.fold_interval + 4
         if dataflow == "ws":
@@ -154,14 +157,10 @@ class TileHarness(Harness):
         self.cover_depth = tile.drain_latency + 2 * tile.fold_interval + 4
 
     def design(self):
-        p = self.params
-        cls = {"short_fold_interval": ShortFoldIntervalTile,
-               "early_bank_release": EarlyBankReleaseTile,
-               "dropped_product_bit": DroppedProductBitTile}.get(p["fault"], SystolicTile)
-        extra = {"acc_depth": p["acc_depth"]} if p["dataflow"] == "ws" else {}
-        return cls(rows=p["rows"], cols=p["cols"], in_width=p["in_width"],
-                   acc_width=p["acc_width"], signed=p["signed"], dataflow=p["dataflow"],
-                   **extra)
+        cls = {"early_bank_release": EarlyBankReleaseTile,
+               "dropped_product_bit": DroppedProductBitTile}.get(self.params["fault"],
+                                                                 SystolicTile)
+        return cls(params=self.tile_params)
 
     def structural_checks(self):
         return [valid_independent_of_ready(self.design, "c")]
@@ -201,7 +200,7 @@ class TileHarness(Harness):
                     self._ws_sums(m, tile, probe, shadow)
                 level = probe["level"]
                 m.d.comb += [
-                    Cover(level == 2, "result queue full"),
+                    Cover(level == tile.params.result_queue_depth, "result queue full"),
                     Cover(tile.c.valid & tile.c.ready & tile.c.payload.last,
                           "a fold's last row leaves"),
                     Cover(tile.c.valid & ~tile.c.ready, "c stalled"),
@@ -240,7 +239,7 @@ class TileHarness(Harness):
 
         # Every register of the array that carries an `a` beat, with the bank it multiplies
         # by, by its distance from the edge (the advancing cycles since the beat was taken).
-        beat = data.StructLayout({"data": tile._elem_shape(), "valid": 1, "last": 1, "bank": 1})
+        beat = data.StructLayout({"data": tile.element_shape, "valid": 1, "last": 1, "bank": 1})
         at = {}
         for i in range(R):
             for s in range(i):
@@ -305,9 +304,9 @@ class TileHarness(Harness):
         stage = data.StructLayout({"valid": 1, "last": 1, "pos": range(top)})
         entering = Signal(stage, name="ws_stage_in")
         m.d.comb += [entering.valid.eq(take), entering.last.eq(last), entering.pos.eq(pos)]
-        chain = _delay_line(m, entering, stage, R + C, advance, "ws_stage")
+        chain = _delay_line(m, entering, stage, tile.stages, advance, "ws_stage")
         flags = data.StructLayout({"valid": 1, "last": 1, "accumulate": 1, "emit": 1})
-        rtl_chain = [data.View(flags, probe[f"flags_skew{s}"]) for s in range(R + C)]
+        rtl_chain = [data.View(flags, probe[f"flags_skew{s}"]) for s in range(tile.stages)]
         # Behind each stage (towards the input) the position of the next beat to arrive.
         behind = pos
         for s, (mine, theirs) in enumerate(zip(chain, rtl_chain)):
@@ -360,7 +359,7 @@ class TileHarness(Harness):
         weight banks are the reference's.
         """
         R, C, depth, W = tile.rows, tile.cols, tile.acc_depth, tile.acc_width
-        w = Shape.cast(tile._elem_shape()).width
+        w = Shape.cast(tile.element_shape).width
         advance = probe["advance"]
         at, chain, rtl_flags = shadow["at"], shadow["chain"], shadow["flags"]
 
@@ -404,7 +403,7 @@ class TileHarness(Harness):
         row_of = lambda d, j: line[d - 1].row[j * W:(j + 1) * W]       # noqa: E731
 
         # Activations: a register d cycles from the edge holds the beat taken d cycles ago.
-        beat = data.StructLayout({"data": tile._elem_shape(), "valid": 1, "last": 1, "bank": 1})
+        beat = data.StructLayout({"data": tile.element_shape, "valid": 1, "last": 1, "bank": 1})
         for i in range(R):
             regs = [(s + 1, f"a{i}_skew{s}") for s in range(i)]
             regs += [(i + j + 1, f"a_r{i}_c{j}") for j in range(C)]
@@ -498,7 +497,7 @@ class TileHarness(Harness):
     # -- the array under a stalling consumer ---------------------------------------------------
 
     def _array(self, m, tile, probe, R, C, interval, accepted_last):
-        beat = data.StructLayout({"data": tile._elem_shape(), "valid": 1, "last": 1})
+        beat = data.StructLayout({"data": tile.element_shape, "valid": 1, "last": 1})
 
         def token(name):
             sig = probe[name]
@@ -520,7 +519,7 @@ class TileHarness(Harness):
             for j in range(C):
                 positions.setdefault(i + j + 1, []).append((f"a_r{i}_c{j}",
                                                             token(f"a_r{i}_c{j}")))
-        top = R + C                     # row_done[R-1] holds the marker of delay R + C
+        top = tile.stages               # row_done[R-1] holds the marker of delay R + C
         marker = {}                     # delay -> "a fold's last beat is here"
         for d in range(1, top + 1):
             if d in positions:
@@ -603,7 +602,7 @@ class TileHarness(Harness):
 
         level = probe["level"]
         m.d.comb += [
-            Cover(level == 2, "result queue full"),
+            Cover(level == tile.params.result_queue_depth, "result queue full"),
             Cover(~advance & row_done.any(), "array stalled by the result queue"),
             Cover(accepted_last & marker[interval] if interval <= top else accepted_last,
                   "back-to-back folds, fold_interval apart"),
@@ -626,7 +625,7 @@ class TileHarness(Harness):
         """
         R, C = tile.rows, tile.cols
         W = tile.acc_width
-        top = R + C
+        top = tile.stages
         interval = tile.fold_interval
         slots = 2 + (top - 1) // interval
         elem_signed = tile.signed
@@ -639,7 +638,7 @@ class TileHarness(Harness):
 
         a_in = Value.cast(tile.a.payload.data)
         b_in = Value.cast(tile.b.payload.data)
-        w = Shape.cast(tile._elem_shape()).width
+        w = Shape.cast(tile.element_shape).width
         take = tile.a.valid & tile.a.ready
         advance = probe["advance"]
         sums = [[[Signal(W, name=f"fold_sum{k}_r{i}_c{j}") for j in range(C)]
@@ -717,7 +716,7 @@ class TileHarness(Harness):
                             "each row written to the result queue is its fold's sums")
 
     def _alignment(self, m, tile, probe, token, R, C, advance):
-        elem = tile._elem_shape()
+        elem = tile.element_shape
         depth = R + C - 1
         a_in = Value.cast(tile.a.payload.data)
         b_in = Value.cast(tile.b.payload.data)
@@ -768,8 +767,9 @@ class TileHarness(Harness):
         ]
 
 
-class ShortFoldIntervalTile(SystolicTile):
-    """A mutant that lets a fold follow the previous one after a single cycle."""
+class ShortFoldIntervalParams(TileParams):
+    """Parameters of a mutant tile that lets a fold follow the previous one after a single
+    cycle (the tile enforces the ``fold_interval`` its parameters state)."""
     fold_interval = property(lambda self: 1)
 
 
@@ -779,7 +779,7 @@ class EarlyBankReleaseTile(SystolicTile):
 
     def _a_rows(self, m, advance, take, beat, **fields):
         regs = super()._a_rows(m, advance, take, beat, **fields)
-        if self._dataflow == "ws":
+        if self.dataflow == "ws":
             regs[-1] = regs[-1][:-1] + [regs[0][0]]
         return regs
 

@@ -8,20 +8,18 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 
 from fabric.tile_model import expected_rows, operand_beats
+from rtl.tile_params import TileParams
 from sim.runner import CLOCK_PERIOD_NS, load_bench_inputs, write_bench_result
 from sim.tile.harness import COUNTERS
 from sim.tile.packing import Packer
-
-TILE_KEYS = ("rows", "cols", "in_width", "acc_width", "signed", "dataflow", "acc_depth")
-
 
 class TileBench:
     """Owns the clock, reset, stimulus memories, gap controls and the scoreboard."""
 
     def __init__(self, dut, params, inputs):
         self.dut = dut
-        self.tile = {k: params[k] for k in TILE_KEYS}
-        self.packer = Packer(**{k: params[k] for k in TILE_KEYS if k != "acc_depth"})
+        self.tile = TileParams(**{k: params[k] for k in TileParams.names()})
+        self.packer = Packer(self.tile)
         self.A = np.array(inputs["A"], dtype=np.int64)
         self.B = np.array(inputs["B"], dtype=np.int64)
         self.gaps = inputs["gaps"]
@@ -36,17 +34,12 @@ class TileBench:
         self.dut.rst.value = 0
 
     def load(self):
-        t = self.tile
-        a, flags, b, self.folds = operand_beats(self.A, self.B, rows=t["rows"], cols=t["cols"],
-                                                dataflow=t["dataflow"],
-                                                acc_depth=t["acc_depth"])
+        a, flags, b, self.folds = operand_beats(self.A, self.B, self.tile)
         for index, word in enumerate(self.packer.pack_a(a, flags)):
             self.dut.a_mem[index].value = word
         for index, word in enumerate(self.packer.pack_b(b)):
             self.dut.b_mem[index].value = word
-        self.expected = expected_rows(self.A, self.B, self.folds, rows=t["rows"], cols=t["cols"],
-                                      dataflow=t["dataflow"], acc_width=self.packer.acc_width,
-                                      signed=self.packer.signed)
+        self.expected = expected_rows(self.A, self.B, self.folds, self.tile)
         self.dut.a_count.value = len(a)
         self.dut.b_count.value = len(b)
         self.dut.c_count.value = len(self.expected)

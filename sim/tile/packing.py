@@ -3,6 +3,7 @@
 from amaranth.hdl import Shape
 
 from rtl.tile import operand_layouts, result_layout
+from rtl.tile_params import as_tile_params
 
 __all__ = ["Packer"]
 
@@ -15,17 +16,19 @@ def _field(layout, name):
 
 
 class Packer:
-    """Converts between numpy beats and payload integers for one tile configuration."""
+    """Converts between numpy beats and payload integers for one tile configuration
+    (a :class:`~rtl.tile_params.TileParams` or a mapping of its parameters)."""
 
-    def __init__(self, *, rows, cols, in_width, acc_width, signed, dataflow):
-        self.rows, self.cols, self.dataflow = rows, cols, dataflow
-        self.in_width, self.acc_width, self.signed = in_width, acc_width, signed
-        self.a_layout, self.b_layout = operand_layouts(
-            rows=rows, cols=cols, in_width=in_width, signed=signed, dataflow=dataflow)
-        self.c_layout = result_layout(cols=cols, acc_width=acc_width, signed=signed)
+    def __init__(self, params):
+        self.params = params = as_tile_params(params)
+        self.rows, self.cols, self.dataflow = params.rows, params.cols, params.dataflow
+        self.in_width, self.acc_width, self.signed = (params.in_width, params.acc_width,
+                                                      params.signed)
+        self.a_layout, self.b_layout = operand_layouts(params)
+        self.c_layout = result_layout(params)
         self._a_flags = [(i, _field(self.a_layout, name).offset)
                          for i, name in enumerate(("last", "accumulate", "emit"))
-                         if dataflow == "ws" or name == "last"]
+                         if params.dataflow == "ws" or name == "last"]
         self._c_last = _field(self.c_layout, "last").offset
         self.c_width = Shape.cast(self.c_layout).width
 

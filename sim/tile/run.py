@@ -6,11 +6,11 @@ import numpy as np
 
 from fabric.tile_model import (TileEstimate, fold_schedule, predict, result_row_count,
                                result_rows_to_matrix)
-from rtl.tile import check_tile_params
+from rtl.tile_params import as_tile_params
 from sim.runner import run_cocotb
 from sim.tile.harness import TileHarness
 
-__all__ = ["GemmRun", "Gaps", "run_gemm", "random_operands", "tile_params"]
+__all__ = ["GemmRun", "Gaps", "run_gemm", "random_operands"]
 
 
 @dataclass(frozen=True)
@@ -80,15 +80,6 @@ class GemmRun:
         }
 
 
-def tile_params(**overrides):
-    """A complete tile parameter set (defaults of :class:`SystolicTile` filled in),
-    validated by building the component once."""
-    params = {"in_width": 8, "acc_width": 32, "signed": True, "dataflow": "os",
-              "acc_depth": 64, **overrides}
-    check_tile_params(**params)
-    return params
-
-
 def random_operands(m, k, n, *, in_width, signed, seed, extreme=None):
     """Random A and B within the operand range; ``extreme`` "min"/"max" fills them with
     the smallest/largest value instead."""
@@ -111,26 +102,25 @@ def _capacity(needed):
 
 def run_gemm(params, A, B, *, sim="icarus", waves=False, wave_format="fst", seed=1,
              a_gaps=Gaps(), b_gaps=Gaps(), c_gaps=Gaps(), fault=None):
-    """Run ``A @ B`` on ``SystolicTile(**params)`` under cocotb; returns a :class:`GemmRun`.
+    """Run ``A @ B`` under cocotb on a :class:`~rtl.tile.SystolicTile` of ``params`` (a
+    :class:`~rtl.tile_params.TileParams` or a mapping of its parameters); returns a
+    :class:`GemmRun`.
 
     Raises :class:`sim.runner.SimulationError` when a row differs from the reference
     (the bench's scoreboard names the first one) or the run times out. ``fault`` is
     passed to :class:`~sim.tile.harness.TileHarness` (a deliberate error, for testing
     the bench itself).
     """
-    params = tile_params(**params)
+    params = as_tile_params(params)
     A, B = np.asarray(A), np.asarray(B)
     m, k = A.shape
     n = B.shape[1]
-    folds = fold_schedule(rows=params["rows"], cols=params["cols"],
-                          dataflow=params["dataflow"], m=m, k=k, n=n,
-                          acc_depth=params["acc_depth"])
-    rows_out = result_row_count(folds, rows=params["rows"], dataflow=params["dataflow"])
-    a_beats = sum(f.k_count if params["dataflow"] == "os" else f.m_count for f in folds)
-    b_beats = a_beats if params["dataflow"] == "os" else len(folds) * params["rows"]
+    folds = fold_schedule(params, m=m, k=k, n=n)
+    rows_out = result_row_count(folds, params)
+    a_beats = sum(f.k_count if params.dataflow == "os" else f.m_count for f in folds)
+    b_beats = a_beats if params.dataflow == "os" else len(folds) * params.rows
     depth = _capacity(max(a_beats, b_beats, rows_out))
-    model = predict(rows=params["rows"], cols=params["cols"], dataflow=params["dataflow"],
-                    m=m, k=k, n=n, acc_depth=params["acc_depth"])
+    model = predict(params=params, m=m, k=k, n=n)
     stall_factor = 1 + sum(20 for g in (a_gaps, b_gaps, c_gaps) if g.stalls)
     inputs = {
         "A": A.tolist(), "B": B.tolist(), "budget_cycles": model.total_cycles * stall_factor + 200,
@@ -140,16 +130,15 @@ def run_gemm(params, A, B, *, sim="icarus", waves=False, wave_format="fst", seed
                                                     ("c", c_gaps)))},
     }
     run = run_cocotb(kind="tile", component_factory=TileHarness,
-                     params={**params, "depth": depth, "fault": fault},
+                     params={**params.as_dict(), "depth": depth, "fault": fault},
                      test_module="sim.tile.bench", testcase="gemm",
                      inputs=inputs, sim=sim, waves=waves, wave_format=wave_format)
     counters = run.result["counters"]
-    C = result_rows_to_matrix(run.result["rows"], folds, rows=params["rows"], m=m, n=n,
-                              dataflow=params["dataflow"])
+    C = result_rows_to_matrix(run.result["rows"], folds, params, m=m, n=n)
     return GemmRun(
         passed=True, C=C,
         measured_cycles=counters["last_result"] - counters["first_operand"] + 1,
         measured_first_result=counters["first_result"] - counters["first_operand"],
         model=model, counters=counters, sim=sim,
         waves=str(run.waves) if run.waves else None, run_dir=str(run.run_dir),
-        params=params, shape=(m, k, n))
+        params=params.as_dict(), shape=(m, k, n))

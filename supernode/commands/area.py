@@ -12,6 +12,8 @@ from rtl.router import Router
 from rtl.tile import SystolicTile
 from sim.area import synthesize
 
+from . import add_tile_arguments, tile_arguments
+
 __all__ = ["register"]
 
 
@@ -50,14 +52,7 @@ def register(subparsers):
     sub = p.add_subparsers(dest="block", required=True, parser_class=type(p))
 
     t = sub.add_parser("tile", help="a SystolicTile (rtl/tile.py)")
-    t.add_argument("--rows", type=_int, required=True)
-    t.add_argument("--cols", type=_int, required=True)
-    t.add_argument("--dataflow", default="os", help="os or ws (default: os)")
-    t.add_argument("--in-width", type=_int, default=8, help="operand bits (default: 8)")
-    t.add_argument("--acc-width", type=_int, default=32, help="accumulator bits (default: 32)")
-    t.add_argument("--unsigned", action="store_true", help="unsigned operands (default: signed)")
-    t.add_argument("--acc-depth", type=_int, default=64,
-                   help="weight-stationary partial-sum rows (default: 64)")
+    add_tile_arguments(t, integer=_int)
     _common(t)
     t.set_defaults(func=run, factory=_tile)
 
@@ -81,9 +76,7 @@ def register(subparsers):
 
 
 def _tile(args):
-    return SystolicTile, {"rows": args.rows, "cols": args.cols, "in_width": args.in_width,
-                          "acc_width": args.acc_width, "signed": not args.unsigned,
-                          "dataflow": args.dataflow, "acc_depth": args.acc_depth}
+    return SystolicTile, tile_arguments(args).as_dict()
 
 
 def _router(args):

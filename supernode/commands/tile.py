@@ -9,8 +9,8 @@ from fabric.tile_model import reference_gemm
 from rtl.errors import UserError
 from rtl.tile import SystolicTile
 from sim.runner import SIMULATORS, SimulationError, export_verilog
-from sim.tile.run import Gaps, random_operands, run_gemm, tile_params
-from . import positive_int
+from sim.tile.run import Gaps, random_operands, run_gemm
+from . import add_tile_arguments, positive_int, tile_arguments
 
 
 def _probability(text):
@@ -24,38 +24,19 @@ def _probability(text):
     return value
 
 
-def _add_tile_params(parser):
-    parser.add_argument("--rows", type=int, required=True, help="array rows")
-    parser.add_argument("--cols", type=int, required=True, help="array columns")
-    parser.add_argument("--dataflow", required=True, help="os (output-stationary) or ws "
-                        "(weight-stationary)")
-    parser.add_argument("--in-width", type=int, default=8, help="operand bits (default 8)")
-    parser.add_argument("--acc-width", type=int, default=32,
-                        help="accumulator bits, results wrap at this width (default 32)")
-    parser.add_argument("--unsigned", action="store_true", help="unsigned operands")
-    parser.add_argument("--acc-depth", type=int, default=64,
-                        help="ws: rows of partial sums kept between folds (default 64)")
-
-
-def _tile_params(args):
-    return tile_params(rows=args.rows, cols=args.cols, dataflow=args.dataflow,
-                       in_width=args.in_width, acc_width=args.acc_width,
-                       signed=not args.unsigned, acc_depth=args.acc_depth)
-
-
 def register(subparsers):
     tile = subparsers.add_parser("tile", help="the systolic compute tile")
     sub = tile.add_subparsers(dest="tile_command", required=True)
 
     export = sub.add_parser("export", help="write the tile as Verilog")
-    _add_tile_params(export)
+    add_tile_arguments(export, dataflow_required=True)
     export.add_argument("--out", required=True, help="Verilog file to write")
     export.add_argument("--name", default="systolic_tile",
                         help="Verilog module name (default systolic_tile)")
     export.set_defaults(func=export_command)
 
     sim = sub.add_parser("sim", help="run a random GEMM on the RTL and check it against numpy")
-    _add_tile_params(sim)
+    add_tile_arguments(sim, dataflow_required=True)
     for dim in ("m", "k", "n"):
         sim.add_argument(f"--{dim}", type=positive_int, required=True, help=f"GEMM dimension {dim}")
     sim.add_argument("--sim", default="icarus", help="icarus (default) or verilator")
@@ -70,25 +51,25 @@ def register(subparsers):
 
 
 def export_command(args):
-    params = _tile_params(args)
+    params = tile_arguments(args)
     out = Path(args.out)
     if not out.parent.is_dir():
         raise UserError(f"cannot write {out}: directory {out.parent} does not exist")
     if not args.name.isidentifier():
         raise UserError(f"--name must be a Verilog identifier, not {args.name!r}")
-    export_verilog(SystolicTile(**params), out, name=args.name)
+    export_verilog(SystolicTile(params=params), out, name=args.name)
     print(f"wrote {out}")
     return 0
 
 
 def sim_command(args):
-    params = _tile_params(args)
+    params = tile_arguments(args)
     if args.sim not in SIMULATORS:
         raise UserError(f"--sim must be one of {', '.join(SIMULATORS)}, not {args.sim!r}")
     if args.vcd and args.sim != "verilator":
         raise UserError("--vcd needs --sim verilator (Icarus writes FST)")
-    A, B = random_operands(args.m, args.k, args.n, in_width=params["in_width"],
-                           signed=params["signed"], seed=args.seed)
+    A, B = random_operands(args.m, args.k, args.n, in_width=params.in_width,
+                           signed=params.signed, seed=args.seed)
     gaps = Gaps(probability=args.stall)
     try:
         run = run_gemm(params, A, B, sim=args.sim, waves=args.waves,
@@ -100,8 +81,8 @@ def sim_command(args):
         else:
             print(f"FAILED: {exc}", file=sys.stderr)
         return 1
-    exact = bool((run.C == reference_gemm(A, B, acc_width=params["acc_width"],
-                                          signed=params["signed"])).all())
+    exact = bool((run.C == reference_gemm(A, B, acc_width=params.acc_width,
+                                          signed=params.signed)).all())
     result = run.to_json()
     result["passed"] = exact
     result["stall_probability"] = args.stall
@@ -109,7 +90,7 @@ def sim_command(args):
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"tile {params['rows']}x{params['cols']} {params['dataflow']}  "
+        print(f"tile {params.rows}x{params.cols} {params.dataflow}  "
               f"GEMM {args.m}x{args.k}x{args.n}  on {args.sim}")
         print(f"  result           {'bit-exact' if exact else 'MISMATCH'} against numpy")
         print(f"  {'':16} {'measured':>10} {'model':>10}")

@@ -2,13 +2,14 @@
 
 from fabric.tile_model import predict
 from rtl.tile import SystolicTile
+from rtl.tile_params import DATAFLOWS, TileParams
 from sim.area import synthesize
 from sim.tile.run import random_operands, run_gemm
 
 from . import ModelMismatchError
 
-#: Parameters of ``rtl.tile.SystolicTile`` a sweep may vary; the component checks values.
-HARDWARE = ("rows", "cols", "dataflow", "in_width", "acc_width", "signed", "acc_depth")
+#: Parameters of the tile a sweep may vary; :class:`~rtl.tile_params.TileParams` checks values.
+HARDWARE = TileParams.names()
 
 OBJECTIVES = {
     "throughput": "throughput_macs_per_cycle",
@@ -37,8 +38,8 @@ def _int(value):
 
 
 def _dataflow(value):
-    if value not in ("os", "ws"):
-        raise ValueError('"os" or "ws"')
+    if value not in DATAFLOWS:
+        raise ValueError(" or ".join(f'"{d}"' for d in DATAFLOWS))
     return value
 
 
@@ -55,12 +56,11 @@ def parameters() -> dict:
 
 def check_point(params: dict):
     """Raise ``ValueError`` naming the value when the tile cannot be built with ``params``."""
-    tile = SystolicTile(**_hardware(params))
-    tile._MustUse__silence = True       # built only to check the parameters
+    _hardware(params)
 
 
-def _hardware(params: dict) -> dict:
-    return {k: v for k, v in params.items() if k in HARDWARE}
+def _hardware(params: dict) -> TileParams:
+    return TileParams(**{k: v for k, v in params.items() if k in HARDWARE})
 
 
 def check_workload(table: dict, swept: set) -> dict:
@@ -117,23 +117,17 @@ def default_plots(swept: set, objectives: set) -> list:
     return plots
 
 
-def _model_params(params: dict) -> dict:
-    return {"rows": params["rows"], "cols": params["cols"],
-            "dataflow": params.get("dataflow", "os"), "acc_depth": params.get("acc_depth", 64)}
-
-
 def evaluate(params: dict, workload: dict, *, rtl=None, area=False) -> dict:
     """Score one tile on the GEMM mix; spot-check the model on the RTL when ``rtl`` is given."""
-    check_point(params)
-    model = _model_params(params)
+    hardware = _hardware(params)
     cycles = macs = 0
     latency = 0
     for g in workload["gemms"]:
-        est = predict(**model, m=g["m"], k=g["k"], n=g["n"])
+        est = predict(hardware, m=g["m"], k=g["k"], n=g["n"])
         cycles += g["count"] * est.total_cycles
         macs += g["count"] * est.macs
         latency = max(latency, est.first_result_cycles)
-    peak = params["rows"] * params["cols"]
+    peak = hardware.peak_macs_per_cycle
     metrics = {
         "mix_cycles": cycles,
         "macs": macs,
@@ -143,15 +137,15 @@ def evaluate(params: dict, workload: dict, *, rtl=None, area=False) -> dict:
         "latency_cycles": latency,
     }
     if area:
-        metrics.update(_area(params))
+        metrics.update(_area(hardware))
         metrics["energy_proxy_ge_cycles"] = metrics["area_gate_equivalents"] * cycles
     if rtl is not None:
         metrics.update(spot_check(params, workload, rtl))
     return metrics
 
 
-def _area(params: dict) -> dict:
-    report = synthesize(SystolicTile, _hardware(params))
+def _area(hardware: TileParams) -> dict:
+    report = synthesize(SystolicTile, hardware.as_dict())
     return {"area_cells": report.cells, "area_flip_flops": report.flip_flops,
             "area_gate_equivalents": report.gate_equivalents}
 
@@ -170,16 +164,16 @@ def spot_check(params: dict, workload: dict, rtl: dict) -> dict:
     measured = predicted = worst = 0
     for index, g in enumerate(workload["gemms"]):
         m, k, n = (min(g[d], rtl["max_dim"]) for d in ("m", "k", "n"))
-        A, B = random_operands(m, k, n, in_width=hardware.get("in_width", 8),
-                               signed=hardware.get("signed", True), seed=index + 1)
+        A, B = random_operands(m, k, n, in_width=hardware.in_width, signed=hardware.signed,
+                               seed=index + 1)
         run = run_gemm(hardware, A, B, sim=rtl["simulator"])
         for what, got, want in (("cycles", run.measured_cycles, run.model.total_cycles),
                                 ("first-result cycles", run.measured_first_result,
                                  run.model.first_result_cycles)):
             if abs(got - want) > rtl["tolerance_cycles"]:
                 raise ModelMismatchError(
-                    f"tile {hardware} on GEMM {g['name']} clipped to {m}x{k}x{n}: the RTL "
-                    f"({rtl['simulator']}) took {got} {what} but the model predicts {want} "
+                    f"tile {hardware.as_dict()} on GEMM {g['name']} clipped to {m}x{k}x{n}: "
+                    f"the RTL ({rtl['simulator']}) took {got} {what} but the model predicts {want} "
                     f"(tolerance {rtl['tolerance_cycles']}); see {run.run_dir}")
         measured += run.measured_cycles
         predicted += run.model.total_cycles

@@ -1,0 +1,156 @@
+"""Parameters of the systolic tile: the one place its defaults, limits and timing are written."""
+
+from collections.abc import Mapping
+from dataclasses import MISSING, asdict, dataclass, fields
+from typing import ClassVar
+
+from .errors import UserError, check_int
+
+__all__ = ["DATAFLOWS", "TileParams", "as_tile_params"]
+
+#: ``"os"``: output-stationary (each PE owns one C element; A and B stream through).
+#: ``"ws"``: weight-stationary (each PE holds one B element; A streams, partial sums flow down).
+DATAFLOWS = ("os", "ws")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TileParams:
+    """A validated parameter set of :class:`rtl.tile.SystolicTile`, with the facts it implies.
+
+    The component, the cycle model (:mod:`fabric.tile_model`), the benches, the formal
+    harness, the CLI, the design-space evaluator and the area flow all read the tile's
+    defaults, derived widths and timing from here; this module imports no Amaranth, so the
+    models can use it without elaborating anything.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Array shape (1..64 each).
+    in_width : int
+        Operand width in bits (2..32).
+    acc_width : int
+        Accumulator and result width in bits, from ``2 * in_width`` to 96.
+    signed : bool
+        Two's-complement operands and results if true, unsigned otherwise.
+    dataflow : str
+        One of :data:`DATAFLOWS`: ``"os"`` (output-stationary, double-buffered
+        accumulators) or ``"ws"`` (weight-stationary, double-buffered weights).
+    acc_depth : int
+        Weight-stationary only: rows of partial sums kept between folds (the most ``a``
+        beats one fold may carry), 1..4096.
+
+    Members
+    -------
+    min_acc_width : int
+        ``2 * in_width``: the narrowest accumulator that holds one exact product.
+    result_queue_depth : int
+        Entries of the result queue: enough that an always-ready consumer never stalls
+        the array.
+    stages : int
+        Advancing cycles from accepting an operand beat to writing the last result row it
+        completes into the result queue (operand skew, array and de-skew).
+    peak_macs_per_cycle : int
+        Multiply-accumulates the array completes per cycle when every cell is busy.
+    fill_latency : int
+        Cycles from accepting an operand beat to offering the first result it completes.
+        Output-stationary: from a fold's ``last`` beat to the fold's first result row.
+        Weight-stationary: from an emitting ``a`` beat to its result row.
+    drain_latency : int
+        Cycles from accepting a fold's final beat to offering the fold's final result row.
+    fold_interval : int
+        Output-stationary: fewest cycles between the ``last`` beats of consecutive folds.
+        A fold's result rows leave one per cycle and each cell's result register is reused
+        by the next fold, so folds shorter than this are spaced out to it.
+    weight_release_latency : int
+        Weight-stationary: cycles from a fold's last ``a`` beat to its weight bank being free.
+    """
+    rows: int
+    cols: int
+    in_width: int = 8
+    acc_width: int = 32
+    signed: bool = True
+    dataflow: str = "os"
+    acc_depth: int = 64
+
+    MAX_SIDE: ClassVar[int] = 64
+    IN_WIDTHS: ClassVar[tuple] = (2, 32)
+    MAX_ACC_WIDTH: ClassVar[int] = 96
+    MAX_ACC_DEPTH: ClassVar[int] = 4096
+
+    def __post_init__(self):
+        check_int("rows", self.rows, 1, self.MAX_SIDE)
+        check_int("cols", self.cols, 1, self.MAX_SIDE)
+        check_int("in_width", self.in_width, *self.IN_WIDTHS)
+        check_int("acc_width", self.acc_width, self.min_acc_width, self.MAX_ACC_WIDTH,
+                  lo_text=f"2*in_width ({self.min_acc_width})")
+        if not isinstance(self.signed, bool):
+            raise UserError(f"signed must be True or False, not {self.signed!r}")
+        if self.dataflow not in DATAFLOWS:
+            raise UserError(f"dataflow must be one of {', '.join(map(repr, DATAFLOWS))}, "
+                            f"not {self.dataflow!r}")
+        check_int("acc_depth", self.acc_depth, 1, self.MAX_ACC_DEPTH)
+
+    @classmethod
+    def names(cls) -> tuple:
+        """Names of the parameters, in order."""
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def defaults(cls) -> dict:
+        """``{name: default}`` of every parameter that has one."""
+        return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+
+    def as_dict(self) -> dict:
+        """The parameters as plain keyword arguments (JSON-ready)."""
+        return asdict(self)
+
+    # -- derived widths and values -----------------------------------------------------------
+
+    @property
+    def min_acc_width(self):
+        return 2 * self.in_width
+
+    result_queue_depth: ClassVar[int] = 2
+
+    # -- published timing ----------------------------------------------------------------------
+
+    @property
+    def stages(self):
+        return self.rows + self.cols
+
+    @property
+    def peak_macs_per_cycle(self):
+        return self.rows * self.cols
+
+    @property
+    def drain_latency(self):
+        return self.stages + 1              # and one cycle through the result queue
+
+    @property
+    def fill_latency(self):
+        # Output-stationary rows complete one per cycle, row 0 first; weight-stationary
+        # beats each complete a row of their own.
+        if self.dataflow == "os":
+            return self.drain_latency - (self.rows - 1)
+        return self.drain_latency
+
+    @property
+    def fold_interval(self):
+        return max(self.rows, self.cols)
+
+    @property
+    def weight_release_latency(self):
+        return self.rows + self.cols
+
+
+def as_tile_params(params=None, **fields) -> TileParams:
+    """``params`` when it is a :class:`TileParams`, else one made of the mapping ``params``
+    and the keyword ``fields`` (the defaults fill in the rest)."""
+    if isinstance(params, TileParams):
+        if fields:
+            raise UserError(f"give the tile either as parameters or as {sorted(fields)}, "
+                            f"not both")
+        return params
+    if params is not None and not isinstance(params, Mapping):
+        raise UserError(f"tile parameters must be a TileParams or a mapping, not {params!r}")
+    return TileParams(**{**(params or {}), **fields})
