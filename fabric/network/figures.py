@@ -124,7 +124,8 @@ def clos_figures(*, pattern: str = "uniform", **router_params) -> NetworkFigures
             stored[key] = entry
             try:
                 cache.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cache.with_suffix(".tmp")
+                # One temporary file per process: parallel test workers share the cache.
+                tmp = cache.with_suffix(f".{os.getpid()}.tmp")
                 tmp.write_text(json.dumps(stored, indent=1))
                 os.replace(tmp, cache)
             except OSError:
