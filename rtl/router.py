@@ -5,53 +5,10 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = [
-    "ALLOCATORS", "Router", "flit_layout", "link_signature", "config_signature",
-    "stats_signature", "ROUTER_LATENCY", "CREDIT_ROUND_TRIP", "STATS_WIDTH", "unused",
-]
+from .router_params import ALLOCATORS, RouterParams, bits as _bits
 
-#: Switch allocators the router can be built with.
-ALLOCATORS = ("separable", "islip")
-
-#: Cycles from a flit valid on an input link to the same flit valid on an output link at
-#: zero load: one cycle to write the input buffer, one for allocation into the output
-#: register (which drives the link).
-ROUTER_LATENCY = 2
-
-#: Cycles from a credit being spent (switch grant) until the same credit can be spent
-#: again, with a router of this kind (or an ejector that behaves like one) downstream:
-#: link (1) + downstream buffer write (1) + downstream grant and registered credit (1) +
-#: counter update (1).
-CREDIT_ROUND_TRIP = 4
-
-PACKET_ID_WIDTH = 16
-
-#: Width of each performance counter; counters wrap around at 2**STATS_WIDTH.
-STATS_WIDTH = 32
-
-
-def _bits(n: int) -> int:
-    """Width of an unsigned field holding ``0..n-1`` (at least one bit)."""
-    return max(1, (n - 1).bit_length())
-
-
-def flit_layout(*, vcs: int, destinations: int, flit_width: int,
-                packet_id_width: int = PACKET_ID_WIDTH) -> data.StructLayout:
-    """Layout of one flit on a link.
-
-    ``first``/``last`` frame the packet; ``dest``, ``src`` and ``pkt`` identify it (every
-    flit carries them so that a scoreboard can check each flit); ``vc`` is the virtual
-    channel on the link; ``data`` is the payload of ``flit_width`` bits.
-    """
-    return data.StructLayout({
-        "first": 1,
-        "last": 1,
-        "vc": _bits(vcs),
-        "dest": _bits(destinations),
-        "src": _bits(destinations),
-        "pkt": packet_id_width,
-        "data": flit_width,
-    })
+__all__ = ["ALLOCATORS", "Router", "RouterParams", "link_signature", "config_signature",
+           "stats_signature"]
 
 
 def link_signature(layout: data.StructLayout, vcs: int) -> wiring.Signature:
@@ -72,24 +29,14 @@ def config_signature(*, destinations: int, ports: int) -> wiring.Signature:
     })
 
 
-def stats_signature(ports: int) -> wiring.Signature:
+def stats_signature(params: RouterParams) -> wiring.Signature:
     """Performance counters of a router, counted from reset (see :class:`Router`)."""
+    width = params.STATS_WIDTH
     return wiring.Signature({
-        "sent": Out(STATS_WIDTH).array(ports),
-        "blocked": Out(STATS_WIDTH).array(ports),
-        "credit_stalls": Out(STATS_WIDTH).array(ports),
+        "sent": Out(width).array(params.ports),
+        "blocked": Out(width).array(params.ports),
+        "credit_stalls": Out(width).array(params.ports),
     })
-
-
-def unused(elaboratable):
-    """Mark a component built only to read its properties, so Amaranth does not warn."""
-    elaboratable._MustUse__silence = True
-    return elaboratable
-
-
-def _check_int(name, value, lo, hi):
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ValueError(f"{name} must be an integer from {lo} to {hi}, not {value!r}")
 
 
 def _rr_arbiter(m: Module, name: str, req, update, mask=None):
@@ -143,38 +90,17 @@ class Router(wiring.Component):
 
     Parameters
     ----------
-    ports : int
-        Number of input and output ports, 2..16 (:attr:`MAX_PORTS`).
-    vcs : int
-        Virtual channels per port, 1..8.
-    buffer_depth : int
-        Flits per virtual channel in the input buffer (also the credits a router starts
-        with per output VC: links join routers of the same depth), 1..64.
-    flit_width : int
-        Width of the flit payload ``data`` field in bits, 1..1024.
-    allocator : str
-        ``"separable"`` (input-first, round-robin arbiters) or ``"islip"``.
-    islip_iterations : int
-        Iterations of iSLIP, 1..ports (only used with ``allocator="islip"``).
-    voq : bool
-        Virtual output queues at the inputs (per VC, one queue per output port).
-    destinations : int
-        Number of destination ids the routing table holds, 2..4096; defaults to ``ports``.
-    routes : sequence of int, optional
-        Initial routing table, destination id -> output port; defaults to
-        ``dest % ports``. It can be rewritten at run time through ``cfg`` (a write takes
-        effect from the next cycle; one naming a destination beyond the table or a port
-        the router does not have is ignored).
-    spread : sequence of int
-        Output ports over which packets routed to any of them are spread: each input
-        sends successive such packets round-robin over these ports (per-packet load
-        balancing, used for the up-links of a Clos leaf). Empty: deterministic routing.
-    stats : bool
-        Add performance counters (``stats`` member, :data:`STATS_WIDTH` bits each,
-        counted from reset): per output port the flits ``sent`` and the
-        ``credit_stalls``, cycles in which it sent nothing while a queue head routed to
-        it waited for a credit; per input port the cycles ``blocked``, in which it held
-        at least one flit and sent none.
+    params : RouterParams
+        Everything about the router that is a number (see
+        :class:`~rtl.router_params.RouterParams`); or, instead, its fields as keywords.
+
+    With ``params.stats`` the router has performance counters (``stats`` member,
+    ``STATS_WIDTH`` bits each, counted from reset): per output port the flits ``sent`` and
+    the ``credit_stalls``, cycles in which it sent nothing while a queue head routed to it
+    waited for a credit; per input port the cycles ``blocked``, in which it held at least
+    one flit and sent none. The routing table can be rewritten at run time through ``cfg``
+    (a write takes effect from the next cycle; one naming a destination beyond the table or
+    a port the router does not have is ignored).
 
     Members
     -------
@@ -185,127 +111,66 @@ class Router(wiring.Component):
     cfg : In(config_signature)
         Routing-table write port.
     stats : Out(stats_signature)
-        Performance counters, present when ``stats=True``.
+        Performance counters, present when ``params.stats``.
     """
 
-    #: Largest radix accepted. The network model lifts it in a subclass that is never
-    #: elaborated, to reach switch radices beyond what is built as RTL here.
-    MAX_PORTS = 16
-
-    def __init__(self, *, ports: int = 4, vcs: int = 2, buffer_depth: int = 4,
-                 flit_width: int = 16, allocator: str = "separable",
-                 islip_iterations: int = 1, voq: bool = False,
-                 destinations: "int | None" = None, routes=None, spread=(),
-                 stats: bool = False):
-        _check_int("ports", ports, 2, self.MAX_PORTS)
-        _check_int("vcs", vcs, 1, 8)
-        _check_int("buffer_depth", buffer_depth, 1, 64)
-        _check_int("flit_width", flit_width, 1, 1024)
-        if allocator not in ALLOCATORS:
-            raise ValueError(f"allocator must be one of {', '.join(ALLOCATORS)}, "
-                             f"not {allocator!r}")
-        _check_int("islip_iterations", islip_iterations, 1, ports)
-        if not isinstance(voq, bool):
-            raise ValueError(f"voq must be True or False, not {voq!r}")
-        if destinations is None:
-            destinations = ports if routes is None else len(routes)
-        _check_int("destinations", destinations, 2, 4096)
-        if routes is None:
-            routes = [d % ports for d in range(destinations)]
-        routes = tuple(routes)
-        if len(routes) != destinations:
-            raise ValueError(f"routes must have one entry per destination ({destinations}), "
-                             f"not {len(routes)} entries")
-        for d, r in enumerate(routes):
-            if isinstance(r, bool) or not isinstance(r, int) or not 0 <= r < ports:
-                raise ValueError(f"routes[{d}] must be an output port from 0 to {ports - 1}, "
-                                 f"not {r!r}")
-        spread = tuple(spread)
-        if spread and (len(spread) < 2 or len(set(spread)) != len(spread)
-                       or any(isinstance(p, bool) or not isinstance(p, int)
-                              or not 0 <= p < ports for p in spread)):
-            raise ValueError(f"spread must be empty or at least two distinct output ports "
-                             f"from 0 to {ports - 1}, not {spread!r}")
-        if not isinstance(stats, bool):
-            raise ValueError(f"stats must be True or False, not {stats!r}")
-
-        self._ports = ports
-        self._vcs = vcs
-        self._buffer_depth = buffer_depth
-        self._flit_width = flit_width
-        self._allocator = allocator
-        self._islip_iterations = islip_iterations
-        self._voq = voq
-        self._destinations = destinations
-        self._routes = routes
-        self._spread = spread
-        self._stats = stats
-        self._flit_layout = flit_layout(vcs=vcs, destinations=destinations,
-                                        flit_width=flit_width)
-        link = link_signature(self._flit_layout, vcs)
+    def __init__(self, params: "RouterParams | None" = None, /, **options):
+        if params is None:
+            params = RouterParams(**options)
+        elif options:
+            raise TypeError("give the router a RouterParams or its fields as keywords, "
+                            "not both")
+        elif not isinstance(params, RouterParams):
+            raise TypeError(f"params must be a RouterParams, not {params!r}")
+        self._params = params
+        link = link_signature(params.flit_layout, params.vcs)
         members = {
-            "inp": In(link).array(ports),
-            "outp": Out(link).array(ports),
-            "cfg": In(config_signature(destinations=destinations, ports=ports)),
+            "inp": In(link).array(params.ports),
+            "outp": Out(link).array(params.ports),
+            "cfg": In(config_signature(destinations=params.destinations, ports=params.ports)),
         }
-        if stats:
-            members["stats"] = Out(stats_signature(ports))
+        if params.stats:
+            members["stats"] = Out(stats_signature(params))
         super().__init__(members)
 
-    ports = property(lambda self: self._ports, doc="Number of ports.")
-    vcs = property(lambda self: self._vcs, doc="Virtual channels per port.")
-    buffer_depth = property(lambda self: self._buffer_depth, doc="Flits per VC buffer.")
-    flit_width = property(lambda self: self._flit_width, doc="Payload bits per flit.")
-    allocator = property(lambda self: self._allocator, doc="Switch allocator.")
-    islip_iterations = property(lambda self: self._islip_iterations, doc="iSLIP iterations.")
-    voq = property(lambda self: self._voq, doc="Virtual output queues at the inputs.")
-    destinations = property(lambda self: self._destinations, doc="Routing-table size.")
-    routes = property(lambda self: self._routes, doc="Initial routing table.")
-    spread = property(lambda self: self._spread, doc="Load-balanced output ports.")
-    has_stats = property(lambda self: self._stats, doc="Performance counters present.")
-    flit_layout = property(lambda self: self._flit_layout, doc="Layout of a flit.")
-
-    @property
-    def latency(self) -> int:
-        """Zero-load cycles from a flit valid on an input to valid on an output."""
-        return ROUTER_LATENCY
-
-    @property
-    def credit_round_trip(self) -> int:
-        """Cycles from spending a credit to being able to spend it again (zero load)."""
-        return CREDIT_ROUND_TRIP
-
-    @property
-    def params(self) -> dict:
-        """The keyword arguments that rebuild this router."""
-        return {"ports": self._ports, "vcs": self._vcs, "buffer_depth": self._buffer_depth,
-                "flit_width": self._flit_width, "allocator": self._allocator,
-                "islip_iterations": self._islip_iterations, "voq": self._voq,
-                "destinations": self._destinations, "routes": list(self._routes),
-                "spread": list(self._spread), "stats": self._stats}
+    params = property(lambda self: self._params, doc="The router's RouterParams.")
+    ports = property(lambda self: self._params.ports, doc="Number of ports.")
+    vcs = property(lambda self: self._params.vcs, doc="Virtual channels per port.")
+    buffer_depth = property(lambda self: self._params.buffer_depth, doc="Flits per VC buffer.")
+    flit_width = property(lambda self: self._params.flit_width, doc="Payload bits per flit.")
+    allocator = property(lambda self: self._params.allocator, doc="Switch allocator.")
+    islip_iterations = property(lambda self: self._params.islip_iterations,
+                                doc="iSLIP iterations.")
+    voq = property(lambda self: self._params.voq, doc="Virtual output queues at the inputs.")
+    destinations = property(lambda self: self._params.destinations, doc="Routing-table size.")
+    routes = property(lambda self: self._params.routes, doc="Initial routing table.")
+    spread = property(lambda self: self._params.spread, doc="Load-balanced output ports.")
+    has_stats = property(lambda self: self._params.stats, doc="Performance counters present.")
+    flit_layout = property(lambda self: self._params.flit_layout, doc="Layout of a flit.")
+    latency = property(lambda self: self._params.latency,
+                       doc="Zero-load cycles from a flit valid on an input to valid on an output.")
+    credit_round_trip = property(lambda self: self._params.credit_round_trip,
+                                 doc="Cycles from spending a credit to spending it again.")
 
     def elaborate(self, platform):
         m = Module()
-        P, V, D = self._ports, self._vcs, self._buffer_depth
-        layout = self._flit_layout
-        entry_layout = data.StructLayout({"flit": layout, "out": _bits(P)})
-        # Queues of one input: (vc, fixed output port or None).
-        if self._voq:
-            queues = [(v, o) for v in range(V) for o in range(P)]
-        else:
-            queues = [(v, None) for v in range(V)]
+        p = self._params
+        P, V, D = p.ports, p.vcs, p.buffer_depth
+        layout = p.flit_layout
+        entry_layout = p.entry_layout
+        queues = p.queues
         Q = len(queues)
 
         # Routing table, writable through cfg.
         # (Memories rather than arrays of registers: simulators index them directly
         # instead of building a multiplexer per read, which keeps Verilator builds small.)
-        m.submodules.table = table = Memory(shape=_bits(P), depth=self._destinations,
-                                            init=self._routes)
+        m.submodules.table = table = Memory(shape=_bits(P), depth=p.destinations,
+                                            init=p.routes)
         table_wr = table.write_port()
         # The port field can name a missing port when the radix is not a power of two: a
         # packet routed there would never leave, so such a write is ignored.
         m.d.comb += [table_wr.addr.eq(self.cfg.dest), table_wr.data.eq(self.cfg.port),
-                     table_wr.en.eq(self.cfg.valid & (self.cfg.dest < self._destinations)
+                     table_wr.en.eq(self.cfg.valid & (self.cfg.dest < p.destinations)
                                     & (self.cfg.port < P))]
 
         # Output state: credits and VC ownership per (output, vc).
@@ -339,19 +204,19 @@ class Router(wiring.Component):
             lookup = table.read_port(domain="comb")
             looked_up = lookup.data
             m.d.comb += lookup.addr.eq(flit.dest)
-            if self._spread:
-                turn = Signal(range(len(self._spread)), name=f"spread_turn_{i}")
+            if p.spread:
+                turn = Signal(range(len(p.spread)), name=f"spread_turn_{i}")
                 in_spread = Signal(name=f"in_spread_{i}")
-                m.d.comb += in_spread.eq(Cat(*[looked_up == p for p in self._spread]).any())
+                m.d.comb += in_spread.eq(Cat(*[looked_up == port for port in p.spread]).any())
                 # A chain of multiplexers, not an `Array` of constants: its Verilog is one
                 # continuous assignment, which Icarus evaluates from time 0 (the `case`
                 # block an `Array` becomes is only evaluated once `turn` first changes).
-                spread_port = Const(self._spread[0], _bits(P))
-                for k, p in enumerate(self._spread[1:], start=1):
-                    spread_port = Mux(turn == k, p, spread_port)
+                spread_port = Const(p.spread[0], _bits(P))
+                for k, port in enumerate(p.spread[1:], start=1):
+                    spread_port = Mux(turn == k, port, spread_port)
                 table_route = Mux(in_spread, spread_port, looked_up)
                 with m.If(link.valid & flit.first & in_spread):
-                    m.d.sync += turn.eq(Mux(turn == len(self._spread) - 1, 0, turn + 1))
+                    m.d.sync += turn.eq(Mux(turn == len(p.spread) - 1, 0, turn + 1))
             else:
                 table_route = looked_up
             route = Signal(_bits(P), name=f"route_in_{i}")
@@ -370,7 +235,7 @@ class Router(wiring.Component):
                                                          init=[])
             wptrs = [Signal(range(D), name=f"wptr_{i}_{q}") for q in range(Q)]
             q_in = Signal(range(Q), name=f"q_in_{i}")
-            if self._voq:
+            if p.voq:
                 m.d.comb += q_in.eq(flit.vc * P + route)
             else:
                 m.d.comb += q_in.eq(flit.vc)
@@ -416,7 +281,7 @@ class Router(wiring.Component):
                 blocked_head = (count != 0) & head.flit.first & (vc_busy | ~has_credit)
                 for o in ([fixed] if fixed is not None else range(P)):
                     waiting[o][v][i] = waiting[o][v][i] | (blocked_head & (out == o))
-                if self._stats:
+                if p.stats:
                     nonempty_i.append(count != 0)
                     for o in range(P):
                         starved[o].append((count != 0) & ~has_credit & (out == o))
@@ -424,14 +289,14 @@ class Router(wiring.Component):
                 outs_i.append(out)
             heads.append(heads_i)
             outs.append(outs_i)
-            holding.append(Cat(*nonempty_i).any() if self._stats else None)
+            holding.append(Cat(*nonempty_i).any() if p.stats else None)
             elig.append(e_i)
             deq.append(deq_i)
 
         # Switch allocation: match[i][o], and per input the queue that goes.
         match = [[Signal(name=f"match_{i}_{o}") for o in range(P)] for i in range(P)]
         chosen = [Signal(Q, name=f"chosen_{i}") for i in range(P)]
-        if self._allocator == "separable":
+        if p.allocator == "separable":
             self._separable(m, P, queues, elig, outs, match, chosen)
         else:
             self._islip(m, P, queues, elig, outs, match, chosen)
@@ -484,7 +349,7 @@ class Router(wiring.Component):
                         with m.If(pick[i]):
                             m.d.sync += claimant[o][v].eq(i)
 
-        if self._stats:
+        if p.stats:
             for o in range(P):
                 sent = self.outp[o].valid
                 m.d.sync += self.stats.sent[o].eq(self.stats.sent[o] + sent)
@@ -532,7 +397,7 @@ class Router(wiring.Component):
         first_grant_update = [Signal(name=f"islip_gupd_{o}") for o in range(P)]
         first_accept_update = [Signal(name=f"islip_aupd_{i}") for i in range(P)]
         gmask, amask = [None] * P, [None] * P
-        for k in range(self._islip_iterations):
+        for k in range(self._params.islip_iterations):
             grants = []  # grants[o]: P-bit one-hot over inputs
             for o in range(P):
                 r = Cat(*[req[i][o] & ~matched_in[i] & ~matched_out[o] for i in range(P)])

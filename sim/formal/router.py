@@ -10,7 +10,7 @@ from amaranth.hdl import (Array, Assert, Assume, Cat, Const, Cover, Module, Mux,
 from amaranth.lib import data
 
 import rtl.router as router_module
-from rtl.router import ALLOCATORS, Router
+from rtl.router import ALLOCATORS, Router, RouterParams
 
 from .harness import Harness
 from . import progress
@@ -227,13 +227,16 @@ class RouterHarness(Harness):
             # The invariants of these are 2-inductive; the induction's cost grows with
             # the queues, so the default is the shortest length that closes.
             self.default_depth = 2
-        self.design()._MustUse__silence = True       # validates the router parameters
+        self.router_params = self._router_params()      # validates the router parameters
+
+    def _router_params(self) -> RouterParams:
+        p = self.params
+        return RouterParams(ports=p["ports"], vcs=p["vcs"], buffer_depth=p["buffer_depth"],
+                            flit_width=p["flit_width"], allocator=self._allocator,
+                            islip_iterations=self._iterations, voq=self._voq)
 
     def design(self):
-        p = self.params
-        return Router(ports=p["ports"], vcs=p["vcs"], buffer_depth=p["buffer_depth"],
-                      flit_width=p["flit_width"], allocator=self._allocator,
-                      islip_iterations=self._iterations, voq=self._voq)
+        return Router(self.router_params)
 
     def _elaborate_router(self, dut, platform):
         """Elaborate the router; return its fragment, probes, table words and buffer words.

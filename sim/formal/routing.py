@@ -3,7 +3,7 @@
 from amaranth.asserts import AnySeq
 from amaranth.hdl import Array, Assert, Assume, Cat, Const, Cover, Module, Mux, ResetSignal, Signal
 
-from rtl.router import Router, unused
+from rtl.router import Router, RouterParams
 
 from .probe import ProbeError
 from .properties import past
@@ -132,7 +132,7 @@ class RoutingHarness(RouterHarness):
         super().__init__(ports=ports, vcs=vcs, buffer_depth=buffer_depth,
                          flit_width=flit_width, allocator=allocator,
                          islip_iterations=islip_iterations, voq=voq)
-        self._routes = tuple(unused(self.design()).routes)   # the router's default, if None
+        self._routes = self.router_params.routes     # the router's default, if None
         self.params.update(destinations=destinations, routes=list(self._routes),
                            spread=list(spread), mutant=mutant)
         # The routing properties are inductive by themselves (k = 1) whatever the allocator
@@ -145,13 +145,17 @@ class RoutingHarness(RouterHarness):
         return [(v, o) for v in range(V) for o in range(P)] if voq else \
             [(v, None) for v in range(V)]
 
-    def design(self):
+    def _router_params(self) -> RouterParams:
         p = self.params
+        return RouterParams(ports=p["ports"], vcs=p["vcs"], buffer_depth=p["buffer_depth"],
+                            flit_width=p["flit_width"], allocator=self._allocator,
+                            islip_iterations=self._iterations, voq=self._voq,
+                            destinations=self._destinations, routes=self._routes,
+                            spread=self._spread)
+
+    def design(self):
         cls = SpreadSkippingRouter if self._mutant == "spread_skips_port" else Router
-        return cls(ports=p["ports"], vcs=p["vcs"], buffer_depth=p["buffer_depth"],
-                   flit_width=p["flit_width"], allocator=self._allocator,
-                   islip_iterations=self._iterations, voq=self._voq,
-                   destinations=self._destinations, routes=self._routes, spread=self._spread)
+        return cls(self.router_params)
 
     def elaborate(self, platform):
         m = Module()
