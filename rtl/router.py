@@ -5,6 +5,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .arbiter import RoundRobinArbiter
 from .router_params import ALLOCATORS, RouterParams, bits as _bits
 
 __all__ = ["ALLOCATORS", "Router", "RouterParams", "link_signature", "config_signature",
@@ -37,33 +38,6 @@ def stats_signature(params: RouterParams) -> wiring.Signature:
         "blocked": Out(width).array(params.ports),
         "credit_stalls": Out(width).array(params.ports),
     })
-
-
-def _rr_arbiter(m: Module, name: str, req, update, mask=None):
-    """Round-robin arbiter: ``(one-hot grant of req, priority mask)``.
-
-    The priority is kept as a mask of the requesters at or after the pointer; the lowest
-    masked requester wins, or the lowest requester when none is masked. The priority
-    moves past the grant when ``update`` is asserted. Given the ``mask`` of another
-    arbiter (and ``update=None``), it picks with that arbiter's priority and never moves it.
-    """
-    n = len(req)
-    own = mask is None
-    if own:
-        mask = Signal(n, init=(1 << n) - 1, name=f"{name}_mask")
-    masked = Signal(n, name=f"{name}_masked")
-    pick = Signal(n, name=f"{name}_pick")
-    grant = Signal(n, name=f"{name}_grant")
-    m.d.comb += [
-        masked.eq(req & mask),
-        pick.eq(Mux(masked.any(), masked, req)),
-        grant.eq(pick & (~pick + 1)),
-    ]
-    if own:
-        with m.If(update & grant.any()):
-            # Bits strictly above the granted one.
-            m.d.sync += mask.eq(Cat(*[grant[:k].any() for k in range(n)]))
-    return grant, mask
 
 
 class Router(wiring.Component):
@@ -112,9 +86,24 @@ class Router(wiring.Component):
         Routing-table write port.
     stats : Out(stats_signature)
         Performance counters, present when ``params.stats``.
+
+    The router also publishes its state, for proofs and waveforms (read-only):
+    ``table`` and ``buffers[i]`` (the memories), ``state`` (:class:`RouterState`: queue
+    counters and pointers, held routes, eligibility, output credits, VC ownership, claims,
+    the switch matching) and ``arbiters`` (every :class:`~rtl.arbiter.RoundRobinArbiter`
+    by name). ``memory`` is the memory class (``amaranth.lib.memory.Memory``, or a model
+    of it with the same ports); variants for proofs are subclasses that replace entries of
+    :attr:`ARBITERS`, :meth:`next_spread_turn` or :meth:`claim_requests`.
     """
 
-    def __init__(self, params: "RouterParams | None" = None, /, **options):
+    #: The arbiter class of each role: ``claim`` (per output VC), ``separable_input``,
+    #: ``separable_output``, ``islip_grant``/``islip_accept`` (first iteration),
+    #: ``islip_follow`` (later iterations) and ``islip_queue``.
+    ARBITERS = {role: RoundRobinArbiter for role in (
+        "claim", "separable_input", "separable_output", "islip_grant", "islip_accept",
+        "islip_follow", "islip_queue")}
+
+    def __init__(self, params: "RouterParams | None" = None, /, *, memory=Memory, **options):
         if params is None:
             params = RouterParams(**options)
         elif options:
@@ -132,6 +121,51 @@ class Router(wiring.Component):
         if params.stats:
             members["stats"] = Out(stats_signature(params))
         super().__init__(members)
+        P, Q, D = params.ports, params.queue_count, params.buffer_depth
+        # Memories rather than arrays of registers: simulators index them directly instead
+        # of building a multiplexer per read, which keeps Verilator builds small.
+        self.table = memory(shape=params.port_bits, depth=params.destinations,
+                            init=params.routes)
+        # All queues of one input live in one memory, queue q at [q*D, q*D + D).
+        self.buffers = [memory(shape=params.entry_layout, depth=Q * D, init=[])
+                        for _ in range(P)]
+        self.state = RouterState(params)
+        self.arbiters = self._make_arbiters()
+
+    def _make_arbiters(self) -> dict:
+        p = self._params
+        P, V, Q = p.ports, p.vcs, p.queue_count
+        arb = {}
+        if V > 1:           # with one VC a router has no claims
+            for o in range(P):
+                for v in range(V):
+                    arb[f"claim_{o}_{v}"] = self.ARBITERS["claim"](n=P)
+        if p.allocator == "separable":
+            for i in range(P):
+                arb[f"sep_in_{i}"] = self.ARBITERS["separable_input"](n=Q)
+            for o in range(P):
+                arb[f"sep_out_{o}"] = self.ARBITERS["separable_output"](n=P)
+        else:
+            for k in range(p.islip_iterations):
+                for o in range(P):
+                    arb[f"islip_g_{o}" if k == 0 else f"islip_g_{o}_it{k}"] = \
+                        self.ARBITERS["islip_grant" if k == 0 else "islip_follow"](
+                            n=P, follow=k > 0)
+                for i in range(P):
+                    arb[f"islip_a_{i}" if k == 0 else f"islip_a_{i}_it{k}"] = \
+                        self.ARBITERS["islip_accept" if k == 0 else "islip_follow"](
+                            n=P, follow=k > 0)
+            for i in range(P):
+                arb[f"islip_q_{i}"] = self.ARBITERS["islip_queue"](n=Q)
+        return arb
+
+    def next_spread_turn(self, turn, last: int):
+        """The spread turn after ``turn`` (``0..last``): the next one, wrapping around."""
+        return Mux(turn == last, 0, turn + 1)
+
+    def claim_requests(self, waiting):
+        """What a claim arbiter sees of the inputs ``waiting`` for its output VC: all."""
+        return waiting
 
     params = property(lambda self: self._params, doc="The router's RouterParams.")
     ports = property(lambda self: self._params.ports, doc="Number of ports.")
@@ -161,11 +195,11 @@ class Router(wiring.Component):
         queues = p.queues
         Q = len(queues)
 
+        st = self.state
+        for name, arbiter in self.arbiters.items():
+            m.submodules[name] = arbiter
         # Routing table, writable through cfg.
-        # (Memories rather than arrays of registers: simulators index them directly
-        # instead of building a multiplexer per read, which keeps Verilator builds small.)
-        m.submodules.table = table = Memory(shape=_bits(P), depth=p.destinations,
-                                            init=p.routes)
+        m.submodules.table = table = self.table
         table_wr = table.write_port()
         # The port field can name a missing port when the radix is not a power of two: a
         # packet routed there would never leave, so such a write is ignored.
@@ -174,15 +208,11 @@ class Router(wiring.Component):
                                     & (self.cfg.port < P))]
 
         # Output state: credits and VC ownership per (output, vc).
-        credit = [[Signal(range(D + 1), init=D, name=f"credit_{o}_{v}") for v in range(V)]
-                  for o in range(P)]
-        busy = [[Signal(name=f"busy_{o}_{v}") for v in range(V)] for o in range(P)]
+        credit, busy = st.credit, st.busy
         credit_by_out = [Array(credit[o][v] for o in range(P)) for v in range(V)]
         busy_by_out = [Array(busy[o][v] for o in range(P)) for v in range(V)]
         # Claims on output VCs: claimed[o][v], and by which input.
-        claimed = [[Signal(name=f"claimed_{o}_{v}") for v in range(V)] for o in range(P)]
-        claimant = [[Signal(range(P), name=f"claimant_{o}_{v}") for v in range(V)]
-                    for o in range(P)]
+        claimed, claimant = st.claimed, st.claimant
         claimed_by_out = [Array(claimed[o][v] for o in range(P)) for v in range(V)]
         claimant_by_out = [Array(claimant[o][v] for o in range(P)) for v in range(V)]
         # waiting[o][v][i]: input i's head flit for output o, VC v finds the VC held or out
@@ -200,13 +230,12 @@ class Router(wiring.Component):
             link = self.inp[i]
             flit = link.payload
             # Route lookup on arrival.
-            held = Array(Signal(_bits(P), name=f"held_{i}_{v}") for v in range(V))
+            held = Array(st.held[i])
             lookup = table.read_port(domain="comb")
             looked_up = lookup.data
             m.d.comb += lookup.addr.eq(flit.dest)
             if p.spread:
-                turn = Signal(range(len(p.spread)), name=f"spread_turn_{i}")
-                in_spread = Signal(name=f"in_spread_{i}")
+                turn, in_spread = st.spread_turn[i], st.in_spread[i]
                 m.d.comb += in_spread.eq(Cat(*[looked_up == port for port in p.spread]).any())
                 # A chain of multiplexers, not an `Array` of constants: its Verilog is one
                 # continuous assignment, which Icarus evaluates from time 0 (the `case`
@@ -216,10 +245,10 @@ class Router(wiring.Component):
                     spread_port = Mux(turn == k, port, spread_port)
                 table_route = Mux(in_spread, spread_port, looked_up)
                 with m.If(link.valid & flit.first & in_spread):
-                    m.d.sync += turn.eq(Mux(turn == len(p.spread) - 1, 0, turn + 1))
+                    m.d.sync += turn.eq(self.next_spread_turn(turn, len(p.spread) - 1))
             else:
                 table_route = looked_up
-            route = Signal(_bits(P), name=f"route_in_{i}")
+            route = st.route_in[i]
             m.d.comb += route.eq(Mux(flit.first, table_route, held[flit.vc]))
             with m.If(link.valid & flit.first):
                 m.d.sync += held[flit.vc].eq(route)
@@ -227,14 +256,11 @@ class Router(wiring.Component):
             entry = Signal(entry_layout, name=f"entry_{i}")
             m.d.comb += [entry.flit.eq(flit), entry.out.eq(route)]
 
-            deq_i = Signal(Q, name=f"deq_{i}")
-            e_i = Signal(Q, name=f"elig_{i}")
+            deq_i, e_i = st.deq[i], st.elig[i]
             heads_i, outs_i, nonempty_i = [], [], []
-            # All queues of this input live in one memory, queue q at [q*D, q*D + D).
-            m.submodules[f"buffer_{i}"] = store = Memory(shape=entry_layout, depth=Q * D,
-                                                         init=[])
-            wptrs = [Signal(range(D), name=f"wptr_{i}_{q}") for q in range(Q)]
-            q_in = Signal(range(Q), name=f"q_in_{i}")
+            m.submodules[f"buffer_{i}"] = store = self.buffers[i]
+            wptrs = st.wptr[i]
+            q_in = st.q_in[i]
             if p.voq:
                 m.d.comb += q_in.eq(flit.vc * P + route)
             else:
@@ -243,8 +269,7 @@ class Router(wiring.Component):
             m.d.comb += [write.addr.eq(q_in * D + Array(wptrs)[q_in]),
                          write.data.eq(entry), write.en.eq(link.valid)]
             for q, (v, fixed) in enumerate(queues):
-                count = Signal(range(D + 1), name=f"count_{i}_{q}")
-                rptr = Signal(range(D), name=f"rptr_{i}_{q}")
+                count, rptr = st.count[i][q], st.rptr[i][q]
                 wptr = wptrs[q]
                 we = link.valid & (q_in == q)
                 with m.If(we):
@@ -294,8 +319,7 @@ class Router(wiring.Component):
             deq.append(deq_i)
 
         # Switch allocation: match[i][o], and per input the queue that goes.
-        match = [[Signal(name=f"match_{i}_{o}") for o in range(P)] for i in range(P)]
-        chosen = [Signal(Q, name=f"chosen_{i}") for i in range(P)]
+        match, chosen = st.match, st.chosen
         if p.allocator == "separable":
             self._separable(m, P, queues, elig, outs, match, chosen)
         else:
@@ -304,7 +328,7 @@ class Router(wiring.Component):
         # Dequeue, crossbar, credits out, and output state updates.
         sel_flit = [Signal(layout, name=f"sel_flit_{i}") for i in range(P)]
         sel_vc = [Signal(_bits(V), name=f"sel_vc_{i}") for i in range(P)]
-        granted = [Signal(name=f"granted_{i}") for i in range(P)]
+        granted = st.granted
         for i in range(P):
             m.d.comb += granted[i].eq(Cat(*match[i]).any())
             m.d.comb += deq[i].eq(Mux(granted[i], chosen[i], 0))
@@ -336,11 +360,13 @@ class Router(wiring.Component):
                     m.d.sync += busy[o][v].eq(0)
                 # A claim is given while a head flit waits and ends when the claimant's head
                 # flit takes the VC (no other head flit can while it stands).
-                wait = Signal(P, name=f"waiting_{o}_{v}")
-                m.d.comb += wait.eq(Cat(*waiting[o][v]))
+                wait = st.waiting[o][v]
+                m.d.comb += wait.eq(self.claim_requests(Cat(*waiting[o][v])))
                 if V == 1:
                     continue        # no claims: ``claimed`` stays 0
-                pick, _ = _rr_arbiter(m, f"claim_{o}_{v}", wait, ~claimed[o][v])
+                arbiter = self.arbiters[f"claim_{o}_{v}"]
+                m.d.comb += [arbiter.req.eq(wait), arbiter.update.eq(~claimed[o][v])]
+                pick = arbiter.grant
                 with m.If(spend & win.first):
                     m.d.sync += claimed[o][v].eq(0)
                 with m.Elif(~claimed[o][v] & wait.any()):
@@ -365,12 +391,13 @@ class Router(wiring.Component):
 
     def _separable(self, m, P, queues, elig, outs, match, chosen):
         """Input-first separable allocation with round-robin arbiters at both stages."""
+        arb = self.arbiters
         want = []
-        in_grants = []
-        granted = [Signal(name=f"sep_granted_{i}") for i in range(P)]
+        granted = self.state.granted
         for i in range(P):
-            g, _ = _rr_arbiter(m, f"sep_in_{i}", elig[i], granted[i])
-            in_grants.append(g)
+            stage = arb[f"sep_in_{i}"]
+            m.d.comb += [stage.req.eq(elig[i]), stage.update.eq(granted[i])]
+            g = stage.grant
             # The output the chosen queue asks for, looked up once.
             want_out = Signal(_bits(P), name=f"sep_want_{i}")
             for q in range(len(queues)):
@@ -379,47 +406,44 @@ class Router(wiring.Component):
             want.append([g.any() & (want_out == o) for o in range(P)])
             m.d.comb += chosen[i].eq(g)
         for o in range(P):
-            req = Cat(*[want[i][o] for i in range(P)])
-            g, _ = _rr_arbiter(m, f"sep_out_{o}", req, Const(1))
+            stage = arb[f"sep_out_{o}"]
+            m.d.comb += [stage.req.eq(Cat(*[want[i][o] for i in range(P)])),
+                         stage.update.eq(1)]
             for i in range(P):
-                m.d.comb += match[i][o].eq(g[i])
-        for i in range(P):
-            m.d.comb += granted[i].eq(Cat(*match[i]).any())
+                m.d.comb += match[i][o].eq(stage.grant[i])
 
     def _islip(self, m, P, queues, elig, outs, match, chosen):
         """iSLIP: request, grant, accept; pointers move on first-iteration accepts only."""
+        arb = self.arbiters
         Q = len(queues)
         req = [[Cat(*[elig[i][q] & (outs[i][q] == o) for q in range(Q)]).any()
                 for o in range(P)] for i in range(P)]
         matched_in = [Const(0, 1)] * P
         matched_out = [Const(0, 1)] * P
         acc = [[Const(0, 1)] * P for _ in range(P)]
-        first_grant_update = [Signal(name=f"islip_gupd_{o}") for o in range(P)]
-        first_accept_update = [Signal(name=f"islip_aupd_{i}") for i in range(P)]
-        gmask, amask = [None] * P, [None] * P
         for k in range(self._params.islip_iterations):
+            tag = "" if k == 0 else f"_it{k}"
             grants = []  # grants[o]: P-bit one-hot over inputs
             for o in range(P):
-                r = Cat(*[req[i][o] & ~matched_in[i] & ~matched_out[o] for i in range(P)])
-                if k == 0:
-                    g, gmask[o] = _rr_arbiter(m, f"islip_g_{o}", r, first_grant_update[o])
-                else:
-                    g, _ = _rr_arbiter(m, f"islip_g_{o}_it{k}", r, None, mask=gmask[o])
-                grants.append(g)
+                g = arb[f"islip_g_{o}{tag}"]
+                m.d.comb += g.req.eq(Cat(*[req[i][o] & ~matched_in[i] & ~matched_out[o]
+                                           for i in range(P)]))
+                if k > 0:
+                    m.d.comb += g.mask.eq(arb[f"islip_g_{o}"].mask)
+                grants.append(g.grant)
             accepts = []  # accepts[i]: P-bit one-hot over outputs
             for i in range(P):
-                r = Cat(*[grants[o][i] for o in range(P)])
-                if k == 0:
-                    a, amask[i] = _rr_arbiter(m, f"islip_a_{i}", r, first_accept_update[i])
-                else:
-                    a, _ = _rr_arbiter(m, f"islip_a_{i}_it{k}", r, None, mask=amask[i])
-                accepts.append(a)
+                a = arb[f"islip_a_{i}{tag}"]
+                m.d.comb += a.req.eq(Cat(*[grants[o][i] for o in range(P)]))
+                if k > 0:
+                    m.d.comb += a.mask.eq(arb[f"islip_a_{i}"].mask)
+                accepts.append(a.grant)
             if k == 0:
                 for o in range(P):
-                    m.d.comb += first_grant_update[o].eq(
+                    m.d.comb += arb[f"islip_g_{o}"].update.eq(
                         Cat(*[accepts[i][o] for i in range(P)]).any())
                 for i in range(P):
-                    m.d.comb += first_accept_update[i].eq(accepts[i].any())
+                    m.d.comb += arb[f"islip_a_{i}"].update.eq(accepts[i].any())
             acc = [[acc[i][o] | accepts[i][o] for o in range(P)] for i in range(P)]
             matched_in = [matched_in[i] | accepts[i].any() for i in range(P)]
             matched_out = [matched_out[o] | Cat(*[accepts[i][o] for i in range(P)]).any()
@@ -428,9 +452,72 @@ class Router(wiring.Component):
             for o in range(P):
                 m.d.comb += match[i][o].eq(acc[i][o])
             # Which queue of input i goes to its matched output: round-robin over queues.
-            qreq = Cat(*[elig[i][q] & Cat(*[acc[i][o] & (outs[i][q] == o)
-                                             for o in range(P)]).any()
-                         for q in range(Q)])
-            g, _ = _rr_arbiter(m, f"islip_q_{i}", qreq, Const(1))
-            m.d.comb += chosen[i].eq(g)
+            q_arb = arb[f"islip_q_{i}"]
+            m.d.comb += [
+                q_arb.req.eq(Cat(*[elig[i][q] & Cat(*[acc[i][o] & (outs[i][q] == o)
+                                                      for o in range(P)]).any()
+                                   for q in range(Q)])),
+                q_arb.update.eq(1),
+                chosen[i].eq(q_arb.grant),
+            ]
 
+
+class RouterState:
+    """The router's internal state and decisions, as signals a proof or a waveform reads.
+
+    Built by :class:`Router` from its :class:`~rtl.router_params.RouterParams` and driven
+    by it; ``[i]`` indexes an input, ``[o]`` an output, ``[q]`` a queue (numbered as
+    ``params.queues``), ``[v]`` a VC.
+
+    Members
+    -------
+    count, rptr, wptr : [i][q]
+        Flits held by each queue, and its read and write pointers in its D slots.
+    q_in, route_in : [i]
+        The queue and output port of the flit arriving at input ``i`` this cycle.
+    held : [i][v]
+        The route of the open packet arriving on each input VC (for its body flits).
+    spread_turn, in_spread : [i]
+        With ``spread``: the input's spread turn, and whether this cycle's lookup hit a
+        spread port.
+    elig, deq : [i]
+        Queues of input ``i`` that may send this cycle; the one dequeued (one-hot).
+    credit, busy : [o][v]
+        Credits of each output VC; held by an open packet.
+    claimed, claimant, waiting : [o][v]
+        Claims on output VCs: claimed, by which input, and the inputs whose head flits
+        wait for the VC (one bit per input).
+    match : [i][o]
+        The switch matching of this cycle.
+    chosen, granted : [i]
+        The queue of input ``i`` the allocator picked (one-hot); whether the input sends.
+    """
+
+    def __init__(self, params: RouterParams):
+        P, V, D, Q = params.ports, params.vcs, params.buffer_depth, params.queue_count
+        self.count = [[Signal(range(D + 1), name=f"count_{i}_{q}") for q in range(Q)]
+                      for i in range(P)]
+        self.rptr = [[Signal(range(D), name=f"rptr_{i}_{q}") for q in range(Q)]
+                     for i in range(P)]
+        self.wptr = [[Signal(range(D), name=f"wptr_{i}_{q}") for q in range(Q)]
+                     for i in range(P)]
+        self.q_in = [Signal(range(Q), name=f"q_in_{i}") for i in range(P)]
+        self.route_in = [Signal(params.port_bits, name=f"route_in_{i}") for i in range(P)]
+        self.held = [[Signal(params.port_bits, name=f"held_{i}_{v}") for v in range(V)]
+                     for i in range(P)]
+        turns = max(1, len(params.spread))
+        self.spread_turn = [Signal(range(turns), name=f"spread_turn_{i}") for i in range(P)]
+        self.in_spread = [Signal(name=f"in_spread_{i}") for i in range(P)]
+        self.elig = [Signal(Q, name=f"elig_{i}") for i in range(P)]
+        self.deq = [Signal(Q, name=f"deq_{i}") for i in range(P)]
+        self.credit = [[Signal(range(D + 1), init=D, name=f"credit_{o}_{v}") for v in range(V)]
+                       for o in range(P)]
+        self.busy = [[Signal(name=f"busy_{o}_{v}") for v in range(V)] for o in range(P)]
+        self.claimed = [[Signal(name=f"claimed_{o}_{v}") for v in range(V)] for o in range(P)]
+        self.claimant = [[Signal(range(P), name=f"claimant_{o}_{v}") for v in range(V)]
+                         for o in range(P)]
+        self.waiting = [[Signal(P, name=f"waiting_{o}_{v}") for v in range(V)]
+                        for o in range(P)]
+        self.match = [[Signal(name=f"match_{i}_{o}") for o in range(P)] for i in range(P)]
+        self.chosen = [Signal(Q, name=f"chosen_{i}") for i in range(P)]
+        self.granted = [Signal(name=f"granted_{i}") for i in range(P)]

@@ -216,7 +216,10 @@ def synthesize(component_factory, params: dict, *, kind: "str | None" = None,
     """
     kind = kind or _kind_of(component_factory)
     component = component_factory(**params)  # bad parameters fail here, before any file is made
-    params = _with_defaults(component_factory, params)
+    published = getattr(component, "params", None)
+    # A component with a parameter object (the router) keys its cache by every field.
+    params = published.as_dict() if hasattr(published, "as_dict") else \
+        _with_defaults(component_factory, params)
     version = yosys_version()
     key = _digest({"kind": kind, "params": params, "yosys": version, "script": _SCRIPT_VERSION})
     safe_kind = re.sub(r"[^A-Za-z0-9_.-]", "_", kind)
