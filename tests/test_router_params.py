@@ -84,7 +84,7 @@ def test_a_narrower_packet_id_is_followed_everywhere(tmp_path):
 
     harness = _NarrowIdHarness(ports=2, vcs=1, buffer_depth=1)
     assert harness.router_params.packet_id_width == 4
-    il = rtlil.convert(harness, name="top", platform="formal", ports=[])
+    il = rtlil.convert(harness.top(), name="top", platform="formal", ports=[])
     # The harness's own model of the input queues carries the narrower flits too.
     assert "wire width 4 \\queue_0_0_0.flit.pkt" in il and \
         "wire width 4 \\inp__0__payload.pkt" in il

@@ -5,7 +5,7 @@ from amaranth.hdl import (Assert, Assume, Cat, Const, Cover, Module, Mux, ResetS
                           Value)
 from amaranth.lib import data
 
-from rtl.tile import SystolicTile, check_tile_params
+from rtl.tile import SystolicTile, TileTiming, check_tile_params
 
 from .harness import Harness
 from .probe import ProbeError, elaborate_with_probes
@@ -117,13 +117,11 @@ class TileHarness(Harness):
             kind = {"os": "output", "ws": "weight"}[_FAULT_DATAFLOW[fault][0]]
             bad = f"fault {fault!r} is a fault of {kind}-stationary tiles, not of {dataflow!r}"
         if bad:
-            self._MustUse__silence = True
             raise ValueError(bad)
         try:
             check_tile_params(rows=rows, cols=cols, in_width=in_width, acc_width=acc_width,
                               signed=signed, dataflow=dataflow, acc_depth=acc_depth)
         except (TypeError, ValueError):
-            self._MustUse__silence = True
             raise
         params = dict(rows=rows, cols=cols, in_width=in_width, acc_width=acc_width,
                       signed=signed, dataflow=dataflow)
@@ -131,12 +129,10 @@ class TileHarness(Harness):
             params["acc_depth"] = acc_depth
         if consumer == "free":
             if not isinstance(sums, bool):
-                self._MustUse__silence = True
                 raise TypeError(f"sums must be True or False, not {sums!r}")
             params["sums"] = sums
         super().__init__(**params, consumer=consumer, fault=fault)
-        tile = self.design()                  # validates the tile parameters
-        tile._MustUse__silence = True
+        tile = TileTiming(rows=rows, cols=cols, dataflow=dataflow)  # checked above
         # Induction closes once every in-flight marker has left the array.
         depth_needed = rows + cols + 4
         if consumer == "always_ready":
