@@ -5,53 +5,11 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = [
-    "ALLOCATORS", "Router", "flit_layout", "link_signature", "config_signature",
-    "stats_signature", "ROUTER_LATENCY", "CREDIT_ROUND_TRIP", "STATS_WIDTH", "unused",
-]
+from .arbiter import RoundRobinArbiter
+from .router_params import ALLOCATORS, RouterParams, bits as _bits
 
-#: Switch allocators the router can be built with.
-ALLOCATORS = ("separable", "islip")
-
-#: Cycles from a flit valid on an input link to the same flit valid on an output link at
-#: zero load: one cycle to write the input buffer, one for allocation into the output
-#: register (which drives the link).
-ROUTER_LATENCY = 2
-
-#: Cycles from a credit being spent (switch grant) until the same credit can be spent
-#: again, with a router of this kind (or an ejector that behaves like one) downstream:
-#: link (1) + downstream buffer write (1) + downstream grant and registered credit (1) +
-#: counter update (1).
-CREDIT_ROUND_TRIP = 4
-
-PACKET_ID_WIDTH = 16
-
-#: Width of each performance counter; counters wrap around at 2**STATS_WIDTH.
-STATS_WIDTH = 32
-
-
-def _bits(n: int) -> int:
-    """Width of an unsigned field holding ``0..n-1`` (at least one bit)."""
-    return max(1, (n - 1).bit_length())
-
-
-def flit_layout(*, vcs: int, destinations: int, flit_width: int,
-                packet_id_width: int = PACKET_ID_WIDTH) -> data.StructLayout:
-    """Layout of one flit on a link.
-
-    ``first``/``last`` frame the packet; ``dest``, ``src`` and ``pkt`` identify it (every
-    flit carries them so that a scoreboard can check each flit); ``vc`` is the virtual
-    channel on the link; ``data`` is the payload of ``flit_width`` bits.
-    """
-    return data.StructLayout({
-        "first": 1,
-        "last": 1,
-        "vc": _bits(vcs),
-        "dest": _bits(destinations),
-        "src": _bits(destinations),
-        "pkt": packet_id_width,
-        "data": flit_width,
-    })
+__all__ = ["ALLOCATORS", "Router", "RouterParams", "link_signature", "config_signature",
+           "stats_signature"]
 
 
 def link_signature(layout: data.StructLayout, vcs: int) -> wiring.Signature:
@@ -72,51 +30,14 @@ def config_signature(*, destinations: int, ports: int) -> wiring.Signature:
     })
 
 
-def stats_signature(ports: int) -> wiring.Signature:
+def stats_signature(params: RouterParams) -> wiring.Signature:
     """Performance counters of a router, counted from reset (see :class:`Router`)."""
+    width = params.STATS_WIDTH
     return wiring.Signature({
-        "sent": Out(STATS_WIDTH).array(ports),
-        "blocked": Out(STATS_WIDTH).array(ports),
-        "credit_stalls": Out(STATS_WIDTH).array(ports),
+        "sent": Out(width).array(params.ports),
+        "blocked": Out(width).array(params.ports),
+        "credit_stalls": Out(width).array(params.ports),
     })
-
-
-def unused(elaboratable):
-    """Mark a component built only to read its properties, so Amaranth does not warn."""
-    elaboratable._MustUse__silence = True
-    return elaboratable
-
-
-def _check_int(name, value, lo, hi):
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ValueError(f"{name} must be an integer from {lo} to {hi}, not {value!r}")
-
-
-def _rr_arbiter(m: Module, name: str, req, update, mask=None):
-    """Round-robin arbiter: ``(one-hot grant of req, priority mask)``.
-
-    The priority is kept as a mask of the requesters at or after the pointer; the lowest
-    masked requester wins, or the lowest requester when none is masked. The priority
-    moves past the grant when ``update`` is asserted. Given the ``mask`` of another
-    arbiter (and ``update=None``), it picks with that arbiter's priority and never moves it.
-    """
-    n = len(req)
-    own = mask is None
-    if own:
-        mask = Signal(n, init=(1 << n) - 1, name=f"{name}_mask")
-    masked = Signal(n, name=f"{name}_masked")
-    pick = Signal(n, name=f"{name}_pick")
-    grant = Signal(n, name=f"{name}_grant")
-    m.d.comb += [
-        masked.eq(req & mask),
-        pick.eq(Mux(masked.any(), masked, req)),
-        grant.eq(pick & (~pick + 1)),
-    ]
-    if own:
-        with m.If(update & grant.any()):
-            # Bits strictly above the granted one.
-            m.d.sync += mask.eq(Cat(*[grant[:k].any() for k in range(n)]))
-    return grant, mask
 
 
 class Router(wiring.Component):
@@ -143,38 +64,17 @@ class Router(wiring.Component):
 
     Parameters
     ----------
-    ports : int
-        Number of input and output ports, 2..16 (:attr:`MAX_PORTS`).
-    vcs : int
-        Virtual channels per port, 1..8.
-    buffer_depth : int
-        Flits per virtual channel in the input buffer (also the credits a router starts
-        with per output VC: links join routers of the same depth), 1..64.
-    flit_width : int
-        Width of the flit payload ``data`` field in bits, 1..1024.
-    allocator : str
-        ``"separable"`` (input-first, round-robin arbiters) or ``"islip"``.
-    islip_iterations : int
-        Iterations of iSLIP, 1..ports (only used with ``allocator="islip"``).
-    voq : bool
-        Virtual output queues at the inputs (per VC, one queue per output port).
-    destinations : int
-        Number of destination ids the routing table holds, 2..4096; defaults to ``ports``.
-    routes : sequence of int, optional
-        Initial routing table, destination id -> output port; defaults to
-        ``dest % ports``. It can be rewritten at run time through ``cfg`` (a write takes
-        effect from the next cycle; one naming a destination beyond the table or a port
-        the router does not have is ignored).
-    spread : sequence of int
-        Output ports over which packets routed to any of them are spread: each input
-        sends successive such packets round-robin over these ports (per-packet load
-        balancing, used for the up-links of a Clos leaf). Empty: deterministic routing.
-    stats : bool
-        Add performance counters (``stats`` member, :data:`STATS_WIDTH` bits each,
-        counted from reset): per output port the flits ``sent`` and the
-        ``credit_stalls``, cycles in which it sent nothing while a queue head routed to
-        it waited for a credit; per input port the cycles ``blocked``, in which it held
-        at least one flit and sent none.
+    params : RouterParams
+        Everything about the router that is a number (see
+        :class:`~rtl.router_params.RouterParams`); or, instead, its fields as keywords.
+
+    With ``params.stats`` the router has performance counters (``stats`` member,
+    ``STATS_WIDTH`` bits each, counted from reset): per output port the flits ``sent`` and
+    the ``credit_stalls``, cycles in which it sent nothing while a queue head routed to it
+    waited for a credit; per input port the cycles ``blocked``, in which it held at least
+    one flit and sent none. The routing table can be rewritten at run time through ``cfg``
+    (a write takes effect from the next cycle; one naming a destination beyond the table or
+    a port the router does not have is ignored).
 
     Members
     -------
@@ -185,139 +85,134 @@ class Router(wiring.Component):
     cfg : In(config_signature)
         Routing-table write port.
     stats : Out(stats_signature)
-        Performance counters, present when ``stats=True``.
+        Performance counters, present when ``params.stats``.
+
+    The router also publishes its state, for proofs and waveforms (read-only):
+    ``table`` and ``buffers[i]`` (the memories), ``state`` (:class:`RouterState`: queue
+    counters and pointers, held routes, eligibility, output credits, VC ownership, claims,
+    the switch matching) and ``arbiters`` (every :class:`~rtl.arbiter.RoundRobinArbiter`
+    by name). ``memory`` is the memory class (``amaranth.lib.memory.Memory``, or a model
+    of it with the same ports); variants for proofs are subclasses that replace entries of
+    :attr:`ARBITERS`, :meth:`next_spread_turn` or :meth:`claim_requests`.
     """
 
-    #: Largest radix accepted. The network model lifts it in a subclass that is never
-    #: elaborated, to reach switch radices beyond what is built as RTL here.
-    MAX_PORTS = 16
+    #: The arbiter class of each role: ``claim`` (per output VC), ``separable_input``,
+    #: ``separable_output``, ``islip_grant``/``islip_accept`` (first iteration),
+    #: ``islip_follow`` (later iterations) and ``islip_queue``.
+    ARBITERS = {role: RoundRobinArbiter for role in (
+        "claim", "separable_input", "separable_output", "islip_grant", "islip_accept",
+        "islip_follow", "islip_queue")}
 
-    def __init__(self, *, ports: int = 4, vcs: int = 2, buffer_depth: int = 4,
-                 flit_width: int = 16, allocator: str = "separable",
-                 islip_iterations: int = 1, voq: bool = False,
-                 destinations: "int | None" = None, routes=None, spread=(),
-                 stats: bool = False):
-        _check_int("ports", ports, 2, self.MAX_PORTS)
-        _check_int("vcs", vcs, 1, 8)
-        _check_int("buffer_depth", buffer_depth, 1, 64)
-        _check_int("flit_width", flit_width, 1, 1024)
-        if allocator not in ALLOCATORS:
-            raise ValueError(f"allocator must be one of {', '.join(ALLOCATORS)}, "
-                             f"not {allocator!r}")
-        _check_int("islip_iterations", islip_iterations, 1, ports)
-        if not isinstance(voq, bool):
-            raise ValueError(f"voq must be True or False, not {voq!r}")
-        if destinations is None:
-            destinations = ports if routes is None else len(routes)
-        _check_int("destinations", destinations, 2, 4096)
-        if routes is None:
-            routes = [d % ports for d in range(destinations)]
-        routes = tuple(routes)
-        if len(routes) != destinations:
-            raise ValueError(f"routes must have one entry per destination ({destinations}), "
-                             f"not {len(routes)} entries")
-        for d, r in enumerate(routes):
-            if isinstance(r, bool) or not isinstance(r, int) or not 0 <= r < ports:
-                raise ValueError(f"routes[{d}] must be an output port from 0 to {ports - 1}, "
-                                 f"not {r!r}")
-        spread = tuple(spread)
-        if spread and (len(spread) < 2 or len(set(spread)) != len(spread)
-                       or any(isinstance(p, bool) or not isinstance(p, int)
-                              or not 0 <= p < ports for p in spread)):
-            raise ValueError(f"spread must be empty or at least two distinct output ports "
-                             f"from 0 to {ports - 1}, not {spread!r}")
-        if not isinstance(stats, bool):
-            raise ValueError(f"stats must be True or False, not {stats!r}")
-
-        self._ports = ports
-        self._vcs = vcs
-        self._buffer_depth = buffer_depth
-        self._flit_width = flit_width
-        self._allocator = allocator
-        self._islip_iterations = islip_iterations
-        self._voq = voq
-        self._destinations = destinations
-        self._routes = routes
-        self._spread = spread
-        self._stats = stats
-        self._flit_layout = flit_layout(vcs=vcs, destinations=destinations,
-                                        flit_width=flit_width)
-        link = link_signature(self._flit_layout, vcs)
+    def __init__(self, params: "RouterParams | None" = None, /, *, memory=Memory, **options):
+        if params is None:
+            params = RouterParams(**options)
+        elif options:
+            raise TypeError("give the router a RouterParams or its fields as keywords, "
+                            "not both")
+        elif not isinstance(params, RouterParams):
+            raise TypeError(f"params must be a RouterParams, not {params!r}")
+        self._params = params
+        link = link_signature(params.flit_layout, params.vcs)
         members = {
-            "inp": In(link).array(ports),
-            "outp": Out(link).array(ports),
-            "cfg": In(config_signature(destinations=destinations, ports=ports)),
+            "inp": In(link).array(params.ports),
+            "outp": Out(link).array(params.ports),
+            "cfg": In(config_signature(destinations=params.destinations, ports=params.ports)),
         }
-        if stats:
-            members["stats"] = Out(stats_signature(ports))
+        if params.stats:
+            members["stats"] = Out(stats_signature(params))
         super().__init__(members)
+        P, Q, D = params.ports, params.queue_count, params.buffer_depth
+        # Memories rather than arrays of registers: simulators index them directly instead
+        # of building a multiplexer per read, which keeps Verilator builds small.
+        self.table = memory(shape=params.port_bits, depth=params.destinations,
+                            init=params.routes)
+        # All queues of one input live in one memory, queue q at [q*D, q*D + D).
+        self.buffers = [memory(shape=params.entry_layout, depth=Q * D, init=[])
+                        for _ in range(P)]
+        self.state = RouterState(params)
+        self.arbiters = self._make_arbiters()
 
-    ports = property(lambda self: self._ports, doc="Number of ports.")
-    vcs = property(lambda self: self._vcs, doc="Virtual channels per port.")
-    buffer_depth = property(lambda self: self._buffer_depth, doc="Flits per VC buffer.")
-    flit_width = property(lambda self: self._flit_width, doc="Payload bits per flit.")
-    allocator = property(lambda self: self._allocator, doc="Switch allocator.")
-    islip_iterations = property(lambda self: self._islip_iterations, doc="iSLIP iterations.")
-    voq = property(lambda self: self._voq, doc="Virtual output queues at the inputs.")
-    destinations = property(lambda self: self._destinations, doc="Routing-table size.")
-    routes = property(lambda self: self._routes, doc="Initial routing table.")
-    spread = property(lambda self: self._spread, doc="Load-balanced output ports.")
-    has_stats = property(lambda self: self._stats, doc="Performance counters present.")
-    flit_layout = property(lambda self: self._flit_layout, doc="Layout of a flit.")
+    def _make_arbiters(self) -> dict:
+        p = self._params
+        P, V, Q = p.ports, p.vcs, p.queue_count
+        arb = {}
+        if V > 1:           # with one VC a router has no claims
+            for o in range(P):
+                for v in range(V):
+                    arb[f"claim_{o}_{v}"] = self.ARBITERS["claim"](n=P)
+        if p.allocator == "separable":
+            for i in range(P):
+                arb[f"sep_in_{i}"] = self.ARBITERS["separable_input"](n=Q)
+            for o in range(P):
+                arb[f"sep_out_{o}"] = self.ARBITERS["separable_output"](n=P)
+        else:
+            for k in range(p.islip_iterations):
+                for o in range(P):
+                    arb[f"islip_g_{o}" if k == 0 else f"islip_g_{o}_it{k}"] = \
+                        self.ARBITERS["islip_grant" if k == 0 else "islip_follow"](
+                            n=P, follow=k > 0)
+                for i in range(P):
+                    arb[f"islip_a_{i}" if k == 0 else f"islip_a_{i}_it{k}"] = \
+                        self.ARBITERS["islip_accept" if k == 0 else "islip_follow"](
+                            n=P, follow=k > 0)
+            for i in range(P):
+                arb[f"islip_q_{i}"] = self.ARBITERS["islip_queue"](n=Q)
+        return arb
 
-    @property
-    def latency(self) -> int:
-        """Zero-load cycles from a flit valid on an input to valid on an output."""
-        return ROUTER_LATENCY
+    def next_spread_turn(self, turn, last: int):
+        """The spread turn after ``turn`` (``0..last``): the next one, wrapping around."""
+        return Mux(turn == last, 0, turn + 1)
 
-    @property
-    def credit_round_trip(self) -> int:
-        """Cycles from spending a credit to being able to spend it again (zero load)."""
-        return CREDIT_ROUND_TRIP
+    def claim_requests(self, waiting):
+        """What a claim arbiter sees of the inputs ``waiting`` for its output VC: all."""
+        return waiting
 
-    @property
-    def params(self) -> dict:
-        """The keyword arguments that rebuild this router."""
-        return {"ports": self._ports, "vcs": self._vcs, "buffer_depth": self._buffer_depth,
-                "flit_width": self._flit_width, "allocator": self._allocator,
-                "islip_iterations": self._islip_iterations, "voq": self._voq,
-                "destinations": self._destinations, "routes": list(self._routes),
-                "spread": list(self._spread), "stats": self._stats}
+    params = property(lambda self: self._params, doc="The router's RouterParams.")
+    ports = property(lambda self: self._params.ports, doc="Number of ports.")
+    vcs = property(lambda self: self._params.vcs, doc="Virtual channels per port.")
+    buffer_depth = property(lambda self: self._params.buffer_depth, doc="Flits per VC buffer.")
+    flit_width = property(lambda self: self._params.flit_width, doc="Payload bits per flit.")
+    allocator = property(lambda self: self._params.allocator, doc="Switch allocator.")
+    islip_iterations = property(lambda self: self._params.islip_iterations,
+                                doc="iSLIP iterations.")
+    voq = property(lambda self: self._params.voq, doc="Virtual output queues at the inputs.")
+    destinations = property(lambda self: self._params.destinations, doc="Routing-table size.")
+    routes = property(lambda self: self._params.routes, doc="Initial routing table.")
+    spread = property(lambda self: self._params.spread, doc="Load-balanced output ports.")
+    has_stats = property(lambda self: self._params.stats, doc="Performance counters present.")
+    flit_layout = property(lambda self: self._params.flit_layout, doc="Layout of a flit.")
+    latency = property(lambda self: self._params.latency,
+                       doc="Zero-load cycles from a flit valid on an input to valid on an output.")
+    credit_round_trip = property(lambda self: self._params.credit_round_trip,
+                                 doc="Cycles from spending a credit to spending it again.")
 
     def elaborate(self, platform):
         m = Module()
-        P, V, D = self._ports, self._vcs, self._buffer_depth
-        layout = self._flit_layout
-        entry_layout = data.StructLayout({"flit": layout, "out": _bits(P)})
-        # Queues of one input: (vc, fixed output port or None).
-        if self._voq:
-            queues = [(v, o) for v in range(V) for o in range(P)]
-        else:
-            queues = [(v, None) for v in range(V)]
+        p = self._params
+        P, V, D = p.ports, p.vcs, p.buffer_depth
+        layout = p.flit_layout
+        entry_layout = p.entry_layout
+        queues = p.queues
         Q = len(queues)
 
+        st = self.state
+        for name, arbiter in self.arbiters.items():
+            m.submodules[name] = arbiter
         # Routing table, writable through cfg.
-        # (Memories rather than arrays of registers: simulators index them directly
-        # instead of building a multiplexer per read, which keeps Verilator builds small.)
-        m.submodules.table = table = Memory(shape=_bits(P), depth=self._destinations,
-                                            init=self._routes)
+        m.submodules.table = table = self.table
         table_wr = table.write_port()
         # The port field can name a missing port when the radix is not a power of two: a
         # packet routed there would never leave, so such a write is ignored.
         m.d.comb += [table_wr.addr.eq(self.cfg.dest), table_wr.data.eq(self.cfg.port),
-                     table_wr.en.eq(self.cfg.valid & (self.cfg.dest < self._destinations)
+                     table_wr.en.eq(self.cfg.valid & (self.cfg.dest < p.destinations)
                                     & (self.cfg.port < P))]
 
         # Output state: credits and VC ownership per (output, vc).
-        credit = [[Signal(range(D + 1), init=D, name=f"credit_{o}_{v}") for v in range(V)]
-                  for o in range(P)]
-        busy = [[Signal(name=f"busy_{o}_{v}") for v in range(V)] for o in range(P)]
+        credit, busy = st.credit, st.busy
         credit_by_out = [Array(credit[o][v] for o in range(P)) for v in range(V)]
         busy_by_out = [Array(busy[o][v] for o in range(P)) for v in range(V)]
         # Claims on output VCs: claimed[o][v], and by which input.
-        claimed = [[Signal(name=f"claimed_{o}_{v}") for v in range(V)] for o in range(P)]
-        claimant = [[Signal(range(P), name=f"claimant_{o}_{v}") for v in range(V)]
-                    for o in range(P)]
+        claimed, claimant = st.claimed, st.claimant
         claimed_by_out = [Array(claimed[o][v] for o in range(P)) for v in range(V)]
         claimant_by_out = [Array(claimant[o][v] for o in range(P)) for v in range(V)]
         # waiting[o][v][i]: input i's head flit for output o, VC v finds the VC held or out
@@ -335,26 +230,25 @@ class Router(wiring.Component):
             link = self.inp[i]
             flit = link.payload
             # Route lookup on arrival.
-            held = Array(Signal(_bits(P), name=f"held_{i}_{v}") for v in range(V))
+            held = Array(st.held[i])
             lookup = table.read_port(domain="comb")
             looked_up = lookup.data
             m.d.comb += lookup.addr.eq(flit.dest)
-            if self._spread:
-                turn = Signal(range(len(self._spread)), name=f"spread_turn_{i}")
-                in_spread = Signal(name=f"in_spread_{i}")
-                m.d.comb += in_spread.eq(Cat(*[looked_up == p for p in self._spread]).any())
+            if p.spread:
+                turn, in_spread = st.spread_turn[i], st.in_spread[i]
+                m.d.comb += in_spread.eq(Cat(*[looked_up == port for port in p.spread]).any())
                 # A chain of multiplexers, not an `Array` of constants: its Verilog is one
                 # continuous assignment, which Icarus evaluates from time 0 (the `case`
                 # block an `Array` becomes is only evaluated once `turn` first changes).
-                spread_port = Const(self._spread[0], _bits(P))
-                for k, p in enumerate(self._spread[1:], start=1):
-                    spread_port = Mux(turn == k, p, spread_port)
+                spread_port = Const(p.spread[0], _bits(P))
+                for k, port in enumerate(p.spread[1:], start=1):
+                    spread_port = Mux(turn == k, port, spread_port)
                 table_route = Mux(in_spread, spread_port, looked_up)
                 with m.If(link.valid & flit.first & in_spread):
-                    m.d.sync += turn.eq(Mux(turn == len(self._spread) - 1, 0, turn + 1))
+                    m.d.sync += turn.eq(self.next_spread_turn(turn, len(p.spread) - 1))
             else:
                 table_route = looked_up
-            route = Signal(_bits(P), name=f"route_in_{i}")
+            route = st.route_in[i]
             m.d.comb += route.eq(Mux(flit.first, table_route, held[flit.vc]))
             with m.If(link.valid & flit.first):
                 m.d.sync += held[flit.vc].eq(route)
@@ -362,15 +256,12 @@ class Router(wiring.Component):
             entry = Signal(entry_layout, name=f"entry_{i}")
             m.d.comb += [entry.flit.eq(flit), entry.out.eq(route)]
 
-            deq_i = Signal(Q, name=f"deq_{i}")
-            e_i = Signal(Q, name=f"elig_{i}")
+            deq_i, e_i = st.deq[i], st.elig[i]
             heads_i, outs_i, nonempty_i = [], [], []
-            # All queues of this input live in one memory, queue q at [q*D, q*D + D).
-            m.submodules[f"buffer_{i}"] = store = Memory(shape=entry_layout, depth=Q * D,
-                                                         init=[])
-            wptrs = [Signal(range(D), name=f"wptr_{i}_{q}") for q in range(Q)]
-            q_in = Signal(range(Q), name=f"q_in_{i}")
-            if self._voq:
+            m.submodules[f"buffer_{i}"] = store = self.buffers[i]
+            wptrs = st.wptr[i]
+            q_in = st.q_in[i]
+            if p.voq:
                 m.d.comb += q_in.eq(flit.vc * P + route)
             else:
                 m.d.comb += q_in.eq(flit.vc)
@@ -378,8 +269,7 @@ class Router(wiring.Component):
             m.d.comb += [write.addr.eq(q_in * D + Array(wptrs)[q_in]),
                          write.data.eq(entry), write.en.eq(link.valid)]
             for q, (v, fixed) in enumerate(queues):
-                count = Signal(range(D + 1), name=f"count_{i}_{q}")
-                rptr = Signal(range(D), name=f"rptr_{i}_{q}")
+                count, rptr = st.count[i][q], st.rptr[i][q]
                 wptr = wptrs[q]
                 we = link.valid & (q_in == q)
                 with m.If(we):
@@ -416,7 +306,7 @@ class Router(wiring.Component):
                 blocked_head = (count != 0) & head.flit.first & (vc_busy | ~has_credit)
                 for o in ([fixed] if fixed is not None else range(P)):
                     waiting[o][v][i] = waiting[o][v][i] | (blocked_head & (out == o))
-                if self._stats:
+                if p.stats:
                     nonempty_i.append(count != 0)
                     for o in range(P):
                         starved[o].append((count != 0) & ~has_credit & (out == o))
@@ -424,14 +314,13 @@ class Router(wiring.Component):
                 outs_i.append(out)
             heads.append(heads_i)
             outs.append(outs_i)
-            holding.append(Cat(*nonempty_i).any() if self._stats else None)
+            holding.append(Cat(*nonempty_i).any() if p.stats else None)
             elig.append(e_i)
             deq.append(deq_i)
 
         # Switch allocation: match[i][o], and per input the queue that goes.
-        match = [[Signal(name=f"match_{i}_{o}") for o in range(P)] for i in range(P)]
-        chosen = [Signal(Q, name=f"chosen_{i}") for i in range(P)]
-        if self._allocator == "separable":
+        match, chosen = st.match, st.chosen
+        if p.allocator == "separable":
             self._separable(m, P, queues, elig, outs, match, chosen)
         else:
             self._islip(m, P, queues, elig, outs, match, chosen)
@@ -439,7 +328,7 @@ class Router(wiring.Component):
         # Dequeue, crossbar, credits out, and output state updates.
         sel_flit = [Signal(layout, name=f"sel_flit_{i}") for i in range(P)]
         sel_vc = [Signal(_bits(V), name=f"sel_vc_{i}") for i in range(P)]
-        granted = [Signal(name=f"granted_{i}") for i in range(P)]
+        granted = st.granted
         for i in range(P):
             m.d.comb += granted[i].eq(Cat(*match[i]).any())
             m.d.comb += deq[i].eq(Mux(granted[i], chosen[i], 0))
@@ -471,11 +360,13 @@ class Router(wiring.Component):
                     m.d.sync += busy[o][v].eq(0)
                 # A claim is given while a head flit waits and ends when the claimant's head
                 # flit takes the VC (no other head flit can while it stands).
-                wait = Signal(P, name=f"waiting_{o}_{v}")
-                m.d.comb += wait.eq(Cat(*waiting[o][v]))
+                wait = st.waiting[o][v]
+                m.d.comb += wait.eq(self.claim_requests(Cat(*waiting[o][v])))
                 if V == 1:
                     continue        # no claims: ``claimed`` stays 0
-                pick, _ = _rr_arbiter(m, f"claim_{o}_{v}", wait, ~claimed[o][v])
+                arbiter = self.arbiters[f"claim_{o}_{v}"]
+                m.d.comb += [arbiter.req.eq(wait), arbiter.update.eq(~claimed[o][v])]
+                pick = arbiter.grant
                 with m.If(spend & win.first):
                     m.d.sync += claimed[o][v].eq(0)
                 with m.Elif(~claimed[o][v] & wait.any()):
@@ -484,7 +375,7 @@ class Router(wiring.Component):
                         with m.If(pick[i]):
                             m.d.sync += claimant[o][v].eq(i)
 
-        if self._stats:
+        if p.stats:
             for o in range(P):
                 sent = self.outp[o].valid
                 m.d.sync += self.stats.sent[o].eq(self.stats.sent[o] + sent)
@@ -500,12 +391,13 @@ class Router(wiring.Component):
 
     def _separable(self, m, P, queues, elig, outs, match, chosen):
         """Input-first separable allocation with round-robin arbiters at both stages."""
+        arb = self.arbiters
         want = []
-        in_grants = []
-        granted = [Signal(name=f"sep_granted_{i}") for i in range(P)]
+        granted = self.state.granted
         for i in range(P):
-            g, _ = _rr_arbiter(m, f"sep_in_{i}", elig[i], granted[i])
-            in_grants.append(g)
+            stage = arb[f"sep_in_{i}"]
+            m.d.comb += [stage.req.eq(elig[i]), stage.update.eq(granted[i])]
+            g = stage.grant
             # The output the chosen queue asks for, looked up once.
             want_out = Signal(_bits(P), name=f"sep_want_{i}")
             for q in range(len(queues)):
@@ -514,47 +406,44 @@ class Router(wiring.Component):
             want.append([g.any() & (want_out == o) for o in range(P)])
             m.d.comb += chosen[i].eq(g)
         for o in range(P):
-            req = Cat(*[want[i][o] for i in range(P)])
-            g, _ = _rr_arbiter(m, f"sep_out_{o}", req, Const(1))
+            stage = arb[f"sep_out_{o}"]
+            m.d.comb += [stage.req.eq(Cat(*[want[i][o] for i in range(P)])),
+                         stage.update.eq(1)]
             for i in range(P):
-                m.d.comb += match[i][o].eq(g[i])
-        for i in range(P):
-            m.d.comb += granted[i].eq(Cat(*match[i]).any())
+                m.d.comb += match[i][o].eq(stage.grant[i])
 
     def _islip(self, m, P, queues, elig, outs, match, chosen):
         """iSLIP: request, grant, accept; pointers move on first-iteration accepts only."""
+        arb = self.arbiters
         Q = len(queues)
         req = [[Cat(*[elig[i][q] & (outs[i][q] == o) for q in range(Q)]).any()
                 for o in range(P)] for i in range(P)]
         matched_in = [Const(0, 1)] * P
         matched_out = [Const(0, 1)] * P
         acc = [[Const(0, 1)] * P for _ in range(P)]
-        first_grant_update = [Signal(name=f"islip_gupd_{o}") for o in range(P)]
-        first_accept_update = [Signal(name=f"islip_aupd_{i}") for i in range(P)]
-        gmask, amask = [None] * P, [None] * P
-        for k in range(self._islip_iterations):
+        for k in range(self._params.islip_iterations):
+            tag = "" if k == 0 else f"_it{k}"
             grants = []  # grants[o]: P-bit one-hot over inputs
             for o in range(P):
-                r = Cat(*[req[i][o] & ~matched_in[i] & ~matched_out[o] for i in range(P)])
-                if k == 0:
-                    g, gmask[o] = _rr_arbiter(m, f"islip_g_{o}", r, first_grant_update[o])
-                else:
-                    g, _ = _rr_arbiter(m, f"islip_g_{o}_it{k}", r, None, mask=gmask[o])
-                grants.append(g)
+                g = arb[f"islip_g_{o}{tag}"]
+                m.d.comb += g.req.eq(Cat(*[req[i][o] & ~matched_in[i] & ~matched_out[o]
+                                           for i in range(P)]))
+                if k > 0:
+                    m.d.comb += g.mask.eq(arb[f"islip_g_{o}"].mask)
+                grants.append(g.grant)
             accepts = []  # accepts[i]: P-bit one-hot over outputs
             for i in range(P):
-                r = Cat(*[grants[o][i] for o in range(P)])
-                if k == 0:
-                    a, amask[i] = _rr_arbiter(m, f"islip_a_{i}", r, first_accept_update[i])
-                else:
-                    a, _ = _rr_arbiter(m, f"islip_a_{i}_it{k}", r, None, mask=amask[i])
-                accepts.append(a)
+                a = arb[f"islip_a_{i}{tag}"]
+                m.d.comb += a.req.eq(Cat(*[grants[o][i] for o in range(P)]))
+                if k > 0:
+                    m.d.comb += a.mask.eq(arb[f"islip_a_{i}"].mask)
+                accepts.append(a.grant)
             if k == 0:
                 for o in range(P):
-                    m.d.comb += first_grant_update[o].eq(
+                    m.d.comb += arb[f"islip_g_{o}"].update.eq(
                         Cat(*[accepts[i][o] for i in range(P)]).any())
                 for i in range(P):
-                    m.d.comb += first_accept_update[i].eq(accepts[i].any())
+                    m.d.comb += arb[f"islip_a_{i}"].update.eq(accepts[i].any())
             acc = [[acc[i][o] | accepts[i][o] for o in range(P)] for i in range(P)]
             matched_in = [matched_in[i] | accepts[i].any() for i in range(P)]
             matched_out = [matched_out[o] | Cat(*[accepts[i][o] for i in range(P)]).any()
@@ -563,9 +452,72 @@ class Router(wiring.Component):
             for o in range(P):
                 m.d.comb += match[i][o].eq(acc[i][o])
             # Which queue of input i goes to its matched output: round-robin over queues.
-            qreq = Cat(*[elig[i][q] & Cat(*[acc[i][o] & (outs[i][q] == o)
-                                             for o in range(P)]).any()
-                         for q in range(Q)])
-            g, _ = _rr_arbiter(m, f"islip_q_{i}", qreq, Const(1))
-            m.d.comb += chosen[i].eq(g)
+            q_arb = arb[f"islip_q_{i}"]
+            m.d.comb += [
+                q_arb.req.eq(Cat(*[elig[i][q] & Cat(*[acc[i][o] & (outs[i][q] == o)
+                                                      for o in range(P)]).any()
+                                   for q in range(Q)])),
+                q_arb.update.eq(1),
+                chosen[i].eq(q_arb.grant),
+            ]
 
+
+class RouterState:
+    """The router's internal state and decisions, as signals a proof or a waveform reads.
+
+    Built by :class:`Router` from its :class:`~rtl.router_params.RouterParams` and driven
+    by it; ``[i]`` indexes an input, ``[o]`` an output, ``[q]`` a queue (numbered as
+    ``params.queues``), ``[v]`` a VC.
+
+    Members
+    -------
+    count, rptr, wptr : [i][q]
+        Flits held by each queue, and its read and write pointers in its D slots.
+    q_in, route_in : [i]
+        The queue and output port of the flit arriving at input ``i`` this cycle.
+    held : [i][v]
+        The route of the open packet arriving on each input VC (for its body flits).
+    spread_turn, in_spread : [i]
+        With ``spread``: the input's spread turn, and whether this cycle's lookup hit a
+        spread port.
+    elig, deq : [i]
+        Queues of input ``i`` that may send this cycle; the one dequeued (one-hot).
+    credit, busy : [o][v]
+        Credits of each output VC; held by an open packet.
+    claimed, claimant, waiting : [o][v]
+        Claims on output VCs: claimed, by which input, and the inputs whose head flits
+        wait for the VC (one bit per input).
+    match : [i][o]
+        The switch matching of this cycle.
+    chosen, granted : [i]
+        The queue of input ``i`` the allocator picked (one-hot); whether the input sends.
+    """
+
+    def __init__(self, params: RouterParams):
+        P, V, D, Q = params.ports, params.vcs, params.buffer_depth, params.queue_count
+        self.count = [[Signal(range(D + 1), name=f"count_{i}_{q}") for q in range(Q)]
+                      for i in range(P)]
+        self.rptr = [[Signal(range(D), name=f"rptr_{i}_{q}") for q in range(Q)]
+                     for i in range(P)]
+        self.wptr = [[Signal(range(D), name=f"wptr_{i}_{q}") for q in range(Q)]
+                     for i in range(P)]
+        self.q_in = [Signal(range(Q), name=f"q_in_{i}") for i in range(P)]
+        self.route_in = [Signal(params.port_bits, name=f"route_in_{i}") for i in range(P)]
+        self.held = [[Signal(params.port_bits, name=f"held_{i}_{v}") for v in range(V)]
+                     for i in range(P)]
+        turns = max(1, len(params.spread))
+        self.spread_turn = [Signal(range(turns), name=f"spread_turn_{i}") for i in range(P)]
+        self.in_spread = [Signal(name=f"in_spread_{i}") for i in range(P)]
+        self.elig = [Signal(Q, name=f"elig_{i}") for i in range(P)]
+        self.deq = [Signal(Q, name=f"deq_{i}") for i in range(P)]
+        self.credit = [[Signal(range(D + 1), init=D, name=f"credit_{o}_{v}") for v in range(V)]
+                       for o in range(P)]
+        self.busy = [[Signal(name=f"busy_{o}_{v}") for v in range(V)] for o in range(P)]
+        self.claimed = [[Signal(name=f"claimed_{o}_{v}") for v in range(V)] for o in range(P)]
+        self.claimant = [[Signal(range(P), name=f"claimant_{o}_{v}") for v in range(V)]
+                         for o in range(P)]
+        self.waiting = [[Signal(P, name=f"waiting_{o}_{v}") for v in range(V)]
+                        for o in range(P)]
+        self.match = [[Signal(name=f"match_{i}_{o}") for o in range(P)] for i in range(P)]
+        self.chosen = [Signal(Q, name=f"chosen_{i}") for i in range(P)]
+        self.granted = [Signal(name=f"granted_{i}") for i in range(P)]

@@ -4,10 +4,10 @@ from amaranth import Cat, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .clos import Clos
-from .router import Router
+from .clos import Clos, ClosParams
+from .router import Router, RouterParams
 
-__all__ = ["PackedHarness", "PackedCodec", "make_top"]
+__all__ = ["PackedHarness", "PackedCodec", "make_top", "design_params"]
 
 
 class PackedHarness(wiring.Component):
@@ -35,15 +35,10 @@ class PackedHarness(wiring.Component):
 
     def __init__(self, dut):
         self._dut = dut
-        self.n = len(dut.inp)
-        self.flit_bits = dut.flit_layout.size
-        self.vcs = dut.vcs
-        self.cfg_bits = 0
-        if "cfg" in dut.signature.members:
-            self.cfg_bits = len(Cat(dut.cfg.valid, dut.cfg.dest, dut.cfg.port))
-            self.cfg_fields = (len(dut.cfg.dest), len(dut.cfg.port))
-        else:
-            self.cfg_fields = None
+        codec = PackedCodec.of(dut.params)
+        self.n, self.flit_bits, self.vcs = codec.n, codec.fb, codec.V
+        self.cfg_fields = codec.cfg_fields
+        self.cfg_bits = 0 if codec.cfg_fields is None else 1 + sum(codec.cfg_fields)
         super().__init__({
             "drive": In(self.n * (1 + self.flit_bits) + self.n * self.vcs + self.cfg_bits),
             "status": Out(self.n * (1 + self.flit_bits) + self.n * self.vcs),
@@ -99,6 +94,14 @@ class PackedCodec:
         self._vmask = (1 << vcs) - 1
         self._credit_base = n * self._stride
 
+    @classmethod
+    def of(cls, params: "RouterParams | ClosParams") -> "PackedCodec":
+        """The packer for the harness around a router or a Clos of these parameters."""
+        if isinstance(params, RouterParams):
+            return cls(n=params.ports, flit_bits=params.flit_layout.size, vcs=params.vcs,
+                       cfg_fields=(params.dest_bits, params.port_bits))
+        return cls(n=params.endpoints, flit_bits=params.flit_layout.size, vcs=params.vcs)
+
     def pack_drive(self, flits, credits, cfg=None) -> int:
         """``flits[e]`` (int or None) to inject, ``credits[e]`` pulses to return,
         ``cfg`` = ``(dest, port)`` to write one routing entry, or None."""
@@ -129,10 +132,16 @@ class PackedCodec:
         return flits, credits
 
 
+def design_params(design: str, **params) -> "RouterParams | ClosParams":
+    """The parameter object of a ``design`` (``"router"`` or ``"clos"``) given as keywords."""
+    if design == "router":
+        return RouterParams(**params)
+    if design == "clos":
+        return ClosParams.from_options(**params)
+    raise ValueError(f"design must be 'router' or 'clos', not {design!r}")
+
+
 def make_top(*, design: str, **params) -> PackedHarness:
     """Factory for the runner: ``design`` is ``"router"`` or ``"clos"``."""
-    if design == "router":
-        return PackedHarness(Router(**params))
-    if design == "clos":
-        return PackedHarness(Clos(**params))
-    raise ValueError(f"design must be 'router' or 'clos', not {design!r}")
+    p = design_params(design, **params)
+    return PackedHarness(Router(p) if design == "router" else Clos(p))

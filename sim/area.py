@@ -197,6 +197,8 @@ def _with_defaults(component_factory, params: dict, component) -> dict:
     by its factory's signature with the defaults applied.
     """
     published = getattr(component, "params", None)
+    if hasattr(published, "as_dict"):
+        return published.as_dict()
     if dataclasses.is_dataclass(published) and not isinstance(published, type):
         return dataclasses.asdict(published)
     try:

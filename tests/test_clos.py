@@ -4,7 +4,9 @@ import pytest
 
 from fabric.network.traffic import TrafficSpec
 from rtl.clos import Clos
-from rtl.router import ROUTER_LATENCY
+from rtl.router_params import RouterParams
+
+ROUTER_LATENCY = RouterParams().latency
 from sim.router.common import Design, run_amaranth, run_model_for
 
 
@@ -19,7 +21,7 @@ from sim.router.common import Design, run_amaranth, run_model_for
     (dict(spines=1, up_routing="balanced"),
      "balanced up-routing needs at least 2 spines, not 1"),
     (dict(ports=8), "router parameter must be one of vcs, buffer_depth, flit_width, "
-                    "allocator, islip_iterations, voq, stats, not 'ports'"),
+                    "allocator, islip_iterations, voq, stats, packet_id_width, not 'ports'"),
     (dict(vcs=9), "vcs must be an integer from 1 to 8, not 9"),
 ])
 def test_invalid_parameters_are_named(kwargs, message):
@@ -30,13 +32,13 @@ def test_invalid_parameters_are_named(kwargs, message):
 
 def test_shape_and_paths():
     c = Clos(endpoints_per_leaf=4, leaves=4, spines=2)
-    c._MustUse__silence = True
-    assert c.endpoints == 16 and len(c.inp) == 16 and len(c.wires) == 8
-    assert c.hops(0, 3) == 1 and c.hops(0, 4) == 3
-    assert c.zero_load_latency(0, 4, 2) == 3 * ROUTER_LATENCY + 1
-    assert c.leaf_params[1]["routes"][5] == 1          # local endpoint 5 on leaf 1, port 1
-    assert c.leaf_params[1]["routes"][2] == 4 + 2 % 2  # remote: up to spine dest % spines
-    assert c.spine_params[0]["routes"][13] == 3        # spine: down to leaf 13 // 4
+    p = c.params
+    assert c.endpoints == 16 and len(c.inp) == 16 and len(p.wires) == 8
+    assert p.hops(0, 3) == 1 and p.hops(0, 4) == 3
+    assert p.zero_load_latency(0, 4, 2) == 3 * ROUTER_LATENCY + 1
+    assert p.leaf_params[1].routes[5] == 1          # local endpoint 5 on leaf 1, port 1
+    assert p.leaf_params[1].routes[2] == 4 + 2 % 2  # remote: up to spine dest % spines
+    assert p.spine_params[0].routes[13] == 3        # spine: down to leaf 13 // 4
 
 
 @pytest.mark.parametrize("length", [1, 3])

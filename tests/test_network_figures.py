@@ -4,7 +4,7 @@ import pytest
 
 from fabric.network import NetworkFigures, clos_figures
 from fabric.network import figures
-from rtl.router import Router
+from rtl.router_params import RouterParams
 from rtl.errors import UserError
 
 SMALL = dict(ports=4, vcs=2, buffer_depth=4, voq=True, allocator="islip")
@@ -13,7 +13,7 @@ SMALL = dict(ports=4, vcs=2, buffer_depth=4, voq=True, allocator="islip")
 def test_figures_come_from_the_rtl_and_the_model():
     fig = clos_figures(**SMALL)
     assert isinstance(fig, NetworkFigures)
-    rtl = Router(**SMALL)
+    rtl = RouterParams(**SMALL)
     assert fig.hop_latency_cycles == rtl.latency
     assert fig.credit_round_trip_cycles == rtl.credit_round_trip
     assert 0 < fig.saturation_throughput <= 1

@@ -3,7 +3,8 @@
 import pytest
 
 from fabric.network.engine import ENGINE_MAX_PORTS, simulate
-from fabric.network.model import MODEL_MAX_PORTS, ModelRouter, clos_network, router_network
+from fabric.network.model import (MODEL_MAX_PORTS, ModelRouterParams, clos_network,
+                                  router_network)
 from fabric.network.traffic import TrafficSpec, run_model
 from rtl.router import Router
 
@@ -11,10 +12,10 @@ from rtl.router import Router
 def test_the_rtl_keeps_its_radix_and_the_model_names_its_own():
     with pytest.raises(ValueError, match="ports must be an integer from 2 to 16, not 24"):
         Router(ports=24)
-    ModelRouter(ports=24)._MustUse__silence = True
+    ModelRouterParams(ports=24)
     with pytest.raises(ValueError, match=f"ports must be an integer from 2 to "
                                          f"{MODEL_MAX_PORTS}, not {MODEL_MAX_PORTS + 1}"):
-        ModelRouter(ports=MODEL_MAX_PORTS + 1)
+        ModelRouterParams(ports=MODEL_MAX_PORTS + 1)
     with pytest.raises(ValueError, match=f"at most {ENGINE_MAX_PORTS} ports, not 64"):
         simulate(router_network(ports=64, vcs=1), None)
 

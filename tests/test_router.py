@@ -5,7 +5,10 @@ import os
 import pytest
 
 from fabric.network.traffic import TrafficSpec, ScoreboardError, DeadlockError
-from rtl.router import Router, ROUTER_LATENCY, CREDIT_ROUND_TRIP
+from rtl.router import Router, RouterParams
+
+ROUTER_LATENCY = RouterParams().latency
+CREDIT_ROUND_TRIP = RouterParams().credit_round_trip
 from sim.router.common import Design, run_amaranth, run_model_for
 
 
@@ -36,7 +39,6 @@ def test_invalid_parameters_are_named(kwargs, message):
 
 def test_properties_are_read_only_and_published():
     r = Router(ports=4, vcs=2, buffer_depth=3, voq=True)
-    r._MustUse__silence = True
     assert (r.ports, r.vcs, r.buffer_depth, r.voq) == (4, 2, 3, True)
     assert r.latency == ROUTER_LATENCY and r.credit_round_trip == CREDIT_ROUND_TRIP
     with pytest.raises(AttributeError):

@@ -5,18 +5,18 @@ from collections import Counter
 import pytest
 
 from fabric.network.traffic import TrafficSpec
-from rtl.router import Router, unused
+from rtl.router import Router
 from sim.router.common import Design, run_rtl, run_model_for
 
 
 def test_stats_parameter_is_checked_and_adds_the_counters():
     with pytest.raises(ValueError, match="stats must be True or False, not 1"):
         Router(ports=4, stats=1)
-    plain = unused(Router(ports=4))
-    counted = unused(Router(ports=4, stats=True))
+    plain = Router(ports=4)
+    counted = Router(ports=4, stats=True)
     assert "stats" not in plain.signature.members
     assert len(counted.stats.sent) == len(counted.stats.blocked) == 4
-    assert counted.params["stats"] is True and counted.has_stats and not plain.has_stats
+    assert counted.params.stats is True and counted.has_stats and not plain.has_stats
 
 
 def _stats_run(design, spec, sim="icarus"):

@@ -3,8 +3,6 @@
 import numpy as np
 from numba import njit
 
-from rtl.router import STATS_WIDTH
-
 from .checks import DeadlockError, ScoreboardError, check_cfg_writes
 from .flit import Flit, flit_data
 from .model import STATS_COUNTERS
@@ -21,7 +19,7 @@ DONE, NEED_ROWS, NEED_PACKETS, MAX_CYCLES, DEADLOCK, UNKNOWN, DUPLICATE, MISROUT
 
 # Integer configuration (cf).
 (C_N, C_V, C_D, C_LEN, C_WARMUP, C_MEASURE, C_DRAIN, C_WATCHDOG, C_ORDERED, C_QUOTA,
- C_R, C_PM, C_VOQ, C_ISLIP, C_ITER, C_MAXCYC, C_EJCAP, C_NCFG) = range(18)
+ C_R, C_PM, C_VOQ, C_ISLIP, C_ITER, C_MAXCYC, C_EJCAP, C_NCFG, C_PIDMASK) = range(19)
 # Scalar state (sc).
 (S_T, S_IDLE, S_CREATING, S_SATURATED, S_MEAS_CREATED, S_MEAS_OUT, S_EJ_WIN, S_FLITS_WIN,
  S_FLITS, S_DELIVERED, S_LAST, S_NPKTS, S_IN_FLIGHT, S_EJ_TOTAL, S_HELD, S_HELD_MAX,
@@ -32,7 +30,6 @@ DONE, NEED_ROWS, NEED_PACKETS, MAX_CYCLES, DEADLOCK, UNKNOWN, DUPLICATE, MISROUT
 N_FIELDS = 13
 # Packet states.
 QUEUED, IN_FLIGHT, ARRIVED, RELEASED = range(4)
-PACKET_ID_MASK = 0xFFFF
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -222,7 +219,7 @@ def _islip(cf, r, P, Q, any_elig, elig, qout, arb, match_q, match_o, scr):
 
 @njit(cache=True, error_model="numpy")
 def _kernel(cf, sc, err, create, sdest, svc, sdrain, r_ports, table, spread, spread_len,
-            in_spread, in_kind, in_idx, cr_kind, cr_idx, ep_in, ep_out, qbuf, qroute, qhead,
+            in_spread, q_n, q_vc, q_fixed, q_of, in_kind, in_idx, cr_kind, cr_idx, ep_in, ep_out, qbuf, qroute, qhead,
             qcount, held, turn, credit, busy, claim, arb, counters, out_flit, in_credit, occ, in_occ, cfg_t, cfg_d,
             cfg_p, ep_credit, current, srcq_head, srcq_tail, created_count, next_pid,
             credit_pending, ej_ready, ej_vc, ej_head, ej_count, ej_per_port, held_cnt, pk,
@@ -237,7 +234,6 @@ def _kernel(cf, sc, err, create, sdest, svc, sdrain, r_ports, table, spread, spr
     cap = pk.shape[1]
     rows = create.shape[0]
     Qm = qcount.size // (R * Pm)
-    voq = cf[C_VOQ]
     credits_out = np.zeros(n, dtype=np.int64)
     inject = np.full(n, -1, dtype=np.int64)
     elig = np.zeros((Pm, Qm), dtype=np.bool_)
@@ -317,7 +313,7 @@ def _kernel(cf, sc, err, create, sdest, svc, sdrain, r_ports, table, spread, spr
                 pk[P_DEST, g] = sdest[row, s]
                 pk[P_VC, g] = svc[row, s]
                 pk[P_PID, g] = next_pid[s]
-                next_pid[s] = (next_pid[s] + 1) & PACKET_ID_MASK
+                next_pid[s] = (next_pid[s] + 1) & cf[C_PIDMASK]
                 pk[P_CREATED, g] = t
                 pk[P_INJECTED, g] = -1
                 pk[P_NEXT, g] = 0
@@ -402,7 +398,7 @@ def _kernel(cf, sc, err, create, sdest, svc, sdrain, r_ports, table, spread, spr
         # ---- network (NetworkModel.step) ----
         for r in range(R):
             P = r_ports[r]
-            Q = V * P if voq else V
+            Q = q_n[r]
             base = r * Pm
             for i in range(P):
                 if out_flit[cur, base + i] >= 0:
@@ -426,8 +422,8 @@ def _kernel(cf, sc, err, create, sdest, svc, sdrain, r_ports, table, spread, spr
                             continue
                         slot = qid * D + qhead[qid]
                         code = qbuf[slot]
-                        v = q // P if voq else q
-                        o = q % P if voq else qroute[slot]
+                        v = q_vc[r, q]
+                        o = q_fixed[r, q] if q_fixed[r, q] >= 0 else qroute[slot]
                         qout[i, q] = o
                         co = (base + o) * V + v
                         if credit[co] == 0:
@@ -469,7 +465,7 @@ def _kernel(cf, sc, err, create, sdest, svc, sdrain, r_ports, table, spread, spr
                 if o < 0:
                     continue
                 q = match_q[i]
-                v = q // P if voq else q
+                v = q_vc[r, q]
                 qid = (base + i) * Qm + q
                 h = qhead[qid]
                 code = qbuf[qid * D + h]
@@ -527,7 +523,7 @@ def _kernel(cf, sc, err, create, sdest, svc, sdrain, r_ports, table, spread, spr
                     held[r, i, v] = route
                 else:
                     route = held[r, i, v]
-                q = v * P + route if voq else v
+                q = q_of[r, v, route]
                 qid = (base + i) * Qm + q
                 c = qcount[qid]
                 if c >= D:
@@ -577,7 +573,21 @@ class EngineNetwork:
         self.V, self.D = first.V, first.D
         self.voq, self.islip, self.iterations = first.voq, first.allocator == "islip", \
             first.iterations
-        self.Qm = self.V * Pm if self.voq else self.V
+        # The routers' queue numbering (``RouterParams.queues``), as tables: per queue its
+        # VC and fixed output (-1: none), per (VC, route) the queue a flit enters.
+        self.Qm = max(r.Q for r in routers)
+        self.q_n = np.array([r.Q for r in routers], dtype=np.int64)
+        self.q_vc = np.zeros((R, self.Qm), dtype=np.int64)
+        self.q_fixed = np.full((R, self.Qm), -1, dtype=np.int64)
+        self.q_of = np.zeros((R, self.V, Pm), dtype=np.int64)
+        for k, r in enumerate(routers):
+            for q, (v, fixed) in enumerate(r.params.queues):
+                self.q_vc[k, q] = v
+                if fixed is not None:
+                    self.q_fixed[k, q] = fixed
+            for v in range(self.V):
+                for route in range(r.P):
+                    self.q_of[k, v, route] = r.params.queue_of(v, route)
         self.n = len(network.endpoints)
         dests = max(len(r.table) for r in routers)
         self.ports = np.array([r.P for r in routers], dtype=np.int64)
@@ -613,6 +623,7 @@ class EngineNetwork:
         self.destinations = len(routers[0].table)
         self.names = list(network.names)
         self.stats = [r.counters is not None for r in routers]
+        self.stats_width = first.params.STATS_WIDTH
 
 
 class _State:
@@ -629,12 +640,14 @@ class _State:
         self.cfg_d = np.array([cfg[c][0] for c in cycles], dtype=np.int64)
         self.cfg_p = np.array([cfg[c][1] for c in cycles], dtype=np.int64)
         self.ej_cap = V * D
-        self.cf = np.zeros(18, dtype=np.int64)
+        self.cf = np.zeros(19, dtype=np.int64)
         self.cf[[C_N, C_V, C_D, C_LEN, C_WARMUP, C_MEASURE, C_DRAIN, C_WATCHDOG, C_ORDERED,
-                 C_QUOTA, C_R, C_PM, C_VOQ, C_ISLIP, C_ITER, C_MAXCYC, C_EJCAP, C_NCFG]] = [
+                 C_QUOTA, C_R, C_PM, C_VOQ, C_ISLIP, C_ITER, C_MAXCYC, C_EJCAP, C_NCFG,
+                 C_PIDMASK]] = [
             n, V, D, spec.packet_length, spec.warmup, spec.measure, spec.drain,
             spec.watchdog, int(spec.ordered), spec.packets_per_source, R, Pm, int(net.voq),
-            int(net.islip), net.iterations, max_cycles, self.ej_cap, len(cycles)]
+            int(net.islip), net.iterations, max_cycles, self.ej_cap, len(cycles),
+            eps.packet_id_mask]
         self.sc = np.zeros(21, dtype=np.int64)
         self.sc[S_CREATING] = 1
         self.sc[S_LAST] = -1
@@ -696,7 +709,8 @@ class _State:
     def call(self, net, rows):
         create, dest, vc, drain = rows
         return _kernel(self.cf, self.sc, self.err, create, dest, vc, drain, net.ports,
-                       self.table, net.spread, net.spread_len, net.in_spread, net.in_kind,
+                       self.table, net.spread, net.spread_len, net.in_spread, net.q_n,
+                       net.q_vc, net.q_fixed, net.q_of, net.in_kind,
                        net.in_idx, net.cr_kind, net.cr_idx, net.ep_in, net.ep_out,
                        self.qbuf, self.qroute, self.qhead, self.qcount, self.held, self.turn,
                        self.credit, self.busy, self.claim, self.arb, self.counters, self.out_flit, self.in_credit,
@@ -762,7 +776,7 @@ def simulate(network, eps, *, max_cycles: int = 10_000_000, cfg_writes=()) -> di
 
 def _router_stats(net, st):
     """The counters of the routers built with ``stats=True`` (``NetworkModel.router_stats``)."""
-    wrap = (1 << STATS_WIDTH) - 1
+    wrap = (1 << net.stats_width) - 1
     out = {}
     for r, name in enumerate(net.names):
         if net.stats[r]:

@@ -7,9 +7,8 @@ from pathlib import Path
 
 from fabric.sources import source_digest
 from rtl.errors import UserError
-from rtl.router import unused
 
-from .model import ModelRouter, clos_network
+from .model import ModelRouterParams, clos_network
 from .traffic import PATTERNS, TrafficSpec, run_model
 
 __all__ = ["NetworkFigures", "clos_figures", "default_clos_shape", "SATURATION_SPEC"]
@@ -32,9 +31,10 @@ class NetworkFigures:
     -------
     hop_latency_cycles : int
         Zero-load cycles per router hop including its output link (RTL property
-        ``Router.latency``, checked against RTL measurements by the tests).
+        ``RouterParams.latency``, checked against RTL measurements by the tests).
     credit_round_trip_cycles : int
-        Cycles from spending a credit to spending it again (``Router.credit_round_trip``).
+        Cycles from spending a credit to spending it again
+        (``RouterParams.credit_round_trip``).
     saturation_throughput : float
         Accepted flits/cycle/endpoint port at saturation, in (0, 1], from the model.
     pattern : str
@@ -96,7 +96,7 @@ def clos_figures(*, pattern: str = "uniform", **router_params) -> NetworkFigures
             raise UserError(f"router parameter must be one of {', '.join(ROUTER_KEYS)} "
                             f"(or {', '.join(shape_keys)}), not {key!r}")
     params = dict(DEFAULT_ROUTER, **router_params)
-    probe = unused(ModelRouter(**params))      # validates, names any bad value
+    router = ModelRouterParams(**params)       # validates, names any bad value
     ports = params.pop("ports")
     if not shape.keys() >= {"endpoints_per_leaf", "leaves", "spines"}:
         shape = dict(default_clos_shape(ports), **shape)
@@ -134,8 +134,8 @@ def clos_figures(*, pattern: str = "uniform", **router_params) -> NetworkFigures
     sat = _MEMO[key]
     endpoints = shape["endpoints_per_leaf"] * shape["leaves"]
     return NetworkFigures(
-        hop_latency_cycles=probe.latency,
-        credit_round_trip_cycles=probe.credit_round_trip,
+        hop_latency_cycles=router.latency,
+        credit_round_trip_cycles=router.credit_round_trip,
         saturation_throughput=sat,
         pattern=pattern,
         router=dict(params, ports=ports),

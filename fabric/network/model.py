@@ -2,14 +2,14 @@
 
 from collections import deque
 
-from rtl.clos import Clos
-from rtl.router import STATS_WIDTH, Router, unused
+from rtl.clos_params import ClosParams
+from rtl.router_params import RouterParams
 
 __all__ = ["RouterModel", "NetworkModel", "router_network", "clos_network",
-           "MODEL_MAX_PORTS", "ModelRouter", "ModelClos"]
+           "MODEL_MAX_PORTS", "ModelRouterParams", "ModelClosParams"]
 
-#: Largest router radix the models accept. The RTL stops at ``Router.MAX_PORTS`` (16);
-#: the models carry the same micro-architecture on to the radices of real supernode
+#: Largest router radix the models accept. The RTL stops at ``RouterParams.MAX_PORTS``
+#: (16); the models carry the same micro-architecture on to the radices of real supernode
 #: switches (a CloudMatrix 384 L2 switch has 48 ports), an extrapolation that is checked
 #: against the RTL only up to 16 ports.
 MODEL_MAX_PORTS = 64
@@ -18,16 +18,15 @@ MODEL_MAX_PORTS = 64
 STATS_COUNTERS = ("sent", "credit_stalls", "blocked")
 
 
-class ModelRouter(Router):
-    """The router's parameters, defaults and published properties for radices up to
-    :data:`MODEL_MAX_PORTS`: what the models read. Never elaborated."""
+class ModelRouterParams(RouterParams):
+    """:class:`~rtl.router_params.RouterParams` for radices up to :data:`MODEL_MAX_PORTS`:
+    what the models accept."""
     MAX_PORTS = MODEL_MAX_PORTS
 
 
-class ModelClos(Clos):
-    """The Clos's shape, routing tables and wiring for routers up to
-    :data:`MODEL_MAX_PORTS` ports: what the models read. Never elaborated."""
-    ROUTER = ModelRouter
+class ModelClosParams(ClosParams):
+    """:class:`~rtl.clos_params.ClosParams` of routers up to :data:`MODEL_MAX_PORTS` ports."""
+    ROUTER_PARAMS = ModelRouterParams
 
 
 class _RoundRobin:
@@ -63,29 +62,28 @@ class RouterModel:
 
     Parameters
     ----------
-    **params
-        The keyword parameters of :class:`rtl.router.Router` (validated by it, with
-        ``ports`` up to :data:`MODEL_MAX_PORTS`).
+    params : RouterParams
+        The router's parameters (any :class:`~rtl.router_params.RouterParams`); or, instead,
+        its fields as keywords, validated by :class:`ModelRouterParams` (``ports`` up to
+        :data:`MODEL_MAX_PORTS`).
     """
 
-    def __init__(self, **params):
-        rtl = unused(ModelRouter(**params))     # validation and defaults come from the RTL
-        self.params = rtl.params
-        self.latency = rtl.latency
-        self.credit_round_trip = rtl.credit_round_trip
-        P, V, D = rtl.ports, rtl.vcs, rtl.buffer_depth
+    def __init__(self, params: "RouterParams | None" = None, /, **options):
+        if params is None:
+            params = ModelRouterParams(**options)
+        self.params = params
+        self.latency = params.latency
+        self.credit_round_trip = params.credit_round_trip
+        P, V, D = params.ports, params.vcs, params.buffer_depth
         self.P, self.V, self.D = P, V, D
-        self.voq = rtl.voq
-        self.allocator = rtl.allocator
-        self.iterations = rtl.islip_iterations
-        self.table = list(rtl.routes)
-        self.spread = tuple(rtl.spread)
+        self.voq = params.voq
+        self.allocator = params.allocator
+        self.iterations = params.islip_iterations
+        self.table = list(params.routes)
+        self.spread = params.spread
         self.spread_set = frozenset(self.spread)
-        if self.voq:
-            self.queue_spec = [(v, o) for v in range(V) for o in range(P)]
-        else:
-            self.queue_spec = [(v, None) for v in range(V)]
-        Q = self.Q = len(self.queue_spec)
+        self.queue_spec = params.queues
+        Q = self.Q = params.queue_count
         self.queues = [[deque() for _ in range(Q)] for _ in range(P)]
         self.held = [[0] * V for _ in range(P)]
         self.turn = [0] * P
@@ -106,7 +104,7 @@ class RouterModel:
         self.occupancy = 0
         # The RTL's performance counters (``stats=True``), counted the same way.
         self.counters = {name: [0] * P for name in STATS_COUNTERS} \
-            if self.params.get("stats") else None
+            if params.stats else None
 
     def set_route(self, dest: int, port: int):
         """Rewrite one routing-table entry (what the RTL ``cfg`` port does)."""
@@ -208,7 +206,7 @@ class RouterModel:
                 self.held[i][flit.vc] = route
             else:
                 route = self.held[i][flit.vc]
-            q = flit.vc * P + route if self.voq else flit.vc
+            q = self.params.queue_of(flit.vc, route)
             self.queues[i][q].append((flit, route))
             self.occupancy += 1
 
@@ -237,7 +235,7 @@ class RouterModel:
         wrapped at ``2**STATS_WIDTH``; None without ``stats=True``."""
         if self.counters is None:
             return None
-        wrap = (1 << STATS_WIDTH) - 1
+        wrap = (1 << self.params.STATS_WIDTH) - 1
         return {name: [c & wrap for c in self.counters[name]] for name in STATS_COUNTERS}
 
     def _separable(self, elig, outs):
@@ -386,25 +384,22 @@ class NetworkModel:
             router.step(in_flits, out_credits)
 
 
-def router_network(**router_params) -> NetworkModel:
+def router_network(params: "RouterParams | None" = None, /, **options) -> NetworkModel:
     """A single router with one endpoint on every port."""
-    router = RouterModel(**router_params)
+    router = RouterModel(params, **options)
     eps = [((0, p), (0, p)) for p in range(router.P)]
     return NetworkModel([router], [], eps, hops=lambda s, d: 1, names=["router"])
 
 
-def clos_network(*, endpoints_per_leaf: int, leaves: int, spines: int,
-                 up_routing: str = "deterministic", **router_params) -> NetworkModel:
-    """The two-tier folded Clos of :class:`rtl.clos.Clos` as a network of router models
-    (routers of up to :data:`MODEL_MAX_PORTS` ports)."""
-    clos = unused(ModelClos(endpoints_per_leaf=endpoints_per_leaf, leaves=leaves, spines=spines,
-                up_routing=up_routing, **router_params))
-    routers = [RouterModel(**p) for p in clos.leaf_params] + \
-              [RouterModel(**p) for p in clos.spine_params]
+def clos_network(params: "ClosParams | None" = None, /, **options) -> NetworkModel:
+    """The two-tier folded Clos of :class:`~rtl.clos_params.ClosParams` as a network of
+    router models; given as keywords, routers of up to :data:`MODEL_MAX_PORTS` ports."""
+    clos = params if params is not None else ModelClosParams.from_options(**options)
+    routers = [RouterModel(p) for p in clos.leaf_params + clos.spine_params]
     links = []
     for leaf, spine, leaf_port, spine_port in clos.wires:
-        links.append(((leaf, leaf_port), (len(clos.leaf_params) + spine, spine_port)))
-        links.append(((len(clos.leaf_params) + spine, spine_port), (leaf, leaf_port)))
+        links.append(((leaf, leaf_port), (clos.leaves + spine, spine_port)))
+        links.append(((clos.leaves + spine, spine_port), (leaf, leaf_port)))
     eps = []
     for e in range(clos.endpoints):
         leaf, port = clos.endpoint_port(e)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, asdict
 import numpy as np
 
 from rtl.errors import UserError
+from rtl.router_params import RouterParams
 from .checks import DeadlockError, ScoreboardError, check_cfg_writes
 from .flit import Flit, flit_data
 
@@ -15,7 +16,6 @@ __all__ = [
 ]
 
 PATTERNS = ("uniform", "transpose", "bit_complement", "hotspot", "all_to_all")
-PACKET_ID_MASK = 0xFFFF
 
 
 @dataclass(frozen=True)
@@ -266,14 +266,19 @@ class Endpoints:
     spec : TrafficSpec
     zero_load : callable (src, dest, length) -> int, optional
         Zero-load latency, for the report.
+    packet_id_width : int
+        Width of the flits' packet id; a source's packet ids wrap around at
+        ``2**packet_id_width``, as the field does.
     """
 
     def __init__(self, *, endpoints: int, vcs: int, buffer_depth: int, flit_width: int,
-                 spec: TrafficSpec, zero_load=None):
+                 spec: TrafficSpec, zero_load=None,
+                 packet_id_width: int = RouterParams.packet_id_width):
         self.n = n = endpoints
         self.vcs = vcs
         self.depth = buffer_depth
         self.flit_width = flit_width
+        self.packet_id_mask = (1 << packet_id_width) - 1
         self.spec = spec
         self.zero_load = zero_load
         self.schedule = TrafficSchedule(spec, endpoints=n, vcs=vcs)
@@ -402,7 +407,7 @@ class Endpoints:
                 continue
             self.created_count[s] += 1
             pid = self.next_pkt[s]
-            self.next_pkt[s] = (pid + 1) & PACKET_ID_MASK
+            self.next_pkt[s] = (pid + 1) & self.packet_id_mask
             pkt = _Packet(s, int(dest[s]), pid, int(vc[s]), spec.packet_length, t, window)
             self.source_queue[s].append(pkt)
             if window:
@@ -562,5 +567,6 @@ def run_model(network, spec: TrafficSpec, *, flit_width: int, vcs: int, buffer_d
               zero_load=None, max_cycles: int = 10_000_000, model: str = "compiled") -> dict:
     """Run ``network`` under ``spec`` with fresh endpoints (:func:`run_endpoints`)."""
     eps = Endpoints(endpoints=len(network.endpoints), vcs=vcs, buffer_depth=buffer_depth,
-                    flit_width=flit_width, spec=spec, zero_load=zero_load)
+                    flit_width=flit_width, spec=spec, zero_load=zero_load,
+                    packet_id_width=network.routers[0].params.packet_id_width)
     return run_endpoints(network, eps, max_cycles=max_cycles, model=model)

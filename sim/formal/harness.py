@@ -5,13 +5,17 @@ from amaranth.hdl import Elaboratable
 __all__ = ["Harness"]
 
 
-class Harness(Elaboratable):
+class Harness:
     """A design under proof together with its ``Assume``, ``Assert`` and ``Cover`` statements.
 
     Subclasses set ``kind``, ``default_depth`` (k-induction length that closes the proof
     for small configurations) and ``cover_depth``, build the design in :meth:`design` and
     wrap it in :meth:`elaborate`. The environment is free (``AnySeq``) except where a
     property assumes otherwise.
+
+    A harness is a job description that the runner may refuse or discard, so it is not an
+    ``Elaboratable`` itself (Amaranth would warn about every one not elaborated); the
+    runner elaborates :meth:`top`.
 
     Members
     -------
@@ -25,14 +29,27 @@ class Harness(Elaboratable):
 
     def __init__(self, **params):
         self.params = dict(params)
-        # A harness is a job description that the runner elaborates; it may well be built
-        # and discarded (a refused job), which is no design error worth a warning.
-        self._MustUse__silence = True
 
     def design(self):
         """A fresh instance of the bare design under proof."""
         raise NotImplementedError
 
+    def elaborate(self, platform):
+        """The design under proof with its properties (a ``Module``)."""
+        raise NotImplementedError
+
+    def top(self) -> Elaboratable:
+        """The elaboratable the runner converts: this harness's :meth:`elaborate`."""
+        return _HarnessTop(self)
+
     def structural_checks(self):
         """Netlist checks on the bare design (a list of ``StructuralCheck``)."""
         return []
+
+
+class _HarnessTop(Elaboratable):
+    def __init__(self, harness):
+        self._harness = harness
+
+    def elaborate(self, platform):
+        return self._harness.elaborate(platform)

@@ -1,22 +1,21 @@
-"""A register-array stand-in for ``amaranth.lib.memory.Memory`` whose cells a proof can name."""
+"""A register-array model of ``amaranth.lib.memory.Memory`` whose cells a proof can name."""
 
-from contextlib import contextmanager
 from types import SimpleNamespace
-from unittest import mock
 
 from amaranth.hdl import Array, Elaboratable, Module, Signal
 
-__all__ = ["RegisterMemory", "memories_as_registers"]
+__all__ = ["RegisterMemory"]
 
 
 class RegisterMemory(Elaboratable):
     """Same ports and timing as ``Memory`` (synchronous writes, combinational reads).
 
     A proof by induction needs invariants on what a buffer holds, and Amaranth gives no
-    way to name a memory's contents in a property. Built in place of ``Memory`` while a
-    design is elaborated for a proof, this model keeps every word in a named register
-    (``cells``), which the harness reads. Synchronous read ports and write granularity are
-    not modelled; asking for them is an error, not a silent difference.
+    way to name a memory's contents in a property. A design that takes its memory class as
+    a parameter (``Router(..., memory=RegisterMemory)``) is built with this model for a
+    proof: it keeps every word in a named register (``cells``), which the harness reads.
+    Synchronous read ports and write granularity are not modelled; asking for them is an
+    error, not a silent difference.
 
     Members
     -------
@@ -24,18 +23,13 @@ class RegisterMemory(Elaboratable):
         The words, index 0 first.
     """
 
-    created = None          # list that collects instances while a design is elaborated
-
     def __init__(self, *, shape, depth, init=(), attrs=None, src_loc_at=0):
         self.shape, self.depth = shape, depth
         init = list(init)
-        label = f"formal_mem{len(RegisterMemory.created or [])}"
-        self.cells = [Signal(shape, name=f"{label}_{k}",
+        self.cells = [Signal(shape, name=f"formal_mem_{k}",
                              **({"init": init[k]} if k < len(init) else {}))
                       for k in range(depth)]
         self._reads, self._writes = [], []
-        if RegisterMemory.created is not None:
-            RegisterMemory.created.append(self)
 
     def read_port(self, *, domain="sync", transparent_for=(), src_loc_at=0):
         if domain != "comb":
@@ -63,15 +57,3 @@ class RegisterMemory(Elaboratable):
             with m.If(port.en):
                 m.d.sync += cells[port.addr].eq(port.data)
         return m
-
-
-@contextmanager
-def memories_as_registers(module):
-    """While active, ``module.Memory`` is :class:`RegisterMemory`; yields the instances."""
-    created = []
-    RegisterMemory.created = created
-    try:
-        with mock.patch.object(module, "Memory", RegisterMemory):
-            yield created
-    finally:
-        RegisterMemory.created = None

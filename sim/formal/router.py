@@ -1,24 +1,20 @@
 """Proof harness of the virtual-channel router: credits, framing, conservation, allocation."""
 
-import re
-from contextlib import ExitStack
-from unittest import mock
-
 from amaranth.asserts import AnySeq
 from amaranth.hdl import (Array, Assert, Assume, Cat, Const, Cover, Module, Mux, ResetSignal,
-                          Shape, Signal, Value)
+                          Signal, Value)
 from amaranth.lib import data
 
-import rtl.router as router_module
-from rtl.router import ALLOCATORS, Router
+from rtl.arbiter import RoundRobinArbiter
+from rtl.router import ALLOCATORS, Router, RouterParams
 
 from .harness import Harness
 from . import progress
-from .memory import memories_as_registers
-from .probe import ProbeError, elaborate_with_probes
+from .memory import RegisterMemory
+from .probe import ProbeError
 from .properties import past, round_robin_fairness
 
-__all__ = ["RouterHarness", "DROPPABLE", "FAULTS"]
+__all__ = ["RouterHarness", "DROPPABLE", "FAULTS", "FAULTY_ROUTERS", "published_signals"]
 
 #: Environment assumptions a mutation test may drop; the proof must then fail.
 #: ``"input_credit"``: the upstream sends without holding a credit;
@@ -26,8 +22,8 @@ __all__ = ["RouterHarness", "DROPPABLE", "FAULTS"]
 #: ``"credit_return"`` (with ``liveness``): a downstream may keep its credits for ever.
 DROPPABLE = ("input_credit", "packet_framing", "credit_return")
 
-#: Deliberately broken allocators for the mutation tests (``rtl/`` is untouched: the router
-#: is elaborated with a wrapped round-robin arbiter). ``"frozen_grant_pointer"``: the iSLIP
+#: Deliberately broken allocators for the mutation tests (``rtl/`` is untouched: each is a
+#: subclass of the router, :data:`FAULTY_ROUTERS`). ``"frozen_grant_pointer"``: the iSLIP
 #: output (grant) arbiters never move their pointer; ``"accept_all"``: the iSLIP input
 #: (accept) arbiters of the first iteration accept every grant instead of one;
 #: ``"no_claims"`` (either allocator): the claim arbiters see no waiting head flit, so no
@@ -62,23 +58,76 @@ def _popcount_le1(bits):
     return (v & (v - 1)) == 0
 
 
-def _faulty_arbiter(original, fault):
-    """``rtl.router._rr_arbiter`` with the defect ``fault`` (one of :data:`FAULTS`)."""
-    def arbiter(m, name, req, update, mask=None):
-        if fault == "no_claims" and re.fullmatch(r"claim_\d+_\d+", name):
-            if not isinstance(req, Signal):
-                raise ProbeError(f"the router's claim arbiter {name!r} no longer takes its "
-                                 f"requests as a signal; the no_claims fault needs one")
-            # Assigned after the router's own assignment, so it wins: nobody waits.
-            m.d.comb += req.eq(0)
-        if fault == "frozen_grant_pointer" and re.fullmatch(r"islip_g_\d+", name):
-            return original(m, name, req, Const(0), mask)
-        grant, mask = original(m, name, req, update, mask)
-        if fault == "accept_all" and re.fullmatch(r"islip_a_\d+", name):
-            # The named grant signal stays the arbiter's; what the allocator uses is req.
-            return req, mask
-        return grant, mask
-    return arbiter
+class FrozenPointerArbiter(RoundRobinArbiter):
+    """A broken round-robin arbiter: its pointer never moves."""
+
+    def moves(self, choice):
+        return Const(0)
+
+
+class AcceptAllArbiter(RoundRobinArbiter):
+    """A broken round-robin arbiter: it grants every request (its pointer still moves past
+    the one it would have chosen)."""
+
+    def granted(self, choice):
+        return self.req
+
+
+class FrozenGrantPointerRouter(Router):
+    """The router whose iSLIP output (grant) arbiters never move their pointer."""
+    ARBITERS = dict(Router.ARBITERS, islip_grant=FrozenPointerArbiter)
+
+
+class AcceptAllRouter(Router):
+    """The router whose first-iteration iSLIP input (accept) arbiters accept every grant."""
+    ARBITERS = dict(Router.ARBITERS, islip_accept=AcceptAllArbiter)
+
+
+class NoClaimsRouter(Router):
+    """The router as it was before claims: no claim arbiter sees a waiting head flit."""
+
+    def claim_requests(self, waiting):
+        return Const(0, len(waiting))
+
+
+#: The router class of each fault (None: the router itself).
+FAULTY_ROUTERS = {None: Router, "frozen_grant_pointer": FrozenGrantPointerRouter,
+                  "accept_all": AcceptAllRouter, "no_claims": NoClaimsRouter}
+
+
+class Published(dict):
+    """The signals a router publishes, by the names the proofs use; a missing name is a
+    :class:`~sim.formal.probe.ProbeError` naming it."""
+
+    def __missing__(self, name):
+        raise ProbeError(f"the router publishes no signal named {name!r}; its proof harness "
+                         f"needs it (was it renamed?)")
+
+
+def published_signals(dut: Router) -> Published:
+    """Every signal of the router's published state (``dut.state``, ``dut.arbiters``) that
+    the proofs read, by name: ``count_{i}_{q}``, ``credit_{o}_{v}``, ``sep_in_{i}_mask``..."""
+    st, P = dut.state, dut.ports
+    sig = Published()
+    for i in range(P):
+        for name in ("q_in", "route_in", "spread_turn", "in_spread", "elig", "deq", "chosen",
+                     "granted"):
+            sig[f"{name}_{i}"] = getattr(st, name)[i]
+        for name in ("count", "rptr", "wptr"):
+            for q, signal in enumerate(getattr(st, name)[i]):
+                sig[f"{name}_{i}_{q}"] = signal
+        for v, signal in enumerate(st.held[i]):
+            sig[f"held_{i}_{v}"] = signal
+        for o in range(P):
+            sig[f"match_{i}_{o}"] = st.match[i][o]
+    for o in range(P):
+        for name in ("credit", "busy", "claimed", "claimant", "waiting"):
+            for v, signal in enumerate(getattr(st, name)[o]):
+                sig[f"{name}_{o}_{v}"] = signal
+    for name, arbiter in dut.arbiters.items():
+        sig[f"{name}_grant"] = arbiter.grant
+        sig[f"{name}_mask"] = arbiter.mask
+    return sig
 
 
 #: Keys of the ``liveness`` parameter: the environment's bounds and the bounds proved.
@@ -177,7 +226,6 @@ class RouterHarness(Harness):
                  islip_iterations=1, voq=False, drop=None, fault=None, liveness=None):
         bad = _refusal(allocator, vcs, drop, fault, liveness)
         if bad:
-            self._MustUse__silence = True
             raise ValueError(bad)
         params = dict(ports=ports, vcs=vcs, buffer_depth=buffer_depth, flit_width=flit_width,
                       drop=drop)
@@ -199,7 +247,6 @@ class RouterHarness(Harness):
                     packet_length=liveness["packet_length"])
             auto = [k for k in ("body_bound", "head_bound") if liveness[k] == "auto"]
             if auto and self._limits is None:
-                self._MustUse__silence = True
                 raise ValueError(f"{auto[0]} 'auto' takes the bound of the progress measures, "
                                  f"which cover the separable allocator with one queue per VC, "
                                  f"2 VCs and no fault; give a number of cycles for this "
@@ -227,54 +274,33 @@ class RouterHarness(Harness):
             # The invariants of these are 2-inductive; the induction's cost grows with
             # the queues, so the default is the shortest length that closes.
             self.default_depth = 2
-        self.design()._MustUse__silence = True       # validates the router parameters
+        self.router_params = self._router_params()      # validates the router parameters
+
+    def _router_params(self) -> RouterParams:
+        p = self.params
+        return RouterParams(ports=p["ports"], vcs=p["vcs"], buffer_depth=p["buffer_depth"],
+                            flit_width=p["flit_width"], allocator=self._allocator,
+                            islip_iterations=self._iterations, voq=self._voq)
 
     def design(self):
-        p = self.params
-        return Router(ports=p["ports"], vcs=p["vcs"], buffer_depth=p["buffer_depth"],
-                      flit_width=p["flit_width"], allocator=self._allocator,
-                      islip_iterations=self._iterations, voq=self._voq)
+        """The router under proof, with :class:`~sim.formal.memory.RegisterMemory` for its
+        memories so that the invariants can name every word; a mutant (``fault``) is the
+        broken subclass of :data:`FAULTY_ROUTERS`."""
+        cls = FAULTY_ROUTERS[self.params.get("fault")]
+        return cls(self.router_params, memory=RegisterMemory)
 
     def _elaborate_router(self, dut, platform):
-        """Elaborate the router; return its fragment, probes, table words and buffer words.
-
-        A router that keeps its routing table and input buffers in ``Memory`` blocks is
-        elaborated with :class:`~sim.formal.memory.RegisterMemory` in their place, so that
-        the invariants can name every word; one that keeps them in registers is read as is.
-        A mutant (``fault``) is elaborated with a broken round-robin arbiter.
-        """
-        P, V, D = dut.ports, dut.vcs, dut.buffer_depth
-        Q = V * P if dut.voq else V
-        entry_bits = dut.flit_layout.size + _bits(P)
-        fault = self.params.get("fault")
-        with ExitStack() as stack:
-            if fault is not None:
-                stack.enter_context(mock.patch.object(
-                    router_module, "_rr_arbiter",
-                    _faulty_arbiter(router_module._rr_arbiter, fault)))
-            if not hasattr(router_module, "Memory"):
-                frag, probe = elaborate_with_probes(dut, platform, design_name="router")
-                table = [probe[f"route_{d}"] for d in range(dut.destinations)]
-                return frag, probe, table, lambda i, q, k: probe[f"buf_{i}_{q}_{k}"]
-            memories = stack.enter_context(memories_as_registers(router_module))
-            frag, probe = elaborate_with_probes(dut, platform, design_name="router")
-        width = lambda mem: Shape.cast(mem.shape).width          # noqa: E731
-        tables = [mem for mem in memories
-                  if width(mem) == _bits(P) and mem.depth == dut.destinations]
-        buffers = [mem for mem in memories if width(mem) == entry_bits and mem.depth == Q * D]
-        if len(tables) != 1 or len(buffers) != P or len(memories) != P + 1:
-            raise ProbeError(
-                f"the router's memories are not one routing table ({dut.destinations} words "
-                f"of {_bits(P)} bits) and {P} input buffers ({Q * D} words of {entry_bits} "
-                f"bits); found {[(mem.depth, width(mem)) for mem in memories]}")
-        table = [Value.cast(c) for c in tables[0].cells]
-        return frag, probe, table, lambda i, q, k: Value.cast(buffers[i].cells[q * D + k])
+        """The router's published signals by name, its table words and its buffer words."""
+        D = dut.buffer_depth
+        table = [Value.cast(c) for c in dut.table.cells]
+        return (published_signals(dut), table,
+                lambda i, q, k: Value.cast(dut.buffers[i].cells[q * D + k]))
 
     def elaborate(self, platform):
         m = Module()
         dut = self.design()
-        frag, probe, table_cells, buffer_cell = self._elaborate_router(dut, platform)
-        m.submodules.dut = frag
+        probe, table_cells, buffer_cell = self._elaborate_router(dut, platform)
+        m.submodules.dut = dut
         P, V, D = dut.ports, dut.vcs, dut.buffer_depth
         voq = dut.voq
         # The queues of one input, as the router numbers them: (vc, fixed output or None).

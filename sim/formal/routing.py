@@ -3,9 +3,9 @@
 from amaranth.asserts import AnySeq
 from amaranth.hdl import Array, Assert, Assume, Cat, Const, Cover, Module, Mux, ResetSignal, Signal
 
-from rtl.router import Router, unused
+from rtl.router import Router, RouterParams
 
-from .probe import ProbeError
+from .memory import RegisterMemory
 from .properties import past
 from .router import RouterHarness, free_input
 
@@ -29,21 +29,8 @@ class SpreadSkippingRouter(Router):
     """A broken :class:`rtl.router.Router`: after the last spread port its turn goes to the
     second one, so the first spread port is used by the first packet only."""
 
-    def elaborate(self, platform):
-        m = super().elaborate(platform)
-        driven = {sig.name: sig for sig in m._driving}      # every signal the module drives
-        last = len(self.spread) - 1
-        for i in range(self.ports):
-            try:
-                turn, in_spread = driven[f"spread_turn_{i}"], driven[f"in_spread_{i}"]
-            except KeyError as exc:
-                raise ProbeError(f"the router has no internal signal named {exc.args[0]!r}; "
-                                 f"its spread mutant needs it (was it renamed?)") from None
-            link = self.inp[i]
-            # A later assignment overrides the router's own wrap-around to 0.
-            with m.If(link.valid & link.payload.first & in_spread & (turn == last)):
-                m.d.sync += turn.eq(1)
-        return m
+    def next_spread_turn(self, turn, last):
+        return Mux(turn == last, 1, turn + 1)
 
 
 def _refusal(spread, ports, mutant):
@@ -120,7 +107,6 @@ class RoutingHarness(RouterHarness):
         spread = tuple(spread)
         bad = _refusal(spread, ports, mutant)
         if bad:
-            self._MustUse__silence = True
             raise ValueError(bad)
         if destinations is None:
             destinations = 6 if routes is None else len(routes)
@@ -132,7 +118,7 @@ class RoutingHarness(RouterHarness):
         super().__init__(ports=ports, vcs=vcs, buffer_depth=buffer_depth,
                          flit_width=flit_width, allocator=allocator,
                          islip_iterations=islip_iterations, voq=voq)
-        self._routes = tuple(unused(self.design()).routes)   # the router's default, if None
+        self._routes = self.router_params.routes     # the router's default, if None
         self.params.update(destinations=destinations, routes=list(self._routes),
                            spread=list(spread), mutant=mutant)
         # The routing properties are inductive by themselves (k = 1) whatever the allocator
@@ -145,19 +131,23 @@ class RoutingHarness(RouterHarness):
         return [(v, o) for v in range(V) for o in range(P)] if voq else \
             [(v, None) for v in range(V)]
 
-    def design(self):
+    def _router_params(self) -> RouterParams:
         p = self.params
+        return RouterParams(ports=p["ports"], vcs=p["vcs"], buffer_depth=p["buffer_depth"],
+                            flit_width=p["flit_width"], allocator=self._allocator,
+                            islip_iterations=self._iterations, voq=self._voq,
+                            destinations=self._destinations, routes=self._routes,
+                            spread=self._spread)
+
+    def design(self):
         cls = SpreadSkippingRouter if self._mutant == "spread_skips_port" else Router
-        return cls(ports=p["ports"], vcs=p["vcs"], buffer_depth=p["buffer_depth"],
-                   flit_width=p["flit_width"], allocator=self._allocator,
-                   islip_iterations=self._iterations, voq=self._voq,
-                   destinations=self._destinations, routes=self._routes, spread=self._spread)
+        return cls(self.router_params, memory=RegisterMemory)
 
     def elaborate(self, platform):
         m = Module()
         dut = self.design()
-        frag, probe, table_cells, buffer_cell = self._elaborate_router(dut, platform)
-        m.submodules.dut = frag
+        probe, table_cells, buffer_cell = self._elaborate_router(dut, platform)
+        m.submodules.dut = dut
         P, V, D, T = dut.ports, dut.vcs, dut.buffer_depth, dut.destinations
         spread = dut.spread
         S = len(spread)

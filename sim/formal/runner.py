@@ -314,7 +314,7 @@ def run_formal(harness, *, mode: str = "prove", depth: "int | None" = None,
     result = FormalResult(kind=harness.kind, params=dict(harness.params), mode=mode,
                           depth=depth, status="error", job_dir=job_dir)
     with locked(job_dir):
-        text, names = name_checks(rtlil.convert(harness, name="top", platform="formal", ports=[]))
+        text, names = name_checks(rtlil.convert(harness.top(), name="top", platform="formal", ports=[]))
         _write_if_changed(job_dir / "top.il", text)
         said = names["messages"]
         result.asserts = [said.get(n, n) for n in names["assert"]]

@@ -18,14 +18,13 @@ FAULTS = ("overwrite_when_stalled", "valid_from_ready", "drop_when_full")
 
 
 def _check_params(owner, width, fault):
-    """Refuse bad parameters; ``owner`` (never built then) is spared the "unused" warning."""
+    """Refuse bad parameters."""
     bad = None
     if not isinstance(width, int) or isinstance(width, bool) or not 1 <= width <= 64:
         bad = f"width must be an integer from 1 to 64, not {width!r}"
     elif fault is not None and fault not in FAULTS:
         bad = f"fault must be None or one of {', '.join(FAULTS)}, not {fault!r}"
     if bad:
-        owner._MustUse__silence = True
         raise ValueError(bad)
 
 

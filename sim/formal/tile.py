@@ -119,7 +119,6 @@ class TileHarness(Harness):
             kind = {"os": "output", "ws": "weight"}[_FAULT_DATAFLOW[fault][0]]
             bad = f"fault {fault!r} is a fault of {kind}-stationary tiles, not of {dataflow!r}"
         if bad:
-            self._MustUse__silence = True
             raise ValueError(bad)
         try:
             tile_params = (ShortFoldIntervalParams if fault == "short_fold_interval"
@@ -127,7 +126,6 @@ class TileHarness(Harness):
                                             acc_width=acc_width, signed=signed,
                                             dataflow=dataflow, acc_depth=acc_depth)
         except (TypeError, ValueError):
-            self._MustUse__silence = True
             raise
         params = dict(rows=rows, cols=cols, in_width=in_width, acc_width=acc_width,
                       signed=signed, dataflow=dataflow)
@@ -135,7 +133,6 @@ class TileHarness(Harness):
             params["acc_depth"] = acc_depth
         if consumer == "free":
             if not isinstance(sums, bool):
-                self._MustUse__silence = True
                 raise TypeError(f"sums must be True or False, not {sums!r}")
             params["sums"] = sums
         super().__init__(**params, consumer=consumer, fault=fault)

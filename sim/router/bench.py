@@ -38,21 +38,18 @@ class TrafficBench:
         self.dut = dut
         self.design = design
         self.spec = spec
-        top = design.top()
-        top._MustUse__silence = True
-        top._dut._MustUse__silence = True
-        self.codec = top.codec
-        self.flits = FlitCodec(top._dut.flit_layout)
+        params = design.design_params
+        self.codec = design.codec
+        self.flits = FlitCodec(params.flit_layout)
         self.eps = design.endpoints(spec)
         self.cfg = {c: (d, p) for c, d, p in cfg_writes}
         self.routers = []       # (name, ports) of routers with performance counters
-        if design.params.get("stats"):
-            dut_rtl = top._dut
+        if params.stats:
             if design.kind == "router":
-                self.routers = [("router", dut_rtl.ports)]
+                self.routers = [("router", params.ports)]
             else:
-                ports = [p["ports"] for p in dut_rtl.leaf_params + dut_rtl.spine_params]
-                self.routers = list(zip(dut_rtl.router_names, ports))
+                ports = [p.ports for p in params.leaf_params + params.spine_params]
+                self.routers = list(zip(params.router_names, ports))
         self.ejected_flits = []  # (port, src, dest) of every flit that left the network
 
     async def reset(self):

@@ -9,8 +9,7 @@ from fabric.network.flit import FlitCodec
 from fabric.network.traffic import (MODELS, DeadlockError, Endpoints, TrafficSpec,
                                     run_endpoints)
 from fabric.network.model import router_network, clos_network
-from rtl.router import Router, unused
-from rtl.router_harness import make_top
+from rtl.router_harness import PackedCodec, design_params, make_top
 from sim.runner import run_cocotb
 
 __all__ = ["Design", "MODELS", "run_rtl", "run_rtl_points", "run_amaranth", "run_model_for"]
@@ -32,28 +31,36 @@ class Design:
         """The packed bench harness around the design."""
         return make_top(design=self.kind, **self.params)
 
+    @property
+    def design_params(self):
+        """The :class:`~rtl.router_params.RouterParams` or
+        :class:`~rtl.clos_params.ClosParams` of the design (validates ``params``)."""
+        return design_params(self.kind, **self.params)
+
+    @property
+    def codec(self) -> PackedCodec:
+        """The packer of the bench harness around the design."""
+        return PackedCodec.of(self.design_params)
+
     def endpoints(self, spec: TrafficSpec) -> Endpoints:
         """Fresh endpoints (traffic, scoreboard, statistics) for one run."""
-        top = unused(self.top())
-        dut = unused(top._dut)
+        p = self.design_params
         if self.kind == "router":
-            lat = dut.latency
+            lat = p.latency
             zero_load = lambda s, d, length: lat + length - 1  # noqa: E731
-            depth = dut.buffer_depth
-            width = dut.flit_width
+            n = p.ports
         else:
-            zero_load = dut.zero_load_latency
-            leaf = unused(Router(**dut.leaf_params[0]))   # the router's own defaults
-            depth = leaf.buffer_depth
-            width = leaf.flit_width
-        return Endpoints(endpoints=len(dut.inp), vcs=dut.vcs, buffer_depth=depth,
-                         flit_width=width, spec=spec, zero_load=zero_load)
+            zero_load = p.zero_load_latency
+            n = p.endpoints
+        return Endpoints(endpoints=n, vcs=p.vcs, buffer_depth=p.buffer_depth,
+                         flit_width=p.flit_width, spec=spec, zero_load=zero_load,
+                         packet_id_width=p.packet_id_width)
 
     def model(self):
         """The cycle-level model of the design."""
         if self.kind == "router":
-            return router_network(**self.params)
-        return clos_network(**self.params)
+            return router_network(self.design_params)
+        return clos_network(self.design_params)
 
 
 #: Router parameters as the CLI spells them by default (every key given, so that a test, a
@@ -97,7 +104,7 @@ def run_amaranth(design: Design, spec: TrafficSpec, *, cfg_writes=(),
     """
     top = design.top()
     codec = top.codec
-    flits = FlitCodec(top._dut.flit_layout)
+    flits = FlitCodec(design.design_params.flit_layout)
     eps = design.endpoints(spec)
     if endpoints is not None:
         endpoints.append(eps)

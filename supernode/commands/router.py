@@ -1,27 +1,24 @@
 """``supernode router``: export the switch router, run traffic on its RTL beside the model, sweep load."""
 
 import argparse
-import inspect
-import warnings
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
-from amaranth.hdl import UnusedElaboratable
-
 from fabric.network.traffic import TrafficSpec
-from rtl.clos import Clos
+from rtl.clos_params import ClosParams
 from rtl.errors import UserError
-from rtl.router import Router, unused
+from rtl.router import Router
+from rtl.router_params import RouterParams
 from sim.router.common import Design
 from sim.router.sweep import DEFAULT_LOADS, compare_point, plot_sweep, sweep
 from sim.runner import SIMULATORS, SimulationError, export_verilog
 
 
 def _router_defaults() -> dict:
-    """The router's own keyword defaults (read from its constructor, not restated)."""
-    return {name: p.default for name, p in inspect.signature(Router.__init__).parameters.items()
-            if p.kind is p.KEYWORD_ONLY}
+    """The router's own defaults (read from its parameter object, not restated)."""
+    return {f.name: f.default for f in dataclasses.fields(RouterParams)}
 
 
 ROUTER_DEFAULTS = _router_defaults()
@@ -55,6 +52,10 @@ def add_router_params(parser, *, ports=True):
                         default=ROUTER_DEFAULTS["islip_iterations"],
                         help="iSLIP iterations (default 1)")
     parser.add_argument("--voq", action="store_true", help="virtual output queues")
+    parser.add_argument("--packet-id-width", type=int,
+                        default=ROUTER_DEFAULTS["packet_id_width"],
+                        help=f"bits of a flit's packet id, 1..32 (default "
+                             f"{ROUTER_DEFAULTS['packet_id_width']})")
     parser.add_argument("--stats", action="store_true",
                         help="build every router with performance counters (flits sent and "
                              "credit stalls per output, blocked cycles per input) and report "
@@ -69,6 +70,9 @@ def router_params(args, *, ports=True) -> dict:
         params["ports"] = args.ports
     if args.stats:
         params["stats"] = True
+    # Given only when not the default, so that a default design keeps its build directory.
+    if args.packet_id_width != ROUTER_DEFAULTS["packet_id_width"]:
+        params["packet_id_width"] = args.packet_id_width
     return params
 
 
@@ -144,27 +148,20 @@ def register(subparsers):
 
 def export_command(args):
     out = check_out(args.out, (".v",))
-    _quiet_amaranth()
-    export_verilog(Router(**router_params(args)), out, name="router")
+    export_verilog(Router(RouterParams(**router_params(args))), out, name="router")
     print(f"wrote {out}")
     return 0
 
 
-def _quiet_amaranth():
-    """Components built only to validate parameters are not elaborated: no warning."""
-    warnings.filterwarnings("ignore", category=UnusedElaboratable)
-
-
 def design_from(args):
-    _quiet_amaranth()
     if args.design == "router":
         params = router_params(args)
-        unused(Router(**params))
+        RouterParams(**params)                  # validates, naming a bad value
         return Design("router", params)
     params = dict(endpoints_per_leaf=args.endpoints_per_leaf, leaves=args.leaves,
                   spines=args.spines, up_routing=args.up_routing,
                   **router_params(args, ports=False))
-    unused(Clos(**params))
+    ClosParams.from_options(**params)
     return Design("clos", params)
 
 

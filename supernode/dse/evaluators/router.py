@@ -2,7 +2,8 @@
 
 from fabric.network import default_clos_shape
 from fabric.network.traffic import PATTERNS, TrafficSpec
-from rtl.router import Router, unused
+from rtl.router import Router
+from rtl.router_params import RouterParams
 from sim.area import synthesize
 from sim.router.common import Design, run_model_for, run_rtl
 
@@ -72,7 +73,7 @@ def _hardware(params: dict) -> dict:
 
 def check_point(params: dict):
     """Raise ``ValueError`` naming the value when the router cannot be built with ``params``."""
-    unused(Router(**_hardware(params)))
+    RouterParams(**_hardware(params))
 
 
 def check_workload(table: dict, swept: set) -> dict:
@@ -142,7 +143,7 @@ def _design(params: dict, workload: dict):
     hardware = _hardware(params)
     if workload["topology"] == "router":
         return Design("router", hardware)
-    ports = unused(Router(**hardware)).ports
+    ports = RouterParams(**hardware).ports
     shape = workload["clos"] or default_clos_shape(ports)
     return Design("clos", {**shape, **{k: v for k, v in hardware.items() if k != "ports"}})
 
@@ -161,7 +162,7 @@ def evaluate(params: dict, workload: dict, *, rtl=None, area=False) -> dict:
     design = _design(params, workload)
     spec = _traffic(params, workload)
     result = run_model_for(design, spec)
-    router = unused(Router(**_hardware(params)))
+    router = RouterParams(**_hardware(params))
     throughput = result["accepted_throughput"]
     metrics = {
         "throughput_flits_per_cycle_per_port": throughput,
