@@ -6,6 +6,7 @@ import numpy as np
 
 from rtl.errors import UserError
 from .checks import DeadlockError, ScoreboardError, check_cfg_writes
+from .lockstep import LockStep, ModelBackend
 from .verification import Resequencer, RunStatistics, Scoreboard, Sink, Source
 
 __all__ = [
@@ -254,8 +255,9 @@ class Endpoints:
     :class:`RunStatistics`, and the run's phases and watchdog.
 
     Call :meth:`step` once per cycle with what the network shows at its endpoint links
-    this cycle; it returns what the endpoints drive this cycle. The same object drives
-    the RTL (through the cocotb bench) and the model, so both see identical traffic.
+    this cycle; it returns what the endpoints drive this cycle.
+    :class:`~fabric.network.lockstep.LockStep` does that against the RTL (cocotb or
+    Amaranth's simulator) and the Python model alike, so all see identical traffic.
 
     Parameters
     ----------
@@ -453,16 +455,7 @@ def run_endpoints(network, eps: Endpoints, *, max_cycles: int = 10_000_000, cfg_
         return simulate(network, eps, max_cycles=max_cycles, cfg_writes=cfg_writes)
     router = network.routers[0]
     check_cfg_writes(cfg_writes, destinations=len(router.table), ports=router.P)
-    cfg = {c: (d, p) for c, d, p in cfg_writes}
-    while not eps.done:
-        if eps.cycle >= max_cycles:
-            raise DeadlockError(f"the run did not end within {max_cycles} cycles")
-        ejected, credits = network.outputs()
-        inject, credits_out = eps.step(ejected, credits)
-        network.step(inject, credits_out)
-        if eps.cycle - 1 in cfg:
-            network.routers[0].set_route(*cfg[eps.cycle - 1])
-    eps.finish()
+    LockStep(eps, max_cycles=max_cycles, cfg_writes=cfg_writes).run_now(ModelBackend(network))
     result = eps.result()
     stats = network.router_stats()
     if stats:
