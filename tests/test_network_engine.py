@@ -172,18 +172,20 @@ def test_schedule_rows_are_the_traffic_the_endpoints_create():
     eps = Endpoints(endpoints=4, vcs=3, buffer_depth=2, flit_width=8, spec=spec)
     schedule = TrafficSchedule(spec, endpoints=4, vcs=3)
     created = {s: [] for s in range(4)}
-    original = eps._create
 
-    def spy(t, window, *row):
-        before = [list(q) for q in eps.source_queue]
-        original(t, window, *row)
-        for s, q in enumerate(eps.source_queue):
-            for pkt in list(q)[len(before[s]):]:
-                created[s].append(pkt)
-                _, dest, vc, _ = schedule.row(t)
-                assert (pkt.dest, pkt.vc, pkt.created) == (dest[s], vc[s], t)
+    def spy(source):
+        original = source.create
 
-    eps._create = spy
+        def create(dest, vc, length, t, measured):
+            pkt = original(dest, vc, length, t, measured)
+            created[source.index].append(pkt)
+            _, dests, vcs, _ = schedule.row(t)
+            assert (pkt.dest, pkt.vc, pkt.created) == (dests[source.index], vcs[source.index], t)
+            return pkt
+        return create
+
+    for source in eps.sources:
+        source.create = spy(source)
     for _ in range(300):
         eps.step([None] * 4, [0] * 4)
     for s, pkts in created.items():

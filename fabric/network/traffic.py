@@ -1,6 +1,5 @@
-"""Traffic patterns, endpoint injectors and ejectors, scoreboard and watchdog, shared by the RTL bench and the model."""
+"""Traffic specs and schedules, the endpoints that run them on the verification components, and the model runner."""
 
-from collections import deque
 from dataclasses import dataclass, asdict
 
 import numpy as np
@@ -8,7 +7,8 @@ import numpy as np
 from rtl.errors import UserError
 from rtl.router_params import RouterParams
 from .checks import DeadlockError, ScoreboardError, check_cfg_writes
-from .flit import Flit, flit_data
+from .lockstep import LockStep, ModelBackend
+from .verification import Resequencer, RunStatistics, Scoreboard, Sink, Source
 
 __all__ = [
     "PATTERNS", "TrafficSpec", "TrafficSchedule", "Endpoints", "ScoreboardError",
@@ -233,24 +233,32 @@ class TrafficSchedule:
         return tuple(np.ascontiguousarray(np.concatenate(p)) for p in zip(*parts))
 
 
-class _Packet:
-    __slots__ = ("src", "dest", "pkt", "vc", "length", "created", "injected", "next",
-                 "measured", "sent")
+def _forward(part: str, name: str):
+    """A read-write attribute of the endpoints that is ``name`` of component ``part``."""
+    return property(lambda self: getattr(getattr(self, part), name),
+                    lambda self, value: setattr(getattr(self, part), name, value),
+                    doc=f"``{part}.{name}``")
 
-    def __init__(self, src, dest, pkt, vc, length, created, measured):
-        self.src, self.dest, self.pkt, self.vc = src, dest, pkt, vc
-        self.length, self.created, self.measured = length, created, measured
-        self.injected = None
-        self.next = 0     # next flit index expected at the ejector
-        self.sent = 0     # flits injected so far
+
+def _per_source(name: str):
+    """A read-write list of the sources' attribute ``name``, one entry per endpoint."""
+    def set_all(self, values):
+        for source, value in zip(self.sources, values):
+            setattr(source, name, value)
+    return property(lambda self: [getattr(s, name) for s in self.sources], set_all,
+                    doc=f"``source.{name}`` of every source")
 
 
 class Endpoints:
-    """All endpoints of a network: injectors, ejectors, scoreboard, watchdog and statistics.
+    """All endpoints of a network under one traffic spec: a :class:`Source` and a
+    :class:`Sink` per endpoint, one :class:`Scoreboard`, a :class:`Resequencer` per
+    endpoint when the network may reorder (``spec.ordered`` false), one
+    :class:`RunStatistics`, and the run's phases and watchdog.
 
     Call :meth:`step` once per cycle with what the network shows at its endpoint links
-    this cycle; it returns what the endpoints drive this cycle. The same object drives
-    the RTL (through the cocotb bench) and the model, so both see identical traffic.
+    this cycle; it returns what the endpoints drive this cycle.
+    :class:`~fabric.network.lockstep.LockStep` does that against the RTL (cocotb or
+    Amaranth's simulator) and the Python model alike, so all see identical traffic.
 
     Parameters
     ----------
@@ -259,8 +267,7 @@ class Endpoints:
     vcs : int
         Virtual channels per link.
     buffer_depth : int
-        Flits per VC buffer of the routers (the injectors' initial credits, and the
-        depth of each ejector's per-VC buffer).
+        Flits per VC buffer of the routers (the sources' initial credits).
     flit_width : int
         Payload bits per flit.
     spec : TrafficSpec
@@ -269,6 +276,20 @@ class Endpoints:
     packet_id_width : int
         Width of the flits' packet id; a source's packet ids wrap around at
         ``2**packet_id_width``, as the field does.
+
+    Members
+    -------
+    sources, sinks : list of Source, list of Sink
+    scoreboard : Scoreboard
+    resequencers : list of Resequencer, or None when the network keeps flows in order
+    stats : RunStatistics
+    schedule : TrafficSchedule
+    cycle : int
+        The next cycle to step.
+    creating : bool
+        Sources still create packets and begin them.
+    done : bool
+        The run is over: nothing in flight, nothing more to send.
     """
 
     def __init__(self, *, endpoints: int, vcs: int, buffer_depth: int, flit_width: int,
@@ -282,108 +303,90 @@ class Endpoints:
         self.spec = spec
         self.zero_load = zero_load
         self.schedule = TrafficSchedule(spec, endpoints=n, vcs=vcs)
-        self.source_queue = [deque() for _ in range(n)]
-        self.current = [None] * n          # packet being injected, per source
-        self.credits = [[buffer_depth] * vcs for _ in range(n)]
-        self.eject_queue = [deque() for _ in range(n)]
-        self.credit_pending = [0] * n
-        self.next_pkt = [0] * n
-        self.created_count = [0] * n
-        self.in_flight = {}                 # (src, pkt id) -> _Packet (head injected)
-        self.flows = {}                     # (src, dest, vc) -> deque of pkt ids in order
-        self.held = [dict() for _ in range(n)]  # per ejector: (src, pkt id) -> arrived packet
-        self.held_packets = 0               # packets that arrived ahead of their flow
-        self.held_max = 0                   # most packets held at once at one ejector
-        self.delivered = set()
+        self.sources = [Source(s, vcs=vcs, buffer_depth=buffer_depth, flit_width=flit_width,
+                               packet_id_mask=self.packet_id_mask) for s in range(n)]
+        self.sinks = [Sink(e) for e in range(n)]
+        self.scoreboard = Scoreboard(flit_width=flit_width, ordered=spec.ordered)
+        self.resequencers = None if spec.ordered else [Resequencer() for _ in range(n)]
+        self.stats = RunStatistics(endpoints=n, spec=spec, zero_load=zero_load)
         self.cycle = 0
         self.idle_cycles = 0
-        self.latencies = []                 # measured packets: tail out - creation
-        self.network_latencies = []         # measured packets: tail out - head injected
-        self.hops_latency = []              # measured packets: latency - zero-load latency
-        self.min_excess = {}                # zero-load latency -> least (latency - it) seen
-        self.measured_created = 0
-        self.measured_outstanding = 0
-        self.ejected_in_window = 0
-        self.ejected_per_port = [0] * n
-        self.created_flits_in_window = 0
-        self.flits_moved = 0
-        self.packets_delivered = 0
-        self.last_delivery = None
         self.creating = True
         self.done = False
-        self.saturated = False
+
+    # The compiled engine (fabric.network.engine) reads a run's statistics back into these
+    # names; they are the components' own attributes.
+    latencies = _forward("stats", "latencies")
+    network_latencies = _forward("stats", "network_latencies")
+    hops_latency = _forward("stats", "hops_latency")
+    min_excess = _forward("stats", "min_excess")
+    measured_created = _forward("stats", "measured_created")
+    measured_outstanding = _forward("stats", "measured_outstanding")
+    ejected_in_window = _forward("stats", "ejected_in_window")
+    ejected_per_port = _forward("stats", "ejected_per_port")
+    created_flits_in_window = _forward("stats", "created_flits_in_window")
+    flits_moved = _forward("stats", "flits_moved")
+    packets_delivered = _forward("stats", "packets_delivered")
+    last_delivery = _forward("stats", "last_delivery")
+    held_packets = _forward("stats", "held_packets")
+    held_max = _forward("stats", "held_max")
+    saturated = _forward("stats", "saturated")
+    created_count = _per_source("created")
+    next_pkt = _per_source("next_pkt")
 
     # -- one cycle -----------------------------------------------------------------------
     def step(self, ejected, credits_in):
         """Observe this cycle's ejected flits and returned credits; return
         ``(flit to inject per endpoint or None, credit pulses per endpoint)``."""
         t = self.cycle
-        spec = self.spec
-        row = self.schedule.row(t)      # (create, dest, vc, drain) of this cycle
+        spec, stats, sources, sinks = self.spec, self.stats, self.sources, self.sinks
+        create, dest, vc, ready = self.schedule.row(t)
         moved = False
-        credits_out = self.credit_pending
-        self.credit_pending = [0] * self.n
+        credits_out = [sink.take_credit() for sink in sinks]
         finite = spec.packets_per_source > 0
         window = finite or spec.warmup <= t < spec.warmup + spec.measure
         for e, flit in enumerate(ejected):
             if flit is None:
                 continue
             moved = True
-            self._check(e, flit, t)
+            self._deliver(e, flit, t)
             if window:
-                self.ejected_in_window += 1
-                self.ejected_per_port[e] += 1
-            self.eject_queue[e].append((t + 1, flit.vc))
-        for e in range(self.n):
-            q = self.eject_queue[e]
-            if q and q[0][0] <= t and row[3][e]:
-                self.credit_pending[e] = 1 << q.popleft()[1]
+                stats.ejected(e)
+            sinks[e].accept(t, flit)
+        for e, sink in enumerate(sinks):
+            sink.drain(t, ready[e])
 
         # Phase control.
         end_window = spec.warmup + spec.measure
         if finite:
-            if self.creating and self.measured_outstanding == 0 \
-                    and min(self.created_count) >= spec.packets_per_source:
+            if self.creating and stats.measured_outstanding == 0 \
+                    and min(s.created for s in sources) >= spec.packets_per_source:
                 self.creating = False
         elif self.creating and t >= end_window and (
-                self.measured_outstanding == 0 or t >= end_window + spec.drain):
+                stats.measured_outstanding == 0 or t >= end_window + spec.drain):
             self.creating = False
-            self.saturated = self.measured_outstanding > 0
+            stats.saturated = stats.measured_outstanding > 0
         if self.creating:
-            self._create(t, window, *row[:3])
+            self._create(t, window, create, dest, vc)
 
         inject = [None] * self.n
-        for s in range(self.n):
-            pkt = self.current[s]
-            if pkt is None:
-                if not self.creating or not self.source_queue[s]:
-                    continue
-                pkt = self.source_queue[s][0]
-                if self.credits[s][pkt.vc] == 0:
-                    continue
-                self.source_queue[s].popleft()
-                self.current[s] = pkt
-                pkt.injected = t
-                self.in_flight[(s, pkt.pkt)] = pkt
-                self.flows.setdefault((s, pkt.dest, pkt.vc), deque()).append(pkt.pkt)
-            elif self.credits[s][pkt.vc] == 0:
+        for s, source in enumerate(sources):
+            pkt, flit = source.send(t, start=self.creating)
+            if flit is None:
                 continue
-            idx = pkt.sent
-            inject[s] = Flit(int(idx == 0), int(idx == pkt.length - 1), pkt.vc, pkt.dest, s,
-                             pkt.pkt, flit_data(s, pkt.pkt, idx, self.flit_width))
-            self.credits[s][pkt.vc] -= 1
-            pkt.sent += 1
+            if flit.first:
+                self.scoreboard.expect(pkt)
+                if self.resequencers is not None:
+                    self.resequencers[pkt.dest].expect(pkt)
+            inject[s] = flit
             moved = True
-            if pkt.sent == pkt.length:
-                self.current[s] = None
-        for s, pulses in enumerate(credits_in):
+        for source, pulses in zip(sources, credits_in):
             if pulses:
-                for v in range(self.vcs):
-                    if pulses >> v & 1:
-                        self.credits[s][v] += 1
+                source.credit(pulses)
 
         # Watchdog and end of run.
-        busy = bool(self.in_flight) or any(q for q in self.eject_queue)
+        in_flight = self.scoreboard.in_flight
+        busy = bool(in_flight) or any(sink.buffer for sink in sinks)
         if moved or not busy:
             self.idle_cycles = 0
         else:
@@ -391,10 +394,10 @@ class Endpoints:
             if self.idle_cycles >= spec.watchdog:
                 raise DeadlockError(
                     f"watchdog: no flit moved for {spec.watchdog} cycles (cycle {t}) with "
-                    f"{len(self.in_flight)} packets in flight; the network is deadlocked "
+                    f"{len(in_flight)} packets in flight; the network is deadlocked "
                     f"or an ejector is stuck")
-        if not self.creating and not busy and not any(self.current) \
-                and not any(self.credit_pending):
+        if not self.creating and not busy and not any(s.current for s in sources) \
+                and not any(sink.credit for sink in sinks):
             self.done = True
         self.cycle = t + 1
         return inject, credits_out
@@ -403,124 +406,36 @@ class Endpoints:
         spec = self.spec
         quota = spec.packets_per_source
         for s in np.flatnonzero(create).tolist():
-            if quota and self.created_count[s] >= quota:
+            source = self.sources[s]
+            if quota and source.created >= quota:
                 continue
-            self.created_count[s] += 1
-            pid = self.next_pkt[s]
-            self.next_pkt[s] = (pid + 1) & self.packet_id_mask
-            pkt = _Packet(s, int(dest[s]), pid, int(vc[s]), spec.packet_length, t, window)
-            self.source_queue[s].append(pkt)
-            if window:
-                self.measured_created += 1
-                self.measured_outstanding += 1
-                self.created_flits_in_window += spec.packet_length
+            self.stats.created(source.create(int(dest[s]), int(vc[s]), spec.packet_length,
+                                             t, window))
 
-    # -- scoreboard ----------------------------------------------------------------------
-    def _check(self, port, flit, t):
-        key = (flit.src, flit.pkt)
-        pkt = self.in_flight.get(key)
-        where = f"at cycle {t}, output port {port}"
+    def _deliver(self, port, flit, t):
+        """Score the flit delivered at ``port``; release its packet when complete (after
+        the port's resequencer, if any)."""
+        pkt = self.scoreboard.check(port, flit, t)
+        self.stats.flits_moved += 1
         if pkt is None:
-            if key in self.delivered:
-                raise ScoreboardError(f"duplicate: packet {flit.pkt} of source {flit.src} "
-                                      f"arrived again {where}")
-            raise ScoreboardError(f"unknown flit from source {flit.src} packet {flit.pkt} "
-                                  f"{where} (corrupted header)")
-        if flit.dest != port or pkt.dest != port:
-            raise ScoreboardError(f"misroute: packet {pkt.pkt} from {pkt.src} to {pkt.dest} "
-                                  f"left the network {where}")
-        idx = pkt.next
-        if flit.first != (idx == 0) or flit.last != (idx == pkt.length - 1) \
-                or flit.vc != pkt.vc \
-                or flit.data != flit_data(pkt.src, pkt.pkt, idx, self.flit_width):
-            raise ScoreboardError(f"corrupt or reordered flit {idx} of packet {pkt.pkt} from "
-                                  f"{pkt.src} to {pkt.dest} {where}: got {flit}")
-        if idx == 0 and self.spec.ordered:
-            flow = self.flows[(pkt.src, pkt.dest, pkt.vc)]
-            if flow[0] != pkt.pkt:
-                raise ScoreboardError(
-                    f"reorder: packet {pkt.pkt} of flow {pkt.src}->{pkt.dest} VC {pkt.vc} "
-                    f"arrived before packet {flow[0]} {where}")
-            flow.popleft()
-        pkt.next = idx + 1
-        self.flits_moved += 1
-        if pkt.next < pkt.length:
             return
-        del self.in_flight[key]
-        self.delivered.add(key)
-        if self.spec.ordered:
-            self._release(pkt, t)
+        if self.resequencers is None:
+            self.stats.release(pkt, t)
             return
-        # Resequencing: release the flow's packets in order, as far as they are in.
-        flow = self.flows[(pkt.src, pkt.dest, pkt.vc)]
-        held = self.held[port]
-        if flow[0] != pkt.pkt:
-            held[key] = pkt
-            self.held_packets += 1
-            self.held_max = max(self.held_max, len(held))
-            return
-        flow.popleft()
-        self._release(pkt, t)
-        while flow and (pkt.src, flow[0]) in held:
-            self._release(held.pop((pkt.src, flow.popleft())), t)
-
-    def _release(self, pkt, t):
-        """Packet ``pkt`` reaches its endpoint, complete and in flow order, at cycle ``t``."""
-        self.packets_delivered += 1
-        self.last_delivery = t
-        if pkt.measured:
-            self.measured_outstanding -= 1
-            self.latencies.append(t - pkt.created)
-            self.network_latencies.append(t - pkt.injected)
-            if self.zero_load is not None:
-                zero = self.zero_load(pkt.src, pkt.dest, pkt.length)
-                excess = t - pkt.created - zero
-                self.hops_latency.append(excess)
-                self.min_excess[zero] = min(excess, self.min_excess.get(zero, excess))
+        resequencer = self.resequencers[port]
+        released = resequencer.arrive(pkt)
+        if not released:
+            self.stats.held(len(resequencer.held))
+        for p in released:
+            self.stats.release(p, t)
 
     def finish(self):
         """Final scoreboard check: nothing left unmatched. Raises on a lost packet."""
-        if self.in_flight:
-            key, pkt = next(iter(self.in_flight.items()))
-            raise ScoreboardError(
-                f"loss: {len(self.in_flight)} packets never arrived, e.g. packet {pkt.pkt} "
-                f"from {pkt.src} to {pkt.dest} ({pkt.next} of {pkt.length} flits seen)")
+        self.scoreboard.finish()
 
-    # -- results -------------------------------------------------------------------------
     def result(self) -> dict:
         """Statistics of the measurement window."""
-        spec = self.spec
-        lat = np.array(self.latencies, dtype=float)
-        finite = spec.packets_per_source > 0
-        if finite:
-            cycles = (self.last_delivery or 0) + 1
-            window = cycles
-            accepted = self.flits_moved / (cycles * self.n)
-            offered = self.created_flits_in_window / (cycles * self.n)
-        else:
-            window = spec.measure
-            accepted = self.ejected_in_window / (spec.measure * self.n)
-            offered = self.created_flits_in_window / (spec.measure * self.n)
-        return {
-            "offered_load": spec.load,
-            "offered_load_measured": offered,
-            "accepted_throughput": accepted,
-            "accepted_per_port": [x / window for x in self.ejected_per_port],
-            "completion_cycles": (self.last_delivery or 0) + 1 if finite else None,
-            "latency_mean": float(lat.mean()) if lat.size else None,
-            "latency_p99": float(np.percentile(lat, 99)) if lat.size else None,
-            "latency_min": float(lat.min()) if lat.size else None,
-            "network_latency_mean": float(np.mean(self.network_latencies))
-            if self.network_latencies else None,
-            "measured_packets": int(lat.size),
-            "packets_delivered": self.packets_delivered,
-            "flits_delivered": self.flits_moved,
-            "saturated": self.saturated,
-            "resequenced_packets": self.held_packets,
-            "resequence_max_held": self.held_max,
-            "cycles": self.cycle,
-            "min_excess_by_zero_load": {str(k): v for k, v in sorted(self.min_excess.items())},
-        }
+        return self.stats.result(self.cycle)
 
 
 #: How a network model is run: the compiled engine, or the Python reference stepped here.
@@ -546,16 +461,7 @@ def run_endpoints(network, eps: Endpoints, *, max_cycles: int = 10_000_000, cfg_
         return simulate(network, eps, max_cycles=max_cycles, cfg_writes=cfg_writes)
     router = network.routers[0]
     check_cfg_writes(cfg_writes, destinations=len(router.table), ports=router.P)
-    cfg = {c: (d, p) for c, d, p in cfg_writes}
-    while not eps.done:
-        if eps.cycle >= max_cycles:
-            raise DeadlockError(f"the run did not end within {max_cycles} cycles")
-        ejected, credits = network.outputs()
-        inject, credits_out = eps.step(ejected, credits)
-        network.step(inject, credits_out)
-        if eps.cycle - 1 in cfg:
-            network.routers[0].set_route(*cfg[eps.cycle - 1])
-    eps.finish()
+    LockStep(eps, max_cycles=max_cycles, cfg_writes=cfg_writes).run_now(ModelBackend(network))
     result = eps.result()
     stats = network.router_stats()
     if stats:

@@ -7,20 +7,22 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge
 
-from fabric.network.flit import FlitCodec
+from fabric.network.lockstep import LockStep
 from fabric.network.traffic import TrafficSpec, ScoreboardError, DeadlockError
+from sim.router.backends import CocotbBackend
 from sim.router.common import Design
 from sim.runner import load_bench_inputs, write_bench_result
 
 
 class TrafficBench:
-    """Owns clock, reset and the per-cycle exchange with the packed harness.
+    """Owns reset, the endpoints and the performance-counter readout of one run.
 
-    Every cycle, at the falling edge, it reads the one ``status`` vector (flits leaving
-    the network, credits coming back to the injectors), lets the shared
-    :class:`~fabric.network.traffic.Endpoints` (drivers, ejectors, scoreboard, watchdog)
-    decide, and writes the one ``drive`` vector, which the routers sample at the next
-    rising edge.
+    The shared :class:`~fabric.network.lockstep.LockStep` loop runs the
+    :class:`~fabric.network.traffic.Endpoints` (sources, sinks, scoreboard, resequencers,
+    statistics) on a :class:`~sim.router.backends.CocotbBackend`: every cycle, at the
+    falling edge, it reads the one ``status`` vector (flits leaving the network, credits
+    coming back to the sources) and writes the one ``drive`` vector, which the routers
+    sample at the next rising edge.
 
     Parameters
     ----------
@@ -39,10 +41,9 @@ class TrafficBench:
         self.design = design
         self.spec = spec
         params = design.design_params
-        self.codec = design.codec
-        self.flits = FlitCodec(params.flit_layout)
+        self.backend = CocotbBackend(dut, design)
         self.eps = design.endpoints(spec)
-        self.cfg = {c: (d, p) for c, d, p in cfg_writes}
+        self.cfg_writes = cfg_writes
         self.routers = []       # (name, ports) of routers with performance counters
         if params.stats:
             if design.kind == "router":
@@ -61,22 +62,13 @@ class TrafficBench:
         self.dut.rst.value = 0
 
     async def run(self, max_cycles):
-        eps, codec, flits, dut = self.eps, self.codec, self.flits, self.dut
-        unpack, pack = flits.unpack, flits.pack
-        falling = FallingEdge(dut.clk)
-        while not eps.done:
-            if eps.cycle >= max_cycles:
-                raise DeadlockError(f"the run did not end within {max_cycles} cycles")
-            raw, credits = codec.unpack_status(dut.status.value.to_unsigned())
-            ejected = [None if f is None else unpack(f) for f in raw]
-            if self.routers:
-                self.ejected_flits += [(e, f.src, f.dest) for e, f in enumerate(ejected) if f]
-            inject, credits_out = eps.step(ejected, credits)
-            dut.drive.value = codec.pack_drive(
-                [None if f is None else pack(f) for f in inject], credits_out,
-                self.cfg.get(eps.cycle - 1))
-            await falling
-        eps.finish()
+        driver = LockStep(self.eps, max_cycles=max_cycles, cfg_writes=self.cfg_writes,
+                          monitors=[self._record_ejected] if self.routers else [])
+        await driver.run(self.backend)
+
+    def _record_ejected(self, t, ejected):
+        """Monitor: ``(port, src, dest)`` of every flit leaving the network."""
+        self.ejected_flits += [(e, f.src, f.dest) for e, f in enumerate(ejected) if f]
 
     def read_stats(self) -> dict:
         """The routers' performance counters: ``{router: {counter: [per port]}}``."""

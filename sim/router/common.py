@@ -5,12 +5,12 @@ from dataclasses import dataclass
 
 from amaranth.sim import Simulator
 
-from fabric.network.flit import FlitCodec
-from fabric.network.traffic import (MODELS, DeadlockError, Endpoints, TrafficSpec,
-                                    run_endpoints)
+from fabric.network.lockstep import LockStep
+from fabric.network.traffic import MODELS, Endpoints, TrafficSpec, run_endpoints
 from fabric.network.model import router_network, clos_network
 from rtl.router_harness import PackedCodec, design_params, make_top
 from sim.runner import run_cocotb
+from .backends import AmaranthBackend
 
 __all__ = ["Design", "MODELS", "run_rtl", "run_rtl_points", "run_amaranth", "run_model_for"]
 
@@ -103,30 +103,18 @@ def run_amaranth(design: Design, spec: TrafficSpec, *, cfg_writes=(),
     Arguments as for :func:`run_model_for`.
     """
     top = design.top()
-    codec = top.codec
-    flits = FlitCodec(design.design_params.flit_layout)
     eps = design.endpoints(spec)
     if endpoints is not None:
         endpoints.append(eps)
-    cfg = {c: (d, p) for c, d, p in cfg_writes}
+    driver = LockStep(eps, max_cycles=max_cycles, cfg_writes=cfg_writes)
 
     async def bench(ctx):
-        while not eps.done:
-            if eps.cycle >= max_cycles:
-                raise DeadlockError(f"the run did not end within {max_cycles} cycles")
-            raw, credits = codec.unpack_status(ctx.get(top.status))
-            ejected = [None if f is None else flits.unpack(f) for f in raw]
-            inject, credits_out = eps.step(ejected, credits)
-            ctx.set(top.drive, codec.pack_drive(
-                [None if f is None else flits.pack(f) for f in inject], credits_out,
-                cfg.get(eps.cycle - 1)))
-            await ctx.tick()
+        await driver.run(AmaranthBackend(ctx, design, top))
 
     sim = Simulator(top)
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
-    eps.finish()
     return eps.result()
 
 
