@@ -4,7 +4,7 @@ from amaranth import Cat, Module, Mux
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .router_params import check_int
+from .errors import check_int
 
 __all__ = ["RoundRobinArbiter"]
 

@@ -4,8 +4,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import ClassVar
 
-from .errors import UserError
-from .router_params import RouterParams, check_int
+from .errors import UserError, check_int
+from .router_params import RouterParams
 
 __all__ = ["ClosParams", "UP_ROUTINGS", "ROUTER_KEYS"]
 

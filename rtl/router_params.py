@@ -6,7 +6,7 @@ from typing import ClassVar, Optional
 
 from amaranth.lib import data
 
-from .errors import UserError
+from .errors import UserError, check_int
 
 __all__ = ["RouterParams", "ALLOCATORS", "bits", "check_int", "build_params"]
 
@@ -17,12 +17,6 @@ ALLOCATORS = ("separable", "islip")
 def bits(n: int) -> int:
     """Width of an unsigned field holding ``0..n-1`` (at least one bit)."""
     return max(1, (n - 1).bit_length())
-
-
-def check_int(name, value, lo, hi):
-    """Raise :class:`UserError` unless ``value`` is an integer from ``lo`` to ``hi``."""
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise UserError(f"{name} must be an integer from {lo} to {hi}, not {value!r}")
 
 
 def check_bool(name, value):
