@@ -4,6 +4,9 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 PYTEST_ARGS ?=
+# Tests run on every core (pytest-xdist); builds and proofs take a lock per design, so
+# workers share them. PARALLEL= runs the suite in one process.
+PARALLEL ?= -n auto
 
 .PHONY: setup demo test test-slow bench clean
 
@@ -42,10 +45,10 @@ demo: setup
 	$(VENV)/bin/supernode demo
 
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(PARALLEL) $(PYTEST_ARGS)
 
 test-slow: setup
-	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+	$(PY) -m pytest $(PARALLEL) -m slow $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) benchmarks/tile_speed.py
