@@ -104,7 +104,7 @@ def system_rows(systems) -> tuple:
         row("BF16 dense", "PFLOPS", lambda s, t: t["bf16_dense_flops"] / 1e15,
             "cores x MACs/cycle x 2 x clock x packages"),
         row("8-bit dense", "PFLOPS", lambda s, t: eight_bit(s, t) / 1e15,
-            "INT8 on Ascend 910C, FP8 on B200"),
+            "the chip's 8-bit format: FP8 where it has one, else INT8"),
         row("HBM capacity", "TB", lambda s, t: t["hbm_capacity_bytes"] / 1e12),
         row("HBM bandwidth", "TB/s", lambda s, t: t["hbm_bandwidth_bytes_per_s"] / 1e12),
         row("scale-up bandwidth", "TB/s", lambda s, t: t["scale_up_bandwidth_bytes_per_s"] / 1e12,
