@@ -4,9 +4,10 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 PYTEST_ARGS ?=
-# Tests run on every core (pytest-xdist); builds and proofs take a lock per design, so
-# workers share them. PARALLEL= runs the suite in one process.
-PARALLEL ?= -n auto
+# One process by default. PARALLEL='-n auto --dist loadgroup' runs the tests on every core
+# (pytest-xdist) in about half the time; builds and proofs take a lock per design, but two
+# identical waveform runs can still share a run directory, so it is not the default yet.
+PARALLEL ?=
 
 .PHONY: setup demo test test-slow bench clean
 

@@ -24,6 +24,9 @@ from rtl.errors import UserError
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the bench module, for cocotb
 from test_waves_fifo_bench import StreamFIFO  # noqa: E402
 
+#: The waveform runs are shared by the tests of this file: one worker runs them all.
+pytestmark = pytest.mark.xdist_group("waves")
+
 PARAMS = {"width": 8, "depth": 4}
 SEED = int(os.environ.get("SEED", "20261125"))
 COUNT = int(os.environ.get("COUNT", "60"))
