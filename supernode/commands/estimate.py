@@ -9,6 +9,7 @@ from pathlib import Path
 from fabric.system import default_mapping, estimate, load_mapping, load_system
 from fabric.system.comparison import compare, roofline_plot
 from fabric.system.config import parse_quantity
+from fabric.system.hardware import EIGHT_BIT, PRECISIONS
 from fabric.system.report import format_comparison, format_estimate, format_slo, slo_plot
 from fabric.system.slo import slo_search
 from fabric.system.validation import (TOLERANCE, format_table, load_points, to_csv,
@@ -45,7 +46,7 @@ def parse_workload(text: str):
 
 
 def _add_run_options(parser):
-    precisions = ("bf16", "fp8", "int8", "fp4", "8bit")
+    precisions = PRECISIONS + (EIGHT_BIT,)
     parser.add_argument("--phase", choices=("prefill", "decode"), default=None,
                         help="LLM phase (estimate: default decode; compare: both)")
     parser.add_argument("--batch", type=positive_int, default=None,
