@@ -97,7 +97,7 @@ class Router(wiring.Component):
     """
 
     #: The arbiter class of each role: ``claim`` (per output VC), ``separable_input``,
-    #: ``separable_output``, ``islip_grant``/``islip_accept`` (first iteration),
+    #: ``separable_output`` (every iteration), ``islip_grant``/``islip_accept`` (first iteration),
     #: ``islip_follow`` (later iterations) and ``islip_queue``.
     ARBITERS = {role: RoundRobinArbiter for role in (
         "claim", "separable_input", "separable_output", "islip_grant", "islip_accept",
@@ -141,10 +141,12 @@ class Router(wiring.Component):
                 for v in range(V):
                     arb[f"claim_{o}_{v}"] = self.ARBITERS["claim"](n=P)
         if p.allocator == "separable":
-            for i in range(P):
-                arb[f"sep_in_{i}"] = self.ARBITERS["separable_input"](n=Q)
-            for o in range(P):
-                arb[f"sep_out_{o}"] = self.ARBITERS["separable_output"](n=P)
+            for k in range(p.separable_iterations):
+                tag = "" if k == 0 else f"_it{k}"
+                for i in range(P):
+                    arb[f"sep_in_{i}{tag}"] = self.ARBITERS["separable_input"](n=Q)
+                for o in range(P):
+                    arb[f"sep_out_{o}{tag}"] = self.ARBITERS["separable_output"](n=P)
         else:
             for k in range(p.islip_iterations):
                 for o in range(P):
@@ -173,6 +175,8 @@ class Router(wiring.Component):
     buffer_depth = property(lambda self: self._params.buffer_depth, doc="Flits per VC buffer.")
     flit_width = property(lambda self: self._params.flit_width, doc="Payload bits per flit.")
     allocator = property(lambda self: self._params.allocator, doc="Switch allocator.")
+    separable_iterations = property(lambda self: self._params.separable_iterations,
+                                    doc="Iterations of the separable allocator.")
     islip_iterations = property(lambda self: self._params.islip_iterations,
                                 doc="iSLIP iterations.")
     voq = property(lambda self: self._params.voq, doc="Virtual output queues at the inputs.")
@@ -390,27 +394,62 @@ class Router(wiring.Component):
         return m
 
     def _separable(self, m, P, queues, elig, outs, match, chosen):
-        """Input-first separable allocation with round-robin arbiters at both stages."""
+        """Input-first separable allocation with round-robin arbiters at both stages.
+
+        Each input arbiter picks one eligible queue and asks for its output; each output
+        arbiter grants one asking input. With ``separable_iterations`` above one, the
+        inputs still unmatched ask again in the next iteration, each among its eligible
+        queues whose output is still unmatched, through that iteration's own arbiters
+        (named ``sep_in_{i}_it{k}``, ``sep_out_{o}_it{k}``). An input arbiter's pointer
+        moves when its pick is granted, an output arbiter's whenever it grants.
+        """
         arb = self.arbiters
-        want = []
-        granted = self.state.granted
-        for i in range(P):
-            stage = arb[f"sep_in_{i}"]
-            m.d.comb += [stage.req.eq(elig[i]), stage.update.eq(granted[i])]
-            g = stage.grant
-            # The output the chosen queue asks for, looked up once.
-            want_out = Signal(_bits(P), name=f"sep_want_{i}")
-            for q in range(len(queues)):
-                with m.If(g[q]):
-                    m.d.comb += want_out.eq(outs[i][q])
-            want.append([g.any() & (want_out == o) for o in range(P)])
-            m.d.comb += chosen[i].eq(g)
-        for o in range(P):
-            stage = arb[f"sep_out_{o}"]
-            m.d.comb += [stage.req.eq(Cat(*[want[i][o] for i in range(P)])),
-                         stage.update.eq(1)]
+        Q = len(queues)
+        matched_in = [Const(0, 1)] * P
+        matched_out = Const(0, P)
+        pairs = [[Const(0, 1)] * P for _ in range(P)]   # pairs[i][o]: matched so far
+        picked = [None] * P     # picked[i]: the queue input i sends (if it is matched)
+        for k in range(self._params.separable_iterations):
+            tag = "" if k == 0 else f"_it{k}"
+            want, picks = [], []
             for i in range(P):
-                m.d.comb += match[i][o].eq(stage.grant[i])
+                stage = arb[f"sep_in_{i}{tag}"]
+                if k == 0:
+                    m.d.comb += stage.req.eq(elig[i])
+                else:
+                    # Only queues whose output is still free, of an input still unmatched.
+                    free = Cat(*[elig[i][q] & ~matched_out.bit_select(outs[i][q], 1)
+                                 for q in range(Q)])
+                    m.d.comb += stage.req.eq(Mux(matched_in[i], 0, free))
+                g = stage.grant
+                # The output the chosen queue asks for, looked up once.
+                want_out = Signal(_bits(P), name=f"sep_want_{i}{tag}")
+                for q in range(Q):
+                    with m.If(g[q]):
+                        m.d.comb += want_out.eq(outs[i][q])
+                want.append([g.any() & (want_out == o) for o in range(P)])
+                picks.append(g)
+            grants = []     # grants[o]: P-bit one-hot over inputs
+            for o in range(P):
+                stage = arb[f"sep_out_{o}{tag}"]
+                m.d.comb += [stage.req.eq(Cat(*[want[i][o] for i in range(P)])),
+                             stage.update.eq(1)]
+                grants.append(stage.grant)
+            won = []
+            for i in range(P):
+                won_i = Signal(name=f"sep_won_{i}{tag}")
+                m.d.comb += [won_i.eq(Cat(*[grants[o][i] for o in range(P)]).any()),
+                             arb[f"sep_in_{i}{tag}"].update.eq(won_i)]
+                won.append(won_i)
+                pairs[i] = [pairs[i][o] | grants[o][i] for o in range(P)]
+                # Unmatched, the input shows its first iteration's pick (not sent).
+                picked[i] = picks[i] if k == 0 else Mux(won_i, picks[i], picked[i])
+            matched_in = [matched_in[i] | won[i] for i in range(P)]
+            matched_out = matched_out | Cat(*[grants[o].any() for o in range(P)])
+        for i in range(P):
+            m.d.comb += chosen[i].eq(picked[i])
+            for o in range(P):
+                m.d.comb += match[i][o].eq(pairs[i][o])
 
     def _islip(self, m, P, queues, elig, outs, match, chosen):
         """iSLIP: request, grant, accept; pointers move on first-iteration accepts only."""
