@@ -93,7 +93,8 @@ class Router(wiring.Component):
     the switch matching) and ``arbiters`` (every :class:`~rtl.arbiter.RoundRobinArbiter`
     by name). ``memory`` is the memory class (``amaranth.lib.memory.Memory``, or a model
     of it with the same ports); variants for proofs are subclasses that replace entries of
-    :attr:`ARBITERS`, :meth:`next_spread_turn` or :meth:`claim_requests`.
+    :attr:`ARBITERS`, :meth:`next_spread_turn`, :meth:`claim_requests` or
+    :meth:`still_free`.
     """
 
     #: The arbiter class of each role: ``claim`` (per output VC), ``separable_input``,
@@ -168,6 +169,11 @@ class Router(wiring.Component):
     def claim_requests(self, waiting):
         """What a claim arbiter sees of the inputs ``waiting`` for its output VC: all."""
         return waiting
+
+    def still_free(self, matched_out):
+        """The outputs a later separable iteration may ask for, given the ones earlier
+        iterations ``matched_out`` (one bit per output): every other one."""
+        return ~matched_out
 
     params = property(lambda self: self._params, doc="The router's RouterParams.")
     ports = property(lambda self: self._params.ports, doc="Number of ports.")
@@ -418,7 +424,8 @@ class Router(wiring.Component):
                     m.d.comb += stage.req.eq(elig[i])
                 else:
                     # Only queues whose output is still free, of an input still unmatched.
-                    free = Cat(*[elig[i][q] & ~matched_out.bit_select(outs[i][q], 1)
+                    free_out = self.still_free(matched_out)
+                    free = Cat(*[elig[i][q] & free_out.bit_select(outs[i][q], 1)
                                  for q in range(Q)])
                     m.d.comb += stage.req.eq(Mux(matched_in[i], 0, free))
                 g = stage.grant

@@ -27,11 +27,13 @@ DROPPABLE = ("input_credit", "packet_framing", "credit_return")
 #: output (grant) arbiters never move their pointer; ``"accept_all"``: the iSLIP input
 #: (accept) arbiters of the first iteration accept every grant instead of one;
 #: ``"no_claims"`` (either allocator): the claim arbiters see no waiting head flit, so no
-#: output VC is ever claimed (the router as it was before claims).
-FAULTS = ("frozen_grant_pointer", "accept_all", "no_claims")
+#: output VC is ever claimed (the router as it was before claims); ``"rematch"``: a later
+#: iteration of the separable allocator lets inputs ask for outputs already matched.
+FAULTS = ("frozen_grant_pointer", "accept_all", "no_claims", "rematch")
 
 #: The allocator each fault breaks (None: either).
-_FAULT_ALLOCATOR = {"frozen_grant_pointer": "islip", "accept_all": "islip", "no_claims": None}
+_FAULT_ALLOCATOR = {"frozen_grant_pointer": "islip", "accept_all": "islip", "no_claims": None,
+                    "rematch": "separable"}
 
 
 def _bits(n):
@@ -90,9 +92,17 @@ class NoClaimsRouter(Router):
         return Const(0, len(waiting))
 
 
+class RematchRouter(Router):
+    """The router whose later separable iterations ask for outputs already matched."""
+
+    def still_free(self, matched_out):
+        return Const(-1, len(matched_out))
+
+
 #: The router class of each fault (None: the router itself).
 FAULTY_ROUTERS = {None: Router, "frozen_grant_pointer": FrozenGrantPointerRouter,
-                  "accept_all": AcceptAllRouter, "no_claims": NoClaimsRouter}
+                  "accept_all": AcceptAllRouter, "no_claims": NoClaimsRouter,
+                  "rematch": RematchRouter}
 
 
 class Published(dict):
@@ -150,7 +160,7 @@ def _check_liveness(liveness):
     return None
 
 
-def _refusal(allocator, vcs, drop, fault, liveness):
+def _refusal(allocator, vcs, drop, fault, liveness, separable_iterations):
     """What is wrong with the harness options, or None."""
     if liveness is not None and (bad := _check_liveness(liveness)):
         return bad
@@ -165,7 +175,11 @@ def _refusal(allocator, vcs, drop, fault, liveness):
     if fault == "no_claims" and vcs == 1:
         return "fault 'no_claims' needs 2 or more VCs: a router with 1 VC has no claims"
     if fault is not None and _FAULT_ALLOCATOR[fault] not in (None, allocator):
-        return f"fault {fault!r} is a fault of the iSLIP allocator, not of {allocator!r}"
+        name = {"islip": "iSLIP", "separable": "separable"}[_FAULT_ALLOCATOR[fault]]
+        return f"fault {fault!r} is a fault of the {name} allocator, not of {allocator!r}"
+    if fault == "rematch" and separable_iterations < 2:
+        return (f"fault 'rematch' breaks a later separable iteration: it needs "
+                f"separable_iterations of 2 or more, not {separable_iterations!r}")
     return None
 
 
@@ -226,7 +240,7 @@ class RouterHarness(Harness):
     def __init__(self, *, ports=4, vcs=2, buffer_depth=2, flit_width=1, allocator="separable",
                  islip_iterations=1, voq=False, drop=None, fault=None, liveness=None,
                  separable_iterations=1):
-        bad = _refusal(allocator, vcs, drop, fault, liveness)
+        bad = _refusal(allocator, vcs, drop, fault, liveness, separable_iterations)
         if bad:
             raise ValueError(bad)
         params = dict(ports=ports, vcs=vcs, buffer_depth=buffer_depth, flit_width=flit_width,
