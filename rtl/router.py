@@ -5,6 +5,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .allocator import ALLOCATOR_CLASSES, ARBITER_ROLES
 from .arbiter import RoundRobinArbiter
 from .router_params import ALLOCATORS, RouterParams, bits as _bits
 
@@ -90,19 +91,23 @@ class Router(wiring.Component):
     The router also publishes its state, for proofs and waveforms (read-only):
     ``table`` and ``buffers[i]`` (the memories), ``state`` (:class:`RouterState`: queue
     counters and pointers, held routes, eligibility, output credits, VC ownership, claims,
-    the switch matching) and ``arbiters`` (every :class:`~rtl.arbiter.RoundRobinArbiter`
+    the switch matching), ``switch_allocator`` (the allocator component, joined to the
+    router by :func:`~rtl.allocator.allocation_signature`), ``claim_arbiters`` and
+    ``arbiters`` (every :class:`~rtl.arbiter.RoundRobinArbiter`, the allocator's included,
     by name). ``memory`` is the memory class (``amaranth.lib.memory.Memory``, or a model
     of it with the same ports); variants for proofs are subclasses that replace entries of
-    :attr:`ARBITERS`, :meth:`next_spread_turn`, :meth:`claim_requests` or
-    :meth:`still_free`.
+    :attr:`ARBITERS` or :attr:`ALLOCATOR_CLASSES`, or override :meth:`next_spread_turn` or
+    :meth:`claim_requests`.
     """
 
-    #: The arbiter class of each role: ``claim`` (per output VC), ``separable_input``,
-    #: ``separable_output`` (every iteration), ``islip_grant``/``islip_accept`` (first iteration),
-    #: ``islip_follow`` (later iterations) and ``islip_queue``.
-    ARBITERS = {role: RoundRobinArbiter for role in (
-        "claim", "separable_input", "separable_output", "islip_grant", "islip_accept",
-        "islip_follow", "islip_queue")}
+    #: The arbiter class of each role: ``claim`` (per output VC) and the allocators' roles
+    #: (:data:`~rtl.allocator.ARBITER_ROLES`: ``separable_input``, ``separable_output``,
+    #: ``islip_grant``, ``islip_accept``, ``islip_follow``, ``islip_queue``).
+    ARBITERS = {role: RoundRobinArbiter for role in ("claim",) + ARBITER_ROLES}
+
+    #: The switch allocator component of each ``params.allocator``
+    #: (:class:`~rtl.allocator.SeparableAllocator`, :class:`~rtl.allocator.ISlipAllocator`).
+    ALLOCATOR_CLASSES = ALLOCATOR_CLASSES
 
     def __init__(self, params: "RouterParams | None" = None, /, *, memory=Memory, **options):
         if params is None:
@@ -131,35 +136,19 @@ class Router(wiring.Component):
         self.buffers = [memory(shape=params.entry_layout, depth=Q * D, init=[])
                         for _ in range(P)]
         self.state = RouterState(params)
-        self.arbiters = self._make_arbiters()
+        self.switch_allocator = self.ALLOCATOR_CLASSES[params.allocator](
+            params, arbiters=self.ARBITERS)
+        self.claim_arbiters = self._make_claim_arbiters()
+        self.arbiters = {**self.claim_arbiters, **self.switch_allocator.arbiters}
 
-    def _make_arbiters(self) -> dict:
+    def _make_claim_arbiters(self) -> dict:
         p = self._params
-        P, V, Q = p.ports, p.vcs, p.queue_count
+        P, V = p.ports, p.vcs
         arb = {}
         if V > 1:           # with one VC a router has no claims
             for o in range(P):
                 for v in range(V):
                     arb[f"claim_{o}_{v}"] = self.ARBITERS["claim"](n=P)
-        if p.allocator == "separable":
-            for k in range(p.separable_iterations):
-                tag = "" if k == 0 else f"_it{k}"
-                for i in range(P):
-                    arb[f"sep_in_{i}{tag}"] = self.ARBITERS["separable_input"](n=Q)
-                for o in range(P):
-                    arb[f"sep_out_{o}{tag}"] = self.ARBITERS["separable_output"](n=P)
-        else:
-            for k in range(p.islip_iterations):
-                for o in range(P):
-                    arb[f"islip_g_{o}" if k == 0 else f"islip_g_{o}_it{k}"] = \
-                        self.ARBITERS["islip_grant" if k == 0 else "islip_follow"](
-                            n=P, follow=k > 0)
-                for i in range(P):
-                    arb[f"islip_a_{i}" if k == 0 else f"islip_a_{i}_it{k}"] = \
-                        self.ARBITERS["islip_accept" if k == 0 else "islip_follow"](
-                            n=P, follow=k > 0)
-            for i in range(P):
-                arb[f"islip_q_{i}"] = self.ARBITERS["islip_queue"](n=Q)
         return arb
 
     def next_spread_turn(self, turn, last: int):
@@ -169,11 +158,6 @@ class Router(wiring.Component):
     def claim_requests(self, waiting):
         """What a claim arbiter sees of the inputs ``waiting`` for its output VC: all."""
         return waiting
-
-    def still_free(self, matched_out):
-        """The outputs a later separable iteration may ask for, given the ones earlier
-        iterations ``matched_out`` (one bit per output): every other one."""
-        return ~matched_out
 
     params = property(lambda self: self._params, doc="The router's RouterParams.")
     ports = property(lambda self: self._params.ports, doc="Number of ports.")
@@ -206,7 +190,7 @@ class Router(wiring.Component):
         Q = len(queues)
 
         st = self.state
-        for name, arbiter in self.arbiters.items():
+        for name, arbiter in self.claim_arbiters.items():
             m.submodules[name] = arbiter
         # Routing table, writable through cfg.
         m.submodules.table = table = self.table
@@ -330,10 +314,15 @@ class Router(wiring.Component):
 
         # Switch allocation: match[i][o], and per input the queue that goes.
         match, chosen = st.match, st.chosen
-        if p.allocator == "separable":
-            self._separable(m, P, queues, elig, outs, match, chosen)
-        else:
-            self._islip(m, P, queues, elig, outs, match, chosen)
+        m.submodules.switch_allocator = allocator = self.switch_allocator
+        requests = allocator.signature.flip().create(path=("alloc",))
+        wiring.connect(m, requests=requests, allocator=allocator)
+        for i in range(P):
+            m.d.comb += [requests.elig[i].eq(elig[i]), chosen[i].eq(requests.chosen[i])]
+            for q in range(Q):
+                m.d.comb += requests.outs[i][q].eq(outs[i][q])
+            for o in range(P):
+                m.d.comb += match[i][o].eq(requests.match[i][o])
 
         # Dequeue, crossbar, credits out, and output state updates.
         sel_flit = [Signal(layout, name=f"sel_flit_{i}") for i in range(P)]
@@ -398,114 +387,6 @@ class Router(wiring.Component):
                 m.d.comb += blocked.eq(holding[i] & ~granted[i])
                 m.d.sync += self.stats.blocked[i].eq(self.stats.blocked[i] + blocked)
         return m
-
-    def _separable(self, m, P, queues, elig, outs, match, chosen):
-        """Input-first separable allocation with round-robin arbiters at both stages.
-
-        Each input arbiter picks one eligible queue and asks for its output; each output
-        arbiter grants one asking input. With ``separable_iterations`` above one, the
-        inputs still unmatched ask again in the next iteration, each among its eligible
-        queues whose output is still unmatched, through that iteration's own arbiters
-        (named ``sep_in_{i}_it{k}``, ``sep_out_{o}_it{k}``). An input arbiter's pointer
-        moves when its pick is granted, an output arbiter's whenever it grants.
-        """
-        arb = self.arbiters
-        Q = len(queues)
-        matched_in = [Const(0, 1)] * P
-        matched_out = Const(0, P)
-        pairs = [[Const(0, 1)] * P for _ in range(P)]   # pairs[i][o]: matched so far
-        picked = [None] * P     # picked[i]: the queue input i sends (if it is matched)
-        for k in range(self._params.separable_iterations):
-            tag = "" if k == 0 else f"_it{k}"
-            want, picks = [], []
-            for i in range(P):
-                stage = arb[f"sep_in_{i}{tag}"]
-                if k == 0:
-                    m.d.comb += stage.req.eq(elig[i])
-                else:
-                    # Only queues whose output is still free, of an input still unmatched.
-                    free_out = self.still_free(matched_out)
-                    free = Cat(*[elig[i][q] & free_out.bit_select(outs[i][q], 1)
-                                 for q in range(Q)])
-                    m.d.comb += stage.req.eq(Mux(matched_in[i], 0, free))
-                g = stage.grant
-                # The output the chosen queue asks for, looked up once.
-                want_out = Signal(_bits(P), name=f"sep_want_{i}{tag}")
-                for q in range(Q):
-                    with m.If(g[q]):
-                        m.d.comb += want_out.eq(outs[i][q])
-                want.append([g.any() & (want_out == o) for o in range(P)])
-                picks.append(g)
-            grants = []     # grants[o]: P-bit one-hot over inputs
-            for o in range(P):
-                stage = arb[f"sep_out_{o}{tag}"]
-                m.d.comb += [stage.req.eq(Cat(*[want[i][o] for i in range(P)])),
-                             stage.update.eq(1)]
-                grants.append(stage.grant)
-            won = []
-            for i in range(P):
-                won_i = Signal(name=f"sep_won_{i}{tag}")
-                m.d.comb += [won_i.eq(Cat(*[grants[o][i] for o in range(P)]).any()),
-                             arb[f"sep_in_{i}{tag}"].update.eq(won_i)]
-                won.append(won_i)
-                pairs[i] = [pairs[i][o] | grants[o][i] for o in range(P)]
-                # Unmatched, the input shows its first iteration's pick (not sent).
-                picked[i] = picks[i] if k == 0 else Mux(won_i, picks[i], picked[i])
-            matched_in = [matched_in[i] | won[i] for i in range(P)]
-            matched_out = matched_out | Cat(*[grants[o].any() for o in range(P)])
-        for i in range(P):
-            m.d.comb += chosen[i].eq(picked[i])
-            for o in range(P):
-                m.d.comb += match[i][o].eq(pairs[i][o])
-
-    def _islip(self, m, P, queues, elig, outs, match, chosen):
-        """iSLIP: request, grant, accept; pointers move on first-iteration accepts only."""
-        arb = self.arbiters
-        Q = len(queues)
-        req = [[Cat(*[elig[i][q] & (outs[i][q] == o) for q in range(Q)]).any()
-                for o in range(P)] for i in range(P)]
-        matched_in = [Const(0, 1)] * P
-        matched_out = [Const(0, 1)] * P
-        acc = [[Const(0, 1)] * P for _ in range(P)]
-        for k in range(self._params.islip_iterations):
-            tag = "" if k == 0 else f"_it{k}"
-            grants = []  # grants[o]: P-bit one-hot over inputs
-            for o in range(P):
-                g = arb[f"islip_g_{o}{tag}"]
-                m.d.comb += g.req.eq(Cat(*[req[i][o] & ~matched_in[i] & ~matched_out[o]
-                                           for i in range(P)]))
-                if k > 0:
-                    m.d.comb += g.mask.eq(arb[f"islip_g_{o}"].mask)
-                grants.append(g.grant)
-            accepts = []  # accepts[i]: P-bit one-hot over outputs
-            for i in range(P):
-                a = arb[f"islip_a_{i}{tag}"]
-                m.d.comb += a.req.eq(Cat(*[grants[o][i] for o in range(P)]))
-                if k > 0:
-                    m.d.comb += a.mask.eq(arb[f"islip_a_{i}"].mask)
-                accepts.append(a.grant)
-            if k == 0:
-                for o in range(P):
-                    m.d.comb += arb[f"islip_g_{o}"].update.eq(
-                        Cat(*[accepts[i][o] for i in range(P)]).any())
-                for i in range(P):
-                    m.d.comb += arb[f"islip_a_{i}"].update.eq(accepts[i].any())
-            acc = [[acc[i][o] | accepts[i][o] for o in range(P)] for i in range(P)]
-            matched_in = [matched_in[i] | accepts[i].any() for i in range(P)]
-            matched_out = [matched_out[o] | Cat(*[accepts[i][o] for i in range(P)]).any()
-                           for o in range(P)]
-        for i in range(P):
-            for o in range(P):
-                m.d.comb += match[i][o].eq(acc[i][o])
-            # Which queue of input i goes to its matched output: round-robin over queues.
-            q_arb = arb[f"islip_q_{i}"]
-            m.d.comb += [
-                q_arb.req.eq(Cat(*[elig[i][q] & Cat(*[acc[i][o] & (outs[i][q] == o)
-                                                      for o in range(P)]).any()
-                                   for q in range(Q)])),
-                q_arb.update.eq(1),
-                chosen[i].eq(q_arb.grant),
-            ]
 
 
 class RouterState:

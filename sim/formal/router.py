@@ -5,6 +5,7 @@ from amaranth.hdl import (Array, Assert, Assume, Cat, Const, Cover, Module, Mux,
                           Signal, Value)
 from amaranth.lib import data
 
+from rtl.allocator import SeparableAllocator
 from rtl.arbiter import RoundRobinArbiter
 from rtl.router import ALLOCATORS, Router, RouterParams
 
@@ -92,11 +93,16 @@ class NoClaimsRouter(Router):
         return Const(0, len(waiting))
 
 
-class RematchRouter(Router):
-    """The router whose later separable iterations ask for outputs already matched."""
+class RematchAllocator(SeparableAllocator):
+    """A broken separable allocator: later iterations ask for outputs already matched."""
 
     def still_free(self, matched_out):
         return Const(-1, len(matched_out))
+
+
+class RematchRouter(Router):
+    """The router whose later separable iterations ask for outputs already matched."""
+    ALLOCATOR_CLASSES = dict(Router.ALLOCATOR_CLASSES, separable=RematchAllocator)
 
 
 #: The router class of each fault (None: the router itself).
