@@ -273,9 +273,9 @@ class RouterHarness(Harness):
             auto = [k for k in ("body_bound", "head_bound") if liveness[k] == "auto"]
             if auto and self._limits is None:
                 raise ValueError(f"{auto[0]} 'auto' takes the bound of the progress measures, "
-                                 f"which cover the separable allocator of one iteration with "
-                                 f"one queue per VC, 2 VCs and no fault; give a number of cycles for this "
-                                 f"router instead")
+                                 f"which cover the separable allocator with one queue per VC, "
+                                 f"2 VCs and no fault (of one iteration); give a number of "
+                                 f"cycles for this router instead")
             liveness = dict(liveness)
             for k in auto:
                 liveness[k] = self._limits["body" if k == "body_bound" else "head"]
