@@ -48,6 +48,10 @@ def add_router_params(parser, *, ports=True):
                         help="payload bits per flit (default 16)")
     parser.add_argument("--allocator", default=ROUTER_DEFAULTS["allocator"],
                         help="separable (default) or islip")
+    parser.add_argument("--separable-iterations", type=int,
+                        default=ROUTER_DEFAULTS["separable_iterations"],
+                        help="separable allocator iterations, 1..ports (default 1; 2 lets "
+                             "an input that lost its pick ask again with another VC)")
     parser.add_argument("--islip-iterations", type=int,
                         default=ROUTER_DEFAULTS["islip_iterations"],
                         help="iSLIP iterations (default 1)")
@@ -71,6 +75,8 @@ def router_params(args, *, ports=True) -> dict:
     if args.stats:
         params["stats"] = True
     # Given only when not the default, so that a default design keeps its build directory.
+    if args.separable_iterations != ROUTER_DEFAULTS["separable_iterations"]:
+        params["separable_iterations"] = args.separable_iterations
     if args.packet_id_width != ROUTER_DEFAULTS["packet_id_width"]:
         params["packet_id_width"] = args.packet_id_width
     return params
