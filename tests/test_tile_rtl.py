@@ -190,8 +190,10 @@ def test_icarus_random_gemms(rows, cols, dataflow, acc_depth, shapes):
         _check(params, m, k, n, sim="icarus", seed=SEED + index)
 
 
-@pytest.mark.parametrize("dataflow", ["os", "ws"])
-@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+@pytest.mark.parametrize("dataflow, sim", [
+    ("os", "icarus"), ("ws", "icarus"), ("os", "verilator"),
+    # A Verilator build of its own (about a minute); the ws tile runs on Icarus by default.
+    pytest.param("ws", "verilator", marks=pytest.mark.slow)])
 def test_pipelined_cells_are_exact_on_both_simulators(dataflow, sim):
     """A 4x4 tile with a product register in every cell: results and cycle counts equal
     the model's on Icarus and Verilator, with and without stalls."""
