@@ -16,7 +16,7 @@ setup: $(STAMP) iverilog lz4
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,impl]'
 	touch $@
 
 # Icarus Verilog comes from Debian: installed here when we are root, otherwise the

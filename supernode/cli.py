@@ -13,6 +13,7 @@ COMMAND_MODULES = [
     "supernode.commands.sweep",
     "supernode.commands.waves",
     "supernode.commands.area",
+    "supernode.commands.implement",
     "supernode.commands.router",
     "supernode.commands.fabric",
     "supernode.commands.estimate",

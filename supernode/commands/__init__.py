@@ -36,6 +36,9 @@ def add_tile_arguments(parser, *, integer=int, dataflow_required=False):
     parser.add_argument("--acc-depth", type=integer,
                         help=f"ws: rows of partial sums kept between folds "
                              f"(default {defaults['acc_depth']})")
+    parser.add_argument("--mac-stages", type=integer,
+                        help=f"register stages between each cell's multiplier and adder "
+                             f"(default {defaults['mac_stages']})")
 
 
 def tile_arguments(args) -> TileParams:
@@ -43,3 +46,22 @@ def tile_arguments(args) -> TileParams:
     added; an option left out takes the parameter's default."""
     given = {name: getattr(args, name, None) for name in TileParams.names()}
     return TileParams(**{name: value for name, value in given.items() if value is not None})
+
+
+def add_router_arguments(parser, *, integer=int):
+    """Options for the router's parameters (the defaults of the area and implementation
+    commands: a 4-port router with two virtual channels)."""
+    parser.add_argument("--ports", type=integer, default=4)
+    parser.add_argument("--vcs", type=integer, default=2)
+    parser.add_argument("--buffer-depth", type=integer, default=4)
+    parser.add_argument("--flit-width", type=integer, default=16)
+    parser.add_argument("--allocator", default="separable")
+    parser.add_argument("--islip-iterations", type=integer, default=1)
+    parser.add_argument("--voq", action="store_true")
+
+
+def router_arguments(args) -> dict:
+    """The router's keyword parameters of the options :func:`add_router_arguments` added."""
+    return {"ports": args.ports, "vcs": args.vcs, "buffer_depth": args.buffer_depth,
+            "flit_width": args.flit_width, "allocator": args.allocator,
+            "islip_iterations": args.islip_iterations, "voq": args.voq}

@@ -71,6 +71,9 @@ def register(subparsers):
     tile.add_argument("--in-width", type=int, default=2, help="operand bits (default 2)")
     tile.add_argument("--acc-width", type=int, default=4, help="accumulator bits (default 4)")
     tile.add_argument("--unsigned", action="store_true", help="unsigned operands")
+    tile.add_argument("--mac-stages", type=int, default=0,
+                      help="register stages between each cell's multiplier and adder "
+                           "(default 0)")
     tile.add_argument("--consumer", choices=("free", "always_ready", "both"), default="both",
                       help="free: c may stall at any time (contract, row order, double "
                            "buffer); always_ready: exact latencies; both (default)")
@@ -200,7 +203,8 @@ def tile_command(args):
     harnesses = [TileHarness(rows=args.rows, cols=args.cols, in_width=args.in_width,
                              acc_width=args.acc_width, signed=not args.unsigned,
                              dataflow=args.dataflow, acc_depth=args.acc_depth,
-                             consumer=c, fault=args.fault, sums=not args.no_sums)
+                             mac_stages=args.mac_stages, consumer=c, fault=args.fault,
+                             sums=not args.no_sums)
                   for c in consumers]
     return _run(harnesses, args)
 

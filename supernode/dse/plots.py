@@ -15,7 +15,9 @@ __all__ = ["draw_plots"]
 
 #: Direction assumed for an axis that is not one of the sweep's objectives.
 DEFAULT_DIRECTION = {"throughput": "max", "utilisation": "max", "latency": "min",
-                     "area": "min", "energy": "min"}
+                     "area": "min", "energy": "min", "time": "min", "clock": "max",
+                     "luts": "min", "flip_flops": "min", "dsp_blocks": "min",
+                     "bandwidth": "max"}
 
 
 #: Front points labelled with their parameters, at most.
