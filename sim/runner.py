@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from amaranth.back import verilog
 from rtl.errors import UserError
 
 from .gtkw import fsm_state_names, write_gtkw
+from .outputs import write_atomic
 
 __all__ = [
     "SIMULATORS", "SimulationError", "RunResult",
@@ -97,14 +99,12 @@ def design_dir(kind: str, params: dict, sim: str, waves: bool) -> Path:
 
 
 def export_verilog(component, path, *, name: str = TOPLEVEL) -> Path:
-    """Write ``component`` as Verilog to ``path``; leave the file untouched when unchanged."""
+    """Write ``component`` as Verilog to ``path``, atomically, in an existing directory;
+    leave the file untouched when unchanged."""
     text = verilog.convert(component, name=name, emit_src=False)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists() or path.read_text() != text:
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+    if not path.is_file() or path.read_text() != text:
+        write_atomic(path, text)
     return path
 
 
@@ -118,6 +118,69 @@ def _source_digest(component_factory) -> str:
     for path in files:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
+
+
+#: Written into a build directory after its simulator build finished. A directory without
+#: it holds no build yet, or one a killed process left half-written: built again.
+BUILD_COMPLETE = ".build-complete"
+
+#: Run directories kept per design and bench inputs; older ones are removed.
+RUNS_KEPT = 5
+
+
+def _build_complete(bdir: Path) -> bool:
+    """Whether ``bdir`` holds a finished build; if not, clear what a killed build left.
+
+    Called with the directory's lock held. Everything but the Verilog source, the lock and
+    the run directories is a build product: a truncated object file or ``sim.vvp`` from
+    an interrupted build would otherwise look up to date to make and fail every run.
+    """
+    if (bdir / BUILD_COMPLETE).exists():
+        return True
+    for entry in bdir.iterdir():
+        if entry.name in (f"{TOPLEVEL}.v", ".lock") or entry.name.startswith("run-"):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    return False
+
+
+@contextmanager
+def _run_directory(bdir: Path, inputs: dict):
+    """A directory of this run's own, ``run-<inputs digest>-<unique>`` below ``bdir``.
+
+    Two identical runs at once (parallel tests, two shells) each write their own inputs,
+    results, log and waveform. The directory is kept after the run, since its path is
+    handed back (waves, logs, errors); of the directories of the same inputs only the
+    :data:`RUNS_KEPT` newest stay, and one a live run holds is never removed.
+    """
+    prefix = f"run-{_digest(inputs)}-"
+    bdir.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(tempfile.mkdtemp(dir=bdir, prefix=prefix))
+    with open(run_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)      # held while the run lives
+        _prune_runs(bdir, prefix, keep=run_dir)
+        yield run_dir
+
+
+def _prune_runs(bdir: Path, prefix: str, *, keep: Path) -> None:
+    """Remove all but the :data:`RUNS_KEPT` newest ``prefix*`` run directories (a directory
+    whose run is still going, its lock held, stays)."""
+    def age(path):
+        try:
+            return path.stat().st_mtime
+        except FileNotFoundError:
+            return 0.0
+    older = sorted((p for p in bdir.glob(prefix + "*") if p != keep), key=age, reverse=True)
+    for old in older[RUNS_KEPT - 1:]:
+        try:
+            with open(old / ".lock", "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:         # in use by a live run, or gone already
+            continue
 
 
 @contextmanager
@@ -182,8 +245,16 @@ def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
     optimized = sim == "verilator" and verilator_optimized()
     bdir = design_dir(kind, {**params, "_trace": trace, "_optimized": optimized,
                              "_source": _source_digest(component_factory)}, sim, waves)
-    run_dir = bdir / f"run-{_digest(inputs)}"
-    run_dir.mkdir(parents=True, exist_ok=True)
+    with _run_directory(bdir, inputs) as run_dir:
+        return _run_in(run_dir, bdir=bdir, kind=kind, component_factory=component_factory,
+                       params=params, test_module=test_module, inputs=inputs, sim=sim,
+                       waves=waves, wave_format=wave_format, testcase=testcase,
+                       optimized=optimized, get_runner=get_runner)
+
+
+def _run_in(run_dir: Path, *, bdir: Path, kind, component_factory, params, test_module,
+            inputs, sim, waves, wave_format, testcase, optimized, get_runner) -> RunResult:
+    """Build the design in ``bdir`` (once, under its lock) and run the bench in ``run_dir``."""
 
     (run_dir / "inputs.json").write_text(json.dumps({"params": params, "inputs": inputs}, default=str))
     result_file = run_dir / "result.json"
@@ -202,12 +273,16 @@ def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
         # existing Verilog file is this design's: skip the (slow) elaboration.
         if not (bdir / f"{TOPLEVEL}.v").exists():
             export_verilog(component_factory(**params), bdir / f"{TOPLEVEL}.v")
+        complete = _build_complete(bdir)
         runner.build(
             sources=[bdir / f"{TOPLEVEL}.v"], hdl_toplevel=TOPLEVEL, build_dir=bdir,
             # Verilator needs VM_TRACE=1 at build time or the binary refuses --trace.
             build_args=build_args, timescale=TIMESCALE, waves=waves,
-            log_file=bdir / "build.log",
+            log_file=bdir / "build.log", always=not complete,
         )
+        if not complete:
+            (bdir / BUILD_COMPLETE).write_text("the simulator build in this directory "
+                                               "finished\n")
 
     wave_path = None
     plusargs, test_args = [], []
