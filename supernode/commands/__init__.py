@@ -5,6 +5,10 @@ import argparse
 from rtl.tile_params import DATAFLOWS, TileParams
 
 
+#: Endings accepted for an exported Verilog file.
+VERILOG_SUFFIXES = (".v", ".sv")
+
+
 def positive_int(text):
     """argparse type: a positive integer, or one sentence naming the bad value."""
     try:

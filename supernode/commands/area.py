@@ -62,7 +62,8 @@ def register(subparsers):
     r.add_argument("--buffer-depth", type=_int, default=4)
     r.add_argument("--flit-width", type=_int, default=16)
     r.add_argument("--allocator", default="separable")
-    r.add_argument("--islip-iterations", type=_int, default=1)
+    r.add_argument("--islip-iterations", type=_int, default=None,
+                   help="iSLIP iterations, with --allocator islip (default 1)")
     r.add_argument("--voq", action="store_true")
     _common(r)
     r.set_defaults(func=run, factory=_router)
@@ -80,9 +81,14 @@ def _tile(args):
 
 
 def _router(args):
+    iterations = args.islip_iterations
+    if iterations is not None and args.allocator != "islip":
+        raise UserError(f"--islip-iterations {iterations} applies to --allocator islip only, "
+                        f"not to {args.allocator!r}")
     return Router, {"ports": args.ports, "vcs": args.vcs, "buffer_depth": args.buffer_depth,
                     "flit_width": args.flit_width, "allocator": args.allocator,
-                    "islip_iterations": args.islip_iterations, "voq": args.voq}
+                    "islip_iterations": 1 if iterations is None else iterations,
+                    "voq": args.voq}
 
 
 def _component(args):
