@@ -230,7 +230,8 @@ def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
     """Elaborate ``component_factory(**params)`` and run cocotb ``test_module`` on it.
 
     The design is built once per (parameters, simulator, tracing) in its own directory
-    below ``build/<kind>/``; each run gets a sub-directory keyed by its ``inputs``. The
+    below ``build/<kind>/``; each run gets a sub-directory of its own,
+    ``run-<inputs digest>-<unique>`` (see :func:`_run_directory`). The
     bench reads ``params`` and ``inputs`` with :func:`load_bench_inputs` and answers with
     :func:`write_bench_result`; that answer is returned.
     """
@@ -255,7 +256,6 @@ def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
 def _run_in(run_dir: Path, *, bdir: Path, kind, component_factory, params, test_module,
             inputs, sim, waves, wave_format, testcase, optimized, get_runner) -> RunResult:
     """Build the design in ``bdir`` (once, under its lock) and run the bench in ``run_dir``."""
-
     (run_dir / "inputs.json").write_text(json.dumps({"params": params, "inputs": inputs}, default=str))
     result_file = run_dir / "result.json"
     result_file.unlink(missing_ok=True)
