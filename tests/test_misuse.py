@@ -474,3 +474,18 @@ def test_a_half_written_build_is_detected_and_built_again(tmp_path):
     out, err = again.communicate(timeout=600)
     assert again.returncode == 0, err
     assert json.loads(out)["passed"] and (build / BUILD_COMPLETE).exists()
+
+
+def test_a_failed_atomic_write_leaves_the_old_file_and_no_temporary_file(tmp_path):
+    from sim.outputs import atomic_output, write_atomic
+    target = write_atomic(tmp_path / "plot.png", b"older")
+    with pytest.raises(RuntimeError, match="drawing failed"):
+        with atomic_output(target) as tmp:
+            assert tmp.parent == tmp_path and tmp.suffix == ".png"
+            tmp.write_bytes(b"half")
+            raise RuntimeError("drawing failed")
+    assert [p.name for p in tmp_path.iterdir()] == ["plot.png"]
+    assert target.read_bytes() == b"older"
+    with pytest.raises(FileNotFoundError):          # a missing parent is never created
+        write_atomic(tmp_path / "missing" / "x.txt", "text")
+    assert not (tmp_path / "missing").exists()
