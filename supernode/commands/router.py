@@ -10,9 +10,9 @@ from rtl.clos_params import ClosParams
 from rtl.errors import UserError
 from rtl.router import Router
 from rtl.router_params import RouterParams
+from sim.outputs import atomic_output, check_output
 from sim.router.common import Design
 from sim.router.sweep import DEFAULT_LOADS, compare_point, plot_sweep, sweep
-from sim.outputs import atomic_output, check_output
 from sim.runner import SIMULATORS, SimulationError, export_verilog
 
 from . import VERILOG_SUFFIXES

@@ -10,7 +10,6 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rtl.errors import UserError
-
 from sim.outputs import check_output_dir, write_atomic
 
 from .cache import ResultCache
