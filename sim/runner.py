@@ -147,40 +147,47 @@ def _build_complete(bdir: Path) -> bool:
     return False
 
 
-@contextmanager
-def _run_directory(bdir: Path, inputs: dict):
-    """A directory of this run's own, ``run-<inputs digest>-<unique>`` below ``bdir``.
+def _new_run_directory(bdir: Path, inputs: dict) -> Path:
+    """A directory of this run's own below ``bdir``: ``run-<inputs digest>-<pid>-<unique>``.
 
     Two identical runs at once (parallel tests, two shells) each write their own inputs,
     results, log and waveform. The directory is kept after the run, since its path is
-    handed back (waves, logs, errors); of the directories of the same inputs only the
-    :data:`RUNS_KEPT` newest stay, and one a live run holds is never removed.
+    handed back (waves, logs, errors). Of the directories of the same inputs, those of
+    processes that have ended are removed but for the :data:`RUNS_KEPT` newest; those of a
+    living process (this one, or a run going on elsewhere) are never touched.
     """
     prefix = f"run-{_digest(inputs)}-"
     bdir.mkdir(parents=True, exist_ok=True)
-    run_dir = Path(tempfile.mkdtemp(dir=bdir, prefix=prefix))
-    with open(run_dir / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)      # held while the run lives
-        _prune_runs(bdir, prefix, keep=run_dir)
-        yield run_dir
+    _prune_runs(bdir, prefix)
+    return Path(tempfile.mkdtemp(dir=bdir, prefix=f"{prefix}{os.getpid()}-"))
 
 
-def _prune_runs(bdir: Path, prefix: str, *, keep: Path) -> None:
-    """Remove all but the :data:`RUNS_KEPT` newest ``prefix*`` run directories (a directory
-    whose run is still going, its lock held, stays)."""
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:         # alive, another user's
+        return True
+    return True
+
+
+def _prune_runs(bdir: Path, prefix: str) -> None:
+    """Remove ``prefix*`` run directories of ended processes but the newest few."""
     def age(path):
         try:
             return path.stat().st_mtime
         except FileNotFoundError:
             return 0.0
-    older = sorted((p for p in bdir.glob(prefix + "*") if p != keep), key=age, reverse=True)
-    for old in older[RUNS_KEPT - 1:]:
-        try:
-            with open(old / ".lock", "a") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                shutil.rmtree(old, ignore_errors=True)
-        except OSError:         # in use by a live run, or gone already
-            continue
+
+    def owner(path):
+        pid = path.name[len(prefix):].split("-", 1)[0]
+        return int(pid) if pid.isdigit() else None
+
+    ended = [p for p in bdir.glob(prefix + "*")
+             if owner(p) is not None and not _process_alive(owner(p))]
+    for old in sorted(ended, key=age, reverse=True)[RUNS_KEPT:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 @contextmanager
@@ -231,7 +238,7 @@ def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
 
     The design is built once per (parameters, simulator, tracing) in its own directory
     below ``build/<kind>/``; each run gets a sub-directory of its own,
-    ``run-<inputs digest>-<unique>`` (see :func:`_run_directory`). The
+    ``run-<inputs digest>-<pid>-<unique>`` (see :func:`_new_run_directory`). The
     bench reads ``params`` and ``inputs`` with :func:`load_bench_inputs` and answers with
     :func:`write_bench_result`; that answer is returned.
     """
@@ -246,16 +253,8 @@ def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
     optimized = sim == "verilator" and verilator_optimized()
     bdir = design_dir(kind, {**params, "_trace": trace, "_optimized": optimized,
                              "_source": _source_digest(component_factory)}, sim, waves)
-    with _run_directory(bdir, inputs) as run_dir:
-        return _run_in(run_dir, bdir=bdir, kind=kind, component_factory=component_factory,
-                       params=params, test_module=test_module, inputs=inputs, sim=sim,
-                       waves=waves, wave_format=wave_format, testcase=testcase,
-                       optimized=optimized, get_runner=get_runner)
+    run_dir = _new_run_directory(bdir, inputs)
 
-
-def _run_in(run_dir: Path, *, bdir: Path, kind, component_factory, params, test_module,
-            inputs, sim, waves, wave_format, testcase, optimized, get_runner) -> RunResult:
-    """Build the design in ``bdir`` (once, under its lock) and run the bench in ``run_dir``."""
     (run_dir / "inputs.json").write_text(json.dumps({"params": params, "inputs": inputs}, default=str))
     result_file = run_dir / "result.json"
     result_file.unlink(missing_ok=True)

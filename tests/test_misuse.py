@@ -489,3 +489,20 @@ def test_a_failed_atomic_write_leaves_the_old_file_and_no_temporary_file(tmp_pat
     with pytest.raises(FileNotFoundError):          # a missing parent is never created
         write_atomic(tmp_path / "missing" / "x.txt", "text")
     assert not (tmp_path / "missing").exists()
+
+
+def test_old_run_directories_of_ended_processes_are_pruned(tmp_path):
+    from sim import runner
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    dead_pid, inputs = int(ended.stdout), {"A": [[1]]}
+    prefix = f"run-{runner._digest(inputs)}-"
+    dead = [tmp_path / f"{prefix}{dead_pid}-{i}" for i in range(runner.RUNS_KEPT + 3)]
+    live = tmp_path / f"{prefix}{os.getpid()}-old"
+    for age, path in enumerate([*dead, live]):
+        path.mkdir()
+        os.utime(path, (1_000_000 + age, 1_000_000 + age))
+    new = runner._new_run_directory(tmp_path, inputs)
+    assert new.name.startswith(f"{prefix}{os.getpid()}-") and new.is_dir()
+    assert live.is_dir()                                   # a living process's run stays
+    assert sorted(p for p in dead if p.is_dir()) == sorted(dead[-runner.RUNS_KEPT:])
