@@ -8,6 +8,7 @@ from amaranth.hdl import Fragment
 # The streams and FSMs are the ones sim.waves finds in the file; the state names come
 # from the Amaranth design (fsm_state_names), which keeps this module beside the runner
 # rather than inside the waveform package, which reads files and needs no design.
+from .outputs import write_atomic
 from .waves import find_fsms, find_interfaces, find_signal, load
 
 __all__ = ["fsm_state_names", "write_gtkw"]
@@ -71,8 +72,7 @@ def write_gtkw(wave_path, out=None, *, state_names: "dict | None" = None, wave=N
     wave_path = Path(wave_path).resolve()
     wave = wave if wave is not None else load(wave_path)
     out = Path(out) if out is not None else wave_path.with_suffix(".gtkw")
-    out = out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = out.resolve()        # in an existing directory: never created here
     state_names = state_names or {}
 
     lines = [
@@ -126,7 +126,7 @@ def write_gtkw(wave_path, out=None, *, state_names: "dict | None" = None, wave=N
         if names:
             filters += 1
             table = out.with_name(f"{out.stem}.{name.rsplit('.', 1)[-1]}.{filters}.states")
-            table.write_text("".join(f"{v} {s}\n" for v, s in sorted(names.items())))
+            write_atomic(table, "".join(f"{v} {s}\n" for v, s in sorted(names.items())))
             fsm_members.append((_FTRANSLATED | _RJUSTIFY | _DEC, name, [f"^{filters} {table}"]))
         else:
             fsm_members.append((_RJUSTIFY | _DEC, name, []))
@@ -134,7 +134,5 @@ def write_gtkw(wave_path, out=None, *, state_names: "dict | None" = None, wave=N
 
     lines.append("[pattern_trace] 1")
     lines.append("[pattern_trace] 0")
-    tmp = out.with_suffix(".gtkw.tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(out)
+    write_atomic(out, "\n".join(lines) + "\n")
     return out

@@ -167,7 +167,7 @@ def test_spot_check_choice_is_seeded_and_sized(tmp_path):
 
 def test_cache_round_trip_and_torn_entries_count_as_missing(tmp_path):
     cache = ResultCache(tmp_path / "c")
-    cache.put("k1", {"key": "k1", "metrics": {"x": 1}})
+    cache.put("k1", {"key": "k1", "status": "ok", "metrics": {"x": 1}})
     assert cache.get("k1")["metrics"] == {"x": 1} and "k1" in cache
     (tmp_path / "c" / "k2.json").write_text('{"key": "k2", "met')   # a torn write
     assert cache.get("k2") is None

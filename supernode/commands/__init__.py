@@ -2,7 +2,13 @@
 
 import argparse
 
+from rtl.errors import UserError
+from rtl.router_params import ROUTER_DEFAULTS
 from rtl.tile_params import DATAFLOWS, TileParams
+
+
+#: Endings accepted for an exported Verilog file.
+VERILOG_SUFFIXES = (".v", ".sv")
 
 
 def positive_int(text):
@@ -56,12 +62,34 @@ def add_router_arguments(parser, *, integer=int):
     parser.add_argument("--buffer-depth", type=integer, default=4)
     parser.add_argument("--flit-width", type=integer, default=16)
     parser.add_argument("--allocator", default="separable")
-    parser.add_argument("--islip-iterations", type=integer, default=1)
+    parser.add_argument("--separable-iterations", type=integer, default=None,
+                        help=f"separable allocator iterations, with --allocator separable "
+                             f"(default {ROUTER_DEFAULTS['separable_iterations']})")
+    parser.add_argument("--islip-iterations", type=integer, default=None,
+                        help=f"iSLIP iterations, with --allocator islip (default "
+                             f"{ROUTER_DEFAULTS['islip_iterations']})")
     parser.add_argument("--voq", action="store_true")
+
+
+def allocator_iterations(args, allocator: str) -> int:
+    """``--separable-iterations`` or ``--islip-iterations``: the default when left out, and
+    refused with another allocator, where it would do nothing."""
+    value = getattr(args, f"{allocator}_iterations", None)
+    if value is None:
+        return ROUTER_DEFAULTS[f"{allocator}_iterations"]
+    if args.allocator != allocator:
+        raise UserError(f"--{allocator}-iterations {value} applies to --allocator "
+                        f"{allocator} only, not to {args.allocator!r}")
+    return value
 
 
 def router_arguments(args) -> dict:
     """The router's keyword parameters of the options :func:`add_router_arguments` added."""
-    return {"ports": args.ports, "vcs": args.vcs, "buffer_depth": args.buffer_depth,
-            "flit_width": args.flit_width, "allocator": args.allocator,
-            "islip_iterations": args.islip_iterations, "voq": args.voq}
+    params = {"ports": args.ports, "vcs": args.vcs, "buffer_depth": args.buffer_depth,
+              "flit_width": args.flit_width, "allocator": args.allocator,
+              "islip_iterations": allocator_iterations(args, "islip"), "voq": args.voq}
+    separable = allocator_iterations(args, "separable")
+    # Given only when not the default, so that a default design keeps its build directory.
+    if separable != ROUTER_DEFAULTS["separable_iterations"]:
+        params["separable_iterations"] = separable
+    return params

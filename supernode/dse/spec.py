@@ -137,25 +137,29 @@ def _expand(path, name, raw) -> list:
                                       "{start, stop, factor}")
         start, stop = raw["start"], raw["stop"]
         nums = [v for v in raw.values()]
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in nums):
-            raise _bad(path, key, raw, "numeric start, stop and step or factor")
-        values = []
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                   for v in nums):
+            raise _bad(path, key, raw, "finite numeric start, stop and step or factor")
         if "step" in raw:
             step = raw["step"]
             if step <= 0 or stop < start:
                 raise _bad(path, key, raw, "a positive step and stop >= start")
             count = int(math.floor((stop - start) / step + 1e-9)) + 1
-            values = [start + i * step for i in range(count)]
         else:
             factor = raw["factor"]
             if factor <= 1 or start <= 0 or stop < start:
                 raise _bad(path, key, raw, "factor > 1, start > 0 and stop >= start")
-            v = start
+            count = int(math.floor(math.log(stop / start) / math.log(factor) + 1e-9)) + 1
+        # Counted before a single value is made: a typo of a billion points is refused at once.
+        if count > MAX_POINTS:
+            raise _bad(path, key, raw, f"a range of at most {MAX_POINTS} values, not {count}")
+        if "step" in raw:
+            values = [start + i * step for i in range(count)]
+        else:
+            values, v = [], start
             while v <= stop * (1 + 1e-9):
                 values.append(v)
                 v = v * factor
-        if len(values) > MAX_POINTS:
-            raise _bad(path, key, raw, f"a range of at most {MAX_POINTS} values")
         return values
     return [raw]
 
