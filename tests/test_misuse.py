@@ -252,6 +252,14 @@ CASES = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _project_build(monkeypatch):
+    """Builds and cached network figures stay in the project's build directory, so that a
+    scratch directory holds only what the command itself might write."""
+    build = Path(os.environ.get("SUPERNODE_BUILD", REPO / "build")).resolve()
+    monkeypatch.setenv("SUPERNODE_BUILD", str(build))
+
+
 def _scratch(tmp_path: Path) -> dict:
     """Fill ``tmp_path`` with files worth keeping; return the placeholder values."""
     (tmp_path / "keep.v").write_text("// an older export\n")

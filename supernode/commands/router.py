@@ -1,7 +1,6 @@
 """``supernode router``: export the switch router, run traffic on its RTL beside the model, sweep load."""
 
 import argparse
-import dataclasses
 import json
 import sys
 
@@ -15,15 +14,7 @@ from sim.router.common import Design
 from sim.router.sweep import DEFAULT_LOADS, compare_point, plot_sweep, sweep
 from sim.runner import SIMULATORS, SimulationError, export_verilog
 
-from . import VERILOG_SUFFIXES, allocator_iterations
-
-
-def _router_defaults() -> dict:
-    """The router's own defaults (read from its parameter object, not restated)."""
-    return {f.name: f.default for f in dataclasses.fields(RouterParams)}
-
-
-ROUTER_DEFAULTS = _router_defaults()
+from . import ROUTER_DEFAULTS, VERILOG_SUFFIXES, allocator_iterations
 
 
 def _load_list(text):
