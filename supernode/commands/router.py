@@ -13,7 +13,8 @@ from rtl.router import Router
 from rtl.router_params import RouterParams
 from sim.router.common import Design
 from sim.router.sweep import DEFAULT_LOADS, compare_point, plot_sweep, sweep
-from sim.runner import SIMULATORS, SimulationError, export_verilog
+from sim.environment import SIMULATORS, default_simulator, random_seed
+from sim.runner import SimulationError, export_verilog
 
 
 def _router_defaults() -> dict:
@@ -86,26 +87,31 @@ def add_traffic_params(parser, *, pattern="uniform"):
     parser.add_argument("--measure", type=int, default=1000, help="measured cycles")
     parser.add_argument("--drain", type=int, default=4000,
                         help="cycles allowed after the window for measured packets")
-    parser.add_argument("--seed", type=int, default=1, help="seed of all random choices")
+    parser.add_argument("--seed", type=int,
+                        help="seed of all random choices (default: $COCOTB_RANDOM_SEED, else 1)")
     parser.add_argument("--packets-per-source", type=int, default=0,
                         help="0: open-loop traffic measured in a window (default); N: every "
                              "source sends exactly N packets and the run ends when all arrive "
                              "(all_to_all with N = endpoints - 1 is one full exchange)")
     parser.add_argument("--backpressure", default="none",
                         help="ejector drain: none, periodic:1110 or random:0.8")
-    parser.add_argument("--sim", default="verilator", help="verilator (default) or icarus")
+    parser.add_argument("--sim", help="verilator or icarus (default: $SIM, else verilator)")
 
 
 def traffic_spec(args, *, load, ordered=True):
     return TrafficSpec(pattern=args.pattern, load=load, packet_length=args.packet_length,
                        warmup=args.warmup, measure=args.measure, drain=args.drain,
-                       seed=args.seed, backpressure=args.backpressure, ordered=ordered,
+                       seed=random_seed(1) if args.seed is None else args.seed,
+                       backpressure=args.backpressure, ordered=ordered,
                        packets_per_source=args.packets_per_source)
 
 
 def check_sim(name):
+    """The simulator to run: ``--sim``, else ``$SIM``, else Verilator."""
+    name = name or default_simulator("verilator")
     if name not in SIMULATORS:
         raise UserError(f"--sim must be one of {', '.join(SIMULATORS)}, not {name!r}")
+    return name
 
 
 def check_out(path, suffixes):
@@ -166,7 +172,7 @@ def design_from(args):
 
 
 def sim_command(args):
-    check_sim(args.sim)
+    args.sim = check_sim(args.sim)
     design = design_from(args)
     ordered = design.params.get("up_routing", "deterministic") != "balanced"
     spec = traffic_spec(args, load=args.load, ordered=ordered)
@@ -220,7 +226,7 @@ def print_router_stats(stats: dict, cycles: int):
 
 
 def sweep_command(args):
-    check_sim(args.sim)
+    args.sim = check_sim(args.sim)
     out = check_out(args.plot, (".png",)) if args.plot else None
     design = design_from(args)
     ordered = design.params.get("up_routing", "deterministic") != "balanced"

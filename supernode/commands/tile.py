@@ -8,7 +8,8 @@ from pathlib import Path
 from fabric.tile_model import reference_gemm
 from rtl.errors import UserError
 from rtl.tile import SystolicTile
-from sim.runner import SIMULATORS, SimulationError, export_verilog
+from sim.environment import SIMULATORS, default_simulator, random_seed
+from sim.runner import SimulationError, export_verilog
 from sim.tile.run import Gaps, random_operands, run_gemm
 from . import add_tile_arguments, positive_int, tile_arguments
 
@@ -39,11 +40,13 @@ def register(subparsers):
     add_tile_arguments(sim, dataflow_required=True)
     for dim in ("m", "k", "n"):
         sim.add_argument(f"--{dim}", type=positive_int, required=True, help=f"GEMM dimension {dim}")
-    sim.add_argument("--sim", default="icarus", help="icarus (default) or verilator")
-    sim.add_argument("--waves", action="store_true", help="write a waveform (FST)")
+    sim.add_argument("--sim", help="icarus or verilator (default: $SIM, else icarus)")
+    sim.add_argument("--waves", action="store_true",
+                     help="write a waveform (FST) and a GTKWave save file; WAVES=1 does too")
     sim.add_argument("--vcd", action="store_true", help="with --waves: VCD instead of FST "
                      "(Verilator only)")
-    sim.add_argument("--seed", type=int, default=1, help="seed of operands and stalls")
+    sim.add_argument("--seed", type=int,
+                     help="seed of operands and stalls (default: $COCOTB_RANDOM_SEED, else 1)")
     sim.add_argument("--stall", type=_probability, default=0.0,
                      help="probability of an idle cycle on each stream (default 0)")
     sim.add_argument("--json", action="store_true", help="print one JSON object")
@@ -64,6 +67,8 @@ def export_command(args):
 
 def sim_command(args):
     params = tile_arguments(args)
+    args.sim = args.sim or default_simulator("icarus")
+    args.seed = random_seed(1) if args.seed is None else args.seed
     if args.sim not in SIMULATORS:
         raise UserError(f"--sim must be one of {', '.join(SIMULATORS)}, not {args.sim!r}")
     if args.vcd and args.sim != "verilator":
