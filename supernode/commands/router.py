@@ -9,6 +9,7 @@ from pathlib import Path
 from fabric.network.traffic import TrafficSpec
 from rtl.clos_params import ClosParams
 from rtl.errors import UserError
+from rtl.interface import router_interface, write_interface
 from rtl.router import Router
 from rtl.router_params import RouterParams
 from sim.router.common import Design
@@ -127,7 +128,8 @@ def register(subparsers):
     router = subparsers.add_parser("router", help="the switch router")
     sub = router.add_subparsers(dest="router_command", required=True)
 
-    export = sub.add_parser("export", help="write the router as Verilog")
+    export = sub.add_parser("export", help="write the router as Verilog, and beside it a "
+                            "JSON description of its ports, flit layout and timing")
     add_router_params(export)
     export.add_argument("--out", required=True, help="Verilog file to write (.v)")
     export.set_defaults(func=export_command)
@@ -154,8 +156,10 @@ def register(subparsers):
 
 def export_command(args):
     out = check_out(args.out, (".v",))
-    export_verilog(Router(RouterParams(**router_params(args))), out, name="router")
-    print(f"wrote {out}")
+    router = Router(RouterParams(**router_params(args)))
+    export_verilog(router, out, name="router")
+    described = write_interface(router_interface(router, name="router"), out)
+    print(f"wrote {out} and its interface description {described}")
     return 0
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fabric.tile_model import reference_gemm
 from rtl.errors import UserError
+from rtl.interface import tile_interface, write_interface
 from rtl.tile import SystolicTile
 from sim.environment import SIMULATORS, default_simulator, random_seed
 from sim.runner import SimulationError, export_verilog
@@ -29,7 +30,8 @@ def register(subparsers):
     tile = subparsers.add_parser("tile", help="the systolic compute tile")
     sub = tile.add_subparsers(dest="tile_command", required=True)
 
-    export = sub.add_parser("export", help="write the tile as Verilog")
+    export = sub.add_parser("export", help="write the tile as Verilog, and beside it a JSON "
+                            "description of its ports, payload layouts and timing")
     add_tile_arguments(export, dataflow_required=True)
     export.add_argument("--out", required=True, help="Verilog file to write")
     export.add_argument("--name", default="systolic_tile",
@@ -60,8 +62,10 @@ def export_command(args):
         raise UserError(f"cannot write {out}: directory {out.parent} does not exist")
     if not args.name.isidentifier():
         raise UserError(f"--name must be a Verilog identifier, not {args.name!r}")
-    export_verilog(SystolicTile(params=params), out, name=args.name)
-    print(f"wrote {out}")
+    tile = SystolicTile(params=params)
+    export_verilog(tile, out, name=args.name)
+    described = write_interface(tile_interface(tile, name=args.name), out)
+    print(f"wrote {out} and its interface description {described}")
     return 0
 
 
