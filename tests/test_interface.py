@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from rtl.router import Router
-from rtl.tile import SystolicTile
+from rtl.router_params import RouterParams
+from rtl.tile_params import TileParams
 from sim.stream import PayloadLayout, load_interface
 from supernode.cli import main
 
@@ -28,7 +28,6 @@ def _fields_tile_the_width(fields, width):
     assert all(a[1] == b[0] for a, b in zip(bits, bits[1:]))     # no gap, no overlap
 
 
-@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 @pytest.mark.parametrize("dataflow", ["os", "ws"])
 def test_tile_export_describes_every_port_field_and_timing_fact(tmp_path, capsys, dataflow):
     out = tmp_path / "tile.v"
@@ -39,7 +38,7 @@ def test_tile_export_describes_every_port_field_and_timing_fact(tmp_path, capsys
     described = load_interface(out)
     verilog = _verilog_ports(out.read_text(), "systolic_tile")
     assert {p["name"]: (p["direction"], p["width"]) for p in described["ports"]} == verilog
-    tile = SystolicTile(rows=3, cols=2, dataflow=dataflow)
+    params = TileParams(rows=3, cols=2, dataflow=dataflow)
     assert set(described["streams"]) == {"a", "b", "c"}
     assert described["streams"]["c"]["direction"] == "out"
     for stream in described["streams"].values():
@@ -48,18 +47,17 @@ def test_tile_export_describes_every_port_field_and_timing_fact(tmp_path, capsys
     assert a_fields == {"data[0]", "data[1]", "data[2]", "last"} | (
         {"accumulate", "emit"} if dataflow == "ws" else set())
     for key, fact in described["timing"].items():
-        assert fact["value"] == getattr(tile.params, key) and fact["meaning"]
-    assert described["parameters"] == tile.params.as_dict()
+        assert fact["value"] == getattr(params, key) and fact["meaning"]
+    assert described["parameters"] == params.as_dict()
 
 
-@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_router_export_describes_its_flit_layout_and_timing(tmp_path):
     out = tmp_path / "router.v"
     assert main(["router", "export", "--ports", "3", "--out", str(out)]) == 0
     described = json.loads(out.with_suffix(".json").read_text())
     assert {p["name"]: (p["direction"], p["width"]) for p in described["ports"]} == \
         _verilog_ports(out.read_text(), "router")
-    router = Router(ports=3)
+    router = RouterParams(ports=3)
     payload = next(p for p in described["ports"] if p["name"] == "inp__0__payload")
     _fields_tile_the_width(payload["fields"], payload["width"])
     assert {f["name"] for f in payload["fields"]} >= {"first", "last", "vc", "dest", "data"}
