@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rtl.errors import UserError
+from sim.heartbeat import Heartbeat, last_match
 from sim.runner import export_verilog, locked
 
 __all__ = ["AreaReport", "GE_WEIGHTS", "SynthesisError", "synthesize", "yosys_version",
@@ -265,8 +266,10 @@ def _run_yosys(directory: Path, verilog_sha: str, version: str) -> dict:
     stat.unlink(missing_ok=True)
     log = directory / "yosys.log"
     start = time.perf_counter()
-    proc = subprocess.run(_yosys_cmd() + ["-q", "-l", log.name, "-p", _SCRIPT],
-                          cwd=directory, capture_output=True, text=True)
+    with Heartbeat(f"Yosys synthesis in {directory}",
+                   lambda: last_match(log, r"^\d+(?:\.\d+)*\. (Executing .*)$", group=1)):
+        proc = subprocess.run(_yosys_cmd() + ["-q", "-l", log.name, "-p", _SCRIPT],
+                              cwd=directory, capture_output=True, text=True)
     seconds = round(time.perf_counter() - start, 3)
     if proc.returncode != 0 or not stat.exists():
         lines = (proc.stderr + proc.stdout).strip().splitlines() or ["no output"]

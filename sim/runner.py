@@ -20,6 +20,7 @@ from rtl.errors import UserError
 from .environment import (SIMULATORS, gui_requested, hidden_from_runner, waveform_viewer,
                           waves_requested)
 from .gtkw import fsm_state_names, write_gtkw
+from .heartbeat import Heartbeat, build_status, cocotb_status
 
 __all__ = [
     "SIMULATORS", "SimulationError", "RunResult",
@@ -215,7 +216,8 @@ def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
         build_args += ["--trace-structs"]
 
     runner = get_runner(sim)
-    with hidden_from_runner(), locked(bdir):
+    with hidden_from_runner(), locked(bdir), \
+            Heartbeat(f"{kind} build for {sim}", lambda: build_status(bdir / "build.log")):
         # The directory is keyed by the parameters and the design's source code, so an
         # existing Verilog file is this design's: skip the (slow) elaboration.
         if not (bdir / f"{TOPLEVEL}.v").exists():
@@ -240,7 +242,8 @@ def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
            "SUPERNODE_RESULT": str(result_file),
            "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1])] + sys.path)}
     try:
-        with hidden_from_runner():
+        with hidden_from_runner(), Heartbeat(f"{kind} simulation on {sim}",
+                                             lambda: cocotb_status(run_dir / "sim.log")):
             xml = runner.test(
                 hdl_toplevel=TOPLEVEL, test_module=test_module, testcase=testcase,
                 build_dir=bdir, test_dir=run_dir, test_args=test_args, plusargs=plusargs,
