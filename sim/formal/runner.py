@@ -231,7 +231,7 @@ def _run_sby(job_dir: Path, name: str, mode: str, depth: int, engine: str,
     _write_if_changed(job_dir / f"{name}.sby", _SBY_TEMPLATE.format(
         mode=mode, depth=depth, engine=engine, extra_options=extra))
     started = time.monotonic()
-    with Heartbeat(f"formal {job_dir.name} {name} ({engine})",
+    with Heartbeat(f"formal {job_dir.parent.name} {name} ({engine})",
                    lambda: _solver_step(job_dir / name / "logfile.txt")):
         proc = run_tool(["yowasp-sby", "-f", f"{name}.sby"], cwd=job_dir,
                         log_path=job_dir / f"{name}.log",
