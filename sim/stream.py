@@ -106,6 +106,11 @@ def _store(node, key, value):
         node[key] = value
 
 
+def _high(handle) -> bool:
+    """A one-bit signal reads 1 (x and z, before a reset, read as low)."""
+    return str(handle.value) == "1"
+
+
 class _Endpoint:
     """Shared by source, sink and monitor: the three handles of one stream, and its pauses."""
 
@@ -126,7 +131,7 @@ class _Endpoint:
         return bool(next(self._pause, False)) if self._pause is not None else False
 
     def _in_reset(self) -> bool:
-        return self.reset is not None and bool(self.reset.value)
+        return self.reset is not None and _high(self.reset)
 
     def _start(self, coroutine):
         import cocotb
@@ -194,7 +199,7 @@ class StreamSource(_Endpoint):
                 self.valid.value = 0
                 offered = False
                 continue
-            if offered and self.ready.value:
+            if offered and _high(self.ready):
                 self.queue.popleft()
                 self.sent += 1
                 offered = False
@@ -251,7 +256,7 @@ class StreamSink(_Endpoint):
             if self._in_reset():
                 self.ready.value = 0
                 continue
-            if self.ready.value and self.valid.value:
+            if _high(self.ready) and _high(self.valid):
                 self.queue.append(self.payload.value.to_unsigned())
             self.ready.value = 0 if self._paused() else 1
 
@@ -290,7 +295,7 @@ class StreamMonitor(_Endpoint):
             if self._in_reset():
                 waiting = None
                 continue
-            valid, ready = bool(self.valid.value), bool(self.ready.value)
+            valid, ready = _high(self.valid), _high(self.ready)
             payload = self.payload.value.to_unsigned() if valid else None
             if waiting is not None and (not valid or payload != waiting):
                 what = "valid fell" if not valid else "the payload changed"
