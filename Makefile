@@ -5,8 +5,8 @@ PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 PYTEST_ARGS ?=
 # One process by default. PARALLEL='-n auto --dist loadgroup' runs the tests on every core
-# (pytest-xdist) in about half the time; builds and proofs take a lock per design, but two
-# identical waveform runs can still share a run directory, so it is not the default yet.
+# (pytest-xdist) in about half the time; builds and proofs take a lock per design, and each
+# simulation run has a directory of its own, so identical runs on two workers do not collide.
 PARALLEL ?=
 
 .PHONY: setup demo test test-slow bench clean
@@ -16,7 +16,7 @@ setup: $(STAMP) iverilog lz4
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,impl]'
 	touch $@
 
 # Icarus Verilog comes from Debian: installed here when we are root, otherwise the

@@ -13,8 +13,8 @@ __all__ = ["ClosParams", "UP_ROUTINGS", "ROUTER_KEYS"]
 UP_ROUTINGS = ("deterministic", "balanced")
 
 #: The fields of :class:`ClosParams` that are every router's (the rest is the shape).
-ROUTER_KEYS = ("vcs", "buffer_depth", "flit_width", "allocator", "islip_iterations", "voq",
-               "stats", "packet_id_width")
+ROUTER_KEYS = ("vcs", "buffer_depth", "flit_width", "allocator", "separable_iterations",
+               "islip_iterations", "voq", "stats", "packet_id_width")
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,8 @@ class ClosParams:
         (The radix is the router's, ``ROUTER_PARAMS.MAX_PORTS``.)
     up_routing : str
         ``"deterministic"`` or ``"balanced"`` (needs at least two spines).
-    vcs, buffer_depth, flit_width, allocator, islip_iterations, voq, stats, packet_id_width :
+    vcs, buffer_depth, flit_width, allocator, separable_iterations, islip_iterations, voq,
+    stats, packet_id_width :
         As in :class:`~rtl.router_params.RouterParams`, for every router.
     """
 
@@ -55,6 +56,7 @@ class ClosParams:
     buffer_depth: int = RouterParams.buffer_depth
     flit_width: int = RouterParams.flit_width
     allocator: str = RouterParams.allocator
+    separable_iterations: int = RouterParams.separable_iterations
     islip_iterations: int = RouterParams.islip_iterations
     voq: bool = RouterParams.voq
     stats: bool = RouterParams.stats

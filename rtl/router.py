@@ -5,6 +5,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .allocator import ALLOCATOR_CLASSES, ARBITER_ROLES
 from .arbiter import RoundRobinArbiter
 from .router_params import ALLOCATORS, RouterParams, bits as _bits
 
@@ -90,18 +91,23 @@ class Router(wiring.Component):
     The router also publishes its state, for proofs and waveforms (read-only):
     ``table`` and ``buffers[i]`` (the memories), ``state`` (:class:`RouterState`: queue
     counters and pointers, held routes, eligibility, output credits, VC ownership, claims,
-    the switch matching) and ``arbiters`` (every :class:`~rtl.arbiter.RoundRobinArbiter`
+    the switch matching), ``switch_allocator`` (the allocator component, joined to the
+    router by :func:`~rtl.allocator.allocation_signature`), ``claim_arbiters`` and
+    ``arbiters`` (every :class:`~rtl.arbiter.RoundRobinArbiter`, the allocator's included,
     by name). ``memory`` is the memory class (``amaranth.lib.memory.Memory``, or a model
     of it with the same ports); variants for proofs are subclasses that replace entries of
-    :attr:`ARBITERS`, :meth:`next_spread_turn` or :meth:`claim_requests`.
+    :attr:`ARBITERS` or :attr:`ALLOCATOR_CLASSES`, or override :meth:`next_spread_turn` or
+    :meth:`claim_requests`.
     """
 
-    #: The arbiter class of each role: ``claim`` (per output VC), ``separable_input``,
-    #: ``separable_output``, ``islip_grant``/``islip_accept`` (first iteration),
-    #: ``islip_follow`` (later iterations) and ``islip_queue``.
-    ARBITERS = {role: RoundRobinArbiter for role in (
-        "claim", "separable_input", "separable_output", "islip_grant", "islip_accept",
-        "islip_follow", "islip_queue")}
+    #: The arbiter class of each role: ``claim`` (per output VC) and the allocators' roles
+    #: (:data:`~rtl.allocator.ARBITER_ROLES`: ``separable_input``, ``separable_output``,
+    #: ``islip_grant``, ``islip_accept``, ``islip_follow``, ``islip_queue``).
+    ARBITERS = {role: RoundRobinArbiter for role in ("claim",) + ARBITER_ROLES}
+
+    #: The switch allocator component of each ``params.allocator``
+    #: (:class:`~rtl.allocator.SeparableAllocator`, :class:`~rtl.allocator.ISlipAllocator`).
+    ALLOCATOR_CLASSES = ALLOCATOR_CLASSES
 
     def __init__(self, params: "RouterParams | None" = None, /, *, memory=Memory, **options):
         if params is None:
@@ -130,33 +136,19 @@ class Router(wiring.Component):
         self.buffers = [memory(shape=params.entry_layout, depth=Q * D, init=[])
                         for _ in range(P)]
         self.state = RouterState(params)
-        self.arbiters = self._make_arbiters()
+        self.switch_allocator = self.ALLOCATOR_CLASSES[params.allocator](
+            params, arbiters=self.ARBITERS)
+        self.claim_arbiters = self._make_claim_arbiters()
+        self.arbiters = {**self.claim_arbiters, **self.switch_allocator.arbiters}
 
-    def _make_arbiters(self) -> dict:
+    def _make_claim_arbiters(self) -> dict:
         p = self._params
-        P, V, Q = p.ports, p.vcs, p.queue_count
+        P, V = p.ports, p.vcs
         arb = {}
         if V > 1:           # with one VC a router has no claims
             for o in range(P):
                 for v in range(V):
                     arb[f"claim_{o}_{v}"] = self.ARBITERS["claim"](n=P)
-        if p.allocator == "separable":
-            for i in range(P):
-                arb[f"sep_in_{i}"] = self.ARBITERS["separable_input"](n=Q)
-            for o in range(P):
-                arb[f"sep_out_{o}"] = self.ARBITERS["separable_output"](n=P)
-        else:
-            for k in range(p.islip_iterations):
-                for o in range(P):
-                    arb[f"islip_g_{o}" if k == 0 else f"islip_g_{o}_it{k}"] = \
-                        self.ARBITERS["islip_grant" if k == 0 else "islip_follow"](
-                            n=P, follow=k > 0)
-                for i in range(P):
-                    arb[f"islip_a_{i}" if k == 0 else f"islip_a_{i}_it{k}"] = \
-                        self.ARBITERS["islip_accept" if k == 0 else "islip_follow"](
-                            n=P, follow=k > 0)
-            for i in range(P):
-                arb[f"islip_q_{i}"] = self.ARBITERS["islip_queue"](n=Q)
         return arb
 
     def next_spread_turn(self, turn, last: int):
@@ -173,6 +165,8 @@ class Router(wiring.Component):
     buffer_depth = property(lambda self: self._params.buffer_depth, doc="Flits per VC buffer.")
     flit_width = property(lambda self: self._params.flit_width, doc="Payload bits per flit.")
     allocator = property(lambda self: self._params.allocator, doc="Switch allocator.")
+    separable_iterations = property(lambda self: self._params.separable_iterations,
+                                    doc="Iterations of the separable allocator.")
     islip_iterations = property(lambda self: self._params.islip_iterations,
                                 doc="iSLIP iterations.")
     voq = property(lambda self: self._params.voq, doc="Virtual output queues at the inputs.")
@@ -196,7 +190,7 @@ class Router(wiring.Component):
         Q = len(queues)
 
         st = self.state
-        for name, arbiter in self.arbiters.items():
+        for name, arbiter in self.claim_arbiters.items():
             m.submodules[name] = arbiter
         # Routing table, writable through cfg.
         m.submodules.table = table = self.table
@@ -320,10 +314,15 @@ class Router(wiring.Component):
 
         # Switch allocation: match[i][o], and per input the queue that goes.
         match, chosen = st.match, st.chosen
-        if p.allocator == "separable":
-            self._separable(m, P, queues, elig, outs, match, chosen)
-        else:
-            self._islip(m, P, queues, elig, outs, match, chosen)
+        m.submodules.switch_allocator = allocator = self.switch_allocator
+        requests = allocator.signature.flip().create(path=("alloc",))
+        wiring.connect(m, requests=requests, allocator=allocator)
+        for i in range(P):
+            m.d.comb += [requests.elig[i].eq(elig[i]), chosen[i].eq(requests.chosen[i])]
+            for q in range(Q):
+                m.d.comb += requests.outs[i][q].eq(outs[i][q])
+            for o in range(P):
+                m.d.comb += match[i][o].eq(requests.match[i][o])
 
         # Dequeue, crossbar, credits out, and output state updates.
         sel_flit = [Signal(layout, name=f"sel_flit_{i}") for i in range(P)]
@@ -388,78 +387,6 @@ class Router(wiring.Component):
                 m.d.comb += blocked.eq(holding[i] & ~granted[i])
                 m.d.sync += self.stats.blocked[i].eq(self.stats.blocked[i] + blocked)
         return m
-
-    def _separable(self, m, P, queues, elig, outs, match, chosen):
-        """Input-first separable allocation with round-robin arbiters at both stages."""
-        arb = self.arbiters
-        want = []
-        granted = self.state.granted
-        for i in range(P):
-            stage = arb[f"sep_in_{i}"]
-            m.d.comb += [stage.req.eq(elig[i]), stage.update.eq(granted[i])]
-            g = stage.grant
-            # The output the chosen queue asks for, looked up once.
-            want_out = Signal(_bits(P), name=f"sep_want_{i}")
-            for q in range(len(queues)):
-                with m.If(g[q]):
-                    m.d.comb += want_out.eq(outs[i][q])
-            want.append([g.any() & (want_out == o) for o in range(P)])
-            m.d.comb += chosen[i].eq(g)
-        for o in range(P):
-            stage = arb[f"sep_out_{o}"]
-            m.d.comb += [stage.req.eq(Cat(*[want[i][o] for i in range(P)])),
-                         stage.update.eq(1)]
-            for i in range(P):
-                m.d.comb += match[i][o].eq(stage.grant[i])
-
-    def _islip(self, m, P, queues, elig, outs, match, chosen):
-        """iSLIP: request, grant, accept; pointers move on first-iteration accepts only."""
-        arb = self.arbiters
-        Q = len(queues)
-        req = [[Cat(*[elig[i][q] & (outs[i][q] == o) for q in range(Q)]).any()
-                for o in range(P)] for i in range(P)]
-        matched_in = [Const(0, 1)] * P
-        matched_out = [Const(0, 1)] * P
-        acc = [[Const(0, 1)] * P for _ in range(P)]
-        for k in range(self._params.islip_iterations):
-            tag = "" if k == 0 else f"_it{k}"
-            grants = []  # grants[o]: P-bit one-hot over inputs
-            for o in range(P):
-                g = arb[f"islip_g_{o}{tag}"]
-                m.d.comb += g.req.eq(Cat(*[req[i][o] & ~matched_in[i] & ~matched_out[o]
-                                           for i in range(P)]))
-                if k > 0:
-                    m.d.comb += g.mask.eq(arb[f"islip_g_{o}"].mask)
-                grants.append(g.grant)
-            accepts = []  # accepts[i]: P-bit one-hot over outputs
-            for i in range(P):
-                a = arb[f"islip_a_{i}{tag}"]
-                m.d.comb += a.req.eq(Cat(*[grants[o][i] for o in range(P)]))
-                if k > 0:
-                    m.d.comb += a.mask.eq(arb[f"islip_a_{i}"].mask)
-                accepts.append(a.grant)
-            if k == 0:
-                for o in range(P):
-                    m.d.comb += arb[f"islip_g_{o}"].update.eq(
-                        Cat(*[accepts[i][o] for i in range(P)]).any())
-                for i in range(P):
-                    m.d.comb += arb[f"islip_a_{i}"].update.eq(accepts[i].any())
-            acc = [[acc[i][o] | accepts[i][o] for o in range(P)] for i in range(P)]
-            matched_in = [matched_in[i] | accepts[i].any() for i in range(P)]
-            matched_out = [matched_out[o] | Cat(*[accepts[i][o] for i in range(P)]).any()
-                           for o in range(P)]
-        for i in range(P):
-            for o in range(P):
-                m.d.comb += match[i][o].eq(acc[i][o])
-            # Which queue of input i goes to its matched output: round-robin over queues.
-            q_arb = arb[f"islip_q_{i}"]
-            m.d.comb += [
-                q_arb.req.eq(Cat(*[elig[i][q] & Cat(*[acc[i][o] & (outs[i][q] == o)
-                                                      for o in range(P)]).any()
-                                   for q in range(Q)])),
-                q_arb.update.eq(1),
-                chosen[i].eq(q_arb.grant),
-            ]
 
 
 class RouterState:

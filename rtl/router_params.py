@@ -57,6 +57,11 @@ class RouterParams:
         Width of the flit payload ``data`` field in bits, 1..1024.
     allocator : str
         ``"separable"`` (input-first, round-robin arbiters) or ``"islip"``.
+    separable_iterations : int
+        Iterations of the separable allocator, 1..ports (only used with
+        ``allocator="separable"``). In each iteration after the first, the inputs still
+        unmatched ask again with a queue whose output is still free, through arbiters of
+        that iteration's own (see ``docs/fabric.md``, "Switch allocation").
     islip_iterations : int
         Iterations of iSLIP, 1..ports (only used with ``allocator="islip"``).
     voq : bool
@@ -81,6 +86,7 @@ class RouterParams:
     buffer_depth: int = 4
     flit_width: int = 16
     allocator: str = "separable"
+    separable_iterations: int = 1
     islip_iterations: int = 1
     voq: bool = False
     destinations: Optional[int] = None
@@ -116,6 +122,7 @@ class RouterParams:
         if self.allocator not in ALLOCATORS:
             raise UserError(f"allocator must be one of {', '.join(ALLOCATORS)}, "
                             f"not {self.allocator!r}")
+        check_int("separable_iterations", self.separable_iterations, 1, self.ports)
         check_int("islip_iterations", self.islip_iterations, 1, self.ports)
         check_bool("voq", self.voq)
         destinations = self.destinations

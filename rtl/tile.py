@@ -50,6 +50,10 @@ class SystolicTile(wiring.Component):
     :func:`fabric.tile_model.fold_schedule` cuts a GEMM into folds); folds stream
     back-to-back without idle cycles when they are long enough (``fold_interval``).
 
+    Each cell may register its product ``mac_stages`` times before adding it (a pipelined
+    multiply-accumulate): every result then comes that many cycles later, and the longest
+    path through a cell is the multiplier or the adder instead of both.
+
     The whole array advances in lock-step; an empty operand stream inserts a bubble
     (nothing is lost, the array keeps draining), and a full result queue stalls the array
     (back-pressure is honoured, nothing is overwritten).
@@ -69,8 +73,8 @@ class SystolicTile(wiring.Component):
         The parameters; the component publishes each of them, and each of their timing
         facts (``fill_latency``, ``drain_latency``, ``stages``, ``fold_interval``,
         ``weight_release_latency``, ``peak_macs_per_cycle``), as a read-only property.
-    element_shape, accumulator_shape : Shape
-        Shape of one operand and of one accumulator or result value.
+    element_shape, accumulator_shape, product_shape : Shape
+        Shape of one operand, of one accumulator or result value, and of one exact product.
     a : In(stream.Signature(...))
         Operand A stream; payload :func:`operand_layouts` ``[0]``.
     b : In(stream.Signature(...))
@@ -102,6 +106,7 @@ class SystolicTile(wiring.Component):
     signed = property(lambda self: self._params.signed)
     dataflow = property(lambda self: self._params.dataflow)
     acc_depth = property(lambda self: self._params.acc_depth)
+    mac_stages = property(lambda self: self._params.mac_stages)
 
     # Published timing facts, as the parameters state them.
     peak_macs_per_cycle = property(lambda self: self._params.peak_macs_per_cycle)
@@ -118,6 +123,10 @@ class SystolicTile(wiring.Component):
     @property
     def accumulator_shape(self):
         return _element_shape(self.acc_width, self.signed)
+
+    @property
+    def product_shape(self):
+        return _element_shape(self._params.product_width, self.signed)
 
     def elaborate(self, platform):
         m = Module()
@@ -154,6 +163,15 @@ class SystolicTile(wiring.Component):
                 m.d.sync += reg.eq(value)
             value = reg
         return value
+
+    def _multiply(self, m, advance, a_beat, weight, name):
+        """The product of ``a_beat.data`` and ``weight`` with the beat's ``valid`` and
+        ``last``, after the cell's ``mac_stages`` pipeline registers ``{name}_skew{k}``."""
+        staged = data.StructLayout({"product": self.product_shape, "valid": 1, "last": 1})
+        product = Signal(staged, name=f"{name}_in")
+        m.d.comb += [product.product.eq(a_beat.data * weight), product.valid.eq(a_beat.valid),
+                     product.last.eq(a_beat.last)]
+        return self._skewed(m, advance, product, self.mac_stages, name)
 
     def _a_rows(self, m, advance, take, beat, **fields):
         """Registers ``a_r{i}_c{j}`` carrying each ``a`` beat right along row ``i``, the row
@@ -207,26 +225,30 @@ class SystolicTile(wiring.Component):
                 for i in range(1, R):
                     m.d.sync += b_reg[i][j].eq(b_reg[i - 1][j])
 
-        # Cells: accumulate; on a fold's last beat, move the total to the result register
-        # (the second accumulator buffer) and restart from zero for the next fold.
+        # Cells: multiply (through the cell's pipeline registers), accumulate; on a fold's
+        # last beat, move the total to the result register (the second accumulator buffer)
+        # and restart from zero for the next fold.
         result = [[Signal(self.accumulator_shape, name=f"result_r{i}_c{j}") for j in range(C)]
                   for i in range(R)]
+        added = [[None] * C for _ in range(R)]
         for i in range(R):
             for j in range(C):
                 acc = Signal(self.accumulator_shape, name=f"acc_r{i}_c{j}")
-                total = acc + a_reg[i][j].data * b_reg[i][j]
-                with m.If(advance & a_reg[i][j].valid):
-                    with m.If(a_reg[i][j].last):
+                added[i][j] = cell = self._multiply(m, advance, a_reg[i][j], b_reg[i][j],
+                                                    f"mac_r{i}_c{j}")
+                total = acc + cell.product
+                with m.If(advance & cell.valid):
+                    with m.If(cell.last):
                         m.d.sync += [result[i][j].eq(total), acc.eq(0)]
                     with m.Else():
                         m.d.sync += acc.eq(total)
 
-        # De-skew: row i is complete one cycle after its last beat leaves the last column;
-        # rows of a fold complete on consecutive cycles, so they leave in row order.
+        # De-skew: row i is complete one cycle after its last beat is added in the last
+        # column; rows of a fold complete on consecutive cycles, so they leave in row order.
         row_done = Signal(R)
         with m.If(advance):
             m.d.sync += row_done.eq(
-                Cat(a_reg[i][C - 1].valid & a_reg[i][C - 1].last for i in range(R)))
+                Cat(added[i][C - 1].valid & added[i][C - 1].last for i in range(R)))
         for i in range(R):
             with m.If(row_done[i]):
                 m.d.comb += [result_row.data[j].eq(result[i][j]) for j in range(C)]
@@ -283,8 +305,9 @@ class SystolicTile(wiring.Component):
                 with m.If(a_reg[i][j].bank):
                     m.d.comb += weight.eq(weights[1][i][j])
                 above = psum[i - 1][j] if i else 0
+                cell = self._multiply(m, advance, a_reg[i][j], weight, f"mac_r{i}_c{j}")
                 with m.If(advance):
-                    m.d.sync += psum[i][j].eq(above + a_reg[i][j].data * weight)
+                    m.d.sync += psum[i][j].eq(above + cell.product)
 
         # A bank is free again once the fold's last beat has passed the last cell.
         tail = a_reg[R - 1][C - 1]
@@ -309,7 +332,7 @@ class SystolicTile(wiring.Component):
         m.d.comb += [entering.valid.eq(take), entering.last.eq(self.a.payload.last),
                      entering.accumulate.eq(self.a.payload.accumulate),
                      entering.emit.eq(self.a.payload.emit)]
-        arrived = self._skewed(m, advance, entering, R + C, "flags")
+        arrived = self._skewed(m, advance, entering, self.stages, "flags")
 
         # Partial sums kept between folds: row `index` of the current fold.
         kept = [Signal(data.ArrayLayout(self.accumulator_shape, C), name=f"kept{n}")

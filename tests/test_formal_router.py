@@ -62,7 +62,7 @@ def test_other_router_shapes_are_proved(params):
 
 def test_bad_parameters_are_refused():
     assert DROPPABLE == ("input_credit", "packet_framing", "credit_return")
-    assert FAULTS == ("frozen_grant_pointer", "accept_all", "no_claims")
+    assert FAULTS == ("frozen_grant_pointer", "accept_all", "no_claims", "rematch")
     with pytest.raises(ValueError, match="drop must be None or one of input_credit, "
                                          "packet_framing, credit_return, not 'x'"):
         RouterHarness(drop="x")
@@ -156,6 +156,82 @@ def test_a_fault_needs_the_islip_allocator():
             "no_claims"
     with pytest.raises(ValueError, match="allocator must be one of separable, islip"):
         RouterHarness(allocator="wavefront")
+
+
+# -- Separable allocator of more iterations ------------------------------------------------
+
+def test_two_iteration_separable_router_is_proved():
+    """Inputs that lose the first iteration ask again through a second set of arbiters:
+    still a matching, each arbiter's pointer rule and fairness per iteration, and an output
+    is reached that only the second iteration matches."""
+    result = run_formal(RouterHarness(ports=3, vcs=2, buffer_depth=2, separable_iterations=2))
+    assert result.status == "pass", result.to_dict()
+    assert result.mode == "prove"
+    for prop in ("allocator: at most one input per output 2",
+                 "allocator: at most one output per input 1",
+                 "allocator: input 2 sends an eligible queue",
+                 "input arbiter 1 (iteration 2): picks only a queue whose input and output "
+                 "are unmatched",
+                 "input arbiter 1 (iteration 2): the pointer moves past the grant exactly "
+                 "when it is used",
+                 "input arbiter 2 (iteration 2): requester 1 is served within 1 moves of the "
+                 "priority",
+                 "output arbiter 0 (iteration 2): requester 2 is served within 2 moves of the "
+                 "priority",
+                 "out 1 vc 1: packets never interleave",
+                 "out 2 vc 0: only the claimant's head flit takes a claimed VC"):
+        assert prop in result.asserts, prop
+    assert result.covers["an output is matched in a later separable iteration"]
+    assert all(result.covers.values()), result.covers
+
+
+@pytest.mark.slow
+def test_four_port_two_iteration_separable_router_is_proved():
+    result = run_formal(RouterHarness(ports=4, vcs=2, buffer_depth=2, separable_iterations=2))
+    assert result.status == "pass", result.to_dict()
+
+
+def test_a_later_iteration_that_rematches_an_output_gives_a_counterexample():
+    """A second iteration that lets inputs ask for outputs the first one matched grants an
+    output twice."""
+    result = run_formal(RouterHarness(ports=2, vcs=2, separable_iterations=2,
+                                      fault="rematch"), mode="bmc", depth=4, cover=False,
+                        reuse=False)
+    assert result.status == "fail"
+    assert any("picks only a queue whose input and output are unmatched" in name
+               or "at most one input per output" in name for name in result.failed), \
+        result.failed
+
+
+def test_rematch_needs_a_later_separable_iteration():
+    with pytest.raises(ValueError, match="fault 'rematch' breaks a later separable "
+                                         "iteration: it needs separable_iterations of 2 or "
+                                         "more, not 1"):
+        RouterHarness(fault="rematch")
+    with pytest.raises(ValueError, match="fault 'rematch' is a fault of the separable "
+                                         "allocator, not of 'islip'"):
+        RouterHarness(allocator="islip", fault="rematch", separable_iterations=2)
+    with pytest.raises(ValueError, match="body_bound 'auto' takes the bound of the progress "
+                                         "measures"):
+        RouterHarness(ports=2, vcs=2, separable_iterations=2, liveness={
+            "credit_bound": 0, "send_bound": 0, "packet_length": 2, "body_bound": "auto",
+            "head_bound": None})
+
+
+@pytest.mark.slow
+def test_two_iteration_separable_flits_leave_in_bounded_time():
+    """The exact bounds of 2 ports, 2 VCs with two iterations (both reached): a body flit
+    3 cycles and a head flit 9, one fewer than with one iteration (4 and 10)."""
+    live = _live(3, 9)
+    result = run_formal(RouterHarness(ports=2, vcs=2, separable_iterations=2, liveness=live))
+    assert result.status == "pass", result.to_dict()
+    assert result.mode == "prove" and result.depth == 12
+    for prop in ("in 1 vc 1: a body flit at the queue head leaves within 3 cycles",
+                 "in 1 vc 1: a head flit at the queue head leaves within 9 cycles",
+                 "claim arbiter 0 vc 1: requester 1 is served within 1 moves of the priority"):
+        assert prop in result.asserts, prop
+    assert result.covers["a body flit waits 3 cycles at a queue head"]
+    assert result.covers["a head flit waits 9 cycles at a queue head"]
 
 
 # -- Bounded liveness ----------------------------------------------------------------------

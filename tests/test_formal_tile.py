@@ -151,6 +151,61 @@ def test_a_tile_whose_folds_come_too_close_fails_with_a_counterexample():
     assert result.gtkw is not None and result.gtkw.read_text().count("c__valid") >= 1
 
 
+PIPELINED = [
+    pytest.param("os", "free", 1, id="os-free-1"),
+    pytest.param("os", "always_ready", 1, id="os-always_ready-1"),
+    pytest.param("ws", "free", 1, id="ws-free-1"),
+    pytest.param("ws", "always_ready", 1, id="ws-always_ready-1"),
+    pytest.param("os", "free", 2, id="os-free-2", marks=pytest.mark.slow),
+    pytest.param("os", "always_ready", 3, id="os-always_ready-3", marks=pytest.mark.slow),
+    pytest.param("ws", "always_ready", 2, id="ws-always_ready-2", marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize("dataflow, consumer, mac_stages", PIPELINED)
+def test_pipelined_cells_are_proved(dataflow, consumer, mac_stages):
+    """Register stages in the cells: contract, alignment, row order, double buffer and every
+    result value (stalling consumer), and the published latencies, which now include the
+    stages (consumer never stalls)."""
+    result = run_formal(TileHarness(dataflow=dataflow, consumer=consumer,
+                                    mac_stages=mac_stages), cover=False)
+    assert result.status == "pass", result.to_dict()
+    assert result.mode == "prove"
+    if consumer == "always_ready":
+        assert any("fill_latency" in a for a in result.asserts)
+    elif dataflow == "os":
+        assert result.depth == 2
+        for prop in OS_VALUES + ("alignment: a cell's pipelined product is of the beat its "
+                                 "stage holds",
+                                 "the double buffer never overwrites a fold not yet drained",
+                                 "rows reach the result queue in row order"):
+            assert prop in result.asserts, prop
+    else:
+        for prop in WS_VALUES + ("ws: a pipelined product is its beat's activation times its "
+                                 "fold's weight",
+                                 "ws: a weight bank is never written while its weights are "
+                                 "loaded or in use"):
+            assert prop in result.asserts, prop
+
+
+@pytest.mark.slow
+def test_weight_stationary_tile_with_two_stages_keeps_its_contract():
+    result = run_formal(TileHarness(dataflow="ws", consumer="free", sums=False, mac_stages=2))
+    assert result.status == "pass", result.to_dict()
+    assert all(result.covers.values()), result.covers
+
+
+def test_a_pipelined_tile_that_drops_a_product_bit_gives_wrong_values():
+    result = run_formal(TileHarness(consumer="free", fault="dropped_product_bit",
+                                    mac_stages=1), mode="bmc", depth=10, cover=False,
+                        reuse=False)
+    assert result.status == "fail"
+    # With a pipeline register the wrong product is caught as soon as it is registered.
+    caught = set(OS_VALUES) | {"alignment: a cell's pipelined product is of the beat its "
+                               "stage holds"}
+    assert set(result.failed) <= caught and result.failed, result.failed
+
+
 def test_options_are_listed():
     assert CONSUMERS == ("free", "always_ready")
     assert FAULTS == ("short_fold_interval", "early_bank_release", "long_fold",
@@ -169,6 +224,9 @@ def test_options_are_listed():
     ({"fault": "long_fold"}, "fault 'long_fold' is a fault of weight-stationary tiles, not of "
                              "'os'"),
     ({"dataflow": "ws", "sums": "yes"}, "sums must be True or False, not 'yes'"),
+    ({"mac_stages": 5}, "mac_stages must be an integer from 0 to 4, not 5"),
+    ({"dataflow": "ws", "mac_stages": 2},
+     "weight-stationary result values are proved for mac_stages up to 1, not 2"),
 ])
 def test_bad_parameters_are_refused(kwargs, message):
     with pytest.raises((ValueError, TypeError), match=message):

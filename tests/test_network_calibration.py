@@ -75,7 +75,8 @@ def test_zero_load_latency_exact_on_every_path_length(name):
 @pytest.mark.parametrize("params", [
     dict(vcs=1, buffer_depth=8),
     dict(vcs=1, buffer_depth=16, voq=True, allocator="islip", islip_iterations=4),
-], ids=["fifo", "voq-islip4"])
+    dict(vcs=4, buffer_depth=8, separable_iterations=2),
+], ids=["fifo", "voq-islip4", "4vc-separable2"])
 def test_8_port_router_saturation_on_rtl(params):
     """The saturation table's 8-port configurations (benchmarks/router_saturation.py):
     the RTL's accepted throughput at offered load 1.0 equals the model's within 5%."""

@@ -30,6 +30,8 @@ def _random_case(rng):
         ports = rng.choice([2, 3, 4, 5, 8])
         if allocator == "islip":
             router["islip_iterations"] = rng.randint(1, ports)
+        else:
+            router["separable_iterations"] = rng.randint(1, min(3, ports))
         design, n = Design("router", dict(ports=ports, **router)), ports
     else:
         per_leaf, leaves, spines = rng.randint(1, 4), rng.randint(2, 4), rng.randint(1, 3)
@@ -37,6 +39,8 @@ def _random_case(rng):
         up = "balanced" if spines >= 2 and rng.random() < 0.5 else "deterministic"
         if allocator == "islip":
             router["islip_iterations"] = rng.randint(1, 2)
+        else:
+            router["separable_iterations"] = rng.randint(1, 2)
         design = Design("clos", dict(endpoints_per_leaf=per_leaf, leaves=leaves, spines=spines,
                                      up_routing=up, **router))
         n = per_leaf * leaves

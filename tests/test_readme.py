@@ -54,7 +54,7 @@ def leaf_commands(parser) -> set:
 
 
 #: Command groups whose second word is a sub-command.
-GROUPS = ("tile", "router", "fabric", "area", "formal")
+GROUPS = ("tile", "router", "fabric", "area", "implement", "formal")
 
 #: Examples quick enough for the default suite (a few seconds each; the first estimate of
 #: a fresh clone also measures the network figures and compiles the engine, about 15 s).
@@ -65,7 +65,8 @@ QUICK_WITH_MODEL_ONLY = {("router", "sweep"), ("fabric", "sweep")}
 
 #: Examples that simulate or synthesise for tens of seconds to minutes: run in the slow set.
 SLOW = {("tile", "sim"), ("router", "sim"), ("fabric", "sim"), ("area", "tile"),
-        ("area", "router"), ("area", "component"), ("formal", "skid")}
+        ("area", "router"), ("area", "component"), ("implement", "tile"),
+        ("implement", "router"), ("formal", "skid")}
 
 # The rest (demo, sweep, waves on a run directory of your own, the tile, router and routing
 # proofs) run for minutes or need a file from an earlier run: they are parsed only.

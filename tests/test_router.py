@@ -21,6 +21,8 @@ from sim.router.common import Design, run_amaranth, run_model_for
     (dict(allocator="wavefront"),
      "allocator must be one of separable, islip, not 'wavefront'"),
     (dict(islip_iterations=5), "islip_iterations must be an integer from 1 to 4, not 5"),
+    (dict(separable_iterations=0),
+     "separable_iterations must be an integer from 1 to 4, not 0"),
     (dict(voq="yes"), "voq must be True or False, not 'yes'"),
     (dict(destinations=1), "destinations must be an integer from 2 to 4096, not 1"),
     (dict(routes=[0, 1, 2]), "routes[2] must be an output port from 0 to 1, not 2"),
@@ -87,6 +89,12 @@ CASES = [
      dict(load=0.8, packet_length=1, pattern="all_to_all")),
     (dict(ports=3, vcs=3, buffer_depth=2, voq=True, allocator="islip", islip_iterations=3,
           destinations=3), dict(load=0.9, packet_length=2, backpressure="random:0.6")),
+    (dict(ports=4, vcs=4, buffer_depth=2, separable_iterations=2),
+     dict(load=1.0, packet_length=1)),
+    (dict(ports=4, vcs=3, buffer_depth=2, separable_iterations=3),
+     dict(load=0.9, packet_length=3, backpressure="periodic:1101")),
+    (dict(ports=3, vcs=2, buffer_depth=2, voq=True, separable_iterations=2, destinations=3),
+     dict(load=0.9, packet_length=2, backpressure="random:0.7")),
 ]
 
 

@@ -20,8 +20,8 @@ def test_export_writes_verilog_with_stable_port_names(tmp_path, capsys):
     (["router", "export", "--ports", "30", "--out", "x.v"],
      "ports must be an integer from 2 to 16, not 30"),
     (["router", "export", "--out", "/nonexistent/dir/x.v"],
-     "directory /nonexistent/dir does not exist"),
-    (["router", "export", "--out", "x.sv"], "output file must end in .v, not 'x.sv'"),
+     "directory '/nonexistent/dir' does not exist"),
+    (["router", "export", "--out", "x.txt"], "--out 'x.txt' must name a .v or .sv file"),
     (["router", "sim", "--pattern", "zigzag"], "pattern must be one of uniform, transpose, "
                                               "bit_complement, hotspot, all_to_all, not 'zigzag'"),
     (["router", "sim", "--load", "1.5"], "offered load must be in (0, 1] flits/cycle/port, "

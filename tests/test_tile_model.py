@@ -8,9 +8,10 @@ from fabric.tile_model import fold_schedule, operand_beats, predict, reference_g
 from rtl.tile_params import TileParams
 
 
-def _fold_by_fold(rows, cols, dataflow, m, k, n, acc_depth):
+def _fold_by_fold(rows, cols, dataflow, m, k, n, acc_depth, mac_stages=0):
     """The same timing rules applied to every fold in turn, with no jumping ahead."""
-    timing = TileParams(rows=rows, cols=cols, dataflow=dataflow, acc_depth=acc_depth)
+    timing = TileParams(rows=rows, cols=cols, dataflow=dataflow, acc_depth=acc_depth,
+                        mac_stages=mac_stages)
     folds = fold_schedule(rows=rows, cols=cols, dataflow=dataflow, m=m, k=k, n=n,
                           acc_depth=acc_depth)
     if dataflow == "os":
@@ -36,12 +37,25 @@ def _fold_by_fold(rows, cols, dataflow, m, k, n, acc_depth):
 @settings(max_examples=300, deadline=None)
 @given(rows=st.integers(1, 8), cols=st.integers(1, 8), dataflow=st.sampled_from(["os", "ws"]),
        m=st.integers(1, 70), k=st.integers(1, 40), n=st.integers(1, 40),
-       acc_depth=st.integers(1, 20))
-def test_constant_time_prediction_equals_fold_by_fold(rows, cols, dataflow, m, k, n, acc_depth):
+       acc_depth=st.integers(1, 20), mac_stages=st.integers(0, 4))
+def test_constant_time_prediction_equals_fold_by_fold(rows, cols, dataflow, m, k, n, acc_depth,
+                                                      mac_stages):
     estimate = predict(rows=rows, cols=cols, dataflow=dataflow, m=m, k=k, n=n,
-                       acc_depth=acc_depth)
-    total, first = _fold_by_fold(rows, cols, dataflow, m, k, n, acc_depth)
+                       acc_depth=acc_depth, mac_stages=mac_stages)
+    total, first = _fold_by_fold(rows, cols, dataflow, m, k, n, acc_depth, mac_stages)
     assert (estimate.total_cycles, estimate.first_result_cycles) == (total, first)
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+def test_mac_stages_add_their_latency_to_every_gemm_once(dataflow):
+    """Pipelined cells delay the results, not the stream: a GEMM takes exactly mac_stages
+    more cycles, however many folds it has."""
+    for m, k, n in [(1, 1, 1), (37, 50, 20), (300, 64, 300)]:
+        plain = predict(rows=4, cols=4, dataflow=dataflow, m=m, k=k, n=n, acc_depth=8)
+        piped = predict(rows=4, cols=4, dataflow=dataflow, m=m, k=k, n=n, acc_depth=8,
+                        mac_stages=3)
+        assert piped.total_cycles == plain.total_cycles + 3
+        assert piped.first_result_cycles == plain.first_result_cycles + 3
 
 
 @pytest.mark.parametrize("dataflow", ["os", "ws"])

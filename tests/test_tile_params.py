@@ -37,9 +37,9 @@ def test_check_int_names_the_value():
 
 def test_defaults_are_the_fields_and_the_component_publishes_them():
     assert TileParams.defaults() == {"in_width": 8, "acc_width": 32, "signed": True,
-                                     "dataflow": "os", "acc_depth": 64}
+                                     "dataflow": "os", "acc_depth": 64, "mac_stages": 0}
     assert TileParams.names() == ("rows", "cols", "in_width", "acc_width", "signed",
-                                  "dataflow", "acc_depth")
+                                  "dataflow", "acc_depth", "mac_stages")
     assert DATAFLOWS == ("os", "ws")
     params = TileParams(rows=3, cols=5, dataflow="ws", acc_depth=7)
     tile = SystolicTile(params=params)

@@ -7,6 +7,7 @@ import pytest
 
 from fabric.tile_model import predict, reference_gemm
 from rtl.tile import SystolicTile
+from rtl.tile_params import TileParams
 from sim.environment import random_seed
 from sim.runner import SimulationError
 from sim.tile.pysim import run_gemm_pysim
@@ -30,6 +31,8 @@ def setup_module():
     ({"signed": 1}, "signed must be True or False, not 1"),
     ({"dataflow": "is"}, "dataflow must be one of 'os', 'ws', not 'is'"),
     ({"acc_depth": 0}, "acc_depth must be an integer from 1 to 4096, not 0"),
+    ({"mac_stages": 5}, "mac_stages must be an integer from 0 to 4, not 5"),
+    ({"mac_stages": -1}, "mac_stages must be an integer from 0 to 4, not -1"),
 ])
 def test_bad_parameters_are_named(kwargs, message):
     params = {"rows": 2, "cols": 2, **kwargs}
@@ -49,6 +52,18 @@ def test_published_timing():
     assert ws_tile.weight_release_latency == 10
 
 
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+def test_mac_stages_delay_every_result_and_nothing_else(dataflow):
+    plain = TileParams(rows=4, cols=6, dataflow=dataflow)
+    piped = TileParams(rows=4, cols=6, dataflow=dataflow, mac_stages=2)
+    assert piped.stages == plain.stages + 2
+    assert piped.fill_latency == plain.fill_latency + 2
+    assert piped.drain_latency == plain.drain_latency + 2
+    assert piped.fold_interval == plain.fold_interval
+    assert piped.weight_release_latency == plain.weight_release_latency
+    assert piped.peak_macs_per_cycle == plain.peak_macs_per_cycle
+
+
 # -- Amaranth's simulator: quick, many small cases -----------------------------------------------
 
 PYSIM_SHAPES = [(1, 1, 1), (3, 5, 3), (5, 1, 2), (2, 7, 5), (9, 6, 7)]
@@ -65,6 +80,36 @@ def test_pysim_exact_results_and_cycles(rows, cols, dataflow, m, k, n):
     model = predict(rows=rows, cols=cols, dataflow=dataflow, m=m, k=k, n=n, acc_depth=3)
     assert cycles["last_result"] - cycles["first_operand"] + 1 == model.total_cycles
     assert cycles["first_result"] - cycles["first_operand"] == model.first_result_cycles
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+@pytest.mark.parametrize("mac_stages", [1, 3])
+@pytest.mark.parametrize("m, k, n", [(1, 1, 1), (5, 1, 2), (9, 6, 7)])
+def test_pysim_pipelined_cells_are_exact_in_results_and_cycles(dataflow, mac_stages, m, k, n):
+    """Register stages in the cells change the cycle counts exactly as the model says."""
+    params = {"rows": 3, "cols": 2, "dataflow": dataflow, "acc_depth": 3,
+              "mac_stages": mac_stages}
+    A, B = random_operands(m, k, n, in_width=8, signed=True, seed=SEED + mac_stages)
+    C, cycles = run_gemm_pysim(params, A, B)
+    assert (C == reference_gemm(A, B, acc_width=32, signed=True)).all()
+    model = predict(params, m=m, k=k, n=n)
+    assert cycles["last_result"] - cycles["first_operand"] + 1 == model.total_cycles
+    assert cycles["first_result"] - cycles["first_operand"] == model.first_result_cycles
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+def test_pysim_pipelined_cells_under_random_stalls(dataflow):
+    rng = np.random.default_rng(SEED)
+    params = {"rows": 3, "cols": 3, "dataflow": dataflow, "in_width": 4, "acc_width": 8,
+              "acc_depth": 2, "mac_stages": 2}
+    A, B = random_operands(7, 8, 5, in_width=4, signed=True, seed=SEED)
+
+    def pattern():
+        return tuple(int(v) for v in rng.integers(0, 2, int(rng.integers(1, 6)))) + (0,)
+
+    C, _ = run_gemm_pysim(params, A, B, a_gaps=pattern(), b_gaps=pattern(),
+                          c_stalls=pattern())
+    assert (C == reference_gemm(A, B, acc_width=8, signed=True)).all()
 
 
 @pytest.mark.parametrize("dataflow", ["os", "ws"])
@@ -145,6 +190,19 @@ def test_icarus_random_gemms(rows, cols, dataflow, acc_depth, shapes):
     params = {"rows": rows, "cols": cols, "dataflow": dataflow, "acc_depth": acc_depth}
     for index, (m, k, n) in enumerate(shapes):
         _check(params, m, k, n, sim="icarus", seed=SEED + index)
+
+
+@pytest.mark.parametrize("dataflow, sim", [
+    ("os", "icarus"), ("ws", "icarus"), ("os", "verilator"),
+    # A Verilator build of its own (about a minute); the ws tile runs on Icarus by default.
+    pytest.param("ws", "verilator", marks=pytest.mark.slow)])
+def test_pipelined_cells_are_exact_on_both_simulators(dataflow, sim):
+    """A 4x4 tile with a product register in every cell: results and cycle counts equal
+    the model's on Icarus and Verilator, with and without stalls."""
+    params = {"rows": 4, "cols": 4, "dataflow": dataflow, "acc_depth": 8, "mac_stages": 1}
+    for index, (m, k, n) in enumerate([(9, 13, 6), (1, 1, 1)]):
+        _check(params, m, k, n, sim=sim, seed=SEED + index)
+    _check(params, 9, 13, 6, sim=sim, gaps=STALLS["random"])
 
 
 @pytest.mark.simulator("icarus")

@@ -132,29 +132,55 @@ def _pick_queue(elig, qout, i, Q, o, ptr):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _separable(r, P, Q, any_elig, elig, qout, arb, match_q, match_o, scr):
-    """Input-first separable allocation (``RouterModel._separable``); arb[r, 0] are the
-    input arbiters' pointers, arb[r, 1] the output arbiters'."""
+def _separable(cf, r, P, Q, any_elig, elig, qout, arb, match_q, match_o, scr):
+    """Input-first separable allocation, iterated (``RouterModel._separable``);
+    arb[r, 2 * k] are iteration k's input arbiters' pointers, arb[r, 2 * k + 1] its
+    output arbiters'."""
     # scr[0]: per output, the inputs that want it; scr[1]: per input, its picked queue.
-    for i in range(P):
-        scr[0, i] = 0
-    for i in range(P):
-        if not any_elig >> i & 1:
-            continue
-        q = _pick_queue(elig, qout, i, Q, -1, arb[r, 0, i])
-        scr[1, i] = q
-        scr[0, qout[i, q]] |= 1 << i
+    matched_in = 0
+    matched_out = 0
     n = 0
-    for o in range(P):
-        if scr[0, o] == 0:
-            continue
-        i = _rr_bits(scr[0, o], arb[r, 1, o])
-        arb[r, 1, o] = i + 1
-        arb[r, 0, i] = scr[1, i] + 1
-        match_o[i] = o
-        match_q[i] = scr[1, i]
-        n += 1
+    for k in range(cf[C_ITER]):
+        for i in range(P):
+            scr[0, i] = 0
+        wants = False
+        for i in range(P):
+            if not (any_elig & ~matched_in) >> i & 1:
+                continue
+            q = _pick_free(elig, qout, i, Q, matched_out, arb[r, 2 * k, i])
+            if q < 0:
+                continue
+            scr[1, i] = q
+            scr[0, qout[i, q]] |= 1 << i
+            wants = True
+        if not wants:
+            break
+        for o in range(P):
+            if scr[0, o] == 0:
+                continue
+            i = _rr_bits(scr[0, o], arb[r, 2 * k + 1, o])
+            arb[r, 2 * k + 1, o] = i + 1
+            arb[r, 2 * k, i] = scr[1, i] + 1
+            match_o[i] = o
+            match_q[i] = scr[1, i]
+            matched_in |= 1 << i
+            matched_out |= 1 << o
+            n += 1
     return n
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _pick_free(elig, qout, i, Q, matched_out, ptr):
+    """Round-robin over the eligible queues of input ``i`` whose output is not in
+    ``matched_out``: the first at or after ``ptr``, else the first (-1: none)."""
+    first = -1
+    for q in range(Q):
+        if elig[i, q] and not matched_out >> qout[i, q] & 1:
+            if q >= ptr:
+                return q
+            if first < 0:
+                first = q
+    return first
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -446,7 +472,7 @@ def _kernel(cf, sc, err, create, sdest, svc, sdrain, r_ports, table, spread, spr
                     if cf[C_ISLIP]:
                         _islip(cf, r, P, Q, any_elig, elig, qout, arb, match_q, match_o, scr)
                     else:
-                        _separable(r, P, Q, any_elig, elig, qout, arb, match_q, match_o, scr)
+                        _separable(cf, r, P, Q, any_elig, elig, qout, arb, match_q, match_o, scr)
                 # Counters (RouterModel._count): credit stalls, blocked inputs.
                 won = 0
                 for i in range(P):
@@ -667,7 +693,8 @@ class _State:
         # Claims on output VCs: [0] the claimant (-1: none), [1] its arbiter's pointer.
         self.claim = np.zeros((2, R * Pm * V), dtype=np.int64)
         self.claim[0] = -1
-        self.arb = np.zeros((R, 3, Pm), dtype=np.int64)
+        # Arbiter pointers: see _separable and _islip for the rows each uses.
+        self.arb = np.zeros((R, max(3, 2 * net.iterations), Pm), dtype=np.int64)
         # Performance counters per router port: sent, credit stalls, blocked (the RTL's).
         self.counters = np.zeros((3, R * Pm), dtype=np.int64)
         self.out_flit = np.full((2, R * Pm), -1, dtype=np.int64)

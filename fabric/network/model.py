@@ -78,7 +78,9 @@ class RouterModel:
         self.P, self.V, self.D = P, V, D
         self.voq = params.voq
         self.allocator = params.allocator
-        self.iterations = params.islip_iterations
+        # Iterations of the allocator the router is built with.
+        self.iterations = params.separable_iterations if self.allocator == "separable" \
+            else params.islip_iterations
         self.table = list(params.routes)
         self.spread = params.spread
         self.spread_set = frozenset(self.spread)
@@ -93,8 +95,11 @@ class RouterModel:
         self.claims = {}
         self.claim_arb = [[_RoundRobin(P) for _ in range(V)] for _ in range(P)]
         if self.allocator == "separable":
-            self.in_arb = [_RoundRobin(Q) for _ in range(P)]
-            self.out_arb = [_RoundRobin(P) for _ in range(P)]
+            # One input and one output arbiter per port for every iteration.
+            self.in_arb = [[_RoundRobin(Q) for _ in range(P)]
+                           for _ in range(params.separable_iterations)]
+            self.out_arb = [[_RoundRobin(P) for _ in range(P)]
+                            for _ in range(params.separable_iterations)]
         else:
             self.grant_arb = [_RoundRobin(P) for _ in range(P)]
             self.accept_arb = [_RoundRobin(P) for _ in range(P)]
@@ -239,22 +244,49 @@ class RouterModel:
         return {name: [c & wrap for c in self.counters[name]] for name in STATS_COUNTERS}
 
     def _separable(self, elig, outs):
-        want = {}  # output -> bit vector of inputs
-        picked = {}
-        for i, e in elig.items():
-            g = self.in_arb[i].pick(e)
-            q = g.bit_length() - 1
-            picked[i] = q
-            o = outs[i][q]
-            want[o] = want.get(o, 0) | (1 << i)
+        """Input-first separable allocation, iterated: each input asks for the output of
+        one eligible queue, each output grants one asking input. In a later iteration the
+        inputs still unmatched ask again, among their queues whose output is still free,
+        through that iteration's own arbiters; a pointer moves when its pick is matched."""
+        matched_in = matched_out = 0
         matches = []
-        for o, req in want.items():
-            g = self.out_arb[o].pick(req)
-            self.out_arb[o].update(g)
-            i = g.bit_length() - 1
-            self.in_arb[i].update(1 << picked[i])
-            matches.append((i, o, picked[i]))
+        for in_arb, out_arb in zip(self.in_arb, self.out_arb):
+            want = {}  # output -> bit vector of inputs
+            picked = {}
+            for i, e in elig.items():
+                if matched_in >> i & 1:
+                    continue
+                if matched_out:
+                    e = self._to_free_outputs(e, outs[i], matched_out)
+                if not e:
+                    continue
+                g = in_arb[i].pick(e)
+                q = g.bit_length() - 1
+                picked[i] = q
+                o = outs[i][q]
+                want[o] = want.get(o, 0) | (1 << i)
+            for o, req in want.items():
+                g = out_arb[o].pick(req)
+                out_arb[o].update(g)
+                i = g.bit_length() - 1
+                in_arb[i].update(1 << picked[i])
+                matches.append((i, o, picked[i]))
+                matched_in |= 1 << i
+                matched_out |= 1 << o
+            if not want:
+                break
         return matches
+
+    @staticmethod
+    def _to_free_outputs(elig, outs, matched_out):
+        """The queues of ``elig`` whose output is not in ``matched_out``."""
+        keep, q, e = 0, 0, elig
+        while e:
+            if e & 1 and not matched_out >> outs[q] & 1:
+                keep |= 1 << q
+            e >>= 1
+            q += 1
+        return keep
 
     def _islip(self, elig, outs):
         req = {}  # output -> bit vector of requesting inputs

@@ -61,9 +61,11 @@ DEPTH = 2
 COVER_DEPTH = 12
 
 
-def applies(*, allocator, voq, vcs):
-    """True when the progress measures cover this router shape."""
-    return allocator == "separable" and not voq and vcs == 2
+def applies(*, allocator, voq, vcs, iterations=1):
+    """True when the progress measures cover this router shape (the separable allocator of
+    one iteration: a later iteration lets an input that lost send its other queue, which
+    the argument below does not follow)."""
+    return allocator == "separable" and iterations == 1 and not voq and vcs == 2
 
 
 def bounds(*, ports, buffer_depth, credit_bound, send_bound, packet_length):

@@ -5,6 +5,7 @@ from amaranth.hdl import (Array, Assert, Assume, Cat, Const, Cover, Module, Mux,
                           Signal, Value)
 from amaranth.lib import data
 
+from rtl.allocator import SeparableAllocator
 from rtl.arbiter import RoundRobinArbiter
 from rtl.router import ALLOCATORS, Router, RouterParams
 
@@ -27,11 +28,13 @@ DROPPABLE = ("input_credit", "packet_framing", "credit_return")
 #: output (grant) arbiters never move their pointer; ``"accept_all"``: the iSLIP input
 #: (accept) arbiters of the first iteration accept every grant instead of one;
 #: ``"no_claims"`` (either allocator): the claim arbiters see no waiting head flit, so no
-#: output VC is ever claimed (the router as it was before claims).
-FAULTS = ("frozen_grant_pointer", "accept_all", "no_claims")
+#: output VC is ever claimed (the router as it was before claims); ``"rematch"``: a later
+#: iteration of the separable allocator lets inputs ask for outputs already matched.
+FAULTS = ("frozen_grant_pointer", "accept_all", "no_claims", "rematch")
 
 #: The allocator each fault breaks (None: either).
-_FAULT_ALLOCATOR = {"frozen_grant_pointer": "islip", "accept_all": "islip", "no_claims": None}
+_FAULT_ALLOCATOR = {"frozen_grant_pointer": "islip", "accept_all": "islip", "no_claims": None,
+                    "rematch": "separable"}
 
 
 def _bits(n):
@@ -90,9 +93,22 @@ class NoClaimsRouter(Router):
         return Const(0, len(waiting))
 
 
+class RematchAllocator(SeparableAllocator):
+    """A broken separable allocator: later iterations ask for outputs already matched."""
+
+    def still_free(self, matched_out):
+        return Const(-1, len(matched_out))
+
+
+class RematchRouter(Router):
+    """The router whose later separable iterations ask for outputs already matched."""
+    ALLOCATOR_CLASSES = dict(Router.ALLOCATOR_CLASSES, separable=RematchAllocator)
+
+
 #: The router class of each fault (None: the router itself).
 FAULTY_ROUTERS = {None: Router, "frozen_grant_pointer": FrozenGrantPointerRouter,
-                  "accept_all": AcceptAllRouter, "no_claims": NoClaimsRouter}
+                  "accept_all": AcceptAllRouter, "no_claims": NoClaimsRouter,
+                  "rematch": RematchRouter}
 
 
 class Published(dict):
@@ -150,7 +166,7 @@ def _check_liveness(liveness):
     return None
 
 
-def _refusal(allocator, vcs, drop, fault, liveness):
+def _refusal(allocator, vcs, drop, fault, liveness, separable_iterations):
     """What is wrong with the harness options, or None."""
     if liveness is not None and (bad := _check_liveness(liveness)):
         return bad
@@ -165,7 +181,11 @@ def _refusal(allocator, vcs, drop, fault, liveness):
     if fault == "no_claims" and vcs == 1:
         return "fault 'no_claims' needs 2 or more VCs: a router with 1 VC has no claims"
     if fault is not None and _FAULT_ALLOCATOR[fault] not in (None, allocator):
-        return f"fault {fault!r} is a fault of the iSLIP allocator, not of {allocator!r}"
+        name = {"islip": "iSLIP", "separable": "separable"}[_FAULT_ALLOCATOR[fault]]
+        return f"fault {fault!r} is a fault of the {name} allocator, not of {allocator!r}"
+    if fault == "rematch" and separable_iterations < 2:
+        return (f"fault 'rematch' breaks a later separable iteration: it needs "
+                f"separable_iterations of 2 or more, not {separable_iterations!r}")
     return None
 
 
@@ -196,7 +216,8 @@ class RouterHarness(Harness):
 
     Parameters
     ----------
-    ports, vcs, buffer_depth, flit_width, allocator, islip_iterations, voq :
+    ports, vcs, buffer_depth, flit_width, allocator, islip_iterations, voq,
+    separable_iterations :
         Router parameters (see :class:`rtl.router.Router`).
     drop : str or None
         One of :data:`DROPPABLE` to drop an assumption (mutation test), or None.
@@ -223,8 +244,9 @@ class RouterHarness(Harness):
     cover_depth = 6
 
     def __init__(self, *, ports=4, vcs=2, buffer_depth=2, flit_width=1, allocator="separable",
-                 islip_iterations=1, voq=False, drop=None, fault=None, liveness=None):
-        bad = _refusal(allocator, vcs, drop, fault, liveness)
+                 islip_iterations=1, voq=False, drop=None, fault=None, liveness=None,
+                 separable_iterations=1):
+        bad = _refusal(allocator, vcs, drop, fault, liveness, separable_iterations)
         if bad:
             raise ValueError(bad)
         params = dict(ports=ports, vcs=vcs, buffer_depth=buffer_depth, flit_width=flit_width,
@@ -234,13 +256,16 @@ class RouterHarness(Harness):
             params.update(allocator=allocator, voq=voq, fault=fault)
             if allocator == "islip":
                 params["islip_iterations"] = islip_iterations
+        if allocator == "separable" and separable_iterations != 1:
+            params["separable_iterations"] = separable_iterations
         # Bounded liveness is proved by the progress measures where they apply and the
         # bounds asked for are no tighter than theirs (a short induction); otherwise by an
         # induction longer than the longest wait, whose covers reach the bounds.
         self._measured = self._windowed = False
         self._limits = None         # the progress measures' bounds, where they apply
         if liveness is not None:
-            if fault is None and progress.applies(allocator=allocator, voq=voq, vcs=vcs):
+            if fault is None and progress.applies(allocator=allocator, voq=voq, vcs=vcs,
+                                                  iterations=separable_iterations):
                 self._limits = progress.bounds(
                     ports=ports, buffer_depth=buffer_depth,
                     credit_bound=liveness["credit_bound"], send_bound=liveness["send_bound"],
@@ -249,8 +274,8 @@ class RouterHarness(Harness):
             if auto and self._limits is None:
                 raise ValueError(f"{auto[0]} 'auto' takes the bound of the progress measures, "
                                  f"which cover the separable allocator with one queue per VC, "
-                                 f"2 VCs and no fault; give a number of cycles for this "
-                                 f"router instead")
+                                 f"2 VCs and no fault (of one iteration); give a number of "
+                                 f"cycles for this router instead")
             liveness = dict(liveness)
             for k in auto:
                 liveness[k] = self._limits["body" if k == "body_bound" else "head"]
@@ -270,6 +295,7 @@ class RouterHarness(Harness):
             self.default_depth = longest + 3
             self.cover_depth = longest + 9
         self._allocator, self._iterations, self._voq = allocator, islip_iterations, voq
+        self._separable_iterations = separable_iterations
         if (allocator == "islip" or voq) and liveness is None:
             # The invariants of these are 2-inductive; the induction's cost grows with
             # the queues, so the default is the shortest length that closes.
@@ -280,7 +306,8 @@ class RouterHarness(Harness):
         p = self.params
         return RouterParams(ports=p["ports"], vcs=p["vcs"], buffer_depth=p["buffer_depth"],
                             flit_width=p["flit_width"], allocator=self._allocator,
-                            islip_iterations=self._iterations, voq=self._voq)
+                            islip_iterations=self._iterations, voq=self._voq,
+                            separable_iterations=self._separable_iterations)
 
     def design(self):
         """The router under proof, with :class:`~sim.formal.memory.RegisterMemory` for its
@@ -766,20 +793,53 @@ class RouterHarness(Harness):
                                                    f"queue within {limit} cycles")
 
     def _separable_fairness(self, m, probe, P, queues, queue_out):
-        """Round-robin fairness of both separable stages; returns output 0's requests."""
-        for i in range(P):
-            round_robin_fairness(
-                m, name=f"input arbiter {i}", req=probe[f"elig_{i}"],
-                grant=probe[f"sep_in_{i}_grant"], mask=probe[f"sep_in_{i}_mask"],
-                update=probe[f"granted_{i}"], serves=not self._measured)
+        """Round-robin fairness of both separable stages in every iteration; returns output
+        0's first-iteration requests.
+
+        The requests of each iteration are computed here from the published grants, not
+        read from the design: in the first, an input asks with its eligible queues; in a
+        later one, an input not yet matched asks with its eligible queues whose output no
+        earlier iteration matched. Each arbiter's pointer moves when its grant is used: an
+        input arbiter's when the output it asks for grants it, an output arbiter's whenever
+        it grants.
+        """
+        Q = len(queues)
+        matched_in = Const(0, P)
+        matched_out = Const(0, P)
         contend = None
-        for o in range(P):
-            want = Cat(*[Cat(*[probe[f"sep_in_{i}_grant"][q] & (queue_out[i][q] == o)
-                              for q in range(len(queues))]).any() for i in range(P)])
-            round_robin_fairness(
-                m, name=f"output arbiter {o}", req=want, grant=probe[f"sep_out_{o}_grant"],
-                mask=probe[f"sep_out_{o}_mask"], update=Const(1), serves=not self._measured)
-            contend = want if contend is None else contend
+        iterations = self._separable_iterations
+        for k in range(iterations):
+            tag = "" if k == 0 else f"_it{k}"
+            label = "" if k == 0 else f" (iteration {k + 1})"
+            picks = [probe[f"sep_in_{i}{tag}_grant"] for i in range(P)]
+            grants = [probe[f"sep_out_{o}{tag}_grant"] for o in range(P)]
+            for i in range(P):
+                req = Cat(*[probe[f"elig_{i}"][q] & ~matched_in[i]
+                            & ~matched_out.bit_select(queue_out[i][q], 1) for q in range(Q)])
+                if k:
+                    m.d.comb += Assert((picks[i] & ~req) == 0,
+                                       f"input arbiter {i}{label}: picks only a queue whose "
+                                       f"input and output are unmatched")
+                round_robin_fairness(
+                    m, name=f"input arbiter {i}{label}", req=req, grant=picks[i],
+                    mask=probe[f"sep_in_{i}{tag}_mask"],
+                    update=Cat(*[grants[o][i] for o in range(P)]).any(),
+                    serves=not self._measured)
+            for o in range(P):
+                want = Cat(*[Cat(*[picks[i][q] & (queue_out[i][q] == o)
+                                  for q in range(Q)]).any() for i in range(P)])
+                round_robin_fairness(
+                    m, name=f"output arbiter {o}{label}", req=want, grant=grants[o],
+                    mask=probe[f"sep_out_{o}{tag}_mask"], update=Const(1),
+                    serves=not self._measured)
+                contend = want if contend is None else contend
+            matched_in = matched_in | Cat(*[Cat(*[grants[o][i] for o in range(P)]).any()
+                                            for i in range(P)])
+            matched_out = matched_out | Cat(*[grants[o].any() for o in range(P)])
+        if iterations > 1:
+            first = Cat(*[probe[f"sep_out_{o}_grant"].any() for o in range(P)])
+            m.d.comb += Cover((matched_out & ~first).any(),
+                              "an output is matched in a later separable iteration")
         return contend
 
     def _islip_fairness(self, m, probe, P, queues, queue_out, match, asks):

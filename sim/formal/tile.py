@@ -12,7 +12,7 @@ from .harness import Harness
 from .probe import ProbeError, elaborate_with_probes
 from .properties import past, stream_contract, valid_independent_of_ready
 
-__all__ = ["TileHarness", "CONSUMERS", "FAULTS"]
+__all__ = ["TileHarness", "CONSUMERS", "FAULTS", "WS_SUMS_MAC_STAGES"]
 
 #: ``"free"``: the consumer of ``c`` may stall at any time (contract, row order, double
 #: buffer); ``"always_ready"``: it never stalls (exact output timing: the latencies).
@@ -28,6 +28,12 @@ CONSUMERS = ("free", "always_ready")
 #: lowest bit cleared, so some result values are wrong while every stream and timing rule
 #: still holds.
 FAULTS = ("short_fold_interval", "early_bank_release", "long_fold", "dropped_product_bit")
+
+#: Weight-stationary result values are proved for cells with at most this many register
+#: stages: with more, a partial sum can still be in a cell when its fold's weight bank is
+#: already being reloaded, and the reference kept here (the bank's current weights) no
+#: longer describes it.
+WS_SUMS_MAC_STAGES = 1
 _FAULT_DATAFLOW = {"short_fold_interval": ("os",), "early_bank_release": ("ws",),
                    "long_fold": ("ws",), "dropped_product_bit": ("os", "ws")}
 
@@ -91,9 +97,11 @@ class TileHarness(Harness):
 
     Parameters
     ----------
-    rows, cols, in_width, acc_width, signed, dataflow, acc_depth : tile parameters
+    rows, cols, in_width, acc_width, signed, dataflow, acc_depth, mac_stages : tile parameters
         See :class:`rtl.tile_params.TileParams`; the defaults here are a tile small enough
-        for the solver, not the tile's own.
+        for the solver, not the tile's own. With ``mac_stages`` every property above holds
+        with the cells' pipeline registers counted in the distances (weight-stationary
+        result values up to :data:`WS_SUMS_MAC_STAGES` stages).
     consumer : str
         One of :data:`CONSUMERS`.
     sums : bool
@@ -107,7 +115,8 @@ class TileHarness(Harness):
     kind = "tile"
 
     def __init__(self, *, rows=2, cols=2, in_width=2, acc_width=4, signed=True,
-                 dataflow="os", acc_depth=2, consumer="free", fault=None, sums=True):
+                 dataflow="os", acc_depth=2, mac_stages=0, consumer="free", fault=None,
+                 sums=True):
         bad = None
         if dataflow not in DATAFLOWS:
             bad = f"dataflow must be {' or '.join(map(repr, DATAFLOWS))}, not {dataflow!r}"
@@ -118,19 +127,26 @@ class TileHarness(Harness):
         elif fault is not None and dataflow not in _FAULT_DATAFLOW[fault]:
             kind = {"os": "output", "ws": "weight"}[_FAULT_DATAFLOW[fault][0]]
             bad = f"fault {fault!r} is a fault of {kind}-stationary tiles, not of {dataflow!r}"
+        elif (dataflow == "ws" and consumer == "free" and sums is True
+              and mac_stages not in range(WS_SUMS_MAC_STAGES + 1)):
+            bad = (f"weight-stationary result values are proved for mac_stages up to "
+                   f"{WS_SUMS_MAC_STAGES}, not {mac_stages!r}; give sums=False for the rest")
         if bad:
             raise ValueError(bad)
         try:
             tile_params = (ShortFoldIntervalParams if fault == "short_fold_interval"
                            else TileParams)(rows=rows, cols=cols, in_width=in_width,
                                             acc_width=acc_width, signed=signed,
-                                            dataflow=dataflow, acc_depth=acc_depth)
+                                            dataflow=dataflow, acc_depth=acc_depth,
+                                            mac_stages=mac_stages)
         except (TypeError, ValueError):
             raise
         params = dict(rows=rows, cols=cols, in_width=in_width, acc_width=acc_width,
                       signed=signed, dataflow=dataflow)
         if dataflow == "ws":
             params["acc_depth"] = acc_depth
+        if mac_stages:
+            params["mac_stages"] = mac_stages
         if consumer == "free":
             if not isinstance(sums, bool):
                 raise TypeError(f"sums must be True or False, not {sums!r}")
@@ -396,7 +412,8 @@ class TileHarness(Harness):
                      entering.emit.eq(tile.a.payload.emit), entering.a.eq(a_in),
                      entering.row.eq(Cat(*[sums(a_in, shadow["a_bank"], j, range(R))
                                            for j in range(C)]))]
-        line = _delay_line(m, entering, stage, R + C, advance, "ws_sums")
+        S = tile.mac_stages
+        line = _delay_line(m, entering, stage, R + C + S, advance, "ws_sums")
         row_of = lambda d, j: line[d - 1].row[j * W:(j + 1) * W]       # noqa: E731
 
         # Activations: a register d cycles from the edge holds the beat taken d cycles ago.
@@ -409,13 +426,16 @@ class TileHarness(Harness):
                                    == line[d - 1].a[i * w:(i + 1) * w],
                                    "ws: every activation register holds its beat's activation")
 
-        # In the array (distance d < rows + cols) a beat's bank is not reloaded, so its
-        # reference row is still its activations times that bank.
-        for d in range(1, R + C):
-            mine, theirs = line[d - 1], at[d][0]
-            m.d.comb += Assert((chain[d - 1].valid == theirs.valid) &
-                               (~theirs.valid | (mine.bank == theirs.bank)),
-                               "ws: the reference beats move with the array's beats")
+        # In the array and its pipeline registers (distance d < rows + cols + mac_stages,
+        # and a bank is not reloaded before distance rows + cols + 1) a beat's bank still
+        # holds its weights, so its reference row is still its activations times that bank.
+        for d in range(1, R + C + S):
+            mine = line[d - 1]
+            if d in at:
+                theirs = at[d][0]
+                m.d.comb += Assert((chain[d - 1].valid == theirs.valid) &
+                                   (~theirs.valid | (mine.bank == theirs.bank)),
+                                   "ws: the reference beats move with the array's beats")
             with m.If(chain[d - 1].valid):
                 for j in range(C):
                     m.d.comb += Assert(row_of(d, j) == sums(mine.a, mine.bank, j, range(R)),
@@ -427,19 +447,38 @@ class TileHarness(Harness):
                                    (mine.emit == theirs.emit),
                                    "ws: the accumulate and emit flags move with the beats")
 
-        # Partial sums: cell (i, j) holds the beat i + j + 2 cycles in, summed over rows
-        # 0..i; the bottom row's sums then wait in column j's de-skew registers. The beat at
-        # the bottom (distance rows + cols) is checked by the row it completes, below.
+        # Products in the cells' pipeline registers: cell (i, j)'s stage k holds the product
+        # of the beat i + j + 2 + k cycles in, whose weights are still in its bank.
+        for i in range(R):
+            for j in range(C):
+                for k in range(S):
+                    d = i + j + 2 + k
+                    stage_reg = Value.cast(probe[f"mac_r{i}_c{j}_skew{k}"])[:2 * w]
+                    weight = Mux(line[d - 1].bank, weights[1][i][j], weights[0][i][j])
+                    a_i = line[d - 1].a[i * w:(i + 1) * w]
+                    with m.If(chain[d - 1].valid):
+                        m.d.comb += Assert(stage_reg == (value(a_i) * value(weight))[:2 * w],
+                                           "ws: a pipelined product is its beat's activation "
+                                           "times its fold's weight")
+
+        # Partial sums: cell (i, j) holds the beat i + j + 2 + mac_stages cycles in, summed
+        # over rows 0..i; the bottom row's sums then wait in column j's de-skew registers.
+        # The beat at the bottom is checked by the row it completes, below. A bottom-row sum
+        # is the reference row kept since the beat was taken; a sum higher up is checked
+        # against the bank, which is not reloaded before the beat is rows + cols + 1 in.
         for j in range(C):
-            cells = [(i + j + 2, i, probe[f"psum_r{i}_c{j}"]) for i in range(R)]
-            cells += [(R + j + 2 + s, R - 1, probe[f"psum{j}_skew{s}"])
+            cells = [(i + j + 2 + S, i, probe[f"psum_r{i}_c{j}"]) for i in range(R)]
+            cells += [(R + j + 2 + S + s, R - 1, probe[f"psum{j}_skew{s}"])
                       for s in range(C - 1 - j)]
             for d, i, reg in cells:
-                if d >= R + C:
+                if d >= R + C + S:
                     continue
+                if i == R - 1:
+                    reference = row_of(d, j)
+                else:
+                    reference = sums(line[d - 1].a, line[d - 1].bank, j, range(i + 1))
                 with m.If(chain[d - 1].valid):
-                    m.d.comb += Assert(raw(reg)[:W] == sums(line[d - 1].a, line[d - 1].bank,
-                                                            j, range(i + 1)),
+                    m.d.comb += Assert(raw(reg)[:W] == reference,
                                        "ws: a partial sum is its beat's products of the rows "
                                        "above it")
 
@@ -453,7 +492,7 @@ class TileHarness(Harness):
         produced = Signal(C * W, name="ws_row_ref")
         for j in range(C):
             part = Mux(mine.accumulate, previous[j * W:(j + 1) * W], 0)
-            m.d.comb += produced[j * W:(j + 1) * W].eq(part + row_of(R + C, j))
+            m.d.comb += produced[j * W:(j + 1) * W].eq(part + row_of(R + C + S, j))
         with m.If(advance & arrived.valid & ~mine.emit):
             for n in range(depth):
                 with m.If(arrived.pos == n):
@@ -508,7 +547,10 @@ class TileHarness(Harness):
         since_last = probe["since_last"]
         w_en, w_rdy = probe["w_en"], probe["w_rdy"]
 
-        # Every position that holds the beat accepted d advancing cycles ago, by d.
+        # Every position that holds the beat accepted d advancing cycles ago, by d: the
+        # skew and operand registers, then each cell's pipeline registers.
+        S = tile.mac_stages
+        staged = data.StructLayout({"product": tile.product_shape, "valid": 1, "last": 1})
         positions = {}
         for i in range(R):
             for s in range(i):
@@ -516,7 +558,16 @@ class TileHarness(Harness):
             for j in range(C):
                 positions.setdefault(i + j + 1, []).append((f"a_r{i}_c{j}",
                                                             token(f"a_r{i}_c{j}")))
-        top = tile.stages               # row_done[R-1] holds the marker of delay R + C
+                for k in range(S):
+                    name = f"mac_r{i}_c{j}_skew{k}"
+                    positions.setdefault(i + j + 2 + k, []).append(
+                        (name, data.View(staged, probe[name])))
+        # The register whose beat cell (i, j) adds: its last pipeline stage, or with none
+        # its operand register.
+        adding = {(i, j): (data.View(staged, probe[f"mac_r{i}_c{j}_skew{S - 1}"]) if S
+                           else token(f"a_r{i}_c{j}"))
+                  for i in range(R) for j in range(C)}
+        top = tile.stages               # row_done[R-1] holds the marker of delay R + C + S
         marker = {}                     # delay -> "a fold's last beat is here"
         for d in range(1, top + 1):
             if d in positions:
@@ -525,11 +576,11 @@ class TileHarness(Harness):
                 for name, other in others:
                     m.d.comb += Assert((other.valid == first.valid) & (other.last == first.last),
                                        f"skew: {name} moves in lock-step with its diagonal")
-            if d >= C + 1:
-                done = row_done[d - C - 1]
+            if d >= C + 1 + S:
+                done = row_done[d - C - 1 - S]
                 if d in marker:
                     m.d.comb += Assert(done == marker[d],
-                                       f"de-skew: row {d - C - 1} completes with its marker")
+                                       f"de-skew: row {d - C - 1 - S} completes with its marker")
                 else:
                     marker[d] = done
         for d1 in range(1, top + 1):
@@ -554,8 +605,8 @@ class TileHarness(Harness):
         # Row order: rows go to the result queue one at a time, in order, `last` on the final.
         expected = Signal(range(R), name="expected_row")
         draining = 0
-        for d in range(C + 2, top + 1):
-            draining = draining | (marker[d].as_unsigned() * (d - C - 1))
+        for d in range(C + 2 + S, top + 1):
+            draining = draining | (marker[d].as_unsigned() * (d - C - 1 - S))
         row_last = Signal(name="row_last")
         result_row = data.View(tile.c.payload.shape(), probe["result_row"])
         m.d.comb += row_last.eq(result_row.last)
@@ -575,7 +626,7 @@ class TileHarness(Harness):
         # Double buffer: a result register is not rewritten before its row was drained.
         for i in range(R):
             for j in range(C):
-                cell = token(f"a_r{i}_c{j}")
+                cell = adding[i, j]
                 write = advance & cell.valid & cell.last
                 drain = w_en & row_done[i]
                 undrained = Signal(name=f"undrained_r{i}_c{j}")
@@ -584,7 +635,7 @@ class TileHarness(Harness):
                 with m.Elif(drain):
                     m.d.sync += undrained.eq(0)
                 held = 0
-                for d in range(i + j + 2, i + C + 2):
+                for d in range(i + j + 2 + S, i + C + 2 + S):
                     held = held | marker[d]
                 m.d.comb += [
                     Assert(undrained == held, f"result r{i} c{j} holds an undrained fold "
@@ -620,7 +671,7 @@ class TileHarness(Harness):
         its kept sum; a result register waiting to be drained holds its fold's sum; the row
         written to the result queue is that row of the fold's sums.
         """
-        R, C = tile.rows, tile.cols
+        R, C, S = tile.rows, tile.cols, tile.mac_stages
         W = tile.acc_width
         top = tile.stages
         interval = tile.fold_interval
@@ -652,8 +703,9 @@ class TileHarness(Harness):
                     m.d.sync += sums[1][i][j].eq(now + p_in)
                     m.d.sync += [sums[k + 1][i][j].eq(sums[k][i][j])
                                  for k in range(1, slots - 1)]
-                # The line reaches the beat the cell added last, i + j + 2 cycles back.
-                run[i, j] = _delay_line(m, after, W, i + j + 2, advance, f"run_sum_r{i}_c{j}_")
+                # The line reaches the beat the cell added last, i + j + 2 + S cycles back.
+                run[i, j] = _delay_line(m, after, W, i + j + 2 + S, advance,
+                                        f"run_sum_r{i}_c{j}_")
                 m.d.comb += Assert(run[i, j][0] == now,
                                    "the newest running sum is the open fold's")
 
@@ -681,7 +733,7 @@ class TileHarness(Harness):
         self._sel = []
         for i in range(R):
             for j in range(C):
-                x = i + j + 1           # the beat in the cell's registers is not yet added
+                x = i + j + 1 + S       # the beat in the cell's last stage is not yet added
                 line = run[i, j]
                 for d in range(1, x + 1):
                     added = with_beat(i, j, d)
@@ -697,10 +749,10 @@ class TileHarness(Harness):
                                    "last")
                 result = Value.cast(probe[f"result_r{i}_c{j}"])
                 held = 0
-                for d in range(i + j + 2, i + C + 2):
+                for d in range(i + j + 2 + S, i + C + 2 + S):
                     held = held | marker[d]
                 with m.If(held):
-                    m.d.comb += Assert(result[:W] == fold_sum(n[i + C + 1], i, j),
+                    m.d.comb += Assert(result[:W] == fold_sum(n[i + C + 1 + S], i, j),
                                        "an undrained result register holds its fold's sum")
 
         row = data.View(tile.c.payload.shape(), probe["result_row"])
@@ -709,12 +761,13 @@ class TileHarness(Harness):
                 with m.If(probe["row_done"][i]):
                     for j in range(C):
                         m.d.comb += Assert(
-                            Value.cast(row.data[j])[:W] == fold_sum(n[i + C + 1], i, j),
+                            Value.cast(row.data[j])[:W] == fold_sum(n[i + C + 1 + S], i, j),
                             "each row written to the result queue is its fold's sums")
 
     def _alignment(self, m, tile, probe, token, R, C, advance):
         elem = tile.element_shape
-        depth = R + C - 1
+        S = tile.mac_stages
+        depth = R + C - 1 + S
         a_in = Value.cast(tile.a.payload.data)
         b_in = Value.cast(tile.b.payload.data)
         w = Shape.cast(elem).width
@@ -739,6 +792,24 @@ class TileHarness(Harness):
             for i in range(R):
                 m.d.comb += Assert(raw(probe[f"b_r{i}_c{j}"]) == b_at(i + j + 1, j),
                                    "alignment: cell B operand is from the beat i+j+1 back")
+        # Pipelined cells: stage k of cell (i, j) holds the product of the beat k + 1
+        # advancing cycles behind its operand registers.
+        signed_values = tile.signed
+        p = 2 * w
+        for i in range(R):
+            for j in range(C):
+                for k in range(S):
+                    d = i + j + 2 + k
+                    a_v, b_v = a_at(d, i), b_at(d, j)
+                    if signed_values:
+                        a_v, b_v = a_v.as_signed(), b_v.as_signed()
+                    stage = data.View(
+                        data.StructLayout({"product": tile.product_shape, "valid": 1,
+                                           "last": 1}),
+                        probe[f"mac_r{i}_c{j}_skew{k}"])
+                    m.d.comb += Assert(raw(stage.product) == (a_v * b_v)[:p],
+                                       "alignment: a cell's pipelined product is of the beat "
+                                       "its stage holds")
         return a_at, b_at
 
     # -- exact timing under a consumer that never stalls ---------------------------------------

@@ -6,11 +6,40 @@ import numpy as np
 
 from fabric.tile_model import (TileEstimate, fold_schedule, predict, result_row_count,
                                result_rows_to_matrix)
+from rtl.errors import UserError
 from rtl.tile_params import as_tile_params
 from sim.runner import run_cocotb
 from sim.tile.harness import TileHarness
 
-__all__ = ["GemmRun", "Gaps", "run_gemm", "random_operands"]
+__all__ = ["GemmRun", "Gaps", "run_gemm", "random_operands", "check_gemm_size",
+           "MAX_OPERAND_ELEMENTS", "MAX_SIM_CYCLES"]
+
+#: Elements of one operand matrix a run may hold (a limit of this software, not of the
+#: tile): the operands travel to the bench as JSON and fill the harness's memories.
+MAX_OPERAND_ELEMENTS = 1 << 22
+
+#: Cycles a run may take by the cycle model: about 45 minutes on Icarus for a 4x4 tile at
+#: the 3,570 cycles/s docs/tile.md measures. Longer runs are refused, not left to run.
+MAX_SIM_CYCLES = 10_000_000
+
+
+def check_gemm_size(m: int, k: int, n: int, params=None) -> None:
+    """Refuse, in one sentence, a GEMM too large to simulate, before anything is allocated.
+
+    Checks the operand sizes, and with the tile's ``params`` the cycles the model
+    predicts for it.
+    """
+    for name, rows, cols in (("A", m, k), ("B", k, n)):
+        if rows * cols > MAX_OPERAND_ELEMENTS:
+            raise UserError(f"GEMM {m}x{k}x{n}: operand {name} would hold {rows * cols:,} "
+                            f"elements; a simulation accepts at most "
+                            f"{MAX_OPERAND_ELEMENTS:,} per operand")
+    if params is not None:
+        cycles = predict(params=as_tile_params(params), m=m, k=k, n=n).total_cycles
+        if cycles > MAX_SIM_CYCLES:
+            raise UserError(f"GEMM {m}x{k}x{n} takes {cycles:,} cycles on this tile by the "
+                            f"cycle model; a simulation accepts at most {MAX_SIM_CYCLES:,} "
+                            f"(use the model, `supernode estimate`, for this size)")
 
 
 @dataclass(frozen=True)
@@ -83,6 +112,7 @@ class GemmRun:
 def random_operands(m, k, n, *, in_width, signed, seed, extreme=None):
     """Random A and B within the operand range; ``extreme`` "min"/"max" fills them with
     the smallest/largest value instead."""
+    check_gemm_size(m, k, n)
     lo, hi = (-(1 << (in_width - 1)), (1 << (in_width - 1)) - 1) if signed \
         else (0, (1 << in_width) - 1)
     if extreme == "min":
@@ -115,6 +145,7 @@ def run_gemm(params, A, B, *, sim="icarus", waves=False, wave_format="fst", seed
     A, B = np.asarray(A), np.asarray(B)
     m, k = A.shape
     n = B.shape[1]
+    check_gemm_size(m, k, n, params)
     folds = fold_schedule(params, m=m, k=k, n=n)
     rows_out = result_row_count(folds, params)
     a_beats = sum(f.k_count if params.dataflow == "os" else f.m_count for f in folds)

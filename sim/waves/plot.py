@@ -6,6 +6,7 @@ import numpy as np
 
 from rtl.errors import UserError
 
+from ..outputs import atomic_output
 from .reader import _UNITS_S, Waveform, _is_generated, _state_text, find_signal, load, parse_time
 from .streams import _rising_edges, find_fsms, find_interfaces
 
@@ -110,9 +111,11 @@ def plot_timeline(path, out, *, signals: "str | None" = None, start=None, end=No
                  + ("   (green: transfer cycles, red: stall cycles)" if marked else ""), fontsize=9)
     fig.tight_layout()
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
+    try:
+        with atomic_output(out) as tmp:    # in an existing directory, never made here
+            fig.savefig(tmp, format="png")
+    finally:
+        plt.close(fig)
     return out
 
 

@@ -2,7 +2,13 @@
 
 import argparse
 
+from rtl.errors import UserError
+from rtl.router_params import ROUTER_DEFAULTS
 from rtl.tile_params import DATAFLOWS, TileParams
+
+
+#: Endings accepted for an exported Verilog file.
+VERILOG_SUFFIXES = (".v", ".sv")
 
 
 def positive_int(text):
@@ -36,6 +42,9 @@ def add_tile_arguments(parser, *, integer=int, dataflow_required=False):
     parser.add_argument("--acc-depth", type=integer,
                         help=f"ws: rows of partial sums kept between folds "
                              f"(default {defaults['acc_depth']})")
+    parser.add_argument("--mac-stages", type=integer,
+                        help=f"register stages between each cell's multiplier and adder "
+                             f"(default {defaults['mac_stages']})")
 
 
 def tile_arguments(args) -> TileParams:
@@ -43,3 +52,44 @@ def tile_arguments(args) -> TileParams:
     added; an option left out takes the parameter's default."""
     given = {name: getattr(args, name, None) for name in TileParams.names()}
     return TileParams(**{name: value for name, value in given.items() if value is not None})
+
+
+def add_router_arguments(parser, *, integer=int):
+    """Options for the router's parameters (the defaults of the area and implementation
+    commands: a 4-port router with two virtual channels)."""
+    parser.add_argument("--ports", type=integer, default=4)
+    parser.add_argument("--vcs", type=integer, default=2)
+    parser.add_argument("--buffer-depth", type=integer, default=4)
+    parser.add_argument("--flit-width", type=integer, default=16)
+    parser.add_argument("--allocator", default="separable")
+    parser.add_argument("--separable-iterations", type=integer, default=None,
+                        help=f"separable allocator iterations, with --allocator separable "
+                             f"(default {ROUTER_DEFAULTS['separable_iterations']})")
+    parser.add_argument("--islip-iterations", type=integer, default=None,
+                        help=f"iSLIP iterations, with --allocator islip (default "
+                             f"{ROUTER_DEFAULTS['islip_iterations']})")
+    parser.add_argument("--voq", action="store_true")
+
+
+def allocator_iterations(args, allocator: str) -> int:
+    """``--separable-iterations`` or ``--islip-iterations``: the default when left out, and
+    refused with another allocator, where it would do nothing."""
+    value = getattr(args, f"{allocator}_iterations", None)
+    if value is None:
+        return ROUTER_DEFAULTS[f"{allocator}_iterations"]
+    if args.allocator != allocator:
+        raise UserError(f"--{allocator}-iterations {value} applies to --allocator "
+                        f"{allocator} only, not to {args.allocator!r}")
+    return value
+
+
+def router_arguments(args) -> dict:
+    """The router's keyword parameters of the options :func:`add_router_arguments` added."""
+    params = {"ports": args.ports, "vcs": args.vcs, "buffer_depth": args.buffer_depth,
+              "flit_width": args.flit_width, "allocator": args.allocator,
+              "islip_iterations": allocator_iterations(args, "islip"), "voq": args.voq}
+    separable = allocator_iterations(args, "separable")
+    # Given only when not the default, so that a default design keeps its build directory.
+    if separable != ROUTER_DEFAULTS["separable_iterations"]:
+        params["separable_iterations"] = separable
+    return params

@@ -12,7 +12,7 @@ from rtl.router import Router
 from rtl.tile import SystolicTile
 from sim.area import synthesize
 
-from . import add_tile_arguments, tile_arguments
+from . import add_router_arguments, add_tile_arguments, router_arguments, tile_arguments
 
 __all__ = ["register"]
 
@@ -57,13 +57,7 @@ def register(subparsers):
     t.set_defaults(func=run, factory=_tile)
 
     r = sub.add_parser("router", help="a VC Router (rtl/router.py)")
-    r.add_argument("--ports", type=_int, default=4)
-    r.add_argument("--vcs", type=_int, default=2)
-    r.add_argument("--buffer-depth", type=_int, default=4)
-    r.add_argument("--flit-width", type=_int, default=16)
-    r.add_argument("--allocator", default="separable")
-    r.add_argument("--islip-iterations", type=_int, default=1)
-    r.add_argument("--voq", action="store_true")
+    add_router_arguments(r, integer=_int)
     _common(r)
     r.set_defaults(func=run, factory=_router)
 
@@ -80,9 +74,7 @@ def _tile(args):
 
 
 def _router(args):
-    return Router, {"ports": args.ports, "vcs": args.vcs, "buffer_depth": args.buffer_depth,
-                    "flit_width": args.flit_width, "allocator": args.allocator,
-                    "islip_iterations": args.islip_iterations, "voq": args.voq}
+    return Router, router_arguments(args)
 
 
 def _component(args):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from fabric.system import default_mapping, estimate, load_mapping, load_system
@@ -17,6 +16,7 @@ from fabric.system.validation import (TOLERANCE, format_table, load_points, to_c
 from fabric.system.workload import (COLLECTIVES, collective_workload, gemm_workload,
                                     load_workload)
 from rtl.errors import UserError
+from sim.outputs import atomic_output, check_output
 
 from . import positive_int
 
@@ -162,26 +162,16 @@ def register(subparsers):
 
 
 def _check_plot(path_text):
+    """The ``--plot`` destination, checked before any estimate runs (or None)."""
     if path_text is None:
         return None
-    plot = Path(path_text)
-    if plot.suffix.lower() != ".png":
-        raise UserError(f"--plot {path_text!r} must name a .png file")
-    if plot.is_dir():
-        raise UserError(f"--plot {path_text!r} is a directory; accepted: a .png file path")
-    if not plot.parent.exists():
-        raise UserError(f"--plot {path_text!r}: directory {str(plot.parent)!r} does not exist")
-    return plot
+    return check_output(path_text, flag="--plot", suffixes=(".png",))
 
 
 def _write_plot(draw, plot: Path) -> None:
-    tmp = plot.with_name(plot.name + ".tmp.png")
-    try:
+    """Draw into a temporary file beside ``plot``; a failed plot leaves any older file."""
+    with atomic_output(plot) as tmp:
         draw(tmp)
-        os.replace(tmp, plot)           # a failed plot leaves any older file untouched
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def run_estimate(args) -> int:

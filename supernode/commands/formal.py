@@ -10,7 +10,7 @@ from sim.formal.runner import run_formal
 from sim.formal.skid import SkidBufferHarness
 from sim.formal.tile import TileHarness
 from sim.formal.toolchain import FormalToolError
-from . import positive_int
+from . import allocator_iterations, positive_int
 
 
 def _add_job_options(parser):
@@ -71,6 +71,9 @@ def register(subparsers):
     tile.add_argument("--in-width", type=int, default=2, help="operand bits (default 2)")
     tile.add_argument("--acc-width", type=int, default=4, help="accumulator bits (default 4)")
     tile.add_argument("--unsigned", action="store_true", help="unsigned operands")
+    tile.add_argument("--mac-stages", type=int, default=0,
+                      help="register stages between each cell's multiplier and adder "
+                           "(default 0)")
     tile.add_argument("--consumer", choices=("free", "always_ready", "both"), default="both",
                       help="free: c may stall at any time (contract, row order, double "
                            "buffer); always_ready: exact latencies; both (default)")
@@ -93,7 +96,7 @@ def register(subparsers):
     router.add_argument("--flit-width", type=int, default=1, help="payload bits (default 1)")
     router.add_argument("--allocator", default="separable",
                         help="switch allocator: separable (default) or islip")
-    router.add_argument("--islip-iterations", type=int, default=1,
+    router.add_argument("--islip-iterations", type=int, default=None,
                         help="iSLIP iterations, 1..ports (default 1; with --allocator islip)")
     router.add_argument("--voq", action="store_true",
                         help="virtual output queues at the inputs (one queue per VC and "
@@ -108,7 +111,7 @@ def register(subparsers):
                              "flit) cycles")
     for flag, default, text in _LIVENESS_OPTIONS:
         kind = _bound if flag in ("--body-bound", "--head-bound") else int
-        router.add_argument(flag, type=kind, default=default, help=f"liveness: {text}")
+        router.add_argument(flag, type=kind, default=None, help=f"liveness: {text}")
     router.add_argument("--drop", default=None,
                         help="drop an environment assumption (the proof must then fail): "
                              "input_credit, packet_framing or credit_return (with --liveness)")
@@ -133,7 +136,7 @@ def register(subparsers):
                               "destination (default: destination modulo ports)")
     routing.add_argument("--allocator", default="separable",
                          help="switch allocator: separable (default) or islip")
-    routing.add_argument("--islip-iterations", type=int, default=1,
+    routing.add_argument("--islip-iterations", type=int, default=None,
                          help="iSLIP iterations, 1..ports (default 1; with --allocator islip)")
     routing.add_argument("--voq", action="store_true",
                          help="virtual output queues at the inputs")
@@ -200,7 +203,8 @@ def tile_command(args):
     harnesses = [TileHarness(rows=args.rows, cols=args.cols, in_width=args.in_width,
                              acc_width=args.acc_width, signed=not args.unsigned,
                              dataflow=args.dataflow, acc_depth=args.acc_depth,
-                             consumer=c, fault=args.fault, sums=not args.no_sums)
+                             mac_stages=args.mac_stages, consumer=c, fault=args.fault,
+                             sums=not args.no_sums)
                   for c in consumers]
     return _run(harnesses, args)
 
@@ -208,16 +212,23 @@ def tile_command(args):
 def router_command(args):
     return _run([RouterHarness(ports=args.ports, vcs=args.vcs, buffer_depth=args.buffer_depth,
                                flit_width=args.flit_width, allocator=args.allocator,
-                               islip_iterations=args.islip_iterations, voq=args.voq,
+                               islip_iterations=allocator_iterations(args, "islip"), voq=args.voq,
                                drop=args.drop, fault=args.fault,
                                liveness=_liveness(args))], args)
 
 
 def _liveness(args):
+    """The bounds of the liveness proof; a bound given without ``--liveness`` is refused,
+    as it would bound nothing and the proof would pass with no liveness proved."""
+    given = {flag: getattr(args, flag[2:].replace("-", "_")) for flag, _, _ in _LIVENESS_OPTIONS}
     if not args.liveness:
+        for flag, value in given.items():
+            if value is not None:
+                raise UserError(f"{flag} {value} bounds the liveness proof; give --liveness "
+                                f"with it")
         return None
-    return {flag[2:].replace("-", "_"): getattr(args, flag[2:].replace("-", "_"))
-            for flag, _, _ in _LIVENESS_OPTIONS}
+    return {flag[2:].replace("-", "_"): default if given[flag] is None else given[flag]
+            for flag, default, _ in _LIVENESS_OPTIONS}
 
 
 def _port_list(what):
@@ -235,7 +246,7 @@ def _port_list(what):
 def routing_command(args):
     return _run([RoutingHarness(ports=args.ports, vcs=args.vcs, buffer_depth=args.buffer_depth,
                                 allocator=args.allocator,
-                                islip_iterations=args.islip_iterations, voq=args.voq,
+                                islip_iterations=allocator_iterations(args, "islip"), voq=args.voq,
                                 destinations=args.destinations, routes=args.routes,
                                 spread=args.spread, mutant=args.mutant)],
                 args)

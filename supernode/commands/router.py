@@ -4,7 +4,6 @@ import argparse
 import dataclasses
 import json
 import sys
-from pathlib import Path
 
 from fabric.network.traffic import TrafficSpec
 from rtl.clos_params import ClosParams
@@ -12,10 +11,13 @@ from rtl.errors import UserError
 from rtl.interface import router_interface, write_interface
 from rtl.router import Router
 from rtl.router_params import RouterParams
+from sim.outputs import atomic_output, check_output
 from sim.router.common import Design
 from sim.router.sweep import DEFAULT_LOADS, compare_point, plot_sweep, sweep
 from sim.environment import SIMULATORS, default_simulator, random_seed
 from sim.runner import SimulationError, export_verilog
+
+from . import VERILOG_SUFFIXES, allocator_iterations
 
 
 def _router_defaults() -> dict:
@@ -50,9 +52,12 @@ def add_router_params(parser, *, ports=True):
                         help="payload bits per flit (default 16)")
     parser.add_argument("--allocator", default=ROUTER_DEFAULTS["allocator"],
                         help="separable (default) or islip")
-    parser.add_argument("--islip-iterations", type=int,
-                        default=ROUTER_DEFAULTS["islip_iterations"],
-                        help="iSLIP iterations (default 1)")
+    parser.add_argument("--separable-iterations", type=int, default=None,
+                        help="separable allocator iterations, 1..ports (default 1; 2 lets "
+                             "an input that lost its pick ask again with another VC)")
+    parser.add_argument("--islip-iterations", type=int, default=None,
+                        help=f"iSLIP iterations, with --allocator islip (default "
+                             f"{ROUTER_DEFAULTS['islip_iterations']})")
     parser.add_argument("--voq", action="store_true", help="virtual output queues")
     parser.add_argument("--packet-id-width", type=int,
                         default=ROUTER_DEFAULTS["packet_id_width"],
@@ -66,13 +71,17 @@ def add_router_params(parser, *, ports=True):
 
 def router_params(args, *, ports=True) -> dict:
     params = dict(vcs=args.vcs, buffer_depth=args.buffer_depth, flit_width=args.flit_width,
-                  allocator=args.allocator, islip_iterations=args.islip_iterations,
+                  allocator=args.allocator,
+                  islip_iterations=allocator_iterations(args, "islip"),
                   voq=args.voq)
     if ports:
         params["ports"] = args.ports
     if args.stats:
         params["stats"] = True
     # Given only when not the default, so that a default design keeps its build directory.
+    separable = allocator_iterations(args, "separable")
+    if separable != ROUTER_DEFAULTS["separable_iterations"]:
+        params["separable_iterations"] = separable
     if args.packet_id_width != ROUTER_DEFAULTS["packet_id_width"]:
         params["packet_id_width"] = args.packet_id_width
     return params
@@ -99,7 +108,17 @@ def add_traffic_params(parser, *, pattern="uniform"):
     parser.add_argument("--sim", help="verilator or icarus (default: $SIM, else verilator)")
 
 
+def check_backpressure(text):
+    """Refuse a ``--backpressure`` under which no ejector ever drains: the run could only
+    end in the watchdog, after the whole build and simulation."""
+    kind, _, arg = text.partition(":")
+    if kind == "periodic" and arg and set(arg) == {"0"}:
+        raise UserError(f"--backpressure {text!r} never lets an ejector drain, so no packet "
+                        f"would arrive; give at least one 1 in the pattern (periodic:1110)")
+
+
 def traffic_spec(args, *, load, ordered=True):
+    check_backpressure(args.backpressure)
     return TrafficSpec(pattern=args.pattern, load=load, packet_length=args.packet_length,
                        warmup=args.warmup, measure=args.measure, drain=args.drain,
                        seed=random_seed(1) if args.seed is None else args.seed,
@@ -115,15 +134,6 @@ def check_sim(name):
     return name
 
 
-def check_out(path, suffixes):
-    out = Path(path)
-    if not out.parent.is_dir():
-        raise UserError(f"cannot write {out}: directory {out.parent} does not exist")
-    if out.suffix not in suffixes:
-        raise UserError(f"output file must end in {' or '.join(suffixes)}, not {out.name!r}")
-    return out
-
-
 def register(subparsers):
     router = subparsers.add_parser("router", help="the switch router")
     sub = router.add_subparsers(dest="router_command", required=True)
@@ -131,7 +141,8 @@ def register(subparsers):
     export = sub.add_parser("export", help="write the router as Verilog, and beside it a "
                             "JSON description of its ports, flit layout and timing")
     add_router_params(export)
-    export.add_argument("--out", required=True, help="Verilog file to write (.v)")
+    export.add_argument("--out", required=True, help="Verilog file to write (.v or .sv)")
+    export.add_argument("--json", action="store_true", help="print one JSON object")
     export.set_defaults(func=export_command)
 
     sim = sub.add_parser("sim", help="run traffic on the RTL and the model, compare them")
@@ -155,11 +166,16 @@ def register(subparsers):
 
 
 def export_command(args):
-    out = check_out(args.out, (".v",))
-    router = Router(RouterParams(**router_params(args)))
+    out = check_output(args.out, flag="--out", suffixes=VERILOG_SUFFIXES)
+    params = router_params(args)
+    router = Router(RouterParams(**params))
     export_verilog(router, out, name="router")
     described = write_interface(router_interface(router, name="router"), out)
-    print(f"wrote {out} and its interface description {described}")
+    if args.json:
+        print(json.dumps({"out": str(out), "interface": str(described), "module": "router",
+                          "params": params}))
+    else:
+        print(f"wrote {out} and its interface description {described}")
     return 0
 
 
@@ -231,7 +247,7 @@ def print_router_stats(stats: dict, cycles: int):
 
 def sweep_command(args):
     args.sim = check_sim(args.sim)
-    out = check_out(args.plot, (".png",)) if args.plot else None
+    out = check_output(args.plot, flag="--plot", suffixes=(".png",)) if args.plot else None
     design = design_from(args)
     ordered = design.params.get("up_routing", "deterministic") != "balanced"
     spec = traffic_spec(args, load=1.0, ordered=ordered)
@@ -241,7 +257,8 @@ def sweep_command(args):
                    model_loads=sorted(set(loads) | {x / 20 for x in range(1, 21)}),
                    progress=not args.json)
     if out:
-        plot_sweep(result, out)
+        with atomic_output(out) as tmp:
+            plot_sweep(result, tmp)
         result["plot"] = str(out)
     if args.json:
         print(json.dumps(result))

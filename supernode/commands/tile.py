@@ -3,16 +3,16 @@
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from fabric.tile_model import reference_gemm
 from rtl.errors import UserError
 from rtl.interface import tile_interface, write_interface
 from rtl.tile import SystolicTile
-from sim.environment import SIMULATORS, default_simulator, random_seed
+from sim.environment import SIMULATORS, default_simulator, random_seed, waves_requested
+from sim.outputs import check_output
 from sim.runner import SimulationError, export_verilog
-from sim.tile.run import Gaps, random_operands, run_gemm
-from . import add_tile_arguments, positive_int, tile_arguments
+from sim.tile.run import Gaps, check_gemm_size, random_operands, run_gemm
+from . import VERILOG_SUFFIXES, add_tile_arguments, positive_int, tile_arguments
 
 
 def _probability(text):
@@ -33,9 +33,10 @@ def register(subparsers):
     export = sub.add_parser("export", help="write the tile as Verilog, and beside it a JSON "
                             "description of its ports, payload layouts and timing")
     add_tile_arguments(export, dataflow_required=True)
-    export.add_argument("--out", required=True, help="Verilog file to write")
+    export.add_argument("--out", required=True, help="Verilog file to write (.v or .sv)")
     export.add_argument("--name", default="systolic_tile",
                         help="Verilog module name (default systolic_tile)")
+    export.add_argument("--json", action="store_true", help="print one JSON object")
     export.set_defaults(func=export_command)
 
     sim = sub.add_parser("sim", help="run a random GEMM on the RTL and check it against numpy")
@@ -57,15 +58,17 @@ def register(subparsers):
 
 def export_command(args):
     params = tile_arguments(args)
-    out = Path(args.out)
-    if not out.parent.is_dir():
-        raise UserError(f"cannot write {out}: directory {out.parent} does not exist")
+    out = check_output(args.out, flag="--out", suffixes=VERILOG_SUFFIXES)
     if not args.name.isidentifier():
         raise UserError(f"--name must be a Verilog identifier, not {args.name!r}")
     tile = SystolicTile(params=params)
     export_verilog(tile, out, name=args.name)
     described = write_interface(tile_interface(tile, name=args.name), out)
-    print(f"wrote {out} and its interface description {described}")
+    if args.json:
+        print(json.dumps({"out": str(out), "interface": str(described), "module": args.name,
+                          "params": params.as_dict()}))
+    else:
+        print(f"wrote {out} and its interface description {described}")
     return 0
 
 
@@ -75,8 +78,12 @@ def sim_command(args):
     args.seed = random_seed(1) if args.seed is None else args.seed
     if args.sim not in SIMULATORS:
         raise UserError(f"--sim must be one of {', '.join(SIMULATORS)}, not {args.sim!r}")
+    args.waves = waves_requested(args.waves)     # WAVES=1 as --waves
+    if args.vcd and not args.waves:
+        raise UserError("--vcd chooses the format of --waves; give --waves with it")
     if args.vcd and args.sim != "verilator":
         raise UserError("--vcd needs --sim verilator (Icarus writes FST)")
+    check_gemm_size(args.m, args.k, args.n, params)
     A, B = random_operands(args.m, args.k, args.n, in_width=params.in_width,
                            signed=params.signed, seed=args.seed)
     gaps = Gaps(probability=args.stall)

@@ -6,6 +6,7 @@ from pathlib import Path
 from rtl.errors import UserError
 from sim import waves
 from sim.gtkw import write_gtkw
+from sim.outputs import check_output
 
 from . import positive_int
 
@@ -49,20 +50,32 @@ def run(args) -> int:
             raise UserError(f"directory {args.file} holds {len(found)} .vcd/.fst files; "
                             "name the wave file itself")
         args.file = str(found[0])
+    png = check_output(args.png, flag="--png", suffixes=(".png",)) if args.png else None
+    gtkw = check_output(args.gtkw, flag="--gtkw", suffixes=(".gtkw",)) if args.gtkw else None
     wave = waves.load(args.file)
+    _check_signals(wave, args.signals)
     reset = None if str(args.reset).lower() == "none" else args.reset
     summary = waves.summarize(args.file, wave=wave, signals=args.signals, start=args.start,
                               end=args.end, clock=args.clock, reset=reset, bins=args.bins)
-    if args.png:
-        summary["png"] = str(waves.plot_timeline(args.file, args.png, wave=wave, signals=args.signals,
+    if png:
+        summary["png"] = str(waves.plot_timeline(args.file, png, wave=wave, signals=args.signals,
                                                  start=args.start, end=args.end))
-    if args.gtkw:
-        summary["gtkw"] = str(write_gtkw(args.file, args.gtkw, wave=wave))
+    if gtkw:
+        summary["gtkw"] = str(write_gtkw(args.file, gtkw, wave=wave))
     if args.json:
         print(json.dumps(summary))
         return 0
     print(_table(summary))
     return 0
+
+
+def _check_signals(wave, signals) -> None:
+    """Refuse a ``--signals`` glob that matches no signal: it would silently choose nothing."""
+    for pattern in (p.strip() for p in (signals or "").split(",")):
+        if pattern and not wave.match(pattern):
+            example = ", ".join(wave.names()[:3])
+            raise UserError(f"--signals pattern {pattern!r} matches no signal of {wave.path}; "
+                            f"its names look like {example}")
 
 
 def _table(s: dict) -> str:

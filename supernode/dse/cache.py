@@ -2,33 +2,12 @@
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from rtl.errors import UserError
+from sim.outputs import write_atomic
+
 __all__ = ["ResultCache", "point_key", "write_atomic"]
-
-
-def write_atomic(path, data) -> Path:
-    """Write ``data`` (str or bytes) to ``path`` through a temporary file and ``os.replace``.
-
-    A reader sees either the old file or the complete new one, never a torn write, even
-    when the process is killed half-way.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = "wb" if isinstance(data, (bytes, bytearray)) else "w"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def point_key(payload: dict) -> str:
@@ -51,6 +30,8 @@ class ResultCache:
 
     def __init__(self, directory):
         self._dir = Path(directory)
+        #: (path, reason) of every entry :meth:`get` found and did not trust.
+        self.rejected = []
 
     @property
     def directory(self) -> Path:
@@ -59,21 +40,45 @@ class ResultCache:
     def _path(self, key: str) -> Path:
         return self._dir / f"{key}.json"
 
-    def get(self, key: str):
-        """The stored record of ``key`` or ``None``; an unreadable entry counts as missing."""
+    def get(self, key: str, required=()):
+        """The stored record of ``key``, or ``None`` when there is none to trust.
+
+        An unreadable entry, one whose key, status or metrics are wrong, or one lacking
+        a metric named in ``required``, counts as missing; the reason is kept in
+        :attr:`rejected` so that the sweep can say why it evaluates the point again. A
+        directory where the entry should be is refused: nothing could replace it.
+        """
         path = self._path(key)
+        if path.is_dir():
+            raise UserError(f"sweep cache entry {str(path)!r} is a directory, not a result "
+                            f"file; remove it or give another --out")
         try:
             record = json.loads(path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        except FileNotFoundError:
             return None
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return self._reject(path, f"unreadable ({exc.__class__.__name__})")
         if not isinstance(record, dict) or record.get("key") != key:
-            return None
+            return self._reject(path, "it holds another key")
+        if record.get("status") != "ok":
+            return self._reject(path, f"its status is {record.get('status')!r}, not 'ok'")
+        metrics = record.get("metrics")
+        if not isinstance(metrics, dict) or not metrics:
+            return self._reject(path, "it holds no metrics")
+        missing = [m for m in required if metrics.get(m) is None]
+        if missing:
+            return self._reject(path, f"it lacks the metric(s) {', '.join(missing)}")
         return record
+
+    def _reject(self, path: Path, reason: str):
+        self.rejected.append((path, reason))
+        return None
 
     def put(self, key: str, record: dict):
         """Store ``record`` (which must carry ``key``) atomically."""
         if record.get("key") != key:
             raise ValueError(f"cache record carries key {record.get('key')!r}, not {key!r}")
+        self._dir.mkdir(parents=True, exist_ok=True)
         write_atomic(self._path(key), json.dumps(record, default=str))
 
     def __contains__(self, key: str) -> bool:

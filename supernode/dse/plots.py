@@ -8,14 +8,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .cache import write_atomic  # noqa: E402
+from sim.outputs import write_atomic  # noqa: E402
+
 from .pareto import pareto_mask  # noqa: E402
+from .table import candidates  # noqa: E402
 
 __all__ = ["draw_plots"]
 
 #: Direction assumed for an axis that is not one of the sweep's objectives.
 DEFAULT_DIRECTION = {"throughput": "max", "utilisation": "max", "latency": "min",
-                     "area": "min", "energy": "min"}
+                     "area": "min", "energy": "min", "time": "min", "clock": "max",
+                     "luts": "min", "flip_flops": "min", "dsp_blocks": "min",
+                     "bandwidth": "max"}
 
 
 #: Front points labelled with their parameters, at most.
@@ -45,7 +49,7 @@ def _label(spec, objective) -> str:
 
 def _pareto(table, spec, plot, out_dir):
     xcol, ycol = _label(spec, plot["x"]), _label(spec, plot["y"])
-    ok = table[(table["status"] == "ok")].dropna(subset=[xcol, ycol])
+    ok = table[candidates(table, spec)].dropna(subset=[xcol, ycol])
     if ok.empty:
         return []
     dirs = [spec.objectives.get(o, DEFAULT_DIRECTION[o]) for o in (plot["x"], plot["y"])]

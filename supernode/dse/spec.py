@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rtl.errors import UserError
+from sim.implement import DEFAULT_DEVICE, DEFAULT_SEED, DEVICES
 
 from .cache import point_key
 from .evaluators import KINDS, load_evaluator
@@ -19,6 +20,7 @@ __all__ = ["SweepSpec", "load_spec", "MAX_POINTS"]
 MAX_POINTS = 100_000
 
 _SECTIONS = ("sweep", "space", "workload", "objectives", "rtl", "plots")
+_SWEEP_KEYS = ("name", "kind", "description", "implement", "device", "seed")
 _PLOT_TYPES = ("pareto", "heatmap", "curves")
 
 
@@ -52,6 +54,10 @@ class SweepSpec:
         Options of the RTL check (simulator, tolerance, ...), checked by the evaluator.
     plots : tuple of dict
         Plots to draw; ``[[plots]]`` tables, or the evaluator's defaults.
+    implement : dict or None
+        ``{"device": ..., "seed": ...}`` when every point is also placed and routed on an
+        FPGA (``[sweep] implement = true``, or an objective or plot that needs its
+        figures); None otherwise.
     """
     path: Path
     name: str
@@ -64,6 +70,7 @@ class SweepSpec:
     rtl_seed: int
     rtl: dict
     plots: tuple = field(default=())
+    implement: "dict | None" = None
 
     @property
     def evaluator(self):
@@ -94,15 +101,19 @@ class SweepSpec:
             rtl = dict(self.rtl) if index in checked else None
             task = {"kind": self.kind, "params": params, "workload": self.workload,
                     "rtl": rtl, "area": need_area}
+            if self.implement is not None:
+                task["implement"] = self.implement
             out.append({**task, "index": index, "key": point_key({**task, "code": fingerprint})})
         return out
 
     def digest(self) -> str:
         """Hash of the spec's content (not its path): tells whether a resume matches."""
-        return point_key({"kind": self.kind, "space": {k: list(v) for k, v in self.space.items()},
-                          "workload": self.workload, "objectives": self.objectives,
-                          "spot_checks": self.spot_checks, "rtl_seed": self.rtl_seed,
-                          "rtl": self.rtl})
+        content = {"kind": self.kind, "space": {k: list(v) for k, v in self.space.items()},
+                   "workload": self.workload, "objectives": self.objectives,
+                   "spot_checks": self.spot_checks, "rtl_seed": self.rtl_seed, "rtl": self.rtl}
+        if self.implement is not None:
+            content["implement"] = self.implement
+        return point_key(content)
 
 
 def _bad(path, key, value, accepted) -> UserError:
@@ -126,25 +137,29 @@ def _expand(path, name, raw) -> list:
                                       "{start, stop, factor}")
         start, stop = raw["start"], raw["stop"]
         nums = [v for v in raw.values()]
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in nums):
-            raise _bad(path, key, raw, "numeric start, stop and step or factor")
-        values = []
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                   for v in nums):
+            raise _bad(path, key, raw, "finite numeric start, stop and step or factor")
         if "step" in raw:
             step = raw["step"]
             if step <= 0 or stop < start:
                 raise _bad(path, key, raw, "a positive step and stop >= start")
             count = int(math.floor((stop - start) / step + 1e-9)) + 1
-            values = [start + i * step for i in range(count)]
         else:
             factor = raw["factor"]
             if factor <= 1 or start <= 0 or stop < start:
                 raise _bad(path, key, raw, "factor > 1, start > 0 and stop >= start")
-            v = start
+            count = int(math.floor(math.log(stop / start) / math.log(factor) + 1e-9)) + 1
+        # Counted before a single value is made: a typo of a billion points is refused at once.
+        if count > MAX_POINTS:
+            raise _bad(path, key, raw, f"a range of at most {MAX_POINTS} values, not {count}")
+        if "step" in raw:
+            values = [start + i * step for i in range(count)]
+        else:
+            values, v = [], start
             while v <= stop * (1 + 1e-9):
                 values.append(v)
                 v = v * factor
-        if len(values) > MAX_POINTS:
-            raise _bad(path, key, raw, f"a range of at most {MAX_POINTS} values")
         return values
     return [raw]
 
@@ -181,8 +196,8 @@ def parse_spec(doc: dict, path) -> SweepSpec:
             raise _bad(path, "section", section, f"one of {', '.join(_SECTIONS)}")
     sweep = _table(doc, path, "sweep")
     for key in sweep:
-        if key not in ("name", "kind", "description"):
-            raise _bad(path, "[sweep] key", key, "name, kind or description")
+        if key not in _SWEEP_KEYS:
+            raise _bad(path, "[sweep] key", key, ", ".join(_SWEEP_KEYS))
     kind = sweep.get("kind")
     if kind not in KINDS:
         raise _bad(path, "[sweep] kind", kind, f"one of {', '.join(KINDS)}")
@@ -270,9 +285,39 @@ def parse_spec(doc: dict, path) -> SweepSpec:
             raise _bad(path, "plots", plots_raw, "an array of [[plots]] tables")
         plots = tuple(_check_plot(path, i, p, set(space), evaluator) for i, p in
                       enumerate(plots_raw))
+    implement = _implementation(path, sweep, kind, evaluator, objectives, plots)
     return SweepSpec(path=path, name=name, kind=kind, description=description, space=space,
                      workload=workload, objectives=objectives, spot_checks=spot_checks,
-                     rtl_seed=seed, rtl=rtl, plots=plots)
+                     rtl_seed=seed, rtl=rtl, plots=plots, implement=implement)
+
+
+def _implementation(path, sweep, kind, evaluator, objectives, plots) -> "dict | None":
+    """``{"device", "seed"}`` of the FPGA implementation every point gets, or None.
+
+    ``[sweep] implement = true`` asks for it; an objective or a plot axis among the
+    evaluator's ``IMPLEMENTATION_OBJECTIVES`` (time, clock, LUTs) needs it.
+    """
+    asked = sweep.get("implement", False)
+    if not isinstance(asked, bool):
+        raise _bad(path, "[sweep] implement", asked, "true or false")
+    needing = set(getattr(evaluator, "IMPLEMENTATION_OBJECTIVES", ()))
+    used = set(objectives) | {p.get(r) for p in plots for r in ("x", "y", "value")}
+    if not (asked or needing & used):
+        for key in ("device", "seed"):
+            if key in sweep:
+                raise _bad(path, f"[sweep] {key}", sweep[key],
+                           "no value unless implement = true (it is the FPGA's)")
+        return None
+    if not needing:
+        raise _bad(path, "[sweep] implement", asked,
+                   f"false, as {kind} points have no FPGA implementation")
+    device = sweep.get("device", DEFAULT_DEVICE)
+    if device not in DEVICES:
+        raise _bad(path, "[sweep] device", device, f"one of {', '.join(DEVICES)}")
+    seed = sweep.get("seed", DEFAULT_SEED)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 31:
+        raise _bad(path, "[sweep] seed", seed, "an integer from 0 to 2147483647")
+    return {"device": device, "seed": seed}
 
 
 _PLOT_KEYS = {"pareto": {"x", "y"}, "heatmap": {"x", "y", "value", "facet"},

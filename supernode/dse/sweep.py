@@ -10,8 +10,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rtl.errors import UserError
+from sim.outputs import check_output_dir, write_atomic
 
-from .cache import ResultCache, write_atomic
+from .cache import ResultCache
 from .evaluators import code_fingerprint
 from .execute import dask_client, run_tasks
 from .table import build_table, mark_pareto, write_table
@@ -73,9 +74,12 @@ def run_sweep(spec, *, out_dir=None, workers: "int | None" = None, scheduler=Non
     """
     started = time.perf_counter()
     log = sys.stderr if log is None else log
-    out_dir = Path(out_dir) if out_dir is not None else default_out_dir(spec)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out {str(out_dir)!r} is a file; give a directory")
+    if out_dir is not None:
+        out_dir = check_output_dir(out_dir, flag="--out")
+    else:       # the documented default, results/sweep-<name>/, is created with its parent
+        out_dir = default_out_dir(spec)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise UserError(f"{str(out_dir)!r} is a file; give --out a directory")
     manifest_path = out_dir / MANIFEST
     digest = spec.digest()
     if resume:
@@ -91,13 +95,17 @@ def run_sweep(spec, *, out_dir=None, workers: "int | None" = None, scheduler=Non
 
     cache = ResultCache(out_dir / "cache")
     tasks = spec.tasks(code_fingerprint(spec.kind))
+    required = [spec.evaluator.OBJECTIVES[o] for o in spec.objectives]
     rows, todo = [], []
     for task in tasks:
-        hit = cache.get(task["key"])
+        hit = cache.get(task["key"], required)
         if hit is not None:
             rows.append({**hit, "point": task["index"], "params": task["params"]})
         else:
             todo.append(task)
+    for path, reason in cache.rejected:
+        print(f"supernode: cache entry {path} is not used ({reason}); evaluating its point "
+              f"again", file=log)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = {"name": spec.name, "kind": spec.kind, "spec": str(spec.path),

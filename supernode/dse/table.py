@@ -5,10 +5,11 @@ import io
 import numpy as np
 import pandas as pd
 
-from .cache import write_atomic
+from sim.outputs import write_atomic
+
 from .pareto import pareto_mask
 
-__all__ = ["build_table", "mark_pareto", "write_table"]
+__all__ = ["build_table", "candidates", "mark_pareto", "write_table"]
 
 #: Columns that describe how a row was obtained rather than the design point.
 BOOKKEEPING = ("status", "rtl_checked", "seconds", "worker", "error")
@@ -44,12 +45,26 @@ def build_table(spec, rows) -> pd.DataFrame:
     return table
 
 
+def candidates(table: pd.DataFrame, spec) -> np.ndarray:
+    """Rows that may be on a Pareto front: evaluated without error and feasible.
+
+    An evaluator that can score a point it could not run (a batch that does not fit in
+    memory) names the column saying so in ``FEASIBLE``; such a point is kept in the
+    table but never offered as a trade-off.
+    """
+    ok = (table["status"] == "ok").to_numpy()
+    feasible = getattr(spec.evaluator, "FEASIBLE", None)
+    if feasible is not None and feasible in table:
+        ok &= table[feasible].fillna(False).astype(bool).to_numpy()
+    return ok
+
+
 def mark_pareto(table: pd.DataFrame, spec) -> pd.DataFrame:
-    """Add a boolean ``pareto`` column: the successful points no other point dominates."""
+    """Add a boolean ``pareto`` column: the feasible successful points no other dominates."""
     columns = [spec.evaluator.OBJECTIVES[o] for o in spec.objectives]
     directions = list(spec.objectives.values())
     mask = np.zeros(len(table), dtype=bool)
-    ok = (table["status"] == "ok").to_numpy()
+    ok = candidates(table, spec)
     if ok.any() and all(c in table for c in columns):
         mask[ok] = pareto_mask(table.loc[ok, columns].to_numpy(dtype=float), directions)
     table = table.copy()

@@ -7,7 +7,7 @@ from rtl.router_params import RouterParams
 from sim.area import synthesize
 from sim.router.common import Design, run_model_for, run_rtl
 
-from . import ModelMismatchError
+from . import ModelMismatchError, implementation_metrics
 
 #: Parameters of ``rtl.router.Router`` a sweep may vary; the component checks the values.
 HARDWARE = ("ports", "vcs", "buffer_depth", "flit_width", "allocator", "islip_iterations", "voq")
@@ -18,7 +18,15 @@ OBJECTIVES = {
     "utilisation": "link_utilization",
     "area": "area_gate_equivalents",
     "energy": "energy_proxy_ge_cycles_per_flit",
+    "time": "latency_mean_ns",
+    "bandwidth": "bandwidth_gbit_per_s_per_port",
+    "clock": "impl_max_clock_mhz",
+    "luts": "impl_luts",
+    "flip_flops": "impl_flip_flops",
 }
+
+#: Objectives whose figures come from placing and routing each point on an FPGA.
+IMPLEMENTATION_OBJECTIVES = ("time", "bandwidth", "clock", "luts", "flip_flops")
 
 #: The cocotb bench, which the runner loads by name; the rest is found from the imports.
 SOURCES = ("sim.router.bench",)
@@ -156,8 +164,12 @@ def _traffic(params: dict, workload: dict, **override):
     return TrafficSpec(pattern=workload["pattern"], load=params.get("load", 0.5), **traffic)
 
 
-def evaluate(params: dict, workload: dict, *, rtl=None, area=False) -> dict:
-    """Run the cycle-level model of the router (or its Clos) under the point's traffic."""
+def evaluate(params: dict, workload: dict, *, rtl=None, area=False, implement=None) -> dict:
+    """Run the cycle-level model of the router (or its Clos) under the point's traffic.
+
+    With ``implement`` (``{"device", "seed"}``) one router is also placed and routed on an
+    FPGA, and its latency and throughput become time and bandwidth at the clock it reaches.
+    """
     check_point(params)
     design = _design(params, workload)
     spec = _traffic(params, workload)
@@ -183,6 +195,14 @@ def evaluate(params: dict, workload: dict, *, rtl=None, area=False) -> dict:
         if throughput > 0:
             metrics["energy_proxy_ge_cycles_per_flit"] = (
                 report.gate_equivalents / (throughput * router.ports))
+    if implement is not None:
+        metrics.update(implementation_metrics(Router, _hardware(params), implement,
+                                              kind="router"))
+        if metrics["impl_fits"]:
+            clock_mhz = metrics["impl_max_clock_mhz"]
+            metrics["latency_mean_ns"] = result["latency_mean"] * 1000 / clock_mhz
+            metrics["bandwidth_gbit_per_s_per_port"] = (
+                throughput * router.flit_width * clock_mhz / 1000)
     if rtl is not None:
         metrics.update(spot_check(params, workload, rtl))
     return metrics

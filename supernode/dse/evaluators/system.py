@@ -12,6 +12,9 @@ OBJECTIVES = {
     "utilisation": "utilization",
 }
 
+#: A point whose weights and KV cache do not fit in HBM is estimated but infeasible.
+FEASIBLE = "fits_in_hbm"
+
 #: The estimator and its shipped data files are found through this module's imports.
 SOURCES = ()
 

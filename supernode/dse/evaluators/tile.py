@@ -6,7 +6,7 @@ from rtl.tile_params import DATAFLOWS, TileParams
 from sim.area import synthesize
 from sim.tile.run import random_operands, run_gemm
 
-from . import ModelMismatchError
+from . import ModelMismatchError, implementation_metrics
 
 #: Parameters of the tile a sweep may vary; :class:`~rtl.tile_params.TileParams` checks values.
 HARDWARE = TileParams.names()
@@ -17,7 +17,15 @@ OBJECTIVES = {
     "utilisation": "utilization",
     "area": "area_gate_equivalents",
     "energy": "energy_proxy_ge_cycles",
+    "time": "mix_time_us",
+    "clock": "impl_max_clock_mhz",
+    "luts": "impl_luts",
+    "flip_flops": "impl_flip_flops",
+    "dsp_blocks": "impl_dsp_blocks",
 }
+
+#: Objectives whose figures come from placing and routing each point on an FPGA.
+IMPLEMENTATION_OBJECTIVES = ("time", "clock", "luts", "flip_flops", "dsp_blocks")
 
 #: The cocotb bench, which the runner loads by name; the rest is found from the imports.
 SOURCES = ("sim.tile.bench",)
@@ -51,7 +59,7 @@ def _bool(value):
 
 def parameters() -> dict:
     return {"rows": _int, "cols": _int, "dataflow": _dataflow, "in_width": _int,
-            "acc_width": _int, "signed": _bool, "acc_depth": _int}
+            "acc_width": _int, "signed": _bool, "acc_depth": _int, "mac_stages": _int}
 
 
 def check_point(params: dict):
@@ -117,8 +125,12 @@ def default_plots(swept: set, objectives: set) -> list:
     return plots
 
 
-def evaluate(params: dict, workload: dict, *, rtl=None, area=False) -> dict:
-    """Score one tile on the GEMM mix; spot-check the model on the RTL when ``rtl`` is given."""
+def evaluate(params: dict, workload: dict, *, rtl=None, area=False, implement=None) -> dict:
+    """Score one tile on the GEMM mix; spot-check the model on the RTL when ``rtl`` is given.
+
+    With ``implement`` (``{"device", "seed"}``) the tile is also placed and routed on an
+    FPGA, and the mix's cycles become time at the clock it reaches there.
+    """
     hardware = _hardware(params)
     cycles = macs = 0
     latency = 0
@@ -139,6 +151,13 @@ def evaluate(params: dict, workload: dict, *, rtl=None, area=False) -> dict:
     if area:
         metrics.update(_area(hardware))
         metrics["energy_proxy_ge_cycles"] = metrics["area_gate_equivalents"] * cycles
+    if implement is not None:
+        metrics.update(implementation_metrics(SystolicTile, hardware.as_dict(), implement,
+                                              kind="tile"))
+        if metrics["impl_fits"]:
+            clock_mhz = metrics["impl_max_clock_mhz"]
+            metrics["mix_time_us"] = cycles / clock_mhz
+            metrics["latency_ns"] = latency * 1000 / clock_mhz
     if rtl is not None:
         metrics.update(spot_check(params, workload, rtl))
     return metrics
