@@ -1,14 +1,19 @@
 """Sub-commands of the ``supernode`` command, and the argument types they share."""
 
 import argparse
+import dataclasses
 
 from rtl.errors import UserError
-from rtl.router_params import ROUTER_DEFAULTS
+from rtl.router_params import RouterParams
 from rtl.tile_params import DATAFLOWS, TileParams
 
 
 #: Endings accepted for an exported Verilog file.
 VERILOG_SUFFIXES = (".v", ".sv")
+
+
+#: The router's own defaults (read from its parameter object, not restated).
+ROUTER_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RouterParams)}
 
 
 def positive_int(text):
