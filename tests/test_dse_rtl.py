@@ -63,6 +63,7 @@ max_dim = 6
 """
 
 
+@pytest.mark.simulator("icarus")
 def test_a_disagreeing_point_fails_the_sweep_and_is_retried_next_run(tmp_path, monkeypatch, capsys):
     # An in-process cluster, reached through --scheduler like any other: the patched model
     # is then the one its worker uses.

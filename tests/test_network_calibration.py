@@ -7,6 +7,9 @@ import pytest
 from fabric.network.traffic import TrafficSpec
 from sim.router.common import REFERENCE_DESIGNS, run_rtl_points, run_model_for
 
+#: Every test here compares the model with the RTL on Verilator.
+pytestmark = pytest.mark.simulator("verilator")
+
 TOLERANCE = 0.05
 LOADS = (0.2, 0.4, 0.6, 0.8, 1.0)
 PATTERNS = ("uniform", "all_to_all")

@@ -11,11 +11,13 @@ from fabric.network.engine import simulate
 from fabric.network.model import clos_network
 from fabric.network.traffic import (PATTERNS, DeadlockError, Endpoints, ScoreboardError,
                                     TrafficSpec, TrafficSchedule, run_model)
+from sim.environment import random_seed
 from sim.router.common import Design, REFERENCE_DESIGNS, run_model_for
 from rtl.errors import UserError
 
-#: Seed of the random cases; ENGINE_SEED=<n> varies them (the failing case prints itself).
-SEED = int(os.environ.get("ENGINE_SEED", "2026"))
+#: Seed of the random cases; COCOTB_RANDOM_SEED=<n> (or ENGINE_SEED) varies them (the
+#: failing case prints itself).
+SEED = random_seed(2026, "ENGINE_SEED")
 CASES = int(os.environ.get("ENGINE_CASES", "60"))
 
 
@@ -80,7 +82,7 @@ def test_engine_gives_the_python_models_result(case):
     back-pressure, open and finite runs, resequencing, performance counters): the result
     dicts are equal, or both runs fail with the same error."""
     design, spec = _random_case(random.Random(SEED * 1000 + case))
-    print(f"ENGINE_SEED={SEED} case {case}: {design} {spec}")
+    print(f"COCOTB_RANDOM_SEED={SEED} case {case}: {design} {spec}")
     _agree(design, spec)
 
 

@@ -1,7 +1,5 @@
 """Router RTL in Amaranth's simulator: parameters, timing properties, and cycle-exact agreement with the model."""
 
-import os
-
 import pytest
 
 from fabric.network.traffic import TrafficSpec, ScoreboardError, DeadlockError
@@ -9,6 +7,7 @@ from rtl.router import Router, RouterParams
 
 ROUTER_LATENCY = RouterParams().latency
 CREDIT_ROUND_TRIP = RouterParams().credit_round_trip
+from sim.environment import random_seed
 from sim.router.common import Design, run_amaranth, run_model_for
 
 
@@ -75,8 +74,8 @@ def test_credit_round_trip_limits_a_single_vc_with_one_buffer():
     assert model == rtl
 
 
-#: Seed of the agreement cases; ROUTER_SEED=<n> reproduces or varies a run.
-SEED = int(os.environ.get("ROUTER_SEED", "11"))
+#: Seed of the agreement cases; COCOTB_RANDOM_SEED=<n> (or ROUTER_SEED) reproduces or varies a run.
+SEED = random_seed(11, "ROUTER_SEED")
 
 CASES = [
     # (router parameters, traffic)
@@ -103,7 +102,7 @@ CASES = [
 def test_model_matches_rtl_cycle_for_cycle(params, traffic):
     """Same traffic, same seed: every statistic of the model equals the RTL's."""
     spec = TrafficSpec(warmup=20, measure=150, seed=SEED, **traffic)
-    print(f"seed {SEED} (ROUTER_SEED)")
+    print(f"seed {SEED} (COCOTB_RANDOM_SEED)")
     rtl, model = _run_both(params, spec)
     assert rtl["measured_packets"] > 40
     assert model == rtl

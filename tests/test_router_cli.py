@@ -50,6 +50,7 @@ def test_sweep_model_only_plot_and_json(tmp_path, capsys):
     assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.simulator("verilator")
 def test_fabric_sim_16_endpoints_all_to_all_on_verilator(capsys):
     """The done criterion: one full all-to-all on the 16-endpoint Clos, every packet
     delivered, the model's latency equal to the RTL's."""

@@ -1,18 +1,18 @@
 """cocotb traffic bench on Icarus and Verilator: scoreboard, watchdog, cfg port, agreement with the model."""
 
 import json
-import os
 
 import pytest
 
 from fabric.network.traffic import TrafficSpec
 from sim.router.common import Design, REFERENCE_DESIGNS, run_rtl, run_rtl_points, run_model_for
+from sim.environment import random_seed
 from sim.runner import SimulationError
 
 #: The smallest useful router (the calibration and CLI tests share its builds).
 SMALL = REFERENCE_DESIGNS["router4"].params
-#: Seed of the bench scenarios; ROUTER_SEED=<n> reproduces or varies a run.
-SEED = int(os.environ.get("ROUTER_SEED", "21"))
+#: Seed of the bench scenarios; COCOTB_RANDOM_SEED=<n> (or ROUTER_SEED) reproduces or varies a run.
+SEED = random_seed(21, "ROUTER_SEED")
 COMPARED = ("offered_load_measured", "accepted_throughput", "latency_mean", "latency_p99",
             "latency_min", "measured_packets", "packets_delivered", "flits_delivered",
             "cycles", "min_excess_by_zero_load")
@@ -29,7 +29,7 @@ def test_bench_delivers_everything_and_matches_the_model(sim):
         TrafficSpec(pattern="hotspot", load=0.9, packet_length=1, warmup=50, measure=300,
                     backpressure="random:0.7", seed=SEED + 1),
     ]
-    print(f"seed {SEED} (ROUTER_SEED)")
+    print(f"seed {SEED} (COCOTB_RANDOM_SEED)")
     points, run = run_rtl_points(design, specs, sim=sim)
     assert run.sim == sim and len(points) == 2
     for spec, rtl in zip(specs, points):
@@ -51,7 +51,7 @@ def test_two_iteration_separable_router_matches_the_model(sim):
         TrafficSpec(pattern="uniform", load=0.8, packet_length=3, warmup=50, measure=300,
                     backpressure="random:0.7", seed=SEED + 1),
     ]
-    print(f"seed {SEED} (ROUTER_SEED)")
+    print(f"seed {SEED} (COCOTB_RANDOM_SEED)")
     points, _ = run_rtl_points(design, specs, sim=sim)
     for spec, rtl in zip(specs, points):
         assert rtl["passed"], rtl["error"]
@@ -60,6 +60,7 @@ def test_two_iteration_separable_router_matches_the_model(sim):
         assert {k: rtl[k] for k in COMPARED} == {k: model[k] for k in COMPARED}
 
 
+@pytest.mark.simulator("icarus")
 def test_rtl_watchdog_catches_a_stuck_network():
     """An ejector that stops draining freezes the RTL; the bench fails with the watchdog."""
     spec = TrafficSpec(load=0.5, warmup=0, measure=200, seed=3, backpressure="periodic:0",
@@ -68,12 +69,14 @@ def test_rtl_watchdog_catches_a_stuck_network():
         run_rtl(Design("router", SMALL), spec, sim="icarus")
 
 
+@pytest.mark.simulator("icarus")
 def test_rtl_misroute_through_cfg_port_is_caught():
     spec = TrafficSpec(load=0.5, warmup=0, measure=200, seed=3)
     with pytest.raises(SimulationError, match="misroute: .* output port 3"):
         run_rtl(Design("router", SMALL), spec, sim="icarus", cfg_writes=[(0, 2, 3)])
 
 
+@pytest.mark.simulator("icarus")
 def test_cli_router_sim_json_with_waves(capsys):
     from supernode.cli import main
     rc = main(["router", "sim", "--ports", "4", "--vcs", "2", "--buffer-depth", "2",

@@ -30,6 +30,7 @@ def _stats_run(design, spec, sim="icarus"):
     return result
 
 
+@pytest.mark.simulator("icarus")
 def test_router_counters_match_the_scoreboard():
     """``sent`` per output equals the flits that left there; with a buffer as deep as
     the credit round trip and ejectors that always drain, no output ever waits for a
@@ -46,6 +47,7 @@ def test_router_counters_match_the_scoreboard():
     assert 0 < sum(stats["blocked"]) and max(stats["blocked"]) < result["cycles"]
 
 
+@pytest.mark.simulator("icarus")
 def test_slow_ejectors_show_as_credit_stalls_and_blocked_inputs():
     """Ejectors that drain one cycle in four: every output runs out of credits, so the
     credit stalls and blocked inputs are counted, and flits are still counted exactly."""
@@ -62,6 +64,7 @@ def test_slow_ejectors_show_as_credit_stalls_and_blocked_inputs():
         assert cycles // 8 < stats["blocked"][o] < cycles
 
 
+@pytest.mark.simulator("icarus")
 @pytest.mark.parametrize("up_routing", ["deterministic", "balanced"])
 def test_clos_link_counters_account_for_every_flit(up_routing):
     """On the 8-endpoint Clos the leaf down-links carry what each endpoint received, the
@@ -97,6 +100,7 @@ def test_clos_link_counters_account_for_every_flit(up_routing):
         sum(arriving.values())
 
 
+@pytest.mark.simulator("icarus")
 def test_cli_reports_the_counters(capsys, tmp_path):
     import json
     from supernode.cli import main

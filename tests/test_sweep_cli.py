@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -54,6 +55,7 @@ def test_sweep_cli_progress_bar_json_and_rerun_from_cache(sweep_main, spec_path,
     captured = capsys.readouterr()
     assert "sweep cli-tile" in captured.err and "8/8" in captured.err      # the progress bar
     assert "point/s" in captured.err or "s/point" in captured.err
+    assert re.search(r"Dask dashboard: http://\S+:\d+/status\n", captured.err)
     assert "8 points, 0 from cache, 8 evaluated, 0 failed" in captured.out
     assert sweep_main(["sweep", str(spec_path), "--out", str(out), "--resume", "--json",
                        "--quiet"]) == 0

@@ -8,15 +8,16 @@ import pytest
 from fabric.tile_model import predict, reference_gemm
 from rtl.tile import SystolicTile
 from rtl.tile_params import TileParams
+from sim.environment import random_seed
 from sim.runner import SimulationError
 from sim.tile.pysim import run_gemm_pysim
 from sim.tile.run import Gaps, random_operands, run_gemm
 
-SEED = int(os.environ.get("SUPERNODE_SEED", "20261125"))
+SEED = random_seed(20261125)
 
 
 def setup_module():
-    print(f"tile tests: seed {SEED} (set SUPERNODE_SEED to reproduce another run)")
+    print(f"tile tests: seed {SEED} (COCOTB_RANDOM_SEED=<n> reproduces or varies a run)")
 
 
 # -- parameters --------------------------------------------------------------------------------
@@ -182,6 +183,7 @@ ICARUS_CASES = [
 ]
 
 
+@pytest.mark.simulator("icarus")
 @pytest.mark.parametrize("rows, cols, dataflow, acc_depth, shapes", ICARUS_CASES,
                          ids=[f"{r}x{c}-{d}" for r, c, d, _, _ in ICARUS_CASES])
 def test_icarus_random_gemms(rows, cols, dataflow, acc_depth, shapes):
@@ -203,6 +205,7 @@ def test_pipelined_cells_are_exact_on_both_simulators(dataflow, sim):
     _check(params, 9, 13, 6, sim=sim, gaps=STALLS["random"])
 
 
+@pytest.mark.simulator("icarus")
 @pytest.mark.parametrize("dataflow", ["os", "ws"])
 @pytest.mark.parametrize("extreme", ["min", "max"])
 def test_icarus_extreme_values(dataflow, extreme):
@@ -219,6 +222,7 @@ STALLS = {
 }
 
 
+@pytest.mark.simulator("icarus")
 @pytest.mark.parametrize("dataflow", ["os", "ws"])
 @pytest.mark.parametrize("stalls", list(STALLS))
 def test_icarus_stalls(dataflow, stalls):
@@ -244,6 +248,7 @@ def _case_id(case):
     return f"{rows}x{cols}-{dataflow}"
 
 
+@pytest.mark.simulator("verilator")
 @pytest.mark.parametrize("rows, cols, dataflow, acc_depth, shapes", VERILATOR_CASES,
                          ids=[_case_id(c) for c in VERILATOR_CASES])
 def test_verilator_gemms(rows, cols, dataflow, acc_depth, shapes):
@@ -253,6 +258,7 @@ def test_verilator_gemms(rows, cols, dataflow, acc_depth, shapes):
     _check(params, *shapes[0], sim="verilator", gaps=STALLS["random"])
 
 
+@pytest.mark.simulator("icarus")
 def test_large_gemm_reaches_full_utilization():
     """Back-to-back folds: a long GEMM keeps the array busy to within its fill and drain."""
     params = {"rows": 4, "cols": 4, "dataflow": "os"}
@@ -260,6 +266,7 @@ def test_large_gemm_reaches_full_utilization():
     assert run.utilization > 0.9
 
 
+@pytest.mark.simulator("icarus")
 def test_scoreboard_catches_a_wrong_result():
     """The bench must fail when the hardware's answer differs from the reference: the
     harness flips one result bit on its way to the monitor."""

@@ -16,6 +16,7 @@ from vcdvcd import VCDVCD
 
 from sim import waves
 from sim.gtkw import fsm_state_names, write_gtkw
+from sim.environment import random_seed
 from sim.runner import SimulationError, run_cocotb
 from sim.tile.run import Gaps, random_operands, run_gemm
 from supernode import cli
@@ -28,7 +29,7 @@ from test_waves_fifo_bench import StreamFIFO  # noqa: E402
 pytestmark = pytest.mark.xdist_group("waves")
 
 PARAMS = {"width": 8, "depth": 4}
-SEED = int(os.environ.get("SEED", "20261125"))
+SEED = random_seed(20261125, "SEED")
 COUNT = int(os.environ.get("COUNT", "60"))
 
 
@@ -47,7 +48,16 @@ def runs():
     Verilator's VCD run costs another Verilator build, so it is in the slow test below;
     the default suite reads VCD written by Amaranth's own simulator instead.
     """
-    return {key: _run(*key) for key in [("icarus", "fst"), ("verilator", "fst")]}
+    return _Runs()
+
+
+class _Runs(dict):
+    """``(sim, format) -> RunResult``, each run made when a test first asks for it, so
+    that ``SIM=icarus`` never starts Verilator."""
+
+    def __missing__(self, key):
+        self[key] = _run(*key)
+        return self[key]
 
 
 def _amaranth_vcd(path, count=COUNT, p_valid=0.7, p_ready=0.55):
@@ -98,6 +108,7 @@ def test_summary_agrees_with_bench_counters(runs, key):
     _check_against_bench(runs[key], key)
 
 
+@pytest.mark.simulator("verilator")
 @pytest.mark.slow
 def test_verilator_vcd_agrees_with_bench_and_vcdvcd():
     run = _run("verilator", "vcd")
@@ -145,6 +156,7 @@ def _check_against_bench(run, key):
     assert by_name["o"]["stalls"] > 0 and by_name["i"]["idle"] > 0
 
 
+@pytest.mark.simulator("icarus")
 def test_whole_file_counts_reset_apart(runs):
     run = runs[("icarus", "fst")]
     s = waves.summarize(run.waves)
@@ -178,6 +190,7 @@ def test_vcd_reader_agrees_with_vcdvcd(amaranth_vcd):
     _check_against_vcdvcd(amaranth_vcd[0])
 
 
+@pytest.mark.simulator("icarus", "verilator")
 def test_fst_of_icarus_and_verilator_agree(runs):
     a = waves.summarize(runs[("icarus", "fst")].waves)
     b = waves.summarize(runs[("verilator", "fst")].waves)
@@ -186,6 +199,7 @@ def test_fst_of_icarus_and_verilator_agree(runs):
             (y["name"], y["transfers"], y["stalls"], y["idle"])
 
 
+@pytest.mark.simulator("icarus")
 def test_window_and_signal_filter(runs):
     path = runs[("icarus", "fst")].waves
     full = waves.summarize(path)
@@ -201,6 +215,7 @@ def test_window_and_signal_filter(runs):
     assert only_i["fsms"] == []
 
 
+@pytest.mark.simulator("icarus")
 def test_fsm_cycles_and_gtkw(runs, tmp_path):
     run = runs[("icarus", "fst")]
     s = waves.summarize(run.waves)
@@ -226,6 +241,7 @@ def test_fsm_state_names_from_design():
         "occupancy_state": {0: "EMPTY", 1: "HOLDING", 2: "FULL"}}
 
 
+@pytest.mark.simulator("verilator")
 def test_png_timeline(runs, tmp_path):
     path = runs[("verilator", "fst")].waves
     out = waves.plot_timeline(path, tmp_path / "t.png", signals="*valid,*ready,*payload",
@@ -243,6 +259,7 @@ def _cli(monkeypatch, capsys, *argv):
     return code, out.out, out.err
 
 
+@pytest.mark.simulator("icarus")
 def test_cli_json_png_and_table(runs, tmp_path, monkeypatch, capsys):
     run = runs[("icarus", "fst")]
     png, gtkw = tmp_path / "w.png", tmp_path / "w.gtkw"
@@ -314,6 +331,7 @@ def test_malformed_vcd_lines(tmp_path, body, line, what):
     assert f"{path}, line {line}:" in str(info.value) and what in str(info.value)
 
 
+@pytest.mark.simulator("icarus")
 def test_truncated_fst_is_a_user_error(runs, tmp_path, monkeypatch, capsys):
     data = runs[("icarus", "fst")].waves.read_bytes()
     cut = tmp_path / "cut.fst"
@@ -321,6 +339,7 @@ def test_truncated_fst_is_a_user_error(runs, tmp_path, monkeypatch, capsys):
     _expect_cli_error(monkeypatch, capsys, cut, str(cut), "truncated or malformed")
 
 
+@pytest.mark.simulator("icarus")
 def test_bad_arguments(runs, tmp_path, monkeypatch, capsys):
     path = runs[("icarus", "fst")].waves
     with pytest.raises(UserError, match="time '3 apples' is not a number"):
@@ -335,6 +354,7 @@ def test_bad_arguments(runs, tmp_path, monkeypatch, capsys):
     _expect_cli_error(monkeypatch, capsys, junk, "junk.vcd", "line 1", "not text")
 
 
+@pytest.mark.simulator("verilator")
 def test_written_gtkw_for_any_file(runs, amaranth_vcd, tmp_path):
     text = write_gtkw(runs[("verilator", "fst")].waves, tmp_path / "v.gtkw").read_text()
     assert "-stream top.i\n" in text and "top.i__valid" in text and "$rootio" not in text
@@ -375,15 +395,18 @@ def _check_tile(run):
     assert len(names) == len(set(n.rsplit(".", 1)[-1] for n in names)) == 3
 
 
+@pytest.mark.simulator("icarus")
 def test_tile_run_agrees_with_hardware_counters():
     _check_tile(_tile_run("icarus"))
 
 
+@pytest.mark.simulator("verilator")
 @pytest.mark.slow
 def test_tile_run_agrees_with_hardware_counters_on_verilator():
     _check_tile(_tile_run("verilator"))
 
 
+@pytest.mark.simulator("icarus")
 @pytest.mark.skipif(not (shutil.which("gtkwave") and shutil.which("xvfb-run")),
                     reason="GTKWave and xvfb-run are not installed")
 def test_gtkwave_opens_the_save_file(runs, tmp_path):
@@ -407,6 +430,7 @@ def test_gtkwave_opens_the_save_file(runs, tmp_path):
     assert fsm_flags & 0x2000, "the FSM state is not shown through its translate file"
 
 
+@pytest.mark.simulator("icarus")
 def test_failed_run_still_gets_its_save_file():
     # Nothing is ever read out, so the bench reports a hang: a failure with waves to look at.
     with pytest.raises(SimulationError, match="FIFO hung") as info:
@@ -421,6 +445,7 @@ def test_failed_run_still_gets_its_save_file():
     assert o["transfers"] == 0 and o["stalls"] > 100
 
 
+@pytest.mark.simulator("icarus")
 @pytest.mark.slow
 def test_router_run_agrees_with_its_flit_count(monkeypatch, capsys):
     # Router links are credit-flow streams: valid and payload, no ready.

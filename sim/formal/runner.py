@@ -11,6 +11,7 @@ from pathlib import Path
 from amaranth.back import rtlil
 
 from sim.gtkw import write_gtkw
+from sim.heartbeat import Heartbeat, last_match
 from sim.runner import locked, repo_build_root
 
 from .toolchain import FormalToolError, run_tool
@@ -230,9 +231,11 @@ def _run_sby(job_dir: Path, name: str, mode: str, depth: int, engine: str,
     _write_if_changed(job_dir / f"{name}.sby", _SBY_TEMPLATE.format(
         mode=mode, depth=depth, engine=engine, extra_options=extra))
     started = time.monotonic()
-    proc = run_tool(["yowasp-sby", "-f", f"{name}.sby"], cwd=job_dir,
-                    log_path=job_dir / f"{name}.log",
-                    timeout_s=(timeout_s + 120) if timeout_s else None)
+    with Heartbeat(f"formal {job_dir.parent.name} {name} ({engine})",
+                   lambda: _solver_step(job_dir / name / "logfile.txt")):
+        proc = run_tool(["yowasp-sby", "-f", f"{name}.sby"], cwd=job_dir,
+                        log_path=job_dir / f"{name}.log",
+                        timeout_s=(timeout_s + 120) if timeout_s else None)
     text = proc.stdout + proc.stderr
     done = _DONE.search(text)
     verdict = _STATUS.get(done.group(1), "error") if done else "error"
@@ -263,6 +266,16 @@ def _run_sby(job_dir: Path, name: str, mode: str, depth: int, engine: str,
             for check in waiting.pop(phase, []):
                 out["reached"][check] = path
     return out
+
+
+def _solver_step(log_path) -> "str | None":
+    """The newest step an engine of a running SymbiYosys job has reached."""
+    line = last_match(log_path, r"engine_\d+\S*: .*step \d+.*$")
+    if line is None:
+        return None
+    engine, _, message = line.partition(": ")
+    message = re.sub(r"^##\s+\S+\s+", "", message).rstrip(".")     # the elapsed-time column
+    return f"{engine}: {message}"
 
 
 def check_structure(check: StructuralCheck, job_dir: Path) -> bool:

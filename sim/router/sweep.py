@@ -2,8 +2,6 @@
 
 import dataclasses
 
-from tqdm import tqdm
-
 from fabric.network.traffic import TrafficSpec
 from .common import Design, run_rtl, run_rtl_points, run_model_for
 
@@ -50,6 +48,8 @@ def sweep(design: Design, spec: TrafficSpec, loads, *, sim="verilator", rtl=True
     "saturation": {...}}``; the saturation throughput is the accepted throughput at
     offered load 1.0.
     """
+    from tqdm import tqdm     # deferred: the [sim] extra, which the model-only CLI does without
+
     model_loads = sorted(set(model_loads or loads) | {1.0})
     model_points = [run_model_for(design, dataclasses.replace(spec, load=x))
                     for x in tqdm(model_loads, desc=f"model {design.kind}", unit="point",

@@ -13,6 +13,10 @@ from sim.runner import CLOCK_PERIOD_NS, load_bench_inputs, write_bench_result
 from sim.tile.harness import COUNTERS
 from sim.tile.packing import Packer
 
+#: Cycles between two progress lines in the log of a long GEMM.
+PROGRESS_CYCLES = 20_000
+
+
 class TileBench:
     """Owns the clock, reset, stimulus memories, gap controls and the scoreboard."""
 
@@ -55,14 +59,23 @@ class TileBench:
         self.dut.start.value = 1
         await RisingEdge(self.dut.clk)
         self.dut.start.value = 0
-        try:
-            await with_timeout(RisingEdge(self.dut.done),
-                               self.budget_cycles * CLOCK_PERIOD_NS, "ns")
-        except cocotb.triggers.SimTimeoutError:
+        waited = 0
+        while True:
+            # Waited for in slices, each ending with a line in the log: the runner shows
+            # the newest one while a long GEMM runs.
+            step = min(PROGRESS_CYCLES, self.budget_cycles - waited)
+            try:
+                await with_timeout(RisingEdge(self.dut.done), step * CLOCK_PERIOD_NS, "ns")
+                break
+            except cocotb.triggers.SimTimeoutError:
+                waited += step
             rows = int(self.dut.c_rows.value)
-            raise AssertionError(
-                f"timeout: {rows} of {len(self.expected)} result rows after "
-                f"{self.budget_cycles} cycles") from None
+            if waited >= self.budget_cycles:
+                raise AssertionError(
+                    f"timeout: {rows} of {len(self.expected)} result rows after "
+                    f"{self.budget_cycles} cycles") from None
+            self.log.info("%d of %d result rows after %d cycles", rows, len(self.expected),
+                          waited)
         await RisingEdge(self.dut.clk)    # let the counters settle
 
     def score(self):

@@ -163,7 +163,7 @@ def run_gemm(params, A, B, *, sim="icarus", waves=False, wave_format="fst", seed
     run = run_cocotb(kind="tile", component_factory=TileHarness,
                      params={**params.as_dict(), "depth": depth, "fault": fault},
                      test_module="sim.tile.bench", testcase="gemm",
-                     inputs=inputs, sim=sim, waves=waves, wave_format=wave_format)
+                     inputs=inputs, sim=sim, waves=waves, wave_format=wave_format, seed=seed)
     counters = run.result["counters"]
     C = result_rows_to_matrix(run.result["rows"], folds, params, m=m, n=n)
     return GemmRun(

@@ -3,6 +3,7 @@
 import fnmatch
 import os
 import re
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,7 +157,13 @@ def _is_generated(name: str) -> bool:
     return "$" in name
 
 
-# --------------------------------------------------------------------------- VCD
+# --------------------------------------------------------------------------- VCD and FST
+
+# pywellen (the Rust wellen library) reads both formats. It is lenient where a user
+# needs to hear about a broken file: a VCD cut off in the middle of a line loads as if
+# it ended there, and a time stamp that goes backwards is skipped with a warning. So a
+# VCD that does not end its last line is refused here, and when pywellen refuses a VCD
+# or warns about it, a line scanner (_vcd_problem) names the first bad line.
 
 _VCD_VALUE_CHARS = re.compile(r"^[01xXzZuUwWlLhH-]+$")
 
@@ -170,13 +177,8 @@ def _vcd_int(bits: str):
 
 
 def _read_vcd(path: Path) -> Waveform:
-    """A strict VCD reader: every error names the line it was found on."""
-
-    def fail(lineno, what):
-        raise UserError(f"{path}, line {lineno}: {what}; the VCD file is truncated or malformed")
-
-    with open(path, "rb") as fh:
-        raw = fh.read()
+    """A VCD file through pywellen; a file cut short or malformed is named with its line."""
+    raw = path.read_bytes()
     try:
         text = raw.decode("ascii")
     except UnicodeDecodeError as exc:
@@ -188,206 +190,187 @@ def _read_vcd(path: Path) -> Waveform:
     lines = text.split("\n")
     if not text.endswith("\n"):
         # Simulators end every line; a missing newline means the write was cut off.
-        fail(len(lines), f"the file ends in the middle of the line {lines[-1][:40]!r}")
+        _vcd_fail(path, len(lines), f"the file ends in the middle of the line {lines[-1][:40]!r}")
+    guard = _wellen_guard(path, "VCD")
+    try:
+        with guard:
+            wave = _read_wellen(path, "vcd")
+            # wellen reads a VCD body when the first signal is asked for: ask now, so
+            # that a malformed body is found here, where its line can be named.
+            first = next(iter(wave.traces.values()), None)
+            if first is not None:
+                first.times
+    except UserError:
+        problem = _vcd_problem(lines[:-1])
+        if problem:
+            _vcd_fail(path, *problem)
+        raise
+    if guard.warnings:
+        problem = _vcd_problem(lines[:-1])
+        if problem:
+            _vcd_fail(path, *problem)
+    return wave
 
-    tick_s = None
-    scopes: list = []
-    by_id: dict = {}          # id code -> (width, [names])
-    order: list = []          # id codes in declaration order
-    in_header = True
-    block = None              # keyword of an open $... block in the header
-    block_words: list = []
-    block_line = 0
-    changes: dict = {}        # id -> ([times], [values])
-    now = None
-    last_time = None
-    in_comment = False
 
-    def close_block(lineno):
-        nonlocal tick_s, in_header, block
-        kw, words = block, block_words
-        if kw == "$timescale":
-            m = re.fullmatch(r"(\d+)\s*(s|ms|us|ns|ps|fs)", "".join(words))
-            if not m or m.group(1) not in ("1", "10", "100"):
-                fail(block_line, f"timescale {' '.join(words)!r} is not one of 1/10/100 s..fs")
-            tick_s = int(m.group(1)) * _UNITS_S[m.group(2)]
-        elif kw == "$scope":
-            if len(words) < 2:
-                fail(block_line, "$scope needs a type and a name")
-            scopes.append(words[1])
-        elif kw == "$upscope":
-            if not scopes:
-                fail(block_line, "$upscope without an open $scope")
-            scopes.pop()
-        elif kw == "$var":
-            if len(words) < 4 or not words[1].isdigit():
-                fail(block_line, f"$var {' '.join(words)!r} needs a type, a width, an id and a name")
-            width, code, ref = int(words[1]), words[2], words[3].replace("\\", "")
-            name = ".".join(scopes + [ref])
-            if code in by_id:
-                by_id[code][1].append(name)
-            else:
-                by_id[code] = (width, [name], {"real": "real", "string": "string"}.get(words[0], "bits"))
-                order.append(code)
-                changes[code] = ([], [])
-        elif kw == "$enddefinitions":
-            if scopes:
-                fail(block_line, f"$enddefinitions with scope {'.'.join(scopes)!r} still open")
-            in_header = False
-        block = None
+def _vcd_fail(path, lineno, what):
+    raise UserError(f"{path}, line {lineno}: {what}; the VCD file is truncated or malformed")
 
-    for lineno, line in enumerate(lines[:-1] if text.endswith("\n") else lines, start=1):
+
+def _vcd_problem(lines) -> "tuple | None":
+    """``(line number, what is wrong)`` of the first bad line of a VCD file, or None.
+
+    Checks the structure a reader relies on: the header's blocks, declared ids, time
+    stamps that never go backwards, and the form of every value change.
+    """
+    declared, scopes = set(), 0
+    in_header, block, block_words, block_line = True, None, [], 0
+    last_time, in_comment = None, False
+    for lineno, line in enumerate(lines, start=1):
         words = line.split()
         if in_header:
             for w in words:
                 if block is None:
-                    if not w.startswith("$"):
-                        fail(lineno, f"unexpected {w!r} in the header; expected a $keyword")
+                    if not w.startswith("$") or w == "$end":
+                        return lineno, f"unexpected {w!r} in the header; expected a $keyword"
                     block, block_words, block_line = w, [], lineno
-                    if w == "$end":
-                        fail(lineno, "$end without an open $keyword")
-                elif w == "$end":
-                    close_block(lineno)
+                elif w != "$end":
+                    block_words.append(w)
+                else:
+                    if block == "$scope":
+                        scopes += 1
+                    elif block == "$upscope":
+                        scopes -= 1
+                    elif block == "$var":
+                        if len(block_words) < 4 or not block_words[1].isdigit():
+                            return block_line, (f"$var {' '.join(block_words)!r} needs a type, "
+                                                "a width, an id and a name")
+                        declared.add(block_words[2])
+                    elif block == "$enddefinitions":
+                        in_header = False
+                    block = None
                     if not in_header:
                         break
-                else:
-                    block_words.append(w)
             continue
-        pending = None  # a vector, real or string value waiting for its id: ("b", "1010")
+        pending = None
         for w in words:
             if pending is not None:
-                kind, bits = pending
+                if w not in declared:
+                    return lineno, f"value change for undeclared id {w!r}"
                 pending = None
-                if w not in changes:
-                    fail(lineno, f"value change for undeclared id {w!r}")
-                if now is None:
-                    fail(lineno, "value change before the first time stamp")
-                if kind == "b":
-                    value = _vcd_int(bits)
-                elif kind == "s":
-                    value = bits
-                else:
-                    try:
-                        value = float(bits)
-                    except ValueError:
-                        fail(lineno, f"real value {bits!r} is not a number")
-                changes[w][0].append(now)
-                changes[w][1].append(value)
-                continue
-            if in_comment:  # a $comment ... $end among the value changes
+            elif in_comment:
                 in_comment = w != "$end"
-                continue
-            c = w[0]
-            if c == "#":
+            elif w[0] == "#":
                 if not w[1:].isdigit():
-                    fail(lineno, f"time stamp {w!r} is not a whole number")
-                t = int(w[1:])
-                if last_time is not None and t < last_time:
-                    fail(lineno, f"time goes backwards from #{last_time} to {w}")
-                now = last_time = t
-            elif c == "$":
-                if w == "$comment":
-                    in_comment = True
-                elif w not in ("$dumpvars", "$dumpall", "$dumpon", "$dumpoff", "$end"):
-                    fail(lineno, f"unexpected {w!r} after $enddefinitions")
-            elif c in "01xXzZ" and len(w) > 1:
-                code = w[1:]
-                if code not in changes:
-                    fail(lineno, f"value change for undeclared id {code!r}")
-                if now is None:
-                    fail(lineno, "value change before the first time stamp")
-                changes[code][0].append(now)
-                changes[code][1].append(int(c) if c in "01" else None)
-            elif c in "bB":
+                    return lineno, f"time stamp {w!r} is not a whole number"
+                if last_time is not None and int(w[1:]) < last_time:
+                    return lineno, f"time goes backwards from #{last_time} to {w}"
+                last_time = int(w[1:])
+            elif w[0] == "$":
+                in_comment = w == "$comment"
+            elif w[0] in "01xXzZ" and len(w) > 1:
+                if w[1:] not in declared:
+                    return lineno, f"value change for undeclared id {w[1:]!r}"
+            elif w[0] in "bB":
                 if not _VCD_VALUE_CHARS.match(w[1:] or " "):
-                    fail(lineno, f"vector value {w!r} has characters other than 0/1/x/z")
-                pending = ("b", w[1:])
-            elif c in "rRsS":
-                pending = (c.lower(), w[1:])
+                    return lineno, f"vector value {w!r} has characters other than 0/1/x/z"
+                pending = w
+            elif w[0] in "rRsS":
+                pending = w
             else:
-                fail(lineno, f"cannot read {w!r}; expected #time, a value change or a $keyword")
+                return lineno, f"cannot read {w!r}; expected #time, a value change or a $keyword"
         if pending is not None:
-            fail(lineno, f"value {pending[0]}{pending[1]} has no signal id after it")
-
+            return lineno, f"value {pending} has no signal id after it"
     if in_header:
         what = f"the header stops inside {block}" if block else "the header has no $enddefinitions"
-        fail(len(text.rstrip("\n").split("\n")), what)
-    if tick_s is None:
-        tick_s = 1e-9  # IEEE 1364: no $timescale means the simulator's default; Icarus uses 1s, we assume 1ns
-    traces = {}
-    for code in order:
-        width, names, kind = by_id[code]
-        times, values = changes[code]
-        tr = Trace(names[0], width, np.asarray(times, dtype=np.int64), values, names[1:], kind)
-        for n in names:
-            traces[n] = tr
-    return Waveform(path, "vcd", tick_s, traces, last_time or 0)
+        return len(lines), what
+    return None
 
-
-# --------------------------------------------------------------------------- FST
 
 def _read_fst(path: Path) -> Waveform:
+    with _wellen_guard(path, "FST"):
+        return _read_wellen(path, "fst")
+
+
+def _read_wellen(path: Path, fmt: str) -> Waveform:
+    """Any file pywellen reads; the values of a signal are read when first asked for."""
     try:
-        # Imported here: VCD traces are read without pywellen, and its absence is a
-        # user error naming the package, not an ImportError at start-up.
+        # Imported here: its absence is a user error naming the extra to install, not an
+        # ImportError when the package is loaded.
         import pywellen
     except ImportError:
-        raise UserError(f"cannot read {path}: FST needs the pywellen package "
-                        "(pip install 'pywellen>=0.25,<0.26')") from None
-    with _fst_guard(path):
-        wave = pywellen.Waveform(str(path))
-        hier = [(v.full_name, v.bitwidth, v.signal_id, v) for v in wave.all_vars()]
-        tick_s = _fst_tick(wave)
+        raise UserError(f"cannot read {path}: waveforms are read with pywellen, which the "
+                        "[waves] extra brings: pip install 'supernode[waves]'") from None
+    wave = pywellen.Waveform(str(path))
+    hier = [(v.full_name, v.bitwidth, v.signal_id, v) for v in wave.all_vars()]
+    tick_s = _wellen_tick(wave)
     traces, by_id = {}, {}
     for name, width, sid, var in hier:
-        name = name.replace("\\", "")
+        # wellen splits an escaped name such as \\storage[0] into a scope and an index.
+        name = name.replace("\\", "").replace(".[", "[")
         key = repr(sid)
         if key in by_id:
             by_id[key].aliases.append(name)
             traces[name] = by_id[key]
             continue
-        tr = Trace(name, int(width or 1), loader=_fst_loader(path, var))
+        kind = "string" if var.is_string else "real" if var.is_real else "bits"
+        tr = Trace(name, int(width or 1), kind=kind,
+                   loader=_wellen_loader(path, var, kind, fmt.upper()))
         by_id[key] = traces[name] = tr
 
     def last_time():
         return max((int(t.times[-1]) for t in by_id.values() if len(t.times)), default=0)
 
-    return Waveform(path, "fst", tick_s, traces, last_time)
+    return Waveform(path, fmt, tick_s, traces, last_time)
 
 
-def _fst_loader(path: Path, var):
+def _wellen_loader(path: Path, var, kind: str, fmt: str):
     def load():
-        with _fst_guard(path):
+        with _wellen_guard(path, fmt):
             sig = var.signal
             pairs = [sig[i] for i in range(len(sig))]
         times = np.fromiter((p[0] for p in pairs), dtype=np.int64, count=len(pairs))
-        return times, [_fst_value(p[1]) for p in pairs]
+        values = [p[1] if kind == "string" else _wellen_value(p[1]) for p in pairs]
+        return times, values
     return load
 
 
-class _fst_guard:
-    """Turn any failure of the FST reader into one :class:`UserError` naming the file.
+class _wellen_guard:
+    """Turn any failure of pywellen into one :class:`UserError` naming the file.
 
-    The Rust reader prints panics on the process's stderr: they are kept out of the
-    terminal while it runs.
+    The Rust reader prints panics and warnings on the process's stdout and stderr: they
+    are kept out of the terminal (and out of ``--json`` output) while it runs, and kept
+    in ``warnings``.
     """
 
-    def __init__(self, path):
-        self.path = path
+    #: Guards open now: an inner one leaves stderr to the outer, which keeps the warnings.
+    _open = []
+
+    def __init__(self, path, fmt):
+        self.path, self.fmt = path, fmt
+        self.warnings = ""
 
     def __enter__(self):
-        self.err = tempfile.TemporaryFile()
-        self.redirect = _stderr_to(self.err)
-        self.redirect.__enter__()
+        self.outer = not _wellen_guard._open
+        _wellen_guard._open.append(self)
+        if self.outer:
+            self.err = tempfile.TemporaryFile()
+            self.redirect = _output_to(self.err)
+            self.redirect.__enter__()
+        return self
 
     def __exit__(self, typ, exc, tb):
-        self.redirect.__exit__(typ, exc, tb)
-        self.err.close()
+        _wellen_guard._open.pop()
+        if self.outer:
+            self.redirect.__exit__(typ, exc, tb)
+            self.err.seek(0)
+            self.warnings = self.err.read().decode(errors="replace").strip()
+            self.err.close()
         if typ is None or issubclass(typ, (KeyboardInterrupt, SystemExit, UserError)):
             return False
         # pywellen raises RuntimeError, or a Rust panic (a BaseException)
         detail = str(exc).strip().replace("\n", " ") or typ.__name__
-        raise UserError(f"{self.path}: the FST file is truncated or malformed ({detail})") from None
+        raise UserError(f"{self.path}: the {self.fmt} file is truncated or malformed "
+                        f"({detail})") from None
 
 
 def _state_text(v) -> str:
@@ -395,7 +378,7 @@ def _state_text(v) -> str:
     return "x" if v is None else str(v).rsplit("/", 1)[0] if "/" in str(v) else str(v)
 
 
-def _fst_tick(wave) -> float:
+def _wellen_tick(wave) -> float:
     ts = wave.timescale
     if ts is None:
         return 1e-9
@@ -405,31 +388,34 @@ def _fst_tick(wave) -> float:
     return int(ts.factor) * _UNITS_S.get(unit, 1e-9)
 
 
-def _fst_value(v):
+def _wellen_value(v):
     if isinstance(v, bool):
         return int(v)
-    if isinstance(v, int):
-        return v
-    if isinstance(v, float):
+    if isinstance(v, (int, float)):
         return v
     if isinstance(v, str):
         return _vcd_int(v)
     return None
 
 
-class _stderr_to:
-    """Point file descriptor 2 at ``fh`` for the duration of a ``with`` block."""
+class _output_to:
+    """Point file descriptors 1 and 2 at ``fh`` for the duration of a ``with`` block
+    (the Rust reader prints its warnings on stdout, its panics on stderr)."""
 
     def __init__(self, fh):
         self.fh = fh
 
     def __enter__(self):
-        self.saved = os.dup(2)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.saved = [os.dup(1), os.dup(2)]
+        os.dup2(self.fh.fileno(), 1)
         os.dup2(self.fh.fileno(), 2)
 
     def __exit__(self, *exc):
-        os.dup2(self.saved, 2)
-        os.close(self.saved)
+        for fd, saved in zip((1, 2), self.saved):
+            os.dup2(saved, fd)
+            os.close(saved)
 
 
 # --------------------------------------------------------------------------- loading

@@ -7,12 +7,14 @@ import sys
 from fabric.network.traffic import TrafficSpec
 from rtl.clos_params import ClosParams
 from rtl.errors import UserError
+from rtl.interface import router_interface, write_interface
 from rtl.router import Router
 from rtl.router_params import RouterParams
 from sim.outputs import atomic_output, check_output
 from sim.router.common import Design
 from sim.router.sweep import DEFAULT_LOADS, compare_point, plot_sweep, sweep
-from sim.runner import SIMULATORS, SimulationError, export_verilog
+from sim.environment import SIMULATORS, default_simulator, random_seed
+from sim.runner import SimulationError, export_verilog
 
 from . import ROUTER_DEFAULTS, VERILOG_SUFFIXES, allocator_iterations
 
@@ -86,14 +88,15 @@ def add_traffic_params(parser, *, pattern="uniform"):
     parser.add_argument("--measure", type=int, default=1000, help="measured cycles")
     parser.add_argument("--drain", type=int, default=4000,
                         help="cycles allowed after the window for measured packets")
-    parser.add_argument("--seed", type=int, default=1, help="seed of all random choices")
+    parser.add_argument("--seed", type=int,
+                        help="seed of all random choices (default: $COCOTB_RANDOM_SEED, else 1)")
     parser.add_argument("--packets-per-source", type=int, default=0,
                         help="0: open-loop traffic measured in a window (default); N: every "
                              "source sends exactly N packets and the run ends when all arrive "
                              "(all_to_all with N = endpoints - 1 is one full exchange)")
     parser.add_argument("--backpressure", default="none",
                         help="ejector drain: none, periodic:1110 or random:0.8")
-    parser.add_argument("--sim", default="verilator", help="verilator (default) or icarus")
+    parser.add_argument("--sim", help="verilator or icarus (default: $SIM, else verilator)")
 
 
 def check_backpressure(text):
@@ -109,20 +112,25 @@ def traffic_spec(args, *, load, ordered=True):
     check_backpressure(args.backpressure)
     return TrafficSpec(pattern=args.pattern, load=load, packet_length=args.packet_length,
                        warmup=args.warmup, measure=args.measure, drain=args.drain,
-                       seed=args.seed, backpressure=args.backpressure, ordered=ordered,
+                       seed=random_seed(1) if args.seed is None else args.seed,
+                       backpressure=args.backpressure, ordered=ordered,
                        packets_per_source=args.packets_per_source)
 
 
 def check_sim(name):
+    """The simulator to run: ``--sim``, else ``$SIM``, else Verilator."""
+    name = name or default_simulator("verilator")
     if name not in SIMULATORS:
         raise UserError(f"--sim must be one of {', '.join(SIMULATORS)}, not {name!r}")
+    return name
 
 
 def register(subparsers):
     router = subparsers.add_parser("router", help="the switch router")
     sub = router.add_subparsers(dest="router_command", required=True)
 
-    export = sub.add_parser("export", help="write the router as Verilog")
+    export = sub.add_parser("export", help="write the router as Verilog, and beside it a "
+                            "JSON description of its ports, flit layout and timing")
     add_router_params(export)
     export.add_argument("--out", required=True, help="Verilog file to write (.v or .sv)")
     export.add_argument("--json", action="store_true", help="print one JSON object")
@@ -151,11 +159,14 @@ def register(subparsers):
 def export_command(args):
     out = check_output(args.out, flag="--out", suffixes=VERILOG_SUFFIXES)
     params = router_params(args)
-    export_verilog(Router(RouterParams(**params)), out, name="router")
+    router = Router(RouterParams(**params))
+    export_verilog(router, out, name="router")
+    described = write_interface(router_interface(router, name="router"), out)
     if args.json:
-        print(json.dumps({"out": str(out), "module": "router", "params": params}))
+        print(json.dumps({"out": str(out), "interface": str(described), "module": "router",
+                          "params": params}))
     else:
-        print(f"wrote {out}")
+        print(f"wrote {out} and its interface description {described}")
     return 0
 
 
@@ -172,7 +183,7 @@ def design_from(args):
 
 
 def sim_command(args):
-    check_sim(args.sim)
+    args.sim = check_sim(args.sim)
     design = design_from(args)
     ordered = design.params.get("up_routing", "deterministic") != "balanced"
     spec = traffic_spec(args, load=args.load, ordered=ordered)
@@ -226,7 +237,7 @@ def print_router_stats(stats: dict, cycles: int):
 
 
 def sweep_command(args):
-    check_sim(args.sim)
+    args.sim = check_sim(args.sim)
     out = check_output(args.plot, flag="--plot", suffixes=(".png",)) if args.plot else None
     design = design_from(args)
     ordered = design.params.get("up_routing", "deterministic") != "balanced"

@@ -6,9 +6,11 @@ import sys
 
 from fabric.tile_model import reference_gemm
 from rtl.errors import UserError
+from rtl.interface import tile_interface, write_interface
 from rtl.tile import SystolicTile
+from sim.environment import SIMULATORS, default_simulator, random_seed, waves_requested
 from sim.outputs import check_output
-from sim.runner import SIMULATORS, SimulationError, export_verilog
+from sim.runner import SimulationError, export_verilog
 from sim.tile.run import Gaps, check_gemm_size, random_operands, run_gemm
 from . import VERILOG_SUFFIXES, add_tile_arguments, positive_int, tile_arguments
 
@@ -28,7 +30,8 @@ def register(subparsers):
     tile = subparsers.add_parser("tile", help="the systolic compute tile")
     sub = tile.add_subparsers(dest="tile_command", required=True)
 
-    export = sub.add_parser("export", help="write the tile as Verilog")
+    export = sub.add_parser("export", help="write the tile as Verilog, and beside it a JSON "
+                            "description of its ports, payload layouts and timing")
     add_tile_arguments(export, dataflow_required=True)
     export.add_argument("--out", required=True, help="Verilog file to write (.v or .sv)")
     export.add_argument("--name", default="systolic_tile",
@@ -40,11 +43,13 @@ def register(subparsers):
     add_tile_arguments(sim, dataflow_required=True)
     for dim in ("m", "k", "n"):
         sim.add_argument(f"--{dim}", type=positive_int, required=True, help=f"GEMM dimension {dim}")
-    sim.add_argument("--sim", default="icarus", help="icarus (default) or verilator")
-    sim.add_argument("--waves", action="store_true", help="write a waveform (FST)")
+    sim.add_argument("--sim", help="icarus or verilator (default: $SIM, else icarus)")
+    sim.add_argument("--waves", action="store_true",
+                     help="write a waveform (FST) and a GTKWave save file; WAVES=1 does too")
     sim.add_argument("--vcd", action="store_true", help="with --waves: VCD instead of FST "
                      "(Verilator only)")
-    sim.add_argument("--seed", type=int, default=1, help="seed of operands and stalls")
+    sim.add_argument("--seed", type=int,
+                     help="seed of operands and stalls (default: $COCOTB_RANDOM_SEED, else 1)")
     sim.add_argument("--stall", type=_probability, default=0.0,
                      help="probability of an idle cycle on each stream (default 0)")
     sim.add_argument("--json", action="store_true", help="print one JSON object")
@@ -56,18 +61,24 @@ def export_command(args):
     out = check_output(args.out, flag="--out", suffixes=VERILOG_SUFFIXES)
     if not args.name.isidentifier():
         raise UserError(f"--name must be a Verilog identifier, not {args.name!r}")
-    export_verilog(SystolicTile(params=params), out, name=args.name)
+    tile = SystolicTile(params=params)
+    export_verilog(tile, out, name=args.name)
+    described = write_interface(tile_interface(tile, name=args.name), out)
     if args.json:
-        print(json.dumps({"out": str(out), "module": args.name, "params": params.as_dict()}))
+        print(json.dumps({"out": str(out), "interface": str(described), "module": args.name,
+                          "params": params.as_dict()}))
     else:
-        print(f"wrote {out}")
+        print(f"wrote {out} and its interface description {described}")
     return 0
 
 
 def sim_command(args):
     params = tile_arguments(args)
+    args.sim = args.sim or default_simulator("icarus")
+    args.seed = random_seed(1) if args.seed is None else args.seed
     if args.sim not in SIMULATORS:
         raise UserError(f"--sim must be one of {', '.join(SIMULATORS)}, not {args.sim!r}")
+    args.waves = waves_requested(args.waves)     # WAVES=1 as --waves
     if args.vcd and not args.waves:
         raise UserError("--vcd chooses the format of --waves; give --waves with it")
     if args.vcd and args.sim != "verilator":

@@ -134,6 +134,9 @@ def run_sweep(spec, *, out_dir=None, workers: "int | None" = None, scheduler=Non
         n_workers = workers if workers is not None else max(1, os.cpu_count() or 1)
         try:
             with dask_client(workers=n_workers, scheduler=scheduler) as client:
+                dashboard = _dashboard(client)
+                if progress and dashboard:
+                    bar.write(f"Dask dashboard: {dashboard}", file=log)
                 run_tasks(client, todo, on_done=on_done, on_failed=on_failed, progress=bar)
         finally:
             bar.close()
@@ -150,3 +153,12 @@ def run_sweep(spec, *, out_dir=None, workers: "int | None" = None, scheduler=Non
     return SweepReport(out_dir=out_dir, total=len(tasks), cached=len(tasks) - len(todo),
                        computed=len(todo) - len(failures), failures=failures, files=files,
                        seconds=time.perf_counter() - started)
+
+
+def _dashboard(client) -> "str | None":
+    """The address of the scheduler's dashboard, when it serves one."""
+    try:
+        services = client.scheduler_info().get("services", {})
+    except (OSError, TimeoutError):
+        return None
+    return client.dashboard_link if "dashboard" in services else None
