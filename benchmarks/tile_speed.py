@@ -3,12 +3,13 @@
 For each array size and simulator it reports:
   build       seconds to elaborate and compile the design (harness included);
   bench       simulated cycles per wall-second of a GEMM run (clock running, stimulus and
-              capture in HDL, Python waiting on `done`);
+              capture in HDL, Python waiting on `done`), the faster of two runs;
   bench e2e   the same including simulator start-up, memory loading and scoring;
   clock-only  a cocotb coroutine that only awaits rising clock edges (cocotb's floor);
   C++         (Verilator only) the same GEMM on the same Verilog, built with the same C++
               optimisation but without VPI, stepped from a small C++ main: the operand
               memories are loaded from `$readmemh` files and the loop runs until `done`;
+              the fastest of three runs;
   C++ build   seconds to build that C++ loop (Verilator and the C++ compiler).
 
 Run: `make bench` or `.venv/bin/python benchmarks/tile_speed.py [--sizes 4 8 16] [--json FILE]`.
@@ -72,14 +73,16 @@ def bench_gemm(size, sim):
     first = run_gemm(params, A, B, sim=sim, seed=1)
     cold = time.perf_counter() - start
     start = time.perf_counter()
-    run_gemm(params, A, B, sim=sim, seed=2)
+    second = run_gemm(params, A, B, sim=sim, seed=2)
     warm = time.perf_counter() - start
-    result = json.loads((Path(first.run_dir) / "result.json").read_text())
+    # The faster of the two runs' loops (the machine is shared); the C++ loop likewise.
+    run_wall_s = min(json.loads((Path(run.run_dir) / "result.json").read_text())["run_wall_s"]
+                     for run in (first, second))
     cycles = first.counters["cycles"]
     return {
         "A": A, "B": B, "run_dir": first.run_dir,
         "cycles": cycles, "build_s": max(cold - warm, 0.0), "build_and_run_s": cold,
-        "bench_cycles_per_s": cycles / result["run_wall_s"],
+        "bench_cycles_per_s": cycles / run_wall_s,
         "bench_e2e_cycles_per_s": cycles / warm,
         "depth": _depth_of(first),
         "params": first.params,
@@ -101,7 +104,7 @@ def bench_clock_only(size, sim, cycles, depth, params, inputs):
 
 def bench_cpp(params, A, B, run_dir, level):
     """Build the run's Verilog with a C++ main at ``level``, run its GEMM until ``done``;
-    returns ``(cycles per second, build seconds)``."""
+    returns ``(cycles per second of the fastest of three runs, build seconds)``."""
     _setup_verilator_env()
     tile = as_tile_params(params)
     packer = Packer(tile)
@@ -121,14 +124,17 @@ def bench_cpp(params, A, B, run_dir, level):
                         *verilator_build_args(level), str(source), str(tmp / "main.cpp")],
                        check=True, capture_output=True)
         build_s = time.perf_counter() - start
-        out = subprocess.run([str(tmp / "Vbench"), str(len(a)), str(len(b)), str(rows),
-                              "10000000", f"+a_mem={tmp / 'a_mem.hex'}",
-                              f"+b_mem={tmp / 'b_mem.hex'}"],
-                             check=True, capture_output=True, text=True).stdout
-    cycles, got_rows, seconds = out.split()
-    if int(got_rows) != rows:
-        raise RuntimeError(f"the C++ loop captured {got_rows} result rows, {rows} expected")
-    return int(cycles) / float(seconds), build_s
+        rates = []
+        for _ in range(3):
+            out = subprocess.run([str(tmp / "Vbench"), str(len(a)), str(len(b)), str(rows),
+                                  "10000000", f"+a_mem={tmp / 'a_mem.hex'}",
+                                  f"+b_mem={tmp / 'b_mem.hex'}"],
+                                 check=True, capture_output=True, text=True).stdout
+            cycles, got_rows, seconds = out.split()
+            if int(got_rows) != rows:
+                raise RuntimeError(f"the C++ loop captured {got_rows} result rows, {rows} expected")
+            rates.append(int(cycles) / float(seconds))
+    return max(rates), build_s
 
 
 def main():
