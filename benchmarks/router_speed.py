@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fabric.network import engine                          # noqa: E402
 from fabric.network.traffic import TrafficSpec              # noqa: E402
 from sim.router.common import Design, REFERENCE_DESIGNS, run_rtl_points  # noqa: E402
+from sim.runner import CXX_LEVELS, OPTIMIZED_LEVEL                      # noqa: E402
 
 DESIGNS = {
     "router 4-port, 2 VCs": REFERENCE_DESIGNS["router4"],
@@ -79,8 +81,13 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=3,
                     help="runs of the RTL and of each model; the fastest of each is reported "
                          "(the machine is shared)")
+    ap.add_argument("--level", default=OPTIMIZED_LEVEL.lstrip("-"),
+                    choices=[level.lstrip("-") for level in CXX_LEVELS],
+                    help="C++ optimisation level of the Verilator build (default "
+                         f"{OPTIMIZED_LEVEL.lstrip('-')}, that of SUPERNODE_VERILATOR_OPTIMIZE=1)")
     ap.add_argument("--json", help="write the rows to this JSON file")
     args = ap.parse_args(argv)
+    os.environ["SUPERNODE_VERILATOR_OPTIMIZE"] = f"-{args.level}"
     spec = TrafficSpec(pattern="uniform", load=0.5, packet_length=4, warmup=200,
                        measure=args.measure, seed=5)
     chosen = {int(x) for x in args.designs.split(",") if x}
@@ -90,13 +97,16 @@ def main(argv=None):
     rows = []
     print(f"uniform traffic, 4-flit packets, offered load 0.5, {spec.measure} measured cycles; "
           f"flits per wall-second")
-    print(f"{'design':36} {'RTL':>10} {'Python':>10} {'compiled':>11} {'Py/RTL':>7} "
-          f"{'comp/RTL':>9} {'comp/Py':>8}")
+    print(f"{'design':36} {'build s':>8} {'RTL':>10} {'Python':>10} {'compiled':>11} "
+          f"{'Py/RTL':>7} {'comp/RTL':>9} {'comp/Py':>8}")
     for k, (label, design) in enumerate(DESIGNS.items(), 1):
         if k not in chosen:
             continue
-        # The RTL runs the spec `repeat` times in one simulator process (reset between).
+        # The RTL runs the spec `repeat` times in one simulator process (reset between);
+        # the rest of the call is elaboration, the simulator build and start-up.
+        start = time.perf_counter()
         points, _ = run_rtl_points(design, [spec] * args.repeat, sim=args.sim)
+        build_s = time.perf_counter() - start - sum(p["wall_seconds"] for p in points)
         rtl = min(points, key=lambda p: p["wall_seconds"])
         python, python_s = min((_python_loop(design, spec) for _ in range(args.repeat)),
                                key=lambda r: r[1])
@@ -106,6 +116,7 @@ def main(argv=None):
         assert fast["flits_delivered"] == rtl["flits_delivered"]
         flits = rtl["flits_delivered"]
         row = {"design": label, "params": design.params, "sim": args.sim, "flits": flits,
+               "build_and_startup_seconds": build_s,
                "cycles": rtl["cycles"], "rtl_seconds": rtl["wall_seconds"],
                "python_seconds": python_s, "compiled_seconds": fast_s,
                "rtl_flits_per_s": flits / rtl["wall_seconds"],
@@ -115,7 +126,8 @@ def main(argv=None):
         row["compiled_over_rtl"] = row["compiled_flits_per_s"] / row["rtl_flits_per_s"]
         row["compiled_over_python"] = row["compiled_flits_per_s"] / row["python_flits_per_s"]
         rows.append(row)
-        print(f"{label:36} {row['rtl_flits_per_s']:>10,.0f} {row['python_flits_per_s']:>10,.0f} "
+        print(f"{label:36} {build_s:>8.1f} {row['rtl_flits_per_s']:>10,.0f} "
+              f"{row['python_flits_per_s']:>10,.0f} "
               f"{row['compiled_flits_per_s']:>11,.0f} {row['python_over_rtl']:>6.1f}x "
               f"{row['compiled_over_rtl']:>8.0f}x {row['compiled_over_python']:>7.0f}x",
               flush=True)
@@ -129,7 +141,7 @@ def main(argv=None):
                    "compiled_flits_per_s": flits / fast_s,
                    "compiled_cycles_per_s": fast["cycles"] / fast_s}
             rows.append(row)
-            print(f"{label:36} {'-':>10} {'-':>10} {row['compiled_flits_per_s']:>11,.0f}   "
+            print(f"{label:36} {'-':>8} {'-':>10} {'-':>10} {row['compiled_flits_per_s']:>11,.0f}   "
                   f"({row['compiled_cycles_per_s']:,.0f} cycles/s)", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))

@@ -3,12 +3,17 @@
 For each array size and simulator it reports:
   build       seconds to elaborate and compile the design (harness included);
   bench       simulated cycles per wall-second of a GEMM run (clock running, stimulus and
-              capture in HDL, Python waiting on `done`);
+              capture in HDL, Python waiting on `done`), the faster of two runs;
   bench e2e   the same including simulator start-up, memory loading and scoring;
   clock-only  a cocotb coroutine that only awaits rising clock edges (cocotb's floor);
-  C++         (Verilator only) the same Verilated model stepped from a small C++ main.
+  C++         (Verilator only) the same GEMM on the same Verilog, built with the same C++
+              optimisation but without VPI, stepped from a small C++ main: the operand
+              memories are loaded from `$readmemh` files and the loop runs until `done`;
+              the fastest of three runs;
+  C++ build   seconds to build that C++ loop (Verilator and the C++ compiler).
 
 Run: `make bench` or `.venv/bin/python benchmarks/tile_speed.py [--sizes 4 8 16] [--json FILE]`.
+`--levels O0 O2` measures Verilator builds at several C++ optimisation levels in one run.
 """
 
 import argparse
@@ -22,10 +27,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sim.runner import (FAST_BUILD_ARGS, TOPLEVEL, VERILATOR_ARGS,  # noqa: E402
-                        _setup_verilator_env, _source_digest, design_dir, run_cocotb,
-                        verilator_optimized)
+from amaranth.hdl import Shape  # noqa: E402
+
+from fabric.tile_model import expected_rows, operand_beats  # noqa: E402
+from rtl.tile_params import as_tile_params  # noqa: E402
+from sim.runner import (CXX_LEVELS, OPTIMIZED_LEVEL, TOPLEVEL, _setup_verilator_env,  # noqa: E402
+                        run_cocotb, verilator_build_args)
 from sim.tile.harness import TileHarness  # noqa: E402
+from sim.tile.packing import Packer  # noqa: E402
 from sim.tile.run import random_operands, run_gemm  # noqa: E402
 
 CPP_MAIN = r"""
@@ -34,16 +43,21 @@ CPP_MAIN = r"""
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+// usage: Vbench A_BEATS B_BEATS C_ROWS BUDGET +a_mem=FILE +b_mem=FILE
+static void tick(Vtop* top) { top->clk = 0; top->eval(); top->clk = 1; top->eval(); }
 int main(int argc, char** argv) {
-    long cycles = std::atol(argv[1]);
+    Verilated::commandArgs(argc, argv);
+    long budget = std::atol(argv[4]);
     Vtop* top = new Vtop;
-    top->rst = 1; top->clk = 0; top->eval(); top->clk = 1; top->eval();
-    top->rst = 0; top->a_count = DEPTH; top->b_count = DEPTH; top->c_count = 0;
-    top->start = 1; top->clk = 0; top->eval(); top->clk = 1; top->eval(); top->start = 0;
+    top->rst = 1; tick(top); tick(top); top->rst = 0;
+    top->a_count = std::atol(argv[1]); top->b_count = std::atol(argv[2]);
+    top->c_count = std::atol(argv[3]);
+    top->start = 1; tick(top); top->start = 0;
+    long cycles = 0;
     auto t0 = std::chrono::steady_clock::now();
-    for (long i = 0; i < cycles; i++) { top->clk = 0; top->eval(); top->clk = 1; top->eval(); }
+    while (!top->done && cycles < budget) { tick(top); cycles++; }
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::printf("%f\n", s);
+    std::printf("%ld %u %f\n", cycles, top->c_rows, s);
     delete top;
     return 0;
 }
@@ -59,13 +73,16 @@ def bench_gemm(size, sim):
     first = run_gemm(params, A, B, sim=sim, seed=1)
     cold = time.perf_counter() - start
     start = time.perf_counter()
-    run_gemm(params, A, B, sim=sim, seed=2)
+    second = run_gemm(params, A, B, sim=sim, seed=2)
     warm = time.perf_counter() - start
-    result = json.loads((Path(first.run_dir) / "result.json").read_text())
+    # The faster of the two runs' loops (the machine is shared); the C++ loop likewise.
+    run_wall_s = min(json.loads((Path(run.run_dir) / "result.json").read_text())["run_wall_s"]
+                     for run in (first, second))
     cycles = first.counters["cycles"]
     return {
-        "cycles": cycles, "build_s": max(cold - warm, 0.0),
-        "bench_cycles_per_s": cycles / result["run_wall_s"],
+        "A": A, "B": B, "run_dir": first.run_dir,
+        "cycles": cycles, "build_s": max(cold - warm, 0.0), "build_and_run_s": cold,
+        "bench_cycles_per_s": cycles / run_wall_s,
         "bench_e2e_cycles_per_s": cycles / warm,
         "depth": _depth_of(first),
         "params": first.params,
@@ -85,56 +102,89 @@ def bench_clock_only(size, sim, cycles, depth, params, inputs):
     return cycles / run.result["wall_s"]
 
 
-def bench_cpp(params, depth, cycles):
+def bench_cpp(params, A, B, run_dir, level):
+    """Build the run's Verilog with a C++ main at ``level``, run its GEMM until ``done``;
+    returns ``(cycles per second of the fastest of three runs, build seconds)``."""
     _setup_verilator_env()
-    harness_params = {**params, "depth": depth, "fault": None}
-    optimized = verilator_optimized()
-    source = design_dir("tile", {**harness_params, "_trace": None, "_optimized": optimized,
-                                 "_source": _source_digest(TileHarness)}, "verilator", False)
+    tile = as_tile_params(params)
+    packer = Packer(tile)
+    a, flags, b, folds = operand_beats(A, B, tile)
+    rows = len(expected_rows(A, B, folds, tile))
+    source = Path(run_dir).parent / f"{TOPLEVEL}.v"
     with tempfile.TemporaryDirectory() as tmp:
-        main = Path(tmp) / "main.cpp"
-        main.write_text(CPP_MAIN.replace("DEPTH", str(depth)))
+        tmp = Path(tmp)
+        for name, words, layout in (("a_mem", packer.pack_a(a, flags), packer.a_layout),
+                                    ("b_mem", packer.pack_b(b), packer.b_layout)):
+            digits = (Shape.cast(layout).width + 3) // 4
+            (tmp / f"{name}.hex").write_text("".join(f"{w:0{digits}x}\n" for w in words))
+        (tmp / "main.cpp").write_text(CPP_MAIN)
+        start = time.perf_counter()
         subprocess.run(["verilator", "--cc", "--exe", "--build", "-j", "2", "--top-module",
-                        TOPLEVEL, "--prefix", "Vtop", "-Mdir", tmp, "-o", "Vbench",
-                        *VERILATOR_ARGS, *([] if optimized else FAST_BUILD_ARGS),
-                        str(source / f"{TOPLEVEL}.v"), str(main)],
+                        TOPLEVEL, "--prefix", "Vtop", "-Mdir", str(tmp), "-o", "Vbench",
+                        *verilator_build_args(level), str(source), str(tmp / "main.cpp")],
                        check=True, capture_output=True)
-        out = subprocess.run([str(Path(tmp) / "Vbench"), str(cycles)], check=True,
-                             capture_output=True, text=True).stdout
-    return cycles / float(out.strip())
+        build_s = time.perf_counter() - start
+        rates = []
+        for _ in range(3):
+            out = subprocess.run([str(tmp / "Vbench"), str(len(a)), str(len(b)), str(rows),
+                                  "10000000", f"+a_mem={tmp / 'a_mem.hex'}",
+                                  f"+b_mem={tmp / 'b_mem.hex'}"],
+                                 check=True, capture_output=True, text=True).stdout
+            cycles, got_rows, seconds = out.split()
+            if int(got_rows) != rows:
+                raise RuntimeError(f"the C++ loop captured {got_rows} result rows, {rows} expected")
+            rates.append(int(cycles) / float(seconds))
+    return max(rates), build_s
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[4, 8, 16])
     parser.add_argument("--sims", nargs="+", default=["icarus", "verilator"])
-    parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--levels", nargs="+", default=[OPTIMIZED_LEVEL.lstrip("-")],
+                        choices=[level.lstrip("-") for level in CXX_LEVELS],
+                        help="C++ optimisation levels of the Verilator builds, bench and C++ "
+                             f"loop alike (default {OPTIMIZED_LEVEL.lstrip('-')}, the level of "
+                             "SUPERNODE_VERILATOR_OPTIMIZE=1)")
     parser.add_argument("--fast-build", action="store_true",
-                        help="compile Verilator's C++ without optimisation (as the tests do), "
-                             "the C++ loop included")
+                        help="the tests' level instead: --levels O0")
+    parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args()
+    levels = ["-O0"] if args.fast_build else [f"-{level}" for level in args.levels]
     os.environ.setdefault("SUPERNODE_BUILD", str(Path("build") / "bench"))
-    os.environ["SUPERNODE_VERILATOR_OPTIMIZE"] = "0" if args.fast_build else "1"
 
     rows = []
-    print(f"{'sim':<10} {'tile':<6} {'cycles':>7} {'build s':>8} {'bench c/s':>10} "
-          f"{'e2e c/s':>9} {'clock c/s':>10} {'C++ c/s':>9} {'bench/clock':>11}")
+    print(f"{'sim':<10} {'C++':<4} {'tile':<6} {'cycles':>7} {'build s':>8} {'total s':>8} "
+          f"{'bench c/s':>10} {'e2e c/s':>9} {'clock c/s':>10} {'C++ c/s':>9} "
+          f"{'C++ build':>9} {'bench/C++':>9} {'bench/clock':>11}")
     for sim in args.sims:
-        for size in args.sizes:
-            r = bench_gemm(size, sim)
-            r["clock_only_cycles_per_s"] = bench_clock_only(size, sim, r["cycles"], r["depth"],
-                                                            r["params"], r.pop("inputs"))
-            r["cpp_cycles_per_s"] = (bench_cpp(r["params"], r["depth"], r["cycles"] * 4)
-                                     if sim == "verilator" else None)
-            r.update(sim=sim, size=size)
-            rows.append(r)
-            cpp = f"{r['cpp_cycles_per_s']:>9.0f}" if r["cpp_cycles_per_s"] else f"{'-':>9}"
-            print(f"{sim:<10} {f'{size}x{size}':<6} {r['cycles']:>7} {r['build_s']:>8.1f} "
-                  f"{r['bench_cycles_per_s']:>10.0f} {r['bench_e2e_cycles_per_s']:>9.0f} "
-                  f"{r['clock_only_cycles_per_s']:>10.0f} {cpp} "
-                  f"{r['bench_cycles_per_s'] / r['clock_only_cycles_per_s']:>11.2f}", flush=True)
+        for level in (levels if sim == "verilator" else ["-"]):
+            if sim == "verilator":
+                os.environ["SUPERNODE_VERILATOR_OPTIMIZE"] = level
+            for size in args.sizes:
+                rows.append(_measure(sim, level, size))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
+
+
+def _measure(sim, level, size):
+    """One row of the table: bench, clock-only and (on Verilator) C++ loop figures."""
+    r = bench_gemm(size, sim)
+    r["clock_only_cycles_per_s"] = bench_clock_only(size, sim, r["cycles"], r["depth"],
+                                                    r["params"], r.pop("inputs"))
+    A, B, run_dir = r.pop("A"), r.pop("B"), r.pop("run_dir")
+    r["cpp_cycles_per_s"] = r["cpp_build_s"] = None
+    if sim == "verilator":
+        r["cpp_cycles_per_s"], r["cpp_build_s"] = bench_cpp(r["params"], A, B, run_dir, level)
+    r.update(sim=sim, size=size, level=level)
+    cpp = (f"{r['cpp_cycles_per_s']:>9.0f} {r['cpp_build_s']:>9.1f} "
+           f"{r['bench_cycles_per_s'] / r['cpp_cycles_per_s']:>9.2f}"
+           if r["cpp_cycles_per_s"] else f"{'-':>9} {'-':>9} {'-':>9}")
+    print(f"{sim:<10} {level:<4} {f'{size}x{size}':<6} {r['cycles']:>7} {r['build_s']:>8.1f} "
+          f"{r['build_and_run_s']:>8.1f} {r['bench_cycles_per_s']:>10.0f} "
+          f"{r['bench_e2e_cycles_per_s']:>9.0f} {r['clock_only_cycles_per_s']:>10.0f} {cpp} "
+          f"{r['bench_cycles_per_s'] / r['clock_only_cycles_per_s']:>11.2f}", flush=True)
+    return r
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import hashlib
 import inspect
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -26,7 +27,8 @@ from .outputs import write_atomic
 
 __all__ = [
     "SIMULATORS", "SimulationError", "RunResult",
-    "export_verilog", "design_dir", "run_cocotb", "prepare_simulator", "load_bench_inputs",
+    "export_verilog", "design_dir", "run_cocotb", "prepare_simulator", "start_clock",
+    "load_bench_inputs",
     "write_bench_result",
 ]
 
@@ -42,14 +44,64 @@ VERILATOR_ARGS = [
     "-O2",
 ]
 
-#: Verilator's C++ is compiled without optimisation (a 16x16 tile builds in about a minute
-#: instead of five); set SUPERNODE_VERILATOR_OPTIMIZE=1 for long runs and benchmarks.
-FAST_BUILD_ARGS = ["-CFLAGS", "-O0"]
+#: C++ optimisation of Verilator builds, chosen by measurement (docs/tile.md, "Simulation
+#: speed"): tests build quickly at the first level; SUPERNODE_VERILATOR_OPTIMIZE=1 chooses
+#: the second, for long runs and benchmarks, and SUPERNODE_VERILATOR_OPTIMIZE=-O<n> any
+#: other level.
+FAST_BUILD_LEVEL = "-O0"
+OPTIMIZED_LEVEL = "-O2"
+CXX_LEVELS = ("-O0", "-O1", "-O2", "-O3", "-Os")
 
 
-def verilator_optimized() -> bool:
-    """Whether Verilator builds compile their C++ with Verilator's own optimisation."""
-    return os.environ.get("SUPERNODE_VERILATOR_OPTIMIZE", "0") not in ("", "0")
+def verilator_cxx_level() -> str:
+    """The C++ optimisation level of Verilator builds, from SUPERNODE_VERILATOR_OPTIMIZE."""
+    value = os.environ.get("SUPERNODE_VERILATOR_OPTIMIZE", "0")
+    if value in ("", "0"):
+        return FAST_BUILD_LEVEL
+    if value == "1":
+        return OPTIMIZED_LEVEL
+    if value in CXX_LEVELS:
+        return value
+    raise UserError(f"SUPERNODE_VERILATOR_OPTIMIZE must be 0, 1 or one of "
+                    f"{', '.join(CXX_LEVELS)}, not {value!r}")
+
+
+def verilator_build_args(level: str) -> list:
+    """Verilator arguments of a build whose C++ is compiled at ``level`` (say ``-O2``)."""
+    return VERILATOR_ARGS + ["-CFLAGS", level]
+
+
+def verilator_public_config(verilog: Path, public=()) -> str:
+    """A Verilator control file that makes public (to VPI) only what a bench touches: the
+    top level's ports and the ``(module, variable)`` patterns of ``public``.
+
+    cocotb's runner would make every net public (``--public-flat-rw``), which keeps
+    Verilator from optimising any of them away and makes it re-evaluate, on every
+    evaluation, all logic downstream of a net VPI might have written.
+    """
+    header = re.search(rf"^module {TOPLEVEL}\(([^)]*)\);", verilog.read_text(), re.M)
+    if header is None:
+        raise ValueError(f"{verilog} has no module {TOPLEVEL!r}")
+    ports = [p.strip() for p in header.group(1).split(",") if p.strip()]
+    lines = ["`verilator_config"]
+    lines += [f'public_flat_rw -module "{TOPLEVEL}" -var "{port}"' for port in ports]
+    lines += [f'public_flat_rw -module "{module}" -var "{var}"' for module, var in public]
+    return "\n".join(lines) + "\n"
+
+
+def _verilator_runner(public_everything: bool):
+    """cocotb's Verilator runner; without ``--public-flat-rw`` unless ``public_everything``
+    (traced builds keep it, as before: they are built to be looked at, not for speed)."""
+    from cocotb_tools.runner import Verilator
+
+    class _Verilator(Verilator):
+        def _build_command(self):
+            commands = super()._build_command()
+            if not public_everything:
+                commands[0].remove("--public-flat-rw")
+            return commands
+
+    return _Verilator()
 
 
 TOPLEVEL = "top"
@@ -101,8 +153,13 @@ def design_dir(kind: str, params: dict, sim: str, waves: bool) -> Path:
 
 def export_verilog(component, path, *, name: str = TOPLEVEL) -> Path:
     """Write ``component`` as Verilog to ``path``, atomically, in an existing directory;
-    leave the file untouched when unchanged."""
+    leave the file untouched when unchanged.
+
+    A component's ``extra_verilog`` (Verilog of the modules it instantiates by name) is
+    written after its own modules.
+    """
     text = verilog.convert(component, name=name, emit_src=False)
+    text += getattr(component, "extra_verilog", "")
     path = Path(path)
     if not path.is_file() or path.read_text() != text:
         write_atomic(path, text)
@@ -243,7 +300,7 @@ def _failures(results_xml: Path) -> list:
 def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
                inputs: dict, sim: str = "icarus", waves: bool = False,
                wave_format: str = "fst", testcase: "str | None" = None,
-               seed: "int | None" = None) -> RunResult:
+               seed: "int | None" = None, public=()) -> RunResult:
     """Elaborate ``component_factory(**params)`` and run cocotb ``test_module`` on it.
 
     The design is built once per (parameters, simulator, tracing) in its own directory
@@ -256,6 +313,10 @@ def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
     ``waves`` on, and ``GUI=1`` opens each run's waveform in a viewer at its end
     (:func:`sim.environment.waveform_viewer`). ``seed`` seeds Python's ``random`` inside
     the bench (``COCOTB_RANDOM_SEED`` overrides it, as in cocotb).
+
+    On Verilator, an untraced build makes public to the bench only the top level's ports
+    and the ``(module, variable)`` patterns of ``public`` (say ``("*", "stats__*")``);
+    everything else is left to Verilator's optimiser.
     """
     # Deferred: cocotb's runner, which the area and formal flows (export_verilog, locked)
     # and the benches inside the simulator (load_bench_inputs) do without.
@@ -269,8 +330,15 @@ def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
     if wave_format not in ("fst", "vcd"):
         raise ValueError(f"wave format must be 'fst' or 'vcd', not {wave_format!r}")
     trace = wave_format if waves else None
-    optimized = sim == "verilator" and verilator_optimized()
-    bdir = design_dir(kind, {**params, "_trace": trace, "_optimized": optimized,
+    level = verilator_cxx_level() if sim == "verilator" else None
+    build_args = []
+    if sim == "verilator":
+        build_args = verilator_build_args(level)
+        if waves:
+            build_args += ["--trace-fst" if wave_format == "fst" else "--trace",
+                           "--trace-structs"]
+    bdir = design_dir(kind, {**params, "_trace": trace, "_build_args": build_args,
+                             "_public": [list(p) for p in public],
                              "_source": _source_digest(component_factory)}, sim, waves)
     run_dir = _new_run_directory(bdir, inputs)
 
@@ -278,14 +346,7 @@ def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
     result_file = run_dir / "result.json"
     result_file.unlink(missing_ok=True)
 
-    build_args = []
-    if sim == "verilator":
-        build_args = VERILATOR_ARGS + ([] if optimized else FAST_BUILD_ARGS)
-    if sim == "verilator" and waves:
-        build_args.append("--trace-fst" if wave_format == "fst" else "--trace")
-        build_args += ["--trace-structs"]
-
-    runner = get_runner(sim)
+    runner = _verilator_runner(waves) if sim == "verilator" else get_runner(sim)
     with hidden_from_runner(), locked(bdir), \
             Heartbeat(f"{kind} build for {sim}", lambda: build_status(bdir / "build.log")):
         # The directory is keyed by the parameters and the design's source code, so an
@@ -293,6 +354,10 @@ def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
         if not (bdir / f"{TOPLEVEL}.v").exists():
             export_verilog(component_factory(**params), bdir / f"{TOPLEVEL}.v")
         complete = _build_complete(bdir)
+        if sim == "verilator" and not waves:
+            config = bdir / "public.vlt"
+            config.write_text(verilator_public_config(bdir / f"{TOPLEVEL}.v", public))
+            build_args = build_args + [str(config)]
         runner.build(
             sources=[bdir / f"{TOPLEVEL}.v"], hdl_toplevel=TOPLEVEL, build_dir=bdir,
             # Verilator needs VM_TRACE=1 at build time or the binary refuses --trace.
@@ -366,6 +431,19 @@ def open_viewer(viewer: str, wave_path: Path, gtkw: "Path | None" = None):
     target = gtkw if gtkw is not None and Path(viewer).name.startswith("gtkwave") else wave_path
     print(f"opening {target} in {viewer}", file=sys.stderr)
     subprocess.run([viewer, str(target)], cwd=wave_path.parent, check=False)
+
+
+def start_clock(clk, period_ns: int = CLOCK_PERIOD_NS):
+    """Inside a cocotb bench: start ``clk`` in cocotb's C clock driver, each edge written
+    at once.
+
+    cocotb's default deposits an edge, and Verilator applies a deposit only after it has
+    evaluated the time step once: two evaluations of the whole design per edge where one
+    does. No Python runs per edge either way.
+    """
+    from cocotb.clock import Clock
+    from cocotb.handle import Immediate
+    return Clock(clk, period_ns, unit="ns", impl="gpi", set_action=Immediate).start()
 
 
 def load_bench_inputs() -> tuple:

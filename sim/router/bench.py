@@ -4,14 +4,13 @@ import os
 import time
 
 import cocotb
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge
 
 from fabric.network.lockstep import LockStep
 from fabric.network.traffic import TrafficSpec, ScoreboardError, DeadlockError
 from sim.router.backends import CocotbBackend
 from sim.router.common import Design
-from sim.runner import load_bench_inputs, write_bench_result
+from sim.runner import load_bench_inputs, start_clock, write_bench_result
 
 
 class TrafficBench:
@@ -88,7 +87,7 @@ async def traffic(dut):
     params, inputs = load_bench_inputs()
     params = dict(params)
     design = Design(params.pop("design"), params)
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    start_clock(dut.clk)
     points, error = [], None
     for spec_dict in inputs["specs"]:
         spec = TrafficSpec(**spec_dict)

@@ -125,7 +125,8 @@ def run_rtl_points(design: Design, specs, *, sim: str = "verilator", waves: bool
     inputs = {"specs": [s.as_dict() for s in specs], "cfg": [list(c) for c in cfg_writes]}
     run = run_cocotb(kind=f"router_{design.kind}", component_factory=make_top,
                      params={"design": design.kind, **design.params},
-                     test_module="sim.router.bench", inputs=inputs, sim=sim, waves=waves)
+                     test_module="sim.router.bench", inputs=inputs, sim=sim, waves=waves,
+                     public=[("*", "stats__*")])
     return run.result["points"], run
 
 

@@ -4,12 +4,11 @@ import time
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 
 from fabric.tile_model import expected_rows, operand_beats
 from rtl.tile_params import TileParams
-from sim.runner import CLOCK_PERIOD_NS, load_bench_inputs, write_bench_result
+from sim.runner import CLOCK_PERIOD_NS, load_bench_inputs, start_clock, write_bench_result
 from sim.tile.harness import COUNTERS
 from sim.tile.packing import Packer
 
@@ -31,7 +30,7 @@ class TileBench:
         self.log = dut._log
 
     async def reset(self):
-        cocotb.start_soon(Clock(self.dut.clk, CLOCK_PERIOD_NS, unit="ns").start())
+        start_clock(self.dut.clk)
         self.dut.rst.value = 1
         self.dut.start.value = 0
         await ClockCycles(self.dut.clk, 2)
@@ -40,9 +39,9 @@ class TileBench:
     def load(self):
         a, flags, b, self.folds = operand_beats(self.A, self.B, self.tile)
         for index, word in enumerate(self.packer.pack_a(a, flags)):
-            self.dut.a_mem[index].value = word
+            self.dut.a_mem.mem[index].value = word
         for index, word in enumerate(self.packer.pack_b(b)):
-            self.dut.b_mem[index].value = word
+            self.dut.b_mem.mem[index].value = word
         self.expected = expected_rows(self.A, self.B, self.folds, self.tile)
         self.dut.a_count.value = len(a)
         self.dut.b_count.value = len(b)
@@ -85,7 +84,7 @@ class TileBench:
             f"{got} result rows captured, {len(self.expected)} expected"
         rows = []
         for index, (values, last) in enumerate(self.expected):
-            got_values, got_last = self.packer.unpack_c(int(self.dut.c_mem[index].value))
+            got_values, got_last = self.packer.unpack_c(int(self.dut.c_mem.mem[index].value))
             assert got_values == values, \
                 f"result row {index}: got {got_values}, expected {values}"
             assert got_last == last, f"result row {index}: last is {got_last}, expected {last}"

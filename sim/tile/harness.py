@@ -1,12 +1,51 @@
 """HDL-side driver, monitor and counters around the tile, so Python stays out of the cycle loop."""
 
-from amaranth.hdl import Module, Mux, Shape, Signal
-from amaranth.lib import memory, wiring
+from amaranth.hdl import ClockSignal, Instance, Module, Mux, Shape, Signal
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from rtl.tile import SystolicTile
 
-__all__ = ["TileHarness", "GapSource"]
+__all__ = ["TileHarness", "GapSource", "BENCH_MEMORY_VERILOG"]
+
+#: The harness's stimulus and capture memory, in Verilog. Amaranth writes every word of a
+#: memory's initial contents into the Verilog it emits (a minute of elaboration and a 5 MB
+#: file for the 16x16 harness's 16k-beat memories); this module clears its words with a
+#: loop instead. Its array is public to Verilator's VPI, so the bench writes and reads
+#: words as ``<instance>.mem[i]``. The plusarg named by ``PLUSARG`` (``+a_mem=FILE``)
+#: loads the words from a ``$readmemh`` file at time zero, for runs without a bench.
+BENCH_MEMORY_VERILOG = """
+module bench_memory #(parameter WIDTH = 1, parameter DEPTH = 1, parameter ABITS = 1,
+                      parameter PLUSARG = "mem") (
+    input clk,
+    input [ABITS-1:0] raddr, output [WIDTH-1:0] rdata,
+    input we, input [ABITS-1:0] waddr, input [WIDTH-1:0] wdata);
+  reg [WIDTH-1:0] mem [0:DEPTH-1] /*verilator public_flat_rw*/;
+  reg [8*1024-1:0] path;
+  integer i;
+  initial begin
+    for (i = 0; i < DEPTH; i = i + 1) mem[i] = 0;
+    if ($value$plusargs({PLUSARG, "=%s"}, path)) $readmemh(path, mem);
+  end
+  assign rdata = mem[raddr];
+  always @(posedge clk) if (we) mem[waddr] <= wdata;
+endmodule
+"""
+
+
+class _BenchMemory:
+    """Ports of one :data:`BENCH_MEMORY_VERILOG` instance: a combinational read port and
+    a synchronous write port, as Amaranth's ``Memory`` with a ``comb`` read port."""
+
+    def __init__(self, name, width, depth):
+        abits = max(1, (depth - 1).bit_length())
+        self.raddr, self.rdata = Signal(abits, name=f"{name}_raddr"), Signal(width, name=f"{name}_rdata")
+        self.we = Signal(name=f"{name}_we")
+        self.waddr, self.wdata = Signal(abits, name=f"{name}_waddr"), Signal(width, name=f"{name}_wdata")
+        self.instance = Instance(
+            "bench_memory", p_WIDTH=width, p_DEPTH=depth, p_ABITS=abits, p_PLUSARG=name,
+            i_clk=ClockSignal(), i_raddr=self.raddr, o_rdata=self.rdata,
+            i_we=self.we, i_waddr=self.waddr, i_wdata=self.wdata)
 
 #: Ports of every counter the harness keeps; the bench reads them all by these names.
 COUNTERS = ("cycles", "first_operand", "first_result", "last_result", "a_beats", "b_beats",
@@ -58,9 +97,9 @@ class GapSource(wiring.Component):
 class TileHarness(wiring.Component):
     """A :class:`~rtl.tile.SystolicTile` with its stimulus, its result capture and counters.
 
-    The bench writes the operand beats into ``a_mem``/``b_mem`` (simulator memory access,
-    no clock cycles), sets the counts and gap controls, pulses ``start`` and waits for
-    ``done``; then it reads the captured rows from ``c_mem`` and the counters. The
+    The bench writes the operand beats into ``a_mem.mem``/``b_mem.mem`` (simulator memory
+    access, no clock cycles), sets the counts and gap controls, pulses ``start`` and waits for
+    ``done``; then it reads the captured rows from ``c_mem.mem`` and the counters. The
     operand drivers keep ``valid`` and the payload steady until a beat is taken, as the
     stream contract requires, and only idle between beats.
 
@@ -74,6 +113,9 @@ class TileHarness(wiring.Component):
     **tile_params
         Passed to :class:`~rtl.tile.SystolicTile`.
     """
+
+    #: Verilog of the modules the harness instantiates; written beside its own.
+    extra_verilog = BENCH_MEMORY_VERILOG
 
     def __init__(self, *, depth, fault=None, **tile_params):
         if not isinstance(depth, int) or depth < 1:
@@ -103,9 +145,12 @@ class TileHarness(wiring.Component):
         a_width = Shape.cast(tile.a.payload.shape()).width
         b_width = Shape.cast(tile.b.payload.shape()).width
         c_width = Shape.cast(tile.c.payload.shape()).width
-        m.submodules.a_mem = a_mem = memory.Memory(shape=a_width, depth=self._depth, init=[])
-        m.submodules.b_mem = b_mem = memory.Memory(shape=b_width, depth=self._depth, init=[])
-        m.submodules.c_mem = c_mem = memory.Memory(shape=c_width, depth=self._depth, init=[])
+        a_mem = _BenchMemory("a_mem", a_width, self._depth)
+        b_mem = _BenchMemory("b_mem", b_width, self._depth)
+        c_mem = _BenchMemory("c_mem", c_width, self._depth)
+        for name, mem in (("a_mem", a_mem), ("b_mem", b_mem), ("c_mem", c_mem)):
+            m.submodules[name] = mem.instance
+        m.d.comb += [a_mem.we.eq(0), b_mem.we.eq(0)]
         for name, gap in self.gaps.items():
             m.submodules[f"{name}_gap"] = gap
             m.d.comb += [
@@ -127,10 +172,9 @@ class TileHarness(wiring.Component):
         def drive(stream, mem, count_port, gap, beats, stalls):
             index = Signal(range(self._depth + 1))
             held = Signal()                      # a beat was offered and not yet taken
-            read = mem.read_port(domain="comb")
             m.d.comb += [
-                read.addr.eq(index),
-                stream.payload.eq(read.data),
+                mem.raddr.eq(index),
+                stream.payload.eq(mem.rdata),
                 stream.valid.eq(running & (index < count_port) & (held | ~gap.gap)),
             ]
             fire = stream.valid & stream.ready
@@ -147,14 +191,13 @@ class TileHarness(wiring.Component):
         b_fire = drive(tile.b, b_mem, self.b_count, self.gaps["b"], self.b_beats, self.b_stalls)
 
         # Result monitor: capture every row in order.
-        write = c_mem.write_port()
         c_index = Signal(range(self._depth + 1))
         m.d.comb += [
             tile.c.ready.eq(running & ~self.gaps["c"].gap),
-            write.addr.eq(c_index),
-            write.data.eq(tile.c.payload.as_value()
-                          ^ (c_index == 0 if self._fault == "flip_result_bit" else 0)),
-            write.en.eq(tile.c.valid & tile.c.ready),
+            c_mem.waddr.eq(c_index),
+            c_mem.wdata.eq(tile.c.payload.as_value()
+                           ^ (c_index == 0 if self._fault == "flip_result_bit" else 0)),
+            c_mem.we.eq(tile.c.valid & tile.c.ready),
             self.done.eq(running & (c_index == self.c_count) & (self.c_count != 0)),
         ]
         c_fire = tile.c.valid & tile.c.ready
