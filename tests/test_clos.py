@@ -21,7 +21,8 @@ from sim.router.common import Design, run_amaranth, run_model_for
     (dict(spines=1, up_routing="balanced"),
      "balanced up-routing needs at least 2 spines, not 1"),
     (dict(ports=8), "router parameter must be one of vcs, buffer_depth, flit_width, "
-                    "allocator, islip_iterations, voq, stats, packet_id_width, not 'ports'"),
+                    "allocator, separable_iterations, islip_iterations, voq, stats, "
+                    "packet_id_width, not 'ports'"),
     (dict(vcs=9), "vcs must be an integer from 1 to 8, not 9"),
 ])
 def test_invalid_parameters_are_named(kwargs, message):
