@@ -118,9 +118,9 @@ def test_gui_opens_the_run_in_the_chosen_viewer(monkeypatch, tmp_path):
     monkeypatch.setenv("COCOTB_WAVEFORM_VIEWER", "surfer")
     run = run_gemm(SMALL, A, B, sim="icarus")
     monkeypatch.setenv("COCOTB_WAVEFORM_VIEWER", "gtkwave")
-    run_gemm(SMALL, A, B, sim="icarus")
+    again = run_gemm(SMALL, A, B, sim="icarus")
     assert record.read_text().splitlines() == [
-        f"surfer {run.waves}", f"gtkwave {Path(run.waves).with_suffix('.gtkw')}"]
+        f"surfer {run.waves}", f"gtkwave {Path(again.waves).with_suffix('.gtkw')}"]
     monkeypatch.setenv("COCOTB_WAVEFORM_VIEWER", "no-such-viewer")
     with pytest.raises(UserError, match=r"^COCOTB_WAVEFORM_VIEWER='no-such-viewer' is not a "):
         run_gemm(SMALL, A, B, sim="icarus")
