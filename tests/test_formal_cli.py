@@ -39,6 +39,14 @@ def test_router_allocator_options_reach_the_proof(capsys):
                for name in job["failed"]), job["failed"]
 
 
+def test_separable_iterations_reach_the_proof(capsys):
+    code = main(["formal", "router", "--ports", "2", "--separable-iterations", "2",
+                 "--fault", "rematch", "--mode", "bmc", "--depth", "4", "--no-cover", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert out["jobs"][0]["params"]["separable_iterations"] == 2
+    assert code == 1 and out["status"] == "fail"
+
+
 def test_bmc_with_a_stated_depth(capsys):
     assert main(["formal", "skid", "--mode", "bmc", "--depth", "5", "--no-cover"]) == 0
     assert "PASS by bounded check, depth 5" in capsys.readouterr().out

@@ -96,6 +96,9 @@ def register(subparsers):
     router.add_argument("--flit-width", type=int, default=1, help="payload bits (default 1)")
     router.add_argument("--allocator", default="separable",
                         help="switch allocator: separable (default) or islip")
+    router.add_argument("--separable-iterations", type=int, default=None,
+                        help="separable allocator iterations, 1..ports (default 1; with "
+                             "--allocator separable)")
     router.add_argument("--islip-iterations", type=int, default=None,
                         help="iSLIP iterations, 1..ports (default 1; with --allocator islip)")
     router.add_argument("--voq", action="store_true",
@@ -104,7 +107,8 @@ def register(subparsers):
     router.add_argument("--fault", default=None,
                         help="prove a deliberately broken router instead: "
                              "frozen_grant_pointer or accept_all (iSLIP), no_claims (2+ VCs: "
-                             "output VCs are never claimed; either allocator)")
+                             "output VCs are never claimed; either allocator), rematch "
+                             "(separable, 2+ iterations)")
     router.add_argument("--liveness", action="store_true",
                         help="also prove bounded liveness: a flit at an input queue's head "
                              "leaves within --body-bound (body flit) or --head-bound (head "
@@ -212,8 +216,9 @@ def tile_command(args):
 def router_command(args):
     return _run([RouterHarness(ports=args.ports, vcs=args.vcs, buffer_depth=args.buffer_depth,
                                flit_width=args.flit_width, allocator=args.allocator,
-                               islip_iterations=allocator_iterations(args, "islip"), voq=args.voq,
-                               drop=args.drop, fault=args.fault,
+                               islip_iterations=allocator_iterations(args, "islip"),
+                               separable_iterations=allocator_iterations(args, "separable"),
+                               voq=args.voq, drop=args.drop, fault=args.fault,
                                liveness=_liveness(args))], args)
 
 
