@@ -156,14 +156,23 @@ class TileParams:
         return self.rows + self.cols
 
 
-def as_tile_params(params=None, **fields) -> TileParams:
+def as_tile_params(params=None, **options) -> TileParams:
     """``params`` when it is a :class:`TileParams`, else one made of the mapping ``params``
-    and the keyword ``fields`` (the defaults fill in the rest)."""
+    and the keyword ``options`` (the defaults fill in the rest); an unknown or missing
+    parameter is one :class:`UserError` sentence, not a ``TypeError``."""
     if isinstance(params, TileParams):
-        if fields:
-            raise UserError(f"give the tile either as parameters or as {sorted(fields)}, "
+        if options:
+            raise UserError(f"give the tile either as parameters or as {sorted(options)}, "
                             f"not both")
         return params
     if params is not None and not isinstance(params, Mapping):
         raise UserError(f"tile parameters must be a TileParams or a mapping, not {params!r}")
-    return TileParams(**{**(params or {}), **fields})
+    given = {**(params or {}), **options}
+    names = [f.name for f in fields(TileParams)]
+    for key in given:
+        if key not in names:
+            raise UserError(f"tile parameter must be one of {', '.join(names)}, not {key!r}")
+    for name in names:
+        if name not in given and name not in TileParams.defaults():
+            raise UserError(f"the tile needs {name}, which has no default")
+    return TileParams(**given)

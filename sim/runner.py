@@ -240,7 +240,7 @@ def _prune_runs(bdir: Path, prefix: str) -> None:
 
     def owner(path):
         pid = path.name[len(prefix):].split("-", 1)[0]
-        return int(pid) if pid.isdigit() else None
+        return int(pid) if pid.isdecimal() else None
 
     ended = [p for p in bdir.glob(prefix + "*")
              if owner(p) is not None and not _process_alive(owner(p))]
@@ -273,7 +273,7 @@ def _setup_verilator_env():
 
 def _check_simulator(sim: str):
     if sim not in SIMULATORS:
-        raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {sim!r}")
+        raise UserError(f"simulator must be one of {', '.join(SIMULATORS)}, not {sim!r}")
     if sim == "icarus" and shutil.which("iverilog") is None:
         raise SimulationError(
             "Icarus Verilog is not installed; run: sudo apt-get install -y iverilog")
@@ -328,7 +328,7 @@ def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
     waves = waves_requested(waves)
     viewer = _viewer() if gui_requested() else None      # refused before the run, not after
     if wave_format not in ("fst", "vcd"):
-        raise ValueError(f"wave format must be 'fst' or 'vcd', not {wave_format!r}")
+        raise UserError(f"wave format must be 'fst' or 'vcd', not {wave_format!r}")
     trace = wave_format if waves else None
     level = verilator_cxx_level() if sim == "verilator" else None
     build_args = []

@@ -14,6 +14,8 @@ import json
 from collections import deque
 from pathlib import Path
 
+from rtl.errors import UserError
+
 __all__ = ["PayloadLayout", "StreamSource", "StreamSink", "StreamMonitor", "StreamProtocolError",
            "load_interface"]
 
@@ -27,7 +29,15 @@ def load_interface(path) -> dict:
     path = Path(path)
     if path.suffix == ".v":
         path = path.with_suffix(".json")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"interface description {str(path)!r} does not exist; give the "
+                        f"JSON file that 'supernode tile export' writes beside the Verilog") \
+            from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: is not a JSON interface description ({exc}); give the "
+                        f"file that 'supernode tile export' writes") from None
 
 
 class PayloadLayout:
@@ -51,7 +61,7 @@ class PayloadLayout:
             return cls(interface["streams"][stream]["fields"])
         except KeyError:
             known = ", ".join(interface.get("streams", {}))
-            raise ValueError(f"the interface has no stream named {stream!r}; it has {known}") \
+            raise UserError(f"the interface has no stream named {stream!r}; it has {known}") \
                 from None
 
     def pack(self, value) -> int:
@@ -65,7 +75,7 @@ class PayloadLayout:
             lo, hi = (-(1 << (field["width"] - 1)), (1 << (field["width"] - 1)) - 1) \
                 if field["signed"] else (0, (1 << field["width"]) - 1)
             if not lo <= leaf <= hi:
-                raise ValueError(f"field {field['name'] or 'payload'} holds {lo}..{hi}, not {leaf}")
+                raise UserError(f"field {field['name'] or 'payload'} holds {lo}..{hi}, not {leaf}")
             word |= (leaf & ((1 << field["width"]) - 1)) << field["offset"]
         return word
 

@@ -93,8 +93,9 @@ def main(argv=None) -> int:
         status = args.func(args) or 0
         sys.stdout.flush()      # a closed pipe shows here, not at interpreter exit
         return status
-    except (UserError, ValueError, TypeError) as exc:
-        # Parameter validation raises ValueError/TypeError with a message naming the value.
+    except UserError as exc:
+        # Bad input: the message is one sentence naming the value and what is accepted.
+        # Any other ValueError or TypeError is a bug, reported below with exit status 3.
         print(f"supernode: error: {exc}", file=sys.stderr)
         return 2
     except SimulationError as exc:

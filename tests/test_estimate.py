@@ -164,7 +164,8 @@ def test_a_failed_plot_leaves_an_older_file_untouched(capsys, tmp_path, monkeypa
     monkeypatch.setattr("supernode.commands.estimate.roofline_plot", broken)
     code, _, err = run(capsys, "compare", "cloudmatrix384", "gb200-nvl72", "--workload",
                        "deepseek-r1", "--phase", "decode", "--plot", str(plot))
-    assert code == 2 and "plot failed on purpose" in err
+    # A plotter that breaks is an internal error (3), not bad input; the old file stays.
+    assert code == 3 and "internal error: ValueError: plot failed on purpose" in err
     assert plot.read_bytes() == b"older"
 
 

@@ -255,6 +255,18 @@ CASES = [
      "cannot import module 'nosuch_module'"),
     ("area-component-not-a-component", ["area", "component", "rtl.errors:UserError"], 2,
      "'rtl.errors:UserError' is not an Amaranth wiring.Component class"),
+    ("area-component-unknown-tile-parameter",
+     ["area", "component", "rtl.tile:SystolicTile", "-p", "rows=2", "-p", "cols=2", "-p",
+      "bogus=1"], 2, "tile parameter must be one of rows, cols"),
+    ("area-component-missing-tile-parameter",
+     ["area", "component", "rtl.tile:SystolicTile", "-p", "rows=2"], 2,
+     "the tile needs cols, which has no default"),
+    ("area-component-unknown-router-parameter",
+     ["area", "component", "rtl.router:Router", "-p", "bogus=1"], 2,
+     "unexpected keyword argument 'bogus'"),
+    ("area-component-missing-argument",
+     ["area", "component", "rtl.router_harness:PackedHarness"], 2,
+     "missing a required argument: 'dut'"),
 ]
 
 
@@ -337,6 +349,36 @@ def test_an_internal_error_is_a_short_report_and_status_3(monkeypatch, capsys):
     monkeypatch.setenv("SUPERNODE_DEBUG", "1")
     assert main(["validate"]) == 3
     assert "Traceback" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("error", [TypeError("unsupported operand type(s) for +: 'int' and "
+                                             "'NoneType'"),
+                                   ValueError("too many values to unpack (expected 2)")],
+                         ids=["TypeError", "ValueError"])
+def test_a_type_or_value_error_inside_a_command_is_a_bug_not_bad_input(error, monkeypatch,
+                                                                      capsys):
+    """Only :class:`UserError` means bad input: any other ValueError or TypeError raised
+    while a command runs is an internal error, reported briefly with status 3."""
+    def broken(args):
+        raise error
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ["supernode.commands.estimate"])
+    monkeypatch.setattr("supernode.commands.estimate.run_validate", broken)
+    assert main(["validate"]) == 3
+    err = capsys.readouterr().err
+    assert f"internal error: {type(error).__name__}: {error}" in err
+    assert "--debug" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_user_error_inside_a_command_is_bad_input_status_2(monkeypatch, capsys):
+    from rtl.errors import UserError
+
+    def refusing(args):
+        raise UserError("ports must be an integer from 2 to 16, not 40")
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ["supernode.commands.estimate"])
+    monkeypatch.setattr("supernode.commands.estimate.run_validate", refusing)
+    assert main(["validate"]) == 2
+    err = capsys.readouterr().err
+    assert err == "supernode: error: ports must be an integer from 2 to 16, not 40\n"
 
 
 def test_a_failed_check_is_status_1(monkeypatch, capsys):

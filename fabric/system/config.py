@@ -118,6 +118,9 @@ def read_toml(path: Path) -> dict:
         raise UserError(f"config file {str(path)!r} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path}: not valid TOML ({exc})") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise UserError(f"config file {str(path)!r} cannot be read ({exc.__class__.__name__}); "
+                        f"give a readable UTF-8 TOML file") from None
 
 
 def find_config(kind: str, name_or_path: str) -> Path:
@@ -241,10 +244,10 @@ class Table:
             raise UserError(f"{self.where}: {key} = {raw!r} must be a number")
         value = (parse_quantity(raw, unit_key or key, self.where) if isinstance(raw, str)
                  else float(raw))
-        if integer and value != int(value):
-            raise UserError(f"{self.where}: {key} = {raw!r} must be a whole number")
         if value != value or value in (float("inf"), float("-inf")):
             raise UserError(f"{self.where}: {key} = {raw!r} must be a finite number")
+        if integer and value != int(value):     # int() of nan or inf would raise, so after
+            raise UserError(f"{self.where}: {key} = {raw!r} must be a whole number")
         if (value <= minimum) if strict else (value < minimum):
             bound = f"greater than {minimum:g}" if strict else f"at least {minimum:g}"
             raise UserError(f"{self.where}: {key} = {raw!r} must be {bound}")

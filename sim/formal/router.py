@@ -7,6 +7,7 @@ from amaranth.lib import data
 
 from rtl.allocator import SeparableAllocator
 from rtl.arbiter import RoundRobinArbiter
+from rtl.errors import UserError
 from rtl.router import ALLOCATORS, Router, RouterParams
 
 from .harness import Harness
@@ -248,7 +249,7 @@ class RouterHarness(Harness):
                  separable_iterations=1):
         bad = _refusal(allocator, vcs, drop, fault, liveness, separable_iterations)
         if bad:
-            raise ValueError(bad)
+            raise UserError(bad)
         params = dict(ports=ports, vcs=vcs, buffer_depth=buffer_depth, flit_width=flit_width,
                       drop=drop)
         if allocator != "separable" or voq or fault is not None:
@@ -272,10 +273,10 @@ class RouterHarness(Harness):
                     packet_length=liveness["packet_length"])
             auto = [k for k in ("body_bound", "head_bound") if liveness[k] == "auto"]
             if auto and self._limits is None:
-                raise ValueError(f"{auto[0]} 'auto' takes the bound of the progress measures, "
-                                 f"which cover the separable allocator with one queue per VC, "
-                                 f"2 VCs and no fault (of one iteration); give a number of "
-                                 f"cycles for this router instead")
+                raise UserError(f"{auto[0]} 'auto' takes the bound of the progress measures, "
+                                f"which cover the separable allocator with one queue per VC, "
+                                f"2 VCs and no fault (of one iteration); give a number of "
+                                f"cycles for this router instead")
             liveness = dict(liveness)
             for k in auto:
                 liveness[k] = self._limits["body" if k == "body_bound" else "head"]

@@ -3,6 +3,7 @@
 from amaranth.asserts import AnySeq
 from amaranth.hdl import Array, Assert, Assume, Cat, Const, Cover, Module, Mux, ResetSignal, Signal
 
+from rtl.errors import UserError
 from rtl.router import Router, RouterParams
 
 from .memory import RegisterMemory
@@ -107,7 +108,7 @@ class RoutingHarness(RouterHarness):
         spread = tuple(spread)
         bad = _refusal(spread, ports, mutant)
         if bad:
-            raise ValueError(bad)
+            raise UserError(bad)
         if destinations is None:
             destinations = 6 if routes is None else len(routes)
         self._destinations = destinations

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from amaranth.back import rtlil
 
+from rtl.errors import UserError
 from sim.gtkw import write_gtkw
 from sim.heartbeat import Heartbeat, last_match
 from sim.runner import locked, repo_build_root
@@ -311,15 +312,15 @@ def run_formal(harness, *, mode: str = "prove", depth: "int | None" = None,
     ``reused``) instead of solving again.
     """
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        raise UserError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     if timeout_s is not None and (isinstance(timeout_s, bool) or not timeout_s > 0):
-        raise ValueError(f"timeout must be a positive number of seconds or None, "
-                         f"not {timeout_s!r}")
+        raise UserError(f"timeout must be a positive number of seconds or None, "
+                        f"not {timeout_s!r}")
     if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {', '.join(map(repr, ENGINES))}, not {engine!r}")
+        raise UserError(f"engine must be one of {', '.join(map(repr, ENGINES))}, not {engine!r}")
     depth = harness.default_depth if depth is None else depth
     if not isinstance(depth, int) or isinstance(depth, bool) or not 1 <= depth <= 1000:
-        raise ValueError(f"depth must be an integer from 1 to 1000, not {depth!r}")
+        raise UserError(f"depth must be an integer from 1 to 1000, not {depth!r}")
     cover_depth = cover_depth or getattr(harness, "cover_depth", None) or depth
 
     start = time.monotonic()

@@ -5,6 +5,8 @@ from amaranth.hdl import Assert, Assume, Cat, Cover, Module, ResetSignal, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from rtl.errors import UserError
+
 from .harness import Harness
 from .properties import stream_contract, valid_independent_of_ready
 
@@ -25,7 +27,7 @@ def _check_params(owner, width, fault):
     elif fault is not None and fault not in FAULTS:
         bad = f"fault must be None or one of {', '.join(FAULTS)}, not {fault!r}"
     if bad:
-        raise ValueError(bad)
+        raise UserError(bad)
 
 
 class SkidBuffer(wiring.Component):

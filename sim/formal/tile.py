@@ -5,6 +5,7 @@ from amaranth.hdl import (Assert, Assume, Cat, Const, Cover, Module, Mux, ResetS
                           Value)
 from amaranth.lib import data
 
+from rtl.errors import UserError
 from rtl.tile import SystolicTile
 from rtl.tile_params import DATAFLOWS, TileParams
 
@@ -132,7 +133,7 @@ class TileHarness(Harness):
             bad = (f"weight-stationary result values are proved for mac_stages up to "
                    f"{WS_SUMS_MAC_STAGES}, not {mac_stages!r}; give sums=False for the rest")
         if bad:
-            raise ValueError(bad)
+            raise UserError(bad)
         try:
             tile_params = (ShortFoldIntervalParams if fault == "short_fold_interval"
                            else TileParams)(rows=rows, cols=cols, in_width=in_width,
@@ -149,7 +150,7 @@ class TileHarness(Harness):
             params["mac_stages"] = mac_stages
         if consumer == "free":
             if not isinstance(sums, bool):
-                raise TypeError(f"sums must be True or False, not {sums!r}")
+                raise UserError(f"sums must be True or False, not {sums!r}")
             params["sums"] = sums
         super().__init__(**params, consumer=consumer, fault=fault)
         self.tile_params = tile = tile_params

@@ -4,6 +4,7 @@ from amaranth.hdl import ClockSignal, Instance, Module, Mux, Shape, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from rtl.errors import UserError
 from rtl.tile import SystolicTile
 
 __all__ = ["TileHarness", "GapSource", "BENCH_MEMORY_VERILOG"]
@@ -119,9 +120,9 @@ class TileHarness(wiring.Component):
 
     def __init__(self, *, depth, fault=None, **tile_params):
         if not isinstance(depth, int) or depth < 1:
-            raise ValueError(f"depth must be a positive integer, not {depth!r}")
+            raise UserError(f"depth must be a positive integer, not {depth!r}")
         if fault not in (None, "flip_result_bit"):
-            raise ValueError(f"fault must be None or 'flip_result_bit', not {fault!r}")
+            raise UserError(f"fault must be None or 'flip_result_bit', not {fault!r}")
         self._depth, self._fault = depth, fault
         self.tile = SystolicTile(**tile_params)
         count = range(depth + 1)

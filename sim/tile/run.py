@@ -50,10 +50,10 @@ class Gaps:
 
     def __post_init__(self):
         if len(self.pattern) > 32 or any(bit not in (0, 1) for bit in self.pattern):
-            raise ValueError(f"a gap pattern is up to 32 bits of 0 and 1, not {self.pattern!r}")
+            raise UserError(f"a gap pattern is up to 32 bits of 0 and 1, not {self.pattern!r}")
         if self.pattern and all(self.pattern) or not 0 <= self.probability < 1:
-            raise ValueError("gaps must leave the stream some cycles: pattern "
-                             f"{self.pattern!r}, probability {self.probability!r}")
+            raise UserError("gaps must leave the stream some cycles: pattern "
+                            f"{self.pattern!r}, probability {self.probability!r}")
 
     @property
     def stalls(self):

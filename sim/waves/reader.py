@@ -241,7 +241,7 @@ def _vcd_problem(lines) -> "tuple | None":
                     elif block == "$upscope":
                         scopes -= 1
                     elif block == "$var":
-                        if len(block_words) < 4 or not block_words[1].isdigit():
+                        if len(block_words) < 4 or not block_words[1].isdecimal():
                             return block_line, (f"$var {' '.join(block_words)!r} needs a type, "
                                                 "a width, an id and a name")
                         declared.add(block_words[2])
@@ -260,7 +260,7 @@ def _vcd_problem(lines) -> "tuple | None":
             elif in_comment:
                 in_comment = w != "$end"
             elif w[0] == "#":
-                if not w[1:].isdigit():
+                if not w[1:].isdecimal():
                     return lineno, f"time stamp {w!r} is not a whole number"
                 if last_time is not None and int(w[1:]) < last_time:
                     return lineno, f"time goes backwards from #{last_time} to {w}"

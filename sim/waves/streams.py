@@ -85,7 +85,7 @@ def _state_names_beside(wave: Waveform, name: str) -> dict:
         names = {}
         for line in table.read_text().splitlines():
             value, _, text = line.partition(" ")
-            if value.isdigit() and text:
+            if value.isdecimal() and text:
                 names[int(value)] = text.strip()
         return names
     return {}

@@ -3,6 +3,7 @@
 import argparse
 import ast
 import importlib
+import inspect
 import json
 
 from amaranth.lib import wiring
@@ -89,7 +90,29 @@ def _component(args):
     cls = getattr(module, cls_name, None)
     if not (isinstance(cls, type) and issubclass(cls, wiring.Component)):
         raise UserError(f"{args.target!r} is not an Amaranth wiring.Component class")
-    return cls, dict(args.param)
+    params = dict(args.param)
+    _check_params(args.target, cls, params)
+    return cls, params
+
+
+def _check_params(target, cls, params):
+    """Build ``cls(**params)`` once, before any synthesis, so that a refusal is one sentence.
+
+    The user chose both the class and its parameters, so a ``TypeError`` (an unknown or
+    missing parameter) or ``ValueError`` (a value the class refuses) raised by its
+    constructor is bad input here, not a crash.
+    """
+    signature = inspect.signature(cls)
+    try:
+        signature.bind(**params)
+    except TypeError as exc:
+        raise UserError(f"{target} cannot be built from the given -p parameters ({exc}); "
+                        f"its constructor takes {signature}") from None
+    try:
+        component = cls(**params)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{target} refuses the given -p parameters: {exc}") from None
+    component._MustUse__silence = True      # built only to check the parameters
 
 
 def run(args) -> int:

@@ -31,13 +31,13 @@ def parse_workload(text: str):
     if head == "gemm" and rest:
         shape, _, precision = rest.partition(":")
         dims = shape.lower().split("x")
-        if len(dims) != 3 or not all(d.isdigit() for d in dims):
+        if len(dims) != 3 or not all(d.isdecimal() for d in dims):
             raise UserError(f"GEMM workload {text!r} is not gemm:MxKxN[:precision] with "
                             f"whole numbers M, K and N")
         return gemm_workload(*(int(d) for d in dims), precision=precision or "bf16")
     if head in COLLECTIVES and rest:
         size, _, group = rest.partition(":")
-        if not group.isdigit():
+        if not group.isdecimal():
             raise UserError(f"collective workload {text!r} is not <op>:<size>:<group>, "
                             f"e.g. all_to_all:16MB:384")
         return collective_workload(head, parse_quantity(size, "size_bytes", "workload"),

@@ -223,7 +223,7 @@ def parse_spec(doc: dict, path) -> SweepSpec:
         for value in _expand(path, pname, raw):
             try:
                 values.append(accepted[pname](value))
-            except (ValueError, TypeError) as exc:
+            except UserError as exc:
                 raise _bad(path, f"[space] {pname}", value, str(exc))
         if len(set(map(repr, values))) != len(values):
             raise _bad(path, f"[space] {pname}", raw, "values that are all different")
@@ -238,13 +238,13 @@ def parse_spec(doc: dict, path) -> SweepSpec:
             params = dict(zip(names, combo))
             try:
                 check_point(params)
-            except (ValueError, TypeError) as exc:
+            except UserError as exc:
                 raise UserError(f"{path}: [space] point {json.dumps(params)} is not accepted: "
                                 f"{exc}")
 
     try:
         workload = evaluator.check_workload(_table(doc, path, "workload"), set(space))
-    except (ValueError, TypeError) as exc:
+    except UserError as exc:
         raise UserError(f"{path}: [workload] is not accepted: {exc}")
 
     objectives_raw = _table(doc, path, "objectives")
@@ -274,7 +274,7 @@ def parse_spec(doc: dict, path) -> SweepSpec:
         raise _bad(path, "[rtl] seed", seed, "an integer")
     try:
         rtl = evaluator.check_rtl(rtl_raw)
-    except (ValueError, TypeError) as exc:
+    except UserError as exc:
         raise UserError(f"{path}: [rtl] is not accepted: {exc}")
 
     plots_raw = doc.get("plots")

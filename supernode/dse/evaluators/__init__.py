@@ -6,6 +6,7 @@ import socket
 import time
 
 from fabric.sources import source_digest
+from rtl.errors import UserError
 from sim.implement import DoesNotFit, implement as place_and_route
 
 __all__ = ["KINDS", "ModelMismatchError", "load_evaluator", "code_fingerprint", "evaluate_point",
@@ -38,7 +39,7 @@ class ModelMismatchError(RuntimeError):
 def load_evaluator(kind: str):
     """The evaluator module of ``kind``."""
     if kind not in KINDS:
-        raise ValueError(f"sweep kind must be one of {', '.join(KINDS)}, not {kind!r}")
+        raise UserError(f"sweep kind must be one of {', '.join(KINDS)}, not {kind!r}")
     return importlib.import_module(KINDS[kind])
 
 

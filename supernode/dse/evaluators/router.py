@@ -2,6 +2,7 @@
 
 from fabric.network import default_clos_shape
 from fabric.network.traffic import PATTERNS, TrafficSpec
+from rtl.errors import UserError
 from rtl.router import Router
 from rtl.router_params import RouterParams
 from sim.area import synthesize
@@ -47,25 +48,25 @@ _WORKLOAD_KEYS = {"name": str, "pattern": str, "topology": str, "packet_length":
 
 def _int(value):
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError("an integer")
+        raise UserError("an integer")
     return value
 
 
 def _bool(value):
     if not isinstance(value, bool):
-        raise ValueError("true or false")
+        raise UserError("true or false")
     return value
 
 
 def _str(value):
     if not isinstance(value, str):
-        raise ValueError("a string")
+        raise UserError("a string")
     return value
 
 
 def _load(value):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-        raise ValueError("an offered load in (0, 1] flits per cycle per port")
+        raise UserError("an offered load in (0, 1] flits per cycle per port")
     return round(float(value), 9)
 
 
@@ -80,7 +81,7 @@ def _hardware(params: dict) -> dict:
 
 
 def check_point(params: dict):
-    """Raise ``ValueError`` naming the value when the router cannot be built with ``params``."""
+    """Raise :class:`~rtl.errors.UserError` naming the value when the router cannot be built with ``params``."""
     RouterParams(**_hardware(params))
 
 
@@ -89,23 +90,23 @@ def check_workload(table: dict, swept: set) -> dict:
     endpoint per port; ``clos``: a two-tier folded Clos of the router), run lengths, seed."""
     for key, value in table.items():
         if key not in _WORKLOAD_KEYS:
-            raise ValueError(f"key {key!r} is unknown; expected one of {', '.join(_WORKLOAD_KEYS)}")
+            raise UserError(f"key {key!r} is unknown; expected one of {', '.join(_WORKLOAD_KEYS)}")
         kind = _WORKLOAD_KEYS[key]
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float \
             else isinstance(value, kind) and not isinstance(value, bool)
         if not ok:
-            raise ValueError(f"{key} = {value!r}; expected {kind.__name__}")
+            raise UserError(f"{key} = {value!r}; expected {kind.__name__}")
     out = {"name": table.get("name", "traffic"), "pattern": table.get("pattern", "all_to_all"),
            "topology": table.get("topology", "router")}
     if out["pattern"] not in PATTERNS:
-        raise ValueError(f"pattern = {out['pattern']!r}; expected one of {', '.join(PATTERNS)}")
+        raise UserError(f"pattern = {out['pattern']!r}; expected one of {', '.join(PATTERNS)}")
     if out["topology"] not in TOPOLOGIES:
-        raise ValueError(f"topology = {out['topology']!r}; expected one of {', '.join(TOPOLOGIES)}")
+        raise UserError(f"topology = {out['topology']!r}; expected one of {', '.join(TOPOLOGIES)}")
     traffic = {k: table[k] for k in ("packet_length", "warmup", "measure", "drain", "seed",
                                      "burst", "hotspot_fraction") if k in table}
     if "packet_length" in swept and "packet_length" in traffic:
-        raise ValueError("packet_length is both swept in [space] and fixed in [workload]; "
-                         "keep one")
+        raise UserError("packet_length is both swept in [space] and fixed in [workload]; "
+                        "keep one")
     traffic.setdefault("warmup", 200)
     traffic.setdefault("measure", 1000)
     traffic.setdefault("seed", 1)
@@ -113,10 +114,10 @@ def check_workload(table: dict, swept: set) -> dict:
     out["traffic"] = traffic
     clos = {k: table[k] for k in ("endpoints_per_leaf", "leaves", "spines") if k in table}
     if clos and out["topology"] != "clos":
-        raise ValueError(f"{', '.join(clos)} apply to topology = \"clos\" only")
+        raise UserError(f"{', '.join(clos)} apply to topology = \"clos\" only")
     if clos and set(clos) != {"endpoints_per_leaf", "leaves", "spines"}:
-        raise ValueError("give all of endpoints_per_leaf, leaves and spines, or none (the "
-                         "largest Clos of the router's radix)")
+        raise UserError("give all of endpoints_per_leaf, leaves and spines, or none (the "
+                        "largest Clos of the router's radix)")
     out["clos"] = clos
     return out
 
@@ -127,14 +128,14 @@ def check_rtl(table: dict) -> dict:
     same traffic for the comparison)."""
     unknown = set(table) - {"simulator", "measure"}
     if unknown:
-        raise ValueError(f"key {sorted(unknown)[0]!r} is unknown; expected spot_checks, seed, "
-                         f"simulator or measure")
+        raise UserError(f"key {sorted(unknown)[0]!r} is unknown; expected spot_checks, seed, "
+                        f"simulator or measure")
     sim = table.get("simulator", "verilator")
     if sim not in SIMULATORS:
-        raise ValueError(f"simulator = {sim!r}; expected one of {', '.join(SIMULATORS)}")
+        raise UserError(f"simulator = {sim!r}; expected one of {', '.join(SIMULATORS)}")
     measure = table.get("measure", 300)
     if isinstance(measure, bool) or not isinstance(measure, int) or not 1 <= measure <= 100_000:
-        raise ValueError(f"measure = {measure!r}; expected an integer from 1 to 100000")
+        raise UserError(f"measure = {measure!r}; expected an integer from 1 to 100000")
     return {"simulator": sim, "measure": measure}
 
 

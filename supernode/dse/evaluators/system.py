@@ -28,7 +28,7 @@ _WORKLOAD_KEYS = {"name": str, "system": str, "model": str, "phase": str, "mappi
 
 def _positive_int(value):
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError("a positive integer")
+        raise UserError("a positive integer")
     return value
 
 
@@ -38,17 +38,18 @@ def _bandwidth(key):
             try:
                 value = parse_quantity(value, key, "[space]")
             except UserError:
-                raise ValueError('a bandwidth in bytes per second, such as 196e9 or "196 GB/s"')
+                raise UserError('a bandwidth in bytes per second, such as 196e9 or "196 GB/s"') \
+                    from None
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise ValueError('a positive bandwidth in bytes per second, such as 196e9 or '
-                             '"196 GB/s"')
+            raise UserError('a positive bandwidth in bytes per second, such as 196e9 or '
+                            '"196 GB/s"')
         return float(value)
     return check
 
 
 def _flag(value):
     if not isinstance(value, bool):
-        raise ValueError("true or false")
+        raise UserError("true or false")
     return value
 
 
@@ -68,9 +69,9 @@ def check_workload(table: dict, swept: set) -> dict:
     ``batch_per_rank``, ``seq_len``, ``precision``, ``layers``."""
     for key, value in table.items():
         if key not in _WORKLOAD_KEYS:
-            raise ValueError(f"key {key!r} is unknown; expected one of {', '.join(_WORKLOAD_KEYS)}")
+            raise UserError(f"key {key!r} is unknown; expected one of {', '.join(_WORKLOAD_KEYS)}")
         if not isinstance(value, _WORKLOAD_KEYS[key]) or isinstance(value, bool):
-            raise ValueError(f"{key} = {value!r}; expected {_WORKLOAD_KEYS[key].__name__}")
+            raise UserError(f"{key} = {value!r}; expected {_WORKLOAD_KEYS[key].__name__}")
     out = {"name": table.get("name", "llm-step"), "system": table.get("system", "cloudmatrix384"),
            "model": table.get("model", "deepseek-r1"), "phase": table.get("phase", "decode"),
            "mapping": table.get("mapping")}
@@ -78,29 +79,26 @@ def check_workload(table: dict, swept: set) -> dict:
         if key in table:
             out[key] = table[key]
     if "batch_per_rank" in swept and "batch_per_rank" in table:
-        raise ValueError("batch_per_rank is both swept in [space] and fixed in [workload]; "
-                         "keep one")
+        raise UserError("batch_per_rank is both swept in [space] and fixed in [workload]; "
+                        "keep one")
     if out["phase"] not in ("decode", "prefill"):
-        raise ValueError(f"phase = {out['phase']!r}; expected decode or prefill")
-    try:
-        system = load_system(out["system"])
-        model = load_workload(out["model"])
-        if out["mapping"] is not None:
-            load_mapping(out["mapping"])
-    except UserError as exc:
-        raise ValueError(str(exc))
+        raise UserError(f"phase = {out['phase']!r}; expected decode or prefill")
+    system = load_system(out["system"])
+    model = load_workload(out["model"])
+    if out["mapping"] is not None:
+        load_mapping(out["mapping"])
     if getattr(model, "kind", None) != "llm":
-        raise ValueError(f"model = {out['model']!r} is not an LLM workload")
+        raise UserError(f"model = {out['model']!r} is not an LLM workload")
     if len(system.scale_up_tiers) < 2 and ("tier2_bandwidth_bytes_per_s" in swept):
-        raise ValueError(f"system {out['system']!r} has one scale-up tier, so "
-                         f"tier2_bandwidth_bytes_per_s cannot be swept")
+        raise UserError(f"system {out['system']!r} has one scale-up tier, so "
+                        f"tier2_bandwidth_bytes_per_s cannot be swept")
     return out
 
 
 def check_rtl(table: dict) -> dict:
     if table:
-        raise ValueError(f"key {sorted(table)[0]!r} is unknown; system points take no RTL "
-                         f"options")
+        raise UserError(f"key {sorted(table)[0]!r} is unknown; system points take no RTL "
+                        f"options")
     return {}
 
 
@@ -146,8 +144,8 @@ def build(params: dict, workload: dict):
         # grow or shrink with the number of ranks.
         per_replica = mapping.tp * mapping.pp
         if ranks % per_replica:
-            raise ValueError(f"{ranks} ranks cannot hold whole replicas of tp {mapping.tp} "
-                             f"x pp {mapping.pp}")
+            raise UserError(f"{ranks} ranks cannot hold whole replicas of tp {mapping.tp} "
+                            f"x pp {mapping.pp}")
         dp = ranks // per_replica
         scale = {"dp": dp, "ep": min(mapping.ep * dp // mapping.dp, dp * mapping.tp)
                  if mapping.ep > 1 else 1}

@@ -1,6 +1,7 @@
 """Tile points: a systolic array shape/dataflow/widths scored on a GEMM mix, RTL spot-checked."""
 
 from fabric.tile_model import predict
+from rtl.errors import UserError
 from rtl.tile import SystolicTile
 from rtl.tile_params import DATAFLOWS, TileParams
 from sim.area import synthesize
@@ -41,19 +42,19 @@ DEFAULT_RTL_MAX_DIM = 24
 
 def _int(value):
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError("an integer")
+        raise UserError("an integer")
     return value
 
 
 def _dataflow(value):
     if value not in DATAFLOWS:
-        raise ValueError(" or ".join(f'"{d}"' for d in DATAFLOWS))
+        raise UserError(" or ".join(f'"{d}"' for d in DATAFLOWS))
     return value
 
 
 def _bool(value):
     if not isinstance(value, bool):
-        raise ValueError("true or false")
+        raise UserError("true or false")
     return value
 
 
@@ -63,7 +64,7 @@ def parameters() -> dict:
 
 
 def check_point(params: dict):
-    """Raise ``ValueError`` naming the value when the tile cannot be built with ``params``."""
+    """Raise :class:`~rtl.errors.UserError` naming the value when the tile cannot be built with ``params``."""
     _hardware(params)
 
 
@@ -75,20 +76,20 @@ def check_workload(table: dict, swept: set) -> dict:
     """A GEMM mix: ``gemms = [{name, m, k, n, count = 1}, ...]`` (plus an optional ``name``)."""
     unknown = set(table) - {"name", "gemms"}
     if unknown:
-        raise ValueError(f"key {sorted(unknown)[0]!r} is unknown; a tile workload has name and gemms")
+        raise UserError(f"key {sorted(unknown)[0]!r} is unknown; a tile workload has name and gemms")
     gemms = table.get("gemms")
     if not isinstance(gemms, list) or not gemms:
-        raise ValueError(f"gemms = {gemms!r}; expected a non-empty array of {{name, m, k, n}} tables")
+        raise UserError(f"gemms = {gemms!r}; expected a non-empty array of {{name, m, k, n}} tables")
     out = []
     for i, g in enumerate(gemms):
         if not isinstance(g, dict) or not {"m", "k", "n"} <= set(g) \
                 or not set(g) <= {"name", "m", "k", "n", "count"}:
-            raise ValueError(f"gemms[{i}] = {g!r}; expected a table with m, k, n and optionally "
-                             f"name and count")
+            raise UserError(f"gemms[{i}] = {g!r}; expected a table with m, k, n and optionally "
+                            f"name and count")
         for key in ("m", "k", "n", "count"):
             v = g.get(key, 1)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"gemms[{i}].{key} = {v!r}; expected a positive integer")
+                raise UserError(f"gemms[{i}].{key} = {v!r}; expected a positive integer")
         out.append({"name": str(g.get("name", f"gemm{i}")), "m": g["m"], "k": g["k"],
                     "n": g["n"], "count": g.get("count", 1)})
     return {"name": str(table.get("name", "gemm-mix")), "gemms": out}
@@ -99,17 +100,17 @@ def check_rtl(table: dict) -> dict:
     for the RTL run) and ``tolerance_cycles`` (allowed model/RTL difference per GEMM)."""
     unknown = set(table) - {"simulator", "max_dim", "tolerance_cycles"}
     if unknown:
-        raise ValueError(f"key {sorted(unknown)[0]!r} is unknown; expected spot_checks, seed, "
-                         f"simulator, max_dim or tolerance_cycles")
+        raise UserError(f"key {sorted(unknown)[0]!r} is unknown; expected spot_checks, seed, "
+                        f"simulator, max_dim or tolerance_cycles")
     sim = table.get("simulator", "verilator")
     if sim not in SIMULATORS:
-        raise ValueError(f"simulator = {sim!r}; expected one of {', '.join(SIMULATORS)}")
+        raise UserError(f"simulator = {sim!r}; expected one of {', '.join(SIMULATORS)}")
     max_dim = table.get("max_dim", DEFAULT_RTL_MAX_DIM)
     if isinstance(max_dim, bool) or not isinstance(max_dim, int) or not 1 <= max_dim <= 256:
-        raise ValueError(f"max_dim = {max_dim!r}; expected an integer from 1 to 256")
+        raise UserError(f"max_dim = {max_dim!r}; expected an integer from 1 to 256")
     tol = table.get("tolerance_cycles", 0)
     if isinstance(tol, bool) or not isinstance(tol, int) or tol < 0:
-        raise ValueError(f"tolerance_cycles = {tol!r}; expected a non-negative integer")
+        raise UserError(f"tolerance_cycles = {tol!r}; expected a non-negative integer")
     return {"simulator": sim, "max_dim": max_dim, "tolerance_cycles": tol}
 
 
