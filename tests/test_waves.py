@@ -254,6 +254,7 @@ def test_png_timeline(runs, tmp_path):
 
 def _cli(monkeypatch, capsys, *argv):
     monkeypatch.setattr(cli, "COMMAND_MODULES", ["supernode.commands.waves"])
+    capsys.readouterr()             # what a shared fixture printed is not the command's
     code = cli.main(["waves", *map(str, argv)])
     out = capsys.readouterr()
     return code, out.out, out.err
