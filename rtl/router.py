@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from .allocator import ALLOCATOR_CLASSES, ARBITER_ROLES
 from .arbiter import RoundRobinArbiter
+from .published import Published
 from .router_params import ALLOCATORS, RouterParams, bits as _bits
 
 __all__ = ["ALLOCATORS", "Router", "RouterParams", "link_signature", "config_signature",
@@ -139,7 +140,8 @@ class Router(wiring.Component):
         self.switch_allocator = self.ALLOCATOR_CLASSES[params.allocator](
             params, arbiters=self.ARBITERS)
         self.claim_arbiters = self._make_claim_arbiters()
-        self.arbiters = {**self.claim_arbiters, **self.switch_allocator.arbiters}
+        self.arbiters = Published("router", "arbiter")
+        self.arbiters.update({**self.claim_arbiters, **self.switch_allocator.arbiters})
 
     def _make_claim_arbiters(self) -> dict:
         p = self._params
