@@ -108,6 +108,16 @@ def test_a_renamed_internal_signal_fails_loudly():
                                        "its proof harness needs it"):
         tile.state["credit_0_0"]
 
+    from rtl.router import Router
+
+    router = Router(ports=2, vcs=2)
+    assert router.arbiters["sep_in_1"].n == 2 and router.arbiters["claim_1_1"].n == 2
+    with pytest.raises(KeyError, match="the router publishes no arbiter named 'islip_g_0'"):
+        router.arbiters["islip_g_0"]
+    with pytest.raises(AttributeError, match="no attribute 'credits'"):
+        router.state.credits
+    Fragment.get(router, None)      # built, so that it raises no unused-design warning
+
     published = Published("skid buffer")
     published.publish(Signal(2, name="dup"))
     with pytest.raises(KeyError, match="the skid buffer publishes two signals named 'dup'"):
