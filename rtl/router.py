@@ -95,9 +95,10 @@ class Router(wiring.Component):
     the switch matching), ``switch_allocator`` (the allocator component, joined to the
     router by :func:`~rtl.allocator.allocation_signature`), ``claim_arbiters`` and
     ``arbiters`` (every :class:`~rtl.arbiter.RoundRobinArbiter`, the allocator's included,
-    by name). ``memory`` is the memory class (``amaranth.lib.memory.Memory``, or a model
-    of it with the same ports); variants for proofs are subclasses that replace entries of
-    :attr:`ARBITERS` or :attr:`ALLOCATOR_CLASSES`, or override :meth:`next_spread_turn` or
+    by name; a name it lacks is a ``KeyError`` naming it). ``memory`` is the memory class
+    (``amaranth.lib.memory.Memory``, or a model of it with the same ports); variants for
+    proofs are subclasses that replace entries of :attr:`ARBITERS` or
+    :attr:`ALLOCATOR_CLASSES`, or override :meth:`next_spread_turn` or
     :meth:`claim_requests`.
     """
 

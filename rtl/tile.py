@@ -85,7 +85,7 @@ class SystolicTile(wiring.Component):
     state : Published
         The internal signals the proofs read, by name, filled when the tile is elaborated
         (read-only): ``advance``, the result queue's ``level``, ``w_en`` and ``w_rdy``, the
-        ``result_row`` it is written, the operand registers ``a_r{i}_c{j}`` (and
+        ``result_row`` written to it, the operand registers ``a_r{i}_c{j}`` (and
         ``b_r{i}_c{j}``), every delay register ``{name}_skew{stage}`` (``a{i}``, ``b{j}``,
         ``psum{j}``, ``flags``, the cells' ``mac_r{i}_c{j}``); output-stationary:
         ``since_last``, ``acc_r{i}_c{j}``, ``result_r{i}_c{j}``, ``row_done``;
