@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from .allocator import ALLOCATOR_CLASSES, ARBITER_ROLES
 from .arbiter import RoundRobinArbiter
+from .published import Published
 from .router_params import ALLOCATORS, RouterParams, bits as _bits
 
 __all__ = ["ALLOCATORS", "Router", "RouterParams", "link_signature", "config_signature",
@@ -94,9 +95,10 @@ class Router(wiring.Component):
     the switch matching), ``switch_allocator`` (the allocator component, joined to the
     router by :func:`~rtl.allocator.allocation_signature`), ``claim_arbiters`` and
     ``arbiters`` (every :class:`~rtl.arbiter.RoundRobinArbiter`, the allocator's included,
-    by name). ``memory`` is the memory class (``amaranth.lib.memory.Memory``, or a model
-    of it with the same ports); variants for proofs are subclasses that replace entries of
-    :attr:`ARBITERS` or :attr:`ALLOCATOR_CLASSES`, or override :meth:`next_spread_turn` or
+    by name; a name it lacks is a ``KeyError`` naming it). ``memory`` is the memory class
+    (``amaranth.lib.memory.Memory``, or a model of it with the same ports); variants for
+    proofs are subclasses that replace entries of :attr:`ARBITERS` or
+    :attr:`ALLOCATOR_CLASSES`, or override :meth:`next_spread_turn` or
     :meth:`claim_requests`.
     """
 
@@ -139,7 +141,8 @@ class Router(wiring.Component):
         self.switch_allocator = self.ALLOCATOR_CLASSES[params.allocator](
             params, arbiters=self.ARBITERS)
         self.claim_arbiters = self._make_claim_arbiters()
-        self.arbiters = {**self.claim_arbiters, **self.switch_allocator.arbiters}
+        self.arbiters = Published("router", "arbiter")
+        self.arbiters.update({**self.claim_arbiters, **self.switch_allocator.arbiters})
 
     def _make_claim_arbiters(self) -> dict:
         p = self._params

@@ -5,6 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
+from .published import Published
 from .tile_params import DATAFLOWS, TileParams, as_tile_params
 
 __all__ = ["SystolicTile", "TileParams", "DATAFLOWS", "operand_layouts", "result_layout"]
@@ -81,6 +82,15 @@ class SystolicTile(wiring.Component):
         Operand B stream; payload :func:`operand_layouts` ``[1]``.
     c : Out(stream.Signature(...))
         Result rows; payload :func:`result_layout`.
+    state : Published
+        The internal signals the proofs read, by name, filled when the tile is elaborated
+        (read-only): ``advance``, the result queue's ``level``, ``w_en`` and ``w_rdy``, the
+        ``result_row`` written to it, the operand registers ``a_r{i}_c{j}`` (and
+        ``b_r{i}_c{j}``), every delay register ``{name}_skew{stage}`` (``a{i}``, ``b{j}``,
+        ``psum{j}``, ``flags``, the cells' ``mac_r{i}_c{j}``); output-stationary:
+        ``since_last``, ``acc_r{i}_c{j}``, ``result_r{i}_c{j}``, ``row_done``;
+        weight-stationary: the banks ``w{k}_r{i}_c{j}``, ``ready``, ``busy``, ``load_bank``,
+        ``load_row``, ``use_bank``, ``psum_r{i}_c{j}``, ``kept{n}`` and ``index``.
     """
 
     def __init__(self, *, params=None, **kwargs):
@@ -95,6 +105,7 @@ class SystolicTile(wiring.Component):
             "b": In(stream.Signature(b_layout)),
             "c": Out(stream.Signature(result_layout(params))),
         })
+        self.state = Published("tile")
 
     params = property(lambda self: self._params)
 
@@ -130,6 +141,7 @@ class SystolicTile(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        self.state.clear()
         m.submodules.results = results = SyncFIFO(
             width=Shape.cast(self.c.payload.shape()).width,
             depth=self._params.result_queue_depth)
@@ -145,6 +157,8 @@ class SystolicTile(wiring.Component):
 
         result_row = Signal(self.c.payload.shape())
         m.d.comb += results.w_data.eq(result_row.as_value())
+        self.state.publish(advance=advance, result_row=result_row, level=results.level,
+                           w_en=results.w_en, w_rdy=results.w_rdy)
 
         if self.dataflow == "os":
             self._elaborate_os(m, advance, results, result_row)
@@ -154,11 +168,12 @@ class SystolicTile(wiring.Component):
 
     # -- helpers ----------------------------------------------------------------------------
 
-    @staticmethod
-    def _skewed(m, advance, value, delay, name):
-        """``value`` delayed by ``delay`` advancing cycles (a chain of ``delay`` registers)."""
+    def _skewed(self, m, advance, value, delay, name):
+        """``value`` delayed by ``delay`` advancing cycles (a chain of ``delay`` registers,
+        published as ``{name}_skew{stage}``)."""
         for stage in range(delay):
             reg = Signal.like(value, name=f"{name}_skew{stage}")
+            self.state.publish(reg)
             with m.If(advance):
                 m.d.sync += reg.eq(value)
             value = reg
@@ -178,6 +193,7 @@ class SystolicTile(wiring.Component):
         skewed by ``i`` cycles; ``fields`` fill the beat's fields beyond data/valid/last."""
         R, C = self.rows, self.cols
         a_reg = [[Signal(beat, name=f"a_r{i}_c{j}") for j in range(C)] for i in range(R)]
+        self.state.publish(*[reg for row in a_reg for reg in row])
         for i in range(R):
             entering = Signal(beat, name=f"a_in{i}")
             m.d.comb += [entering.data.eq(self.a.payload.data[i]), entering.valid.eq(take),
@@ -201,6 +217,7 @@ class SystolicTile(wiring.Component):
         since_last = Signal(range(interval + 1), init=interval)
         last_allowed = Signal()
         m.d.comb += last_allowed.eq((since_last == interval) | ~self.a.payload.last)
+        self.state.publish(since_last=since_last)
 
         take = Signal()
         m.d.comb += [
@@ -218,6 +235,7 @@ class SystolicTile(wiring.Component):
         a_reg = self._a_rows(m, advance, take, beat)
         b_reg = [[Signal(self.element_shape, name=f"b_r{i}_c{j}") for j in range(C)]
                  for i in range(R)]
+        self.state.publish(*[reg for row in b_reg for reg in row])
         for j in range(C):
             entering = self._skewed(m, advance, self.b.payload.data[j], j, f"b{j}")
             with m.If(advance):
@@ -230,10 +248,12 @@ class SystolicTile(wiring.Component):
         # and restart from zero for the next fold.
         result = [[Signal(self.accumulator_shape, name=f"result_r{i}_c{j}") for j in range(C)]
                   for i in range(R)]
+        self.state.publish(*[reg for row in result for reg in row])
         added = [[None] * C for _ in range(R)]
         for i in range(R):
             for j in range(C):
                 acc = Signal(self.accumulator_shape, name=f"acc_r{i}_c{j}")
+                self.state.publish(acc)
                 added[i][j] = cell = self._multiply(m, advance, a_reg[i][j], b_reg[i][j],
                                                     f"mac_r{i}_c{j}")
                 total = acc + cell.product
@@ -246,6 +266,7 @@ class SystolicTile(wiring.Component):
         # De-skew: row i is complete one cycle after its last beat is added in the last
         # column; rows of a fold complete on consecutive cycles, so they leave in row order.
         row_done = Signal(R)
+        self.state.publish(row_done=row_done)
         with m.If(advance):
             m.d.sync += row_done.eq(
                 Cat(added[i][C - 1].valid & added[i][C - 1].last for i in range(R)))
@@ -271,6 +292,9 @@ class SystolicTile(wiring.Component):
         load_bank = Signal()
         load_row = Signal(range(R))
         use_bank = Signal()
+        self.state.publish(*[reg for bank in weights for row in bank for reg in row])
+        self.state.publish(ready=ready, busy=busy, load_bank=load_bank, load_row=load_row,
+                           use_bank=use_bank)
 
         m.d.comb += self.b.ready.eq(advance & ~busy.bit_select(load_bank, 1))
         with m.If(self.b.valid & self.b.ready):
@@ -298,6 +322,7 @@ class SystolicTile(wiring.Component):
         a_reg = self._a_rows(m, advance, take, beat, bank=use_bank)
         psum = [[Signal(self.accumulator_shape, name=f"psum_r{i}_c{j}") for j in range(C)]
                 for i in range(R)]
+        self.state.publish(*[reg for row in psum for reg in row])
         for i in range(R):
             for j in range(C):
                 weight = Signal(self.element_shape, name=f"wsel_r{i}_c{j}")
@@ -338,6 +363,7 @@ class SystolicTile(wiring.Component):
         kept = [Signal(data.ArrayLayout(self.accumulator_shape, C), name=f"kept{n}")
                 for n in range(self.acc_depth)]
         index = Signal(range(self.acc_depth))
+        self.state.publish(*kept, index=index)
         previous = Signal(data.ArrayLayout(self.accumulator_shape, C))
         for n in range(self.acc_depth):
             with m.If(index == n):

@@ -4,7 +4,7 @@ import io
 import re
 from pathlib import Path
 
-from amaranth.hdl import Fragment
+from amaranth.hdl import Fragment, Signal
 from vcd.gtkw import GTKWSave
 
 # The streams and FSMs are the ones sim.waves finds in the file; the state names come
@@ -31,28 +31,52 @@ def fsm_state_names(component) -> dict:
         stmts = []
         for domain_stmts in frag.statements.values():
             stmts.extend(domain_stmts)
-        for stmt in stmts:
-            for sig in stmt._lhs_signals():
-                decoder = getattr(sig, "decoder", None)
-                if decoder is None or len(sig) > _MAX_STATE_BITS:
+        for sig in _assigned_signals(stmts):
+            decoder = getattr(sig, "decoder", None)
+            if decoder is None or len(sig) > _MAX_STATE_BITS:
+                continue
+            names = {}
+            for value in range(1 << len(sig)):
+                try:
+                    text = decoder(value)
+                except Exception:  # a decoder is arbitrary user code
                     continue
-                names = {}
-                for value in range(1 << len(sig)):
-                    try:
-                        text = decoder(value)
-                    except Exception:  # a decoder is arbitrary user code
-                        continue
-                    text = re.sub(rf"/{value}$", "", str(text))
-                    if text != str(value):
-                        names[value] = text
-                if names:
-                    found[".".join(path + [sig.name])] = names
+                text = re.sub(rf"/{value}$", "", str(text))
+                if text != str(value):
+                    names[value] = text
+            if names:
+                found[".".join(path + [sig.name])] = names
         for item in frag.subfragments:
             sub, name = item[0], item[1]
             walk(sub, path + [name] if name else path)
 
     walk(Fragment.get(component, None), [])
     return found
+
+
+def _assigned_signals(stmts):
+    """The signals that ``stmts`` assign, in order, each once per assignment.
+
+    Read through the statements' public properties (an assignment's ``lhs``, a switch's
+    ``cases``; a slice's ``value``, a concatenation's ``parts``), not Amaranth internals.
+    """
+    for stmt in stmts:
+        if hasattr(stmt, "lhs"):
+            yield from _signals_in(stmt.lhs)
+        elif hasattr(stmt, "cases"):
+            for case in stmt.cases:
+                yield from _assigned_signals(case[1])
+
+
+def _signals_in(value):
+    """The signals an assignment target is made of."""
+    if isinstance(value, Signal):
+        yield value
+    elif hasattr(value, "parts"):
+        for part in value.parts:
+            yield from _signals_in(part)
+    elif hasattr(value, "value"):
+        yield from _signals_in(value.value)
 
 
 def _ident(name: str, width: int) -> str:

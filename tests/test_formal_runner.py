@@ -92,26 +92,36 @@ def test_checks_are_named_after_their_messages():
 
 
 def test_a_renamed_internal_signal_fails_loudly():
-    from amaranth.hdl import Signal
+    from amaranth.hdl import Fragment, Signal
 
-    from sim.formal.probe import ProbeError, elaborate_with_probes
-    from sim.formal.skid import SkidBuffer
+    from rtl.published import Published
+    from rtl.tile import SystolicTile
 
-    _, probes = elaborate_with_probes(SkidBuffer(width=2), None, design_name="skid buffer")
-    assert "skid_valid" in probes and len(probes["skid_data"]) == 2
-    with pytest.raises(ProbeError, match="the skid buffer has no internal signal named "
-                                         "'credit_0_0'; its proof harness needs it"):
-        probes["credit_0_0"]
+    tile = SystolicTile(rows=2, cols=2)
+    with pytest.raises(KeyError, match="the tile publishes no signal named 'advance' "
+                                       r"\(is it elaborated"):
+        tile.state["advance"]
+    Fragment.get(tile, None)
+    assert len(tile.state["a_r1_c1"]) == tile.in_width + 2 and len(tile.state["row_done"]) == 2
+    with pytest.raises(KeyError, match="the tile publishes no signal named 'credit_0_0' "
+                                       r"\(is it elaborated, or was it renamed\?\); "
+                                       "its proof harness needs it"):
+        tile.state["credit_0_0"]
 
-    class Twice(SkidBuffer):
-        def elaborate(self, platform):
-            m = super().elaborate(platform)
-            m.d.sync += [Signal(name="dup").eq(1), Signal(name="dup").eq(0)]
-            return m
+    from rtl.router import Router
 
-    _, probes = elaborate_with_probes(Twice(width=2), None)
-    with pytest.raises(ProbeError, match="has 2 signals named 'dup'"):
-        probes["dup"]
+    router = Router(ports=2, vcs=2)
+    assert router.arbiters["sep_in_1"].n == 2 and router.arbiters["claim_1_1"].n == 2
+    with pytest.raises(KeyError, match="the router publishes no arbiter named 'islip_g_0'"):
+        router.arbiters["islip_g_0"]
+    with pytest.raises(AttributeError, match="no attribute 'credits'"):
+        router.state.credits
+    Fragment.get(router, None)      # built, so that it raises no unused-design warning
+
+    published = Published("skid buffer")
+    published.publish(Signal(2, name="dup"))
+    with pytest.raises(KeyError, match="the skid buffer publishes two signals named 'dup'"):
+        published.publish(dup=Signal(2))
 
 
 def test_register_memory_matches_memory_ports():

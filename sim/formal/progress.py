@@ -95,7 +95,7 @@ def bounds(*, ports, buffer_depth, credit_bound, send_bound, packet_length):
             "round": round_, "head": n * round_ + claim}
 
 
-def progress_measures(m, probe, *, limits, ports, credit_bound, send_bound, queue,
+def progress_measures(m, dut, *, limits, ports, credit_bound, send_bound, queue,
                       queue_out, waits, env, out_owner, out_pos, heads_too):
     """Assert the progress measures of a router with two VCs (see the module docstring).
 
@@ -115,7 +115,7 @@ def progress_measures(m, probe, *, limits, ports, credit_bound, send_bound, queu
     # Output arbiters: each input's distance from the pointer, per output.
     out_dist = []
     for o in range(P):
-        ptr = rr_pointer(m, probe[f"sep_out_{o}_mask"], name=f"pm_out_ptr_{o}")
+        ptr = rr_pointer(m, dut.arbiters[f"sep_out_{o}"].mask, name=f"pm_out_ptr_{o}")
         out_dist.append([rr_distance(m, ptr, i, P, name=f"pm_out_dist_{o}_{i}")
                          for i in range(P)])
     out_dist_of = [Array(out_dist[o][i] for o in range(P)) for i in range(P)]
@@ -124,12 +124,12 @@ def progress_measures(m, probe, *, limits, ports, credit_bound, send_bound, queu
     for v in range(V):
         per_out = []
         for o in range(P):
-            ptr = rr_pointer(m, probe[f"claim_{o}_{v}_mask"], name=f"pm_claim_ptr_{o}_{v}")
+            ptr = rr_pointer(m, dut.arbiters[f"claim_{o}_{v}"].mask, name=f"pm_claim_ptr_{o}_{v}")
             per_out.append([rr_distance(m, ptr, i, P, name=f"pm_claim_dist_{o}_{v}_{i}")
                             for i in range(P)])
         for i in range(P):
             claim_dist_of[i, v] = Array(per_out[o][i] for o in range(P))
-    by_out = {name: [Array(probe[f"{name}_{o}_{v}"] for o in range(P)) for v in range(V)]
+    by_out = {name: [Array(getattr(dut.state, name)[o][v] for o in range(P)) for v in range(V)]
               for name in ("credit", "busy", "claimed", "claimant")}
 
     # Cycles (this one included) a VC's credit count may still stay at zero: the downstream
@@ -147,8 +147,8 @@ def progress_measures(m, probe, *, limits, ports, credit_bound, send_bound, queu
 
     heads = {}
     for i in range(P):
-        elig, deq = probe[f"elig_{i}"], probe[f"deq_{i}"]
-        mask = probe[f"sep_in_{i}_mask"]
+        elig, deq = dut.state.elig[i], dut.state.deq[i]
+        mask = dut.arbiters[f"sep_in_{i}"].mask
         prefers_1 = mask == 0b10            # queue 0 was granted last
         for q in range(V):
             present, head = queue[i, q][0]
@@ -247,12 +247,12 @@ def progress_measures(m, probe, *, limits, ports, credit_bound, send_bound, queu
                 m.d.comb += Assert(waits[i, q] == held, f"in {i} vc {q}: a body flit is "
                                                         f"exclusive from its arrival")
             heads[i, q] = {"run": run, "exclusive": exclusive, "held": held}
-    _held_and_claimed(m, probe, b, P, send_bound, queue, heads, env, out_owner, out_pos,
+    _held_and_claimed(m, dut, b, P, send_bound, queue, heads, env, out_owner, out_pos,
                       by_out, claim_dist_of, queue_out, waits if heads_too else None)
     return heads
 
 
-def _held_and_claimed(m, probe, b, P, send_bound, queue, heads, env, out_owner, out_pos,
+def _held_and_claimed(m, dut, b, P, send_bound, queue, heads, env, out_owner, out_pos,
                       by_out, claim_dist_of, queue_out, waits):
     """How long an output VC stays held and claimed; with ``waits``, the head flits' bound.
 
@@ -270,8 +270,8 @@ def _held_and_claimed(m, probe, b, P, send_bound, queue, heads, env, out_owner, 
     Arr, Bd, Dr, C, R = b["arrival"], b["body"], b["hold"], b["claim"], b["round"]
     Y = b["eligible_run"]
     gap = Arr + Bd
-    match = [[probe[f"match_{j}_{o}"] for o in range(P)] for j in range(P)]
-    chosen = [probe[f"chosen_{j}"] for j in range(P)]
+    match = [[dut.state.match[j][o] for o in range(P)] for j in range(P)]
+    chosen = [dut.state.chosen[j] for j in range(P)]
     held_of = [Array(heads[j, v]["held"] for j in range(P)) for v in range(V)]
     present_of = [Array(queue[j, v][0][0] for j in range(P)) for v in range(V)]
     # Cycles until upstream's next flit of an open packet is in its queue: it sends within
@@ -291,8 +291,8 @@ def _held_and_claimed(m, probe, b, P, send_bound, queue, heads, env, out_owner, 
     for o in range(P):
         for v in range(V):
             tag = f"{o}_{v}"
-            busy, claimed = probe[f"busy_{tag}"], probe[f"claimed_{tag}"]
-            claimant = probe[f"claimant_{tag}"]
+            busy, claimed = dut.state.busy[o][v], dut.state.claimed[o][v]
+            claimant = dut.state.claimant[o][v]
             spend = Signal(name=f"pm_spend_{tag}")
             take = Signal(name=f"pm_take_{tag}")
             m.d.comb += [
@@ -329,8 +329,8 @@ def _held_and_claimed(m, probe, b, P, send_bound, queue, heads, env, out_owner, 
                 m.d.comb += Cover(busy & ~present_of[v][owner],
                                   "out 0 vc 0 is held while its packet's next flit is not "
                                   "yet at its queue head")
-            grant_given[o, v] = (~claimed & probe[f"waiting_{tag}"].any(),
-                                 probe[f"claim_{tag}_grant"])
+            grant_given[o, v] = (~claimed & dut.state.waiting[o][v].any(),
+                                 dut.arbiters[f"claim_{o}_{v}"].grant)
     if waits is None:
         return
     grant_of = [Array(grant_given[o, v][0] for o in range(P)) for v in range(V)]
@@ -339,7 +339,7 @@ def _held_and_claimed(m, probe, b, P, send_bound, queue, heads, env, out_owner, 
     for (i, q), wait in waits.items():
         present, head = queue[i, q][0]
         o = queue_out[i][q]
-        deq = probe[f"deq_{i}"][q]
+        deq = dut.state.deq[i][q]
         tag = f"{i}_{q}"
         claimed = by_out["claimed"][q][o]
         mine = claimed & (by_out["claimant"][q][o] == i)

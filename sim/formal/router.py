@@ -13,10 +13,9 @@ from rtl.router import ALLOCATORS, Router, RouterParams
 from .harness import Harness
 from . import progress
 from .memory import RegisterMemory
-from .probe import ProbeError
 from .properties import past, round_robin_fairness
 
-__all__ = ["RouterHarness", "DROPPABLE", "FAULTS", "FAULTY_ROUTERS", "published_signals"]
+__all__ = ["RouterHarness", "DROPPABLE", "FAULTS", "FAULTY_ROUTERS"]
 
 #: Environment assumptions a mutation test may drop; the proof must then fail.
 #: ``"input_credit"``: the upstream sends without holding a credit;
@@ -110,41 +109,6 @@ class RematchRouter(Router):
 FAULTY_ROUTERS = {None: Router, "frozen_grant_pointer": FrozenGrantPointerRouter,
                   "accept_all": AcceptAllRouter, "no_claims": NoClaimsRouter,
                   "rematch": RematchRouter}
-
-
-class Published(dict):
-    """The signals a router publishes, by the names the proofs use; a missing name is a
-    :class:`~sim.formal.probe.ProbeError` naming it."""
-
-    def __missing__(self, name):
-        raise ProbeError(f"the router publishes no signal named {name!r}; its proof harness "
-                         f"needs it (was it renamed?)")
-
-
-def published_signals(dut: Router) -> Published:
-    """Every signal of the router's published state (``dut.state``, ``dut.arbiters``) that
-    the proofs read, by name: ``count_{i}_{q}``, ``credit_{o}_{v}``, ``sep_in_{i}_mask``..."""
-    st, P = dut.state, dut.ports
-    sig = Published()
-    for i in range(P):
-        for name in ("q_in", "route_in", "spread_turn", "in_spread", "elig", "deq", "chosen",
-                     "granted"):
-            sig[f"{name}_{i}"] = getattr(st, name)[i]
-        for name in ("count", "rptr", "wptr"):
-            for q, signal in enumerate(getattr(st, name)[i]):
-                sig[f"{name}_{i}_{q}"] = signal
-        for v, signal in enumerate(st.held[i]):
-            sig[f"held_{i}_{v}"] = signal
-        for o in range(P):
-            sig[f"match_{i}_{o}"] = st.match[i][o]
-    for o in range(P):
-        for name in ("credit", "busy", "claimed", "claimant", "waiting"):
-            for v, signal in enumerate(getattr(st, name)[o]):
-                sig[f"{name}_{o}_{v}"] = signal
-    for name, arbiter in dut.arbiters.items():
-        sig[f"{name}_grant"] = arbiter.grant
-        sig[f"{name}_mask"] = arbiter.mask
-    return sig
 
 
 #: Keys of the ``liveness`` parameter: the environment's bounds and the bounds proved.
@@ -317,17 +281,16 @@ class RouterHarness(Harness):
         cls = FAULTY_ROUTERS[self.params.get("fault")]
         return cls(self.router_params, memory=RegisterMemory)
 
-    def _elaborate_router(self, dut, platform):
-        """The router's published signals by name, its table words and its buffer words."""
+    def _memory_words(self, dut):
+        """The router's table words, and its buffer words by ``(input, queue, slot)``."""
         D = dut.buffer_depth
         table = [Value.cast(c) for c in dut.table.cells]
-        return (published_signals(dut), table,
-                lambda i, q, k: Value.cast(dut.buffers[i].cells[q * D + k]))
+        return table, lambda i, q, k: Value.cast(dut.buffers[i].cells[q * D + k])
 
     def elaborate(self, platform):
         m = Module()
         dut = self.design()
-        probe, table_cells, buffer_cell = self._elaborate_router(dut, platform)
+        table_cells, buffer_cell = self._memory_words(dut)
         m.submodules.dut = dut
         P, V, D = dut.ports, dut.vcs, dut.buffer_depth
         voq = dut.voq
@@ -372,7 +335,7 @@ class RouterHarness(Harness):
                                                             f"{bound} cycles")]
                 arrive = link.valid & (flit.vc == v)
                 m.d.sync += occ.eq(occ + arrive - give)
-                credit = probe[f"credit_{o}_{v}"]
+                credit = dut.state.credit[o][v]
                 m.d.comb += [
                     Assert(credit <= D, f"out {o} vc {v}: credit count within 0..depth"),
                     Assert(credit + occ + arrive == D,
@@ -408,7 +371,7 @@ class RouterHarness(Harness):
                     m.d.comb += Assert(~is_open | ((pos >= 1) & (pos < length)),
                                        f"out {o} vc {v}: an open packet has sent 1..length-1")
                     out_pos[o][v] = Mux(arrive, flit.pkt, pos)
-                m.d.comb += Assert(probe[f"busy_{o}_{v}"] == now_open,
+                m.d.comb += Assert(dut.state.busy[o][v] == now_open,
                                    f"out {o} vc {v}: VC ownership matches the link")
 
         # -- Inputs: upstream models, buffer accounting and contents ------------------------
@@ -465,13 +428,13 @@ class RouterHarness(Harness):
                         m.d.sync += in_route[v].eq(routes[flit.dest])
                 if v == V - 1:
                     m.d.comb += flit.pkt.eq(Array(positions)[flit.vc])
-                counts = sum(probe[f"count_{i}_{q}"] for q, (qv, _) in enumerate(queues)
+                counts = sum(dut.state.count[i][q] for q, (qv, _) in enumerate(queues)
                              if qv == v)
                 m.d.comb += [
                     Assert(counts + credit + link.credit[v] == D,
                            f"in {i} vc {v}: credits conserved (upstream + buffer + returning)"),
                     Assert(in_route[v] < P, f"in {i} vc {v}: the held route is a port"),
-                    Assert(probe[f"held_{i}_{v}"] == in_route[v],
+                    Assert(dut.state.held[i][v] == in_route[v],
                            f"in {i} vc {v}: the route held for body flits is the head's"),
                 ]
                 sent_open = Cat(*[state[o][v][0] & (state[o][v][1] == i) for o in range(P)])
@@ -482,13 +445,13 @@ class RouterHarness(Harness):
 
             for q, (v, fixed) in enumerate(queues):
                 name = f"in {i} vc {v}" if fixed is None else f"in {i} vc {v} for out {fixed}"
-                count = probe[f"count_{i}_{q}"]
-                rptr = probe[f"rptr_{i}_{q}"]
+                count = dut.state.count[i][q]
+                rptr = dut.state.rptr[i][q]
                 m.d.comb += [
                     Assert(count <= D, f"{name}: input buffer never overflows"),
-                    Assert((rptr < D) & (probe[f"wptr_{i}_{q}"] < D),
+                    Assert((rptr < D) & (dut.state.wptr[i][q] < D),
                            f"{name}: buffer pointers in range"),
-                    Assert(probe[f"wptr_{i}_{q}"] == Mux(rptr + count >= D, rptr + count - D,
+                    Assert(dut.state.wptr[i][q] == Mux(rptr + count >= D, rptr + count - D,
                                                          rptr + count),
                            f"{name}: write pointer = read pointer + count"),
                 ]
@@ -555,7 +518,7 @@ class RouterHarness(Harness):
                 head_present, head = entries[0]
                 queue_out[i][q] = head.out if fixed is None else Const(fixed, _bits(P))
                 if live:
-                    waits[i, q] = self._head_progress(m, probe, live, name, i, q,
+                    waits[i, q] = self._head_progress(m, dut, live, name, i, q,
                                                       head_present, head,
                                                       reach=self._windowed)
                     # (A mutant is checked for the wait bound it breaks, not for this.)
@@ -563,7 +526,7 @@ class RouterHarness(Harness):
                         written = link.valid & (flit.vc == v)
                         if fixed is not None:
                             written = written & (route_now == fixed)
-                        self._residence(m, probe, live, name, i, q, slots, entries,
+                        self._residence(m, dut, live, name, i, q, slots, entries,
                                         waits[i, q], written)
                     at = Array(out_pos[o][v] for o in range(P))
                     with m.If(head_present & ~head.flit.first):
@@ -622,27 +585,27 @@ class RouterHarness(Harness):
 
         # -- Claims on output VCs (a router with one VC has none) ----------------------------
         if V > 1:
-            self._claims(m, probe, dut.outp, queues, queue, queue_out)
+            self._claims(m, dut, queues, queue, queue_out)
         else:
             for o in range(P):
-                m.d.comb += Assert(~probe[f"claimed_{o}_0"], f"out {o}: 1 VC, never claimed")
+                m.d.comb += Assert(~dut.state.claimed[o][0], f"out {o}: 1 VC, never claimed")
         # -- Bounded liveness by progress measures (see sim/formal/progress.py) -------------
         if self._measured:
             progress.progress_measures(
-                m, probe, limits=self._limits, ports=P, credit_bound=live["credit_bound"],
+                m, dut, limits=self._limits, ports=P, credit_bound=live["credit_bound"],
                 send_bound=live["send_bound"], queue=queue, queue_out=queue_out,
                 waits=waits, env=env,
                 out_owner=[[state[o][v][1] for v in range(V)] for o in range(P)],
                 out_pos=out_pos, heads_too=live["head_bound"] is not None)
 
         # -- Switch allocation ---------------------------------------------------------------
-        match = [[probe[f"match_{i}_{o}"] for o in range(P)] for i in range(P)]
-        elig = [probe[f"elig_{i}"] for i in range(P)]
+        match = [[dut.state.match[i][o] for o in range(P)] for i in range(P)]
+        elig = [dut.state.elig[i] for i in range(P)]
         for o in range(P):
             m.d.comb += Assert(_popcount_le1([match[i][o] for i in range(P)]),
                                f"allocator: at most one input per output {o}")
         for i in range(P):
-            chosen = probe[f"chosen_{i}"]
+            chosen = dut.state.chosen[i]
             m.d.comb += [
                 Assert(_popcount_le1([match[i][o] for o in range(P)]),
                        f"allocator: at most one output per input {i}"),
@@ -659,17 +622,17 @@ class RouterHarness(Harness):
         asks = [[Cat(*[elig[i][q] & (queue_out[i][q] == o) for q in range(len(queues))]).any()
                  for o in range(P)] for i in range(P)]
         if self._allocator == "separable":
-            contend = self._separable_fairness(m, probe, P, queues, queue_out)
+            contend = self._separable_fairness(m, dut, P, queues, queue_out)
         else:
-            contend = self._islip_fairness(m, probe, P, queues, queue_out, match, asks)
+            contend = self._islip_fairness(m, dut, P, queues, queue_out, match, asks)
         m.d.comb += Cover((contend & (contend - 1)) != 0, "two inputs contend for output 0")
 
         # -- Covers: the interesting states are reachable ------------------------------------
         out0 = dut.outp[0]
         m.d.comb += [
-            Cover(probe["count_0_0"] == D, "input 0 vc 0 buffer full"),
-            Cover(probe["credit_0_0"] == 0, "output 0 vc 0 out of credits"),
-            Cover(probe[f"busy_0_{V - 1}"], f"output 0 vc {V - 1} held by an open packet"),
+            Cover(dut.state.count[0][0] == D, "input 0 vc 0 buffer full"),
+            Cover(dut.state.credit[0][0] == 0, "output 0 vc 0 out of credits"),
+            Cover(dut.state.busy[0][V - 1], f"output 0 vc {V - 1} held by an open packet"),
             Cover(out0.valid & past(m, out0.valid, name="out0_valid_before"),
                   "back-to-back flits on output 0"),
             Cover(out0.valid & out0.payload.last & ~out0.payload.first,
@@ -682,7 +645,7 @@ class RouterHarness(Harness):
                               "input 0 vc 0 has packets open at two outputs (VOQ)")
         return m
 
-    def _claims(self, m, probe, outp, queues, queue, queue_out):
+    def _claims(self, m, dut, queues, queue, queue_out):
         """A claim on an output VC: its claimant waits for it, claims go round-robin.
 
         The claimant of output ``o``'s VC ``v`` has, at the head of its queue for that VC
@@ -693,15 +656,16 @@ class RouterHarness(Harness):
         past the input it gives the claim to, exactly when it gives one, and so serves a
         waiting input within ``P - 1`` claims.
         """
+        outp = dut.outp
         P, V = len(outp), len(queues) // (len(outp) if self._voq else 1)
         for o in range(P):
             flit = outp[o].payload
             for v in range(V):
-                claimed = probe[f"claimed_{o}_{v}"]
-                claimant = probe[f"claimant_{o}_{v}"]
-                busy = probe[f"busy_{o}_{v}"]
-                credit = probe[f"credit_{o}_{v}"]
-                waiting = probe[f"waiting_{o}_{v}"]
+                claimed = dut.state.claimed[o][v]
+                claimant = dut.state.claimant[o][v]
+                busy = dut.state.busy[o][v]
+                credit = dut.state.credit[o][v]
+                waiting = dut.state.waiting[o][v]
                 m.d.comb += Assert(claimant < P, f"out {o} vc {v}: the claimant is an input")
                 # The output register shows next cycle the head flit sent under this claim.
                 was_claimed = past(m, claimed, name=f"claimed_before_{o}_{v}")
@@ -722,14 +686,15 @@ class RouterHarness(Harness):
                                            f"out {o} vc {v}: input {i} waits exactly while "
                                            f"its head flit finds the VC held or out of "
                                            f"credits")
+                arbiter = dut.arbiters[f"claim_{o}_{v}"]
                 round_robin_fairness(
                     m, name=f"claim arbiter {o} vc {v}", req=waiting,
-                    grant=probe[f"claim_{o}_{v}_grant"], mask=probe[f"claim_{o}_{v}_mask"],
+                    grant=arbiter.grant, mask=arbiter.mask,
                     update=~claimed, serves=not self._measured)
-        m.d.comb += Cover(probe[f"claimed_0_{V - 1}"] & probe[f"busy_0_{V - 1}"],
+        m.d.comb += Cover(dut.state.claimed[0][V - 1] & dut.state.busy[0][V - 1],
                           f"a head flit claims output 0 vc {V - 1} while it is held")
 
-    def _head_progress(self, m, probe, live, name, i, q, present, head, reach):
+    def _head_progress(self, m, dut, live, name, i, q, present, head, reach):
         """Bounded liveness: the flit at the head of queue ``q`` of input ``i`` leaves in time.
 
         ``wait`` counts the cycles the present head has stayed; a body flit (its packet
@@ -739,7 +704,7 @@ class RouterHarness(Harness):
         """
         body, first = live["body_bound"], live["head_bound"]
         wait = Signal(range(max(body, first or 0) + 2), name=f"wait_{i}_{q}")
-        stays = present & ~probe[f"deq_{i}"][q]
+        stays = present & ~dut.state.deq[i][q]
         m.d.sync += wait.eq(Mux(stays, wait + 1, 0))
         # With no head bound, only the wait of a body flit is counted.
         if first is None:
@@ -762,7 +727,7 @@ class RouterHarness(Harness):
                                   f"a head flit waits {first} cycles at a queue head")
         return wait
 
-    def _residence(self, m, probe, live, name, i, q, slots, entries, wait, written):
+    def _residence(self, m, dut, live, name, i, q, slots, entries, wait, written):
         """A flit accepted into queue ``q`` of input ``i`` leaves it within a bound.
 
         Every buffer slot counts the cycles since it was written. A flit ``n`` places behind
@@ -776,7 +741,7 @@ class RouterHarness(Harness):
         D = len(entries)
         B = max(live["body_bound"], live["head_bound"])
         limit = D * (B + 1)
-        wptr = probe[f"wptr_{i}_{q}"]
+        wptr = dut.state.wptr[i][q]
         ages = []
         for k in range(D):
             age = Signal(range(limit + 1), name=f"age_{i}_{q}_{k}")
@@ -793,7 +758,7 @@ class RouterHarness(Harness):
             m.d.comb += Assert(ages[slots[0]] < limit, f"{name}: an accepted flit leaves its "
                                                    f"queue within {limit} cycles")
 
-    def _separable_fairness(self, m, probe, P, queues, queue_out):
+    def _separable_fairness(self, m, dut, P, queues, queue_out):
         """Round-robin fairness of both separable stages in every iteration; returns output
         0's first-iteration requests.
 
@@ -812,10 +777,10 @@ class RouterHarness(Harness):
         for k in range(iterations):
             tag = "" if k == 0 else f"_it{k}"
             label = "" if k == 0 else f" (iteration {k + 1})"
-            picks = [probe[f"sep_in_{i}{tag}_grant"] for i in range(P)]
-            grants = [probe[f"sep_out_{o}{tag}_grant"] for o in range(P)]
+            picks = [dut.arbiters[f"sep_in_{i}{tag}"].grant for i in range(P)]
+            grants = [dut.arbiters[f"sep_out_{o}{tag}"].grant for o in range(P)]
             for i in range(P):
-                req = Cat(*[probe[f"elig_{i}"][q] & ~matched_in[i]
+                req = Cat(*[dut.state.elig[i][q] & ~matched_in[i]
                             & ~matched_out.bit_select(queue_out[i][q], 1) for q in range(Q)])
                 if k:
                     m.d.comb += Assert((picks[i] & ~req) == 0,
@@ -823,7 +788,7 @@ class RouterHarness(Harness):
                                        f"input and output are unmatched")
                 round_robin_fairness(
                     m, name=f"input arbiter {i}{label}", req=req, grant=picks[i],
-                    mask=probe[f"sep_in_{i}{tag}_mask"],
+                    mask=dut.arbiters[f"sep_in_{i}{tag}"].mask,
                     update=Cat(*[grants[o][i] for o in range(P)]).any(),
                     serves=not self._measured)
             for o in range(P):
@@ -831,19 +796,19 @@ class RouterHarness(Harness):
                                   for q in range(Q)]).any() for i in range(P)])
                 round_robin_fairness(
                     m, name=f"output arbiter {o}{label}", req=want, grant=grants[o],
-                    mask=probe[f"sep_out_{o}{tag}_mask"], update=Const(1),
+                    mask=dut.arbiters[f"sep_out_{o}{tag}"].mask, update=Const(1),
                     serves=not self._measured)
                 contend = want if contend is None else contend
             matched_in = matched_in | Cat(*[Cat(*[grants[o][i] for o in range(P)]).any()
                                             for i in range(P)])
             matched_out = matched_out | Cat(*[grants[o].any() for o in range(P)])
         if iterations > 1:
-            first = Cat(*[probe[f"sep_out_{o}_grant"].any() for o in range(P)])
+            first = Cat(*[dut.arbiters[f"sep_out_{o}"].grant.any() for o in range(P)])
             m.d.comb += Cover((matched_out & ~first).any(),
                               "an output is matched in a later separable iteration")
         return contend
 
-    def _islip_fairness(self, m, probe, P, queues, queue_out, match, asks):
+    def _islip_fairness(self, m, dut, P, queues, queue_out, match, asks):
         """iSLIP's pointer rules and fairness; returns output 0's requests.
 
         The first iteration's requests are every input's eligible queues; an output's grant
@@ -852,27 +817,27 @@ class RouterHarness(Harness):
         keeps the outputs' pointers apart). The moves are computed here from the two
         stages' grants, not read from the design, so a pointer that does not move fails.
         """
-        grants = [probe[f"islip_g_{o}_grant"] for o in range(P)]     # over inputs
-        accepts = [probe[f"islip_a_{i}_grant"] for i in range(P)]    # over outputs
+        grants = [dut.arbiters[f"islip_g_{o}"].grant for o in range(P)]     # over inputs
+        accepts = [dut.arbiters[f"islip_a_{i}"].grant for i in range(P)]    # over outputs
         for o in range(P):
             accepted = Cat(*[grants[o][i] & accepts[i][o] for i in range(P)]).any()
             round_robin_fairness(
                 m, name=f"iSLIP grant arbiter {o}", req=Cat(*[asks[i][o] for i in range(P)]),
-                grant=grants[o], mask=probe[f"islip_g_{o}_mask"], update=accepted)
+                grant=grants[o], mask=dut.arbiters[f"islip_g_{o}"].mask, update=accepted)
         for i in range(P):
             offered = Cat(*[grants[o][i] for o in range(P)])
             m.d.comb += Assert((accepts[i] & ~offered) == 0,
                                f"iSLIP input {i} accepts only a grant it was given")
             round_robin_fairness(
                 m, name=f"iSLIP accept arbiter {i}", req=offered, grant=accepts[i],
-                mask=probe[f"islip_a_{i}_mask"], update=Const(1))
+                mask=dut.arbiters[f"islip_a_{i}"].mask, update=Const(1))
             # The queue of a matched input that goes: round-robin over its eligible queues.
-            qreq = Cat(*[probe[f"elig_{i}"][q] & Cat(*[match[i][o] & (queue_out[i][q] == o)
+            qreq = Cat(*[dut.state.elig[i][q] & Cat(*[match[i][o] & (queue_out[i][q] == o)
                                                        for o in range(P)]).any()
                          for q in range(len(queues))])
             round_robin_fairness(
-                m, name=f"iSLIP queue arbiter {i}", req=qreq, grant=probe[f"chosen_{i}"],
-                mask=probe[f"islip_q_{i}_mask"], update=Const(1))
+                m, name=f"iSLIP queue arbiter {i}", req=qreq, grant=dut.state.chosen[i],
+                mask=dut.arbiters[f"islip_q_{i}"].mask, update=Const(1))
             for o in range(P):
                 with m.If(match[i][o]):
                     m.d.comb += Assert(asks[i][o], f"iSLIP matches input {i} to output {o} "

@@ -147,7 +147,7 @@ class RoutingHarness(RouterHarness):
     def elaborate(self, platform):
         m = Module()
         dut = self.design()
-        probe, table_cells, buffer_cell = self._elaborate_router(dut, platform)
+        table_cells, buffer_cell = self._memory_words(dut)
         m.submodules.dut = dut
         P, V, D, T = dut.ports, dut.vcs, dut.buffer_depth, dut.destinations
         spread = dut.spread
@@ -203,7 +203,7 @@ class RoutingHarness(RouterHarness):
                 m.d.sync += turn.eq(Mux(turn == S - 1, 0, turn + 1))
             head_route = Signal(_bits(P), name=f"expected_head_route_{i}")
             m.d.comb += head_route.eq(Mux(in_spread, spread_ports[turn], entry))
-            design_turn = probe[f"spread_turn_{i}"]
+            design_turn = dut.state.spread_turn[i]
             m.d.comb += [
                 Assert(turn < S, f"in {i}: the expected spread turn names a spread port"),
                 Assert(design_turn == turn,
@@ -228,13 +228,13 @@ class RoutingHarness(RouterHarness):
                 with m.Elif(is_open[v] & cfg.valid & (cfg.dest == head_dest[v])
                             & (cfg.port != held[v]) & (cfg.port != shadow_at[head_dest[v]])):
                     m.d.sync += rewritten[v].eq(1)
-                m.d.comb += Assert(probe[f"held_{i}_{v}"] == held[v],
+                m.d.comb += Assert(dut.state.held[i][v] == held[v],
                                    f"in {i} vc {v}: the route held for body flits is the "
                                    f"head's route")
             held_at = Array(held)
             expected = Signal(_bits(P), name=f"expected_route_{i}")
             m.d.comb += expected.eq(Mux(flit.first, head_route, held_at[flit.vc]))
-            route = probe[f"route_in_{i}"]
+            route = dut.state.route_in[i]
             with m.If(link.valid & flit.first):
                 m.d.comb += Assert(route == expected,
                                    f"in {i}: a head flit enters its queue with the table's "
@@ -247,10 +247,10 @@ class RoutingHarness(RouterHarness):
             # Shadow queues: the expected route beside every buffer word the router writes.
             # Queue q of input i holds the words [q*D, q*D + D) of its buffer memory.
             for q in range(Q):
-                m.d.comb += Assert((probe[f"rptr_{i}_{q}"] < D) & (probe[f"wptr_{i}_{q}"] < D),
+                m.d.comb += Assert((dut.state.rptr[i][q] < D) & (dut.state.wptr[i][q] < D),
                                    f"in {i} queue {q}: buffer pointers in range")
-            wptr = Array(probe[f"wptr_{i}_{q}"] for q in range(Q))
-            q_in = probe[f"q_in_{i}"]
+            wptr = Array(dut.state.wptr[i][q] for q in range(Q))
+            q_in = dut.state.q_in[i]
             # With virtual output queues a word never written stands for its queue's output
             # (the queue's flits go there whatever the word holds); without, buffer and
             # shadow words both start at 0.
@@ -272,11 +272,11 @@ class RoutingHarness(RouterHarness):
                                            f"queue holds flits routed to its output")
                     m.d.comb += Assert(same, f"in {i} queue {q} slot {k}: a buffered flit "
                                              f"keeps the route it entered with")
-            chosen = probe[f"chosen_{i}"]
-            head_routes = [Array(slots[q * D:(q + 1) * D])[probe[f"rptr_{i}_{q}"]]
+            chosen = dut.state.chosen[i]
+            head_routes = [Array(slots[q * D:(q + 1) * D])[dut.state.rptr[i][q]]
                            for q in range(Q)]
             for o in range(P):
-                with m.If(probe[f"match_{i}_{o}"]):
+                with m.If(dut.state.match[i][o]):
                     m.d.comb += Assert(
                         Cat(*[chosen[q] & (head_routes[q] == o) for q in range(Q)]).any(),
                         f"in {i}: a flit leaves through output {o} only when routed to it")

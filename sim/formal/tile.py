@@ -1,8 +1,8 @@
 """Proof harness of the systolic tile: stream contracts, row order, buffers, latency, values."""
 
 from amaranth.asserts import AnySeq
-from amaranth.hdl import (Assert, Assume, Cat, Const, Cover, Module, Mux, ResetSignal, Shape, Signal,
-                          Value)
+from amaranth.hdl import (Assert, Assume, Cat, Const, Cover, Fragment, Module, Mux, ResetSignal,
+                          Shape, Signal, Value)
 from amaranth.lib import data
 
 from rtl.errors import UserError
@@ -10,7 +10,6 @@ from rtl.tile import SystolicTile
 from rtl.tile_params import DATAFLOWS, TileParams
 
 from .harness import Harness
-from .probe import ProbeError, elaborate_with_probes
 from .properties import past, stream_contract, valid_independent_of_ready
 
 __all__ = ["TileHarness", "CONSUMERS", "FAULTS", "WS_SUMS_MAC_STAGES"]
@@ -182,8 +181,9 @@ class TileHarness(Harness):
     def elaborate(self, platform):
         m = Module()
         tile = self.design()
-        frag, probe = elaborate_with_probes(tile, platform, design_name="tile")
-        m.submodules.dut = frag
+        # Elaborated here, so that the signals the tile publishes exist to be read.
+        m.submodules.dut = Fragment.get(tile, platform)
+        state = tile.state
         R, C = tile.rows, tile.cols
         interval = tile.fold_interval
 
@@ -209,10 +209,10 @@ class TileHarness(Harness):
             if self.params["consumer"] == "always_ready":
                 self._ws_timing(m, tile, emitted, accepted_last)
             else:
-                shadow = self._ws_internals(m, tile, probe, take)
+                shadow = self._ws_internals(m, tile, state, take)
                 if self.params["sums"]:
-                    self._ws_sums(m, tile, probe, shadow)
-                level = probe["level"]
+                    self._ws_sums(m, tile, state, shadow)
+                level = state["level"]
                 m.d.comb += [
                     Cover(level == tile.params.result_queue_depth, "result queue full"),
                     Cover(tile.c.valid & tile.c.ready & tile.c.payload.last,
@@ -222,10 +222,10 @@ class TileHarness(Harness):
         elif self.params["consumer"] == "always_ready":
             self._timing(m, tile, accepted_last)
         else:
-            self._array(m, tile, probe, R, C, interval, accepted_last)
+            self._array(m, tile, state, R, C, interval, accepted_last)
         return m
 
-    def _ws_internals(self, m, tile, probe, take):
+    def _ws_internals(self, m, tile, state, take):
         """Weight banks and kept partial sums of a weight-stationary tile.
 
         Shadow state kept here from the streams alone: which bank ``b`` loads next and how
@@ -234,7 +234,7 @@ class TileHarness(Harness):
         the array in a delay line that advances with it.
         """
         R, C, depth = tile.rows, tile.cols, tile.acc_depth
-        advance = probe["advance"]
+        advance = state["advance"]
         last = tile.a.payload.last
         a_bank = Signal(name="ws_a_bank")
         b_bank = Signal(name="ws_b_bank")
@@ -257,9 +257,9 @@ class TileHarness(Harness):
         at = {}
         for i in range(R):
             for s in range(i):
-                at.setdefault(s + 1, []).append(data.View(beat, probe[f"a{i}_skew{s}"]))
+                at.setdefault(s + 1, []).append(data.View(beat, state[f"a{i}_skew{s}"]))
             for j in range(C):
-                at.setdefault(i + j + 1, []).append(data.View(beat, probe[f"a_r{i}_c{j}"]))
+                at.setdefault(i + j + 1, []).append(data.View(beat, state[f"a_r{i}_c{j}"]))
         regs = [r for p in sorted(at) for r in at[p]]
         inflight = [Cat(*[r.valid & (r.bank == k) for r in regs]).any() for k in range(2)]
         tag = lambda r: Cat(r.valid, r.last, r.bank)          # noqa: E731
@@ -289,10 +289,10 @@ class TileHarness(Harness):
                                    "ws: a loaded bank's beats in flight are of its own fold")
         in_use = Signal(2, name="ws_in_use")
         m.d.comb += in_use.eq(loaded | Cat(*inflight))
-        busy, ready = probe["busy"], probe["ready"]
+        busy, ready = state["busy"], state["ready"]
         m.d.comb += [
-            Assert((probe["load_bank"] == b_bank) & (probe["load_row"] == b_row) &
-                   (probe["use_bank"] == a_bank),
+            Assert((state["load_bank"] == b_bank) & (state["load_row"] == b_row) &
+                   (state["use_bank"] == a_bank),
                    "ws: the bank pointers follow the streams"),
             Assert(ready == loaded, "ws: a bank is ready exactly while it holds a fold not "
                                     "yet taken"),
@@ -320,7 +320,7 @@ class TileHarness(Harness):
         m.d.comb += [entering.valid.eq(take), entering.last.eq(last), entering.pos.eq(pos)]
         chain = _delay_line(m, entering, stage, tile.stages, advance, "ws_stage")
         flags = data.StructLayout({"valid": 1, "last": 1, "accumulate": 1, "emit": 1})
-        rtl_chain = [data.View(flags, probe[f"flags_skew{s}"]) for s in range(tile.stages)]
+        rtl_chain = [data.View(flags, state[f"flags_skew{s}"]) for s in range(tile.stages)]
         # Behind each stage (towards the input) the position of the next beat to arrive.
         behind = pos
         for s, (mine, theirs) in enumerate(zip(chain, rtl_chain)):
@@ -332,7 +332,7 @@ class TileHarness(Harness):
                                    (long_fold | (mine.pos < depth)),
                                    "ws: beats in flight are in fold order")
             behind = Mux(mine.valid, mine.pos, behind)
-        arrived, index = chain[-1], probe["index"]
+        arrived, index = chain[-1], state["index"]
         m.d.comb += [
             Assert(long_fold | (pos < depth), "ws: a fold carries at most acc_depth beats"),
             Assert(index == behind, "ws: the kept-row index is the position of the next beat "
@@ -342,7 +342,7 @@ class TileHarness(Harness):
         ]
         emit = rtl_chain[-1].emit
         for n in range(depth):
-            kept = Value.cast(probe[f"kept{n}"])
+            kept = Value.cast(state[f"kept{n}"])
             before = past(m, kept, name=f"ws_kept{n}_before")
             stored = past(m, advance & arrived.valid & ~emit & (arrived.pos == n),
                           name=f"ws_kept{n}_stored")
@@ -359,7 +359,7 @@ class TileHarness(Harness):
         return {"a_bank": a_bank, "b_bank": b_bank, "b_row": b_row, "b_take": b_take,
                 "at": at, "chain": chain, "flags": rtl_chain}
 
-    def _ws_sums(self, m, tile, probe, shadow):
+    def _ws_sums(self, m, tile, state, shadow):
         """Every weight-stationary result row is its beat's sums of products, modulo
         ``2**acc_width``, plus the kept partial row it accumulates onto.
 
@@ -374,7 +374,7 @@ class TileHarness(Harness):
         """
         R, C, depth, W = tile.rows, tile.cols, tile.acc_depth, tile.acc_width
         w = Shape.cast(tile.element_shape).width
-        advance = probe["advance"]
+        advance = state["advance"]
         at, chain, rtl_flags = shadow["at"], shadow["chain"], shadow["flags"]
 
         def value(bits):
@@ -392,7 +392,7 @@ class TileHarness(Harness):
                     m.d.sync += [weights[k][i][j].eq(b_in[j * w:(j + 1) * w])
                                  for j in range(C)]
                 for j in range(C):
-                    m.d.comb += Assert(raw(probe[f"w{k}_r{i}_c{j}"]) == weights[k][i][j],
+                    m.d.comb += Assert(raw(state[f"w{k}_r{i}_c{j}"]) == weights[k][i][j],
                                        "ws: the weight banks hold the b rows loaded into them")
 
         def sums(a_bits, bank, j, rows):
@@ -423,7 +423,7 @@ class TileHarness(Harness):
             regs = [(s + 1, f"a{i}_skew{s}") for s in range(i)]
             regs += [(i + j + 1, f"a_r{i}_c{j}") for j in range(C)]
             for d, name in regs:
-                m.d.comb += Assert(raw(data.View(beat, probe[name]).data)
+                m.d.comb += Assert(raw(data.View(beat, state[name]).data)
                                    == line[d - 1].a[i * w:(i + 1) * w],
                                    "ws: every activation register holds its beat's activation")
 
@@ -454,7 +454,7 @@ class TileHarness(Harness):
             for j in range(C):
                 for k in range(S):
                     d = i + j + 2 + k
-                    stage_reg = Value.cast(probe[f"mac_r{i}_c{j}_skew{k}"])[:2 * w]
+                    stage_reg = Value.cast(state[f"mac_r{i}_c{j}_skew{k}"])[:2 * w]
                     weight = Mux(line[d - 1].bank, weights[1][i][j], weights[0][i][j])
                     a_i = line[d - 1].a[i * w:(i + 1) * w]
                     with m.If(chain[d - 1].valid):
@@ -468,8 +468,8 @@ class TileHarness(Harness):
         # is the reference row kept since the beat was taken; a sum higher up is checked
         # against the bank, which is not reloaded before the beat is rows + cols + 1 in.
         for j in range(C):
-            cells = [(i + j + 2 + S, i, probe[f"psum_r{i}_c{j}"]) for i in range(R)]
-            cells += [(R + j + 2 + S + s, R - 1, probe[f"psum{j}_skew{s}"])
+            cells = [(i + j + 2 + S, i, state[f"psum_r{i}_c{j}"]) for i in range(R)]
+            cells += [(R + j + 2 + S + s, R - 1, state[f"psum{j}_skew{s}"])
                       for s in range(C - 1 - j)]
             for d, i, reg in cells:
                 if d >= R + C + S:
@@ -499,19 +499,19 @@ class TileHarness(Harness):
                 with m.If(arrived.pos == n):
                     m.d.sync += kept[n].eq(produced)
         for n in range(depth):
-            m.d.comb += Assert(raw(probe[f"kept{n}"]) == kept[n],
+            m.d.comb += Assert(raw(state[f"kept{n}"]) == kept[n],
                                "ws: the kept partial rows are the reference's")
-        row = data.View(tile.c.payload.shape(), probe["result_row"])
+        row = data.View(tile.c.payload.shape(), state["result_row"])
         out = Cat(*[Value.cast(row.data[j])[:W] for j in range(C)])
         with m.If(arrived.valid):
             m.d.comb += Assert(out == produced,
                                "ws: the row a beat completes at the bottom is its sums of "
                                "products plus the kept row it accumulates onto")
-        with m.If(probe["w_en"]):
+        with m.If(state["w_en"]):
             m.d.comb += Assert(out == produced,
                                "ws: each row written to the result queue is its beat's sums "
                                "of products plus the kept row it accumulates onto")
-        m.d.comb += Cover(probe["w_en"] & mine.accumulate & (produced != 0),
+        m.d.comb += Cover(state["w_en"] & mine.accumulate & (produced != 0),
                           "ws: a row accumulated onto a kept row is written to the result "
                           "queue")
 
@@ -533,20 +533,20 @@ class TileHarness(Harness):
 
     # -- the array under a stalling consumer ---------------------------------------------------
 
-    def _array(self, m, tile, probe, R, C, interval, accepted_last):
+    def _array(self, m, tile, state, R, C, interval, accepted_last):
         beat = data.StructLayout({"data": tile.element_shape, "valid": 1, "last": 1})
 
         def token(name):
-            sig = probe[name]
+            sig = state[name]
             if len(sig) != beat.size:
-                raise ProbeError(f"the tile's {name!r} is {len(sig)} bits wide, the proof "
+                raise KeyError(f"the tile's {name!r} is {len(sig)} bits wide, the proof "
                                  f"expects an operand beat of {beat.size} bits")
             return data.View(beat, sig)
 
-        advance = probe["advance"]
-        row_done = probe["row_done"]
-        since_last = probe["since_last"]
-        w_en, w_rdy = probe["w_en"], probe["w_rdy"]
+        advance = state["advance"]
+        row_done = state["row_done"]
+        since_last = state["since_last"]
+        w_en, w_rdy = state["w_en"], state["w_rdy"]
 
         # Every position that holds the beat accepted d advancing cycles ago, by d: the
         # skew and operand registers, then each cell's pipeline registers.
@@ -562,10 +562,10 @@ class TileHarness(Harness):
                 for k in range(S):
                     name = f"mac_r{i}_c{j}_skew{k}"
                     positions.setdefault(i + j + 2 + k, []).append(
-                        (name, data.View(staged, probe[name])))
+                        (name, data.View(staged, state[name])))
         # The register whose beat cell (i, j) adds: its last pipeline stage, or with none
         # its operand register.
-        adding = {(i, j): (data.View(staged, probe[f"mac_r{i}_c{j}_skew{S - 1}"]) if S
+        adding = {(i, j): (data.View(staged, state[f"mac_r{i}_c{j}_skew{S - 1}"]) if S
                            else token(f"a_r{i}_c{j}"))
                   for i in range(R) for j in range(C)}
         top = tile.stages               # row_done[R-1] holds the marker of delay R + C + S
@@ -601,7 +601,7 @@ class TileHarness(Harness):
         # Systolic alignment: every operand register holds the operand of the beat accepted
         # as many advancing cycles ago as its distance from the edge of the array, so a cell
         # multiplies A[i] and B[j] of one and the same beat.
-        a_at, b_at = self._alignment(m, tile, probe, token, R, C, advance)
+        a_at, b_at = self._alignment(m, tile, state, token, R, C, advance)
 
         # Row order: rows go to the result queue one at a time, in order, `last` on the final.
         expected = Signal(range(R), name="expected_row")
@@ -609,7 +609,7 @@ class TileHarness(Harness):
         for d in range(C + 2 + S, top + 1):
             draining = draining | (marker[d].as_unsigned() * (d - C - 1 - S))
         row_last = Signal(name="row_last")
-        result_row = data.View(tile.c.payload.shape(), probe["result_row"])
+        result_row = data.View(tile.c.payload.shape(), state["result_row"])
         m.d.comb += row_last.eq(result_row.last)
         m.d.comb += [
             Assert(expected == draining, "row counter matches the draining fold"),
@@ -646,10 +646,10 @@ class TileHarness(Harness):
                 ]
 
         if self.params["sums"]:
-            self._fold_sums(m, tile, probe, token, positions, marker, a_at, b_at,
+            self._fold_sums(m, tile, state, token, positions, marker, a_at, b_at,
                             accepted_last)
 
-        level = probe["level"]
+        level = state["level"]
         m.d.comb += [
             Cover(level == tile.params.result_queue_depth, "result queue full"),
             Cover(~advance & row_done.any(), "array stalled by the result queue"),
@@ -659,7 +659,7 @@ class TileHarness(Harness):
             Cover(tile.c.valid & ~tile.c.ready, "c stalled"),
         ]
 
-    def _fold_sums(self, m, tile, probe, token, positions, marker, a_at, b_at, accepted_last):
+    def _fold_sums(self, m, tile, state, token, positions, marker, a_at, b_at, accepted_last):
         """Every result is the sum of its fold's products, modulo ``2**acc_width``.
 
         The harness keeps the sums of the folds accepted at the input, newest first:
@@ -689,7 +689,7 @@ class TileHarness(Harness):
         b_in = Value.cast(tile.b.payload.data)
         w = Shape.cast(tile.element_shape).width
         take = tile.a.valid & tile.a.ready
-        advance = probe["advance"]
+        advance = state["advance"]
         sums = [[[Signal(W, name=f"fold_sum{k}_r{i}_c{j}") for j in range(C)]
                  for i in range(R)] for k in range(slots)]
         run = {}        # run[i, j][d - 1]: cell (i, j)'s open-fold sum after the cycle d back
@@ -744,11 +744,11 @@ class TileHarness(Harness):
                     with m.If(marker[d]):
                         m.d.comb += Assert(fold_sum(n[d], i, j) == added,
                                            "a fold's last beat in flight completes its sum")
-                acc = Value.cast(probe[f"acc_r{i}_c{j}"])
+                acc = Value.cast(state[f"acc_r{i}_c{j}"])
                 m.d.comb += Assert(acc[:W] == line[x],
                                    "an accumulator is the running sum of the beat it added "
                                    "last")
-                result = Value.cast(probe[f"result_r{i}_c{j}"])
+                result = Value.cast(state[f"result_r{i}_c{j}"])
                 held = 0
                 for d in range(i + j + 2 + S, i + C + 2 + S):
                     held = held | marker[d]
@@ -756,16 +756,16 @@ class TileHarness(Harness):
                     m.d.comb += Assert(result[:W] == fold_sum(n[i + C + 1 + S], i, j),
                                        "an undrained result register holds its fold's sum")
 
-        row = data.View(tile.c.payload.shape(), probe["result_row"])
-        with m.If(probe["w_en"]):
+        row = data.View(tile.c.payload.shape(), state["result_row"])
+        with m.If(state["w_en"]):
             for i in range(R):
-                with m.If(probe["row_done"][i]):
+                with m.If(state["row_done"][i]):
                     for j in range(C):
                         m.d.comb += Assert(
                             Value.cast(row.data[j])[:W] == fold_sum(n[i + C + 1 + S], i, j),
                             "each row written to the result queue is its fold's sums")
 
-    def _alignment(self, m, tile, probe, token, R, C, advance):
+    def _alignment(self, m, tile, state, token, R, C, advance):
         elem = tile.element_shape
         S = tile.mac_stages
         depth = R + C - 1 + S
@@ -788,10 +788,10 @@ class TileHarness(Harness):
                                    "alignment: cell A operand is from the beat i+j+1 back")
         for j in range(C):
             for s in range(j):
-                m.d.comb += Assert(raw(probe[f"b{j}_skew{s}"]) == b_at(s + 1, j),
+                m.d.comb += Assert(raw(state[f"b{j}_skew{s}"]) == b_at(s + 1, j),
                                    f"skew: B column {j} stage {s} holds the beat {s + 1} back")
             for i in range(R):
-                m.d.comb += Assert(raw(probe[f"b_r{i}_c{j}"]) == b_at(i + j + 1, j),
+                m.d.comb += Assert(raw(state[f"b_r{i}_c{j}"]) == b_at(i + j + 1, j),
                                    "alignment: cell B operand is from the beat i+j+1 back")
         # Pipelined cells: stage k of cell (i, j) holds the product of the beat k + 1
         # advancing cycles behind its operand registers.
@@ -807,7 +807,7 @@ class TileHarness(Harness):
                     stage = data.View(
                         data.StructLayout({"product": tile.product_shape, "valid": 1,
                                            "last": 1}),
-                        probe[f"mac_r{i}_c{j}_skew{k}"])
+                        state[f"mac_r{i}_c{j}_skew{k}"])
                     m.d.comb += Assert(raw(stage.product) == (a_v * b_v)[:p],
                                        "alignment: a cell's pipelined product is of the beat "
                                        "its stage holds")
