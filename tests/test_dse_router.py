@@ -6,6 +6,7 @@ from supernode.dse import ModelMismatchError
 from supernode.dse.evaluators import router
 from fabric.network.traffic import TrafficSpec
 from sim.router.common import Design, run_model_for
+from rtl.errors import UserError
 
 HW = {"ports": 4, "vcs": 2, "buffer_depth": 3, "allocator": "islip", "voq": True}
 
@@ -24,6 +25,18 @@ def test_router_point_reports_the_model_run():
     assert metrics["latency_mean_cycles"] == expected["latency_mean"]
     assert metrics["latency_p99_cycles"] == expected["latency_p99"]
     assert 0.3 < metrics["throughput_flits_per_cycle_per_port"] <= 0.5
+
+
+def test_separable_iterations_are_a_swept_parameter():
+    hw = {"ports": 4, "vcs": 4, "buffer_depth": 4, "allocator": "separable", "voq": False}
+    router.check_point({**hw, "separable_iterations": 2})
+    with pytest.raises(UserError, match="separable_iterations"):
+        router.check_point({**hw, "separable_iterations": 0})
+    one = router.evaluate({**hw, "load": 1.0}, workload(pattern="uniform", packet_length=1, measure=600))
+    two = router.evaluate({**hw, "separable_iterations": 2, "load": 1.0},
+                          workload(pattern="uniform", packet_length=1, measure=600))
+    assert (two["throughput_flits_per_cycle_per_port"]
+            > one["throughput_flits_per_cycle_per_port"] + 0.02)
 
 
 def test_clos_topology_uses_the_largest_clos_of_the_radix():

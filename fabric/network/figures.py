@@ -18,7 +18,7 @@ __all__ = ["NetworkFigures", "clos_figures", "default_clos_shape", "SATURATION_S
 SATURATION_SPEC = dict(load=1.0, packet_length=1, warmup=300, measure=1200, drain=0, seed=1)
 
 ROUTER_KEYS = ("ports", "vcs", "buffer_depth", "flit_width", "allocator",
-               "islip_iterations", "voq")
+               "separable_iterations", "islip_iterations", "voq")
 DEFAULT_ROUTER = dict(ports=8, vcs=2, buffer_depth=8, flit_width=16, allocator="islip",
                       islip_iterations=2, voq=True)
 

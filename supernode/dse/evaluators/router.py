@@ -11,7 +11,8 @@ from sim.router.common import Design, run_model_for, run_rtl
 from . import ModelMismatchError, implementation_metrics
 
 #: Parameters of ``rtl.router.Router`` a sweep may vary; the component checks the values.
-HARDWARE = ("ports", "vcs", "buffer_depth", "flit_width", "allocator", "islip_iterations", "voq")
+HARDWARE = ("ports", "vcs", "buffer_depth", "flit_width", "allocator", "separable_iterations",
+            "islip_iterations", "voq")
 
 OBJECTIVES = {
     "throughput": "throughput_flits_per_cycle_per_port",
@@ -72,7 +73,8 @@ def _load(value):
 
 def parameters() -> dict:
     return {"ports": _int, "vcs": _int, "buffer_depth": _int, "flit_width": _int,
-            "allocator": _str, "islip_iterations": _int, "voq": _bool, "load": _load,
+            "allocator": _str, "separable_iterations": _int, "islip_iterations": _int,
+            "voq": _bool, "load": _load,
             "packet_length": _int}
 
 
