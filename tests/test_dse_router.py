@@ -32,9 +32,9 @@ def test_separable_iterations_are_a_swept_parameter():
     router.check_point({**hw, "separable_iterations": 2})
     with pytest.raises(UserError, match="separable_iterations"):
         router.check_point({**hw, "separable_iterations": 0})
-    one = router.evaluate({**hw, "load": 1.0}, workload(pattern="uniform", packet_length=1, measure=600))
-    two = router.evaluate({**hw, "separable_iterations": 2, "load": 1.0},
-                          workload(pattern="uniform", packet_length=1, measure=600))
+    traffic = workload(pattern="uniform", packet_length=1, measure=600)
+    one = router.evaluate({**hw, "load": 1.0}, traffic)
+    two = router.evaluate({**hw, "separable_iterations": 2, "load": 1.0}, traffic)
     assert (two["throughput_flits_per_cycle_per_port"]
             > one["throughput_flits_per_cycle_per_port"] + 0.02)
 
