@@ -56,6 +56,13 @@ class SwitchAllocator(wiring.Component):
     def _make_arbiters(self) -> dict:
         raise NotImplementedError
 
+    def _module(self) -> Module:
+        """A module holding this allocator's arbiters as named submodules."""
+        m = Module()
+        for name, arbiter in self.arbiters.items():
+            m.submodules[name] = arbiter
+        return m
+
     def _ports(self):
         """``(P, Q, elig, outs)``: ``elig[i]`` the eligible queues of input ``i``,
         ``outs[i][q]`` the output of its queue ``q``."""
@@ -93,10 +100,8 @@ class SeparableAllocator(SwitchAllocator):
         return ~matched_out
 
     def elaborate(self, platform):
-        m = Module()
+        m = self._module()
         arb = self.arbiters
-        for name, arbiter in arb.items():
-            m.submodules[name] = arbiter
         P, Q, elig, outs = self._ports()
         matched_in = [Const(0, 1)] * P
         matched_out = Const(0, P)
@@ -172,10 +177,8 @@ class ISlipAllocator(SwitchAllocator):
         return arb
 
     def elaborate(self, platform):
-        m = Module()
+        m = self._module()
         arb = self.arbiters
-        for name, arbiter in arb.items():
-            m.submodules[name] = arbiter
         P, Q, elig, outs = self._ports()
         req = [[Cat(*[elig[i][q] & (outs[i][q] == o) for q in range(Q)]).any()
                 for o in range(P)] for i in range(P)]
