@@ -16,6 +16,15 @@ VERILOG_SUFFIXES = (".v", ".sv")
 ROUTER_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RouterParams)}
 
 
+def whole_number(text):
+    """argparse type: an integer (the parameter object says which are accepted), or one
+    sentence naming the bad text."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+
+
 def positive_int(text):
     """argparse type: a positive integer, or one sentence naming the bad value."""
     try:

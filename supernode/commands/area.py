@@ -13,16 +13,10 @@ from rtl.router import Router
 from rtl.tile import SystolicTile
 from sim.area import synthesize
 
-from . import add_router_arguments, add_tile_arguments, router_arguments, tile_arguments
+from . import (add_router_arguments, add_tile_arguments, router_arguments, tile_arguments,
+               whole_number)
 
 __all__ = ["register"]
-
-
-def _int(text):
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
 
 
 def _param(text):
@@ -53,12 +47,12 @@ def register(subparsers):
     sub = p.add_subparsers(dest="block", required=True, parser_class=type(p))
 
     t = sub.add_parser("tile", help="a SystolicTile (rtl/tile.py)")
-    add_tile_arguments(t, integer=_int)
+    add_tile_arguments(t, integer=whole_number)
     _common(t)
     t.set_defaults(func=run, factory=_tile)
 
     r = sub.add_parser("router", help="a VC Router (rtl/router.py)")
-    add_router_arguments(r, integer=_int)
+    add_router_arguments(r, integer=whole_number)
     _common(r)
     r.set_defaults(func=run, factory=_router)
 

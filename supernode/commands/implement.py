@@ -1,28 +1,21 @@
 """`supernode implement`: resources and maximum clock of a block placed and routed on an ECP5."""
 
-import argparse
 import json
 
 from rtl.router import Router
 from rtl.tile import SystolicTile
 from sim.implement import DEFAULT_DEVICE, DEFAULT_SEED, DEVICES, implement
 
-from . import add_router_arguments, add_tile_arguments, router_arguments, tile_arguments
+from . import (add_router_arguments, add_tile_arguments, router_arguments, tile_arguments,
+               whole_number)
 
 __all__ = ["register"]
-
-
-def _int(text):
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
 
 
 def _common(p):
     p.add_argument("--device", default=DEFAULT_DEVICE,
                    help=f"ECP5 part: {', '.join(DEVICES)} (default {DEFAULT_DEVICE})")
-    p.add_argument("--seed", type=_int, default=DEFAULT_SEED,
+    p.add_argument("--seed", type=whole_number, default=DEFAULT_SEED,
                    help=f"nextpnr's placement and routing seed (default {DEFAULT_SEED})")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--no-cache", action="store_true",
@@ -41,13 +34,13 @@ def register(subparsers):
     sub = p.add_subparsers(dest="block", required=True, parser_class=type(p))
 
     t = sub.add_parser("tile", help="a SystolicTile (rtl/tile.py)")
-    add_tile_arguments(t, integer=_int)
+    add_tile_arguments(t, integer=whole_number)
     _common(t)
     t.set_defaults(func=run, factory=lambda args: ("tile", SystolicTile,
                                                    tile_arguments(args).as_dict()))
 
     r = sub.add_parser("router", help="a VC Router (rtl/router.py)")
-    add_router_arguments(r, integer=_int)
+    add_router_arguments(r, integer=whole_number)
     _common(r)
     r.set_defaults(func=run, factory=lambda args: ("router", Router, router_arguments(args)))
 
