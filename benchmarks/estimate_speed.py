@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fabric.system import estimate, load_system, load_workload  # noqa: E402
+from supernode.fabric.system import estimate, load_system, load_workload  # noqa: E402
 
 SYSTEMS = ("cloudmatrix384", "gb200-nvl72", "h800-cluster")
 WORKLOADS = ("deepseek-r1", "llama3-70b")
@@ -40,7 +40,7 @@ def _init():
 
 
 def _one(config):
-    from fabric.system import default_mapping, estimate
+    from supernode.fabric.system import default_mapping, estimate
     system, workload, phase, per_rank, seq = config
     spec = _STATE["systems"][system]
     model = _STATE["workloads"][workload]
@@ -69,7 +69,7 @@ def main(argv=None):
         estimate(load_system("cloudmatrix384"), "deepseek-r1", phase="decode")
         times.append(time.perf_counter() - start)
 
-    from fabric.system.slo import slo_search
+    from supernode.fabric.system.slo import slo_search
     slo_times = []
     for _ in range(3):
         start = time.perf_counter()

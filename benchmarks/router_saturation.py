@@ -9,8 +9,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fabric.network.traffic import TrafficSpec           # noqa: E402
-from sim.router.common import Design, run_model_for, run_rtl_points  # noqa: E402
+from supernode.fabric.network.traffic import TrafficSpec           # noqa: E402
+from supernode.sim.router.common import Design, run_model_for, run_rtl_points  # noqa: E402
 
 #: (label, router parameters); every configuration is an 8-port router. Rows 1-11 hold the
 #: buffer at 8 flits per VC and change only the VCs and the allocator ("separable-2": two

@@ -9,10 +9,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fabric.network import engine                          # noqa: E402
-from fabric.network.traffic import TrafficSpec              # noqa: E402
-from sim.router.common import Design, REFERENCE_DESIGNS, run_rtl_points  # noqa: E402
-from sim.runner import CXX_LEVELS, OPTIMIZED_LEVEL                      # noqa: E402
+from supernode.fabric.network import engine                          # noqa: E402
+from supernode.fabric.network.traffic import TrafficSpec              # noqa: E402
+from supernode.sim.router.common import Design, REFERENCE_DESIGNS, run_rtl_points  # noqa: E402
+from supernode.sim.runner import CXX_LEVELS, OPTIMIZED_LEVEL                      # noqa: E402
 
 DESIGNS = {
     "router 4-port, 2 VCs": REFERENCE_DESIGNS["router4"],

@@ -29,13 +29,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from amaranth.hdl import Shape  # noqa: E402
 
-from fabric.tile_model import expected_rows, operand_beats  # noqa: E402
-from rtl.tile_params import as_tile_params  # noqa: E402
-from sim.runner import (CXX_LEVELS, OPTIMIZED_LEVEL, TOPLEVEL, _setup_verilator_env,  # noqa: E402
+from supernode.fabric.tile_model import expected_rows, operand_beats  # noqa: E402
+from supernode.rtl.tile_params import as_tile_params  # noqa: E402
+from supernode.sim.runner import (CXX_LEVELS, OPTIMIZED_LEVEL, TOPLEVEL, _setup_verilator_env,  # noqa: E402
                         run_cocotb, verilator_build_args)
-from sim.tile.harness import TileHarness  # noqa: E402
-from sim.tile.packing import Packer  # noqa: E402
-from sim.tile.run import random_operands, run_gemm  # noqa: E402
+from supernode.sim.tile.harness import TileHarness  # noqa: E402
+from supernode.sim.tile.packing import Packer  # noqa: E402
+from supernode.sim.tile.run import random_operands, run_gemm  # noqa: E402
 
 CPP_MAIN = r"""
 #include "Vtop.h"
@@ -97,7 +97,7 @@ def _depth_of(run):
 def bench_clock_only(size, sim, cycles, depth, params, inputs):
     run = run_cocotb(kind="tile", component_factory=TileHarness,
                      params={**params, "depth": depth, "fault": None},
-                     test_module="sim.tile.bench", testcase="clock_only",
+                     test_module="supernode.sim.tile.bench", testcase="clock_only",
                      inputs={**inputs, "cycles": cycles}, sim=sim)
     return cycles / run.result["wall_s"]
 

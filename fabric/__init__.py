@@ -8,7 +8,7 @@ _SYSTEM_NAMES = ("load_system", "load_chip", "load_workload", "load_mapping", "e
 def __getattr__(name):
     if name in _SYSTEM_NAMES:
         # Deferred: the estimator loads on first use of these names, not with every
-        # `import fabric.<model>` (the cocotb benches import fabric.tile_model).
+        # `import fabric.<model>` (the cocotb benches import supernode.fabric.tile_model).
         from . import system
         return getattr(system, name)
     raise AttributeError(f"module 'fabric' has no attribute {name!r}")

@@ -2,19 +2,22 @@
 
 import ast
 import hashlib
+import sys
 from pathlib import Path
 
 __all__ = ["PACKAGES", "imported_modules", "source_digest"]
 
 #: Root packages of the project. Imports of anything else (numpy, Amaranth) are not
 #: followed: their versions are not part of a source digest.
-PACKAGES = ("rtl", "fabric", "sim", "supernode")
+PACKAGES = ("supernode",)
 
-_ROOT = Path(__file__).resolve().parents[1]
+#: The folder of the ``supernode`` package: in a checkout it holds the layers as links to the
+#: top-level ``rtl/``, ``sim/`` and ``fabric/``; in an installed wheel, the layers themselves.
+_PACKAGE = Path(sys.modules["supernode"].__file__).parent
 
 
 def _module_file(name: str) -> "Path | None":
-    base = _ROOT.joinpath(*name.split("."))
+    base = _PACKAGE.joinpath(*name.split(".")[1:])
     for path in (base.with_suffix(".py"), base / "__init__.py"):
         if path.is_file():
             return path
@@ -67,7 +70,7 @@ def imported_modules(*names: str) -> tuple:
 #: Modules that read data files shipped beside the code: a result that imports one depends
 #: on every file under its folder too (the hardware, workload, mapping and validation TOML
 #: files the estimator reads).
-DATA = {"fabric.system.config": "fabric/configs"}
+DATA = {"supernode.fabric.system.config": "fabric/configs"}  # under the package folder
 
 
 def source_digest(*names: str) -> str:
@@ -79,8 +82,8 @@ def source_digest(*names: str) -> str:
         digest.update(name.encode() + b"\0" + _module_file(name).read_bytes() + b"\0")
     for name in modules:
         if name in DATA:
-            for path in sorted((_ROOT / DATA[name]).rglob("*")):
+            for path in sorted((_PACKAGE / DATA[name]).rglob("*")):
                 if path.is_file():
-                    digest.update(str(path.relative_to(_ROOT)).encode() + b"\0"
+                    digest.update(str(path.relative_to(_PACKAGE)).encode() + b"\0"
                                   + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]

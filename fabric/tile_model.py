@@ -1,7 +1,7 @@
 """Cycle model of the systolic tile: how a GEMM is cut into folds and how many cycles it takes.
 
 The model mirrors ``rtl/tile.py`` and reads the timing facts the RTL publishes
-(``fill_latency``, ``fold_interval``, ...) from the same :class:`rtl.tile_params.TileParams`;
+(``fill_latency``, ``fold_interval``, ...) from the same :class:`supernode.rtl.tile_params.TileParams`;
 tests run the RTL on many GEMMs and fail if the predicted cycle counts differ from the
 measured ones by a single cycle. Every function takes the tile as a ``TileParams`` or as
 its keyword parameters (``rows=4, cols=4, dataflow="ws"``), the defaults filled in from
@@ -13,8 +13,8 @@ from math import ceil
 
 import numpy as np
 
-from rtl.errors import UserError
-from rtl.tile_params import as_tile_params
+from supernode.rtl.errors import UserError
+from supernode.rtl.tile_params import as_tile_params
 
 __all__ = ["Fold", "TileEstimate", "fold_schedule", "operand_beats", "reference_gemm",
            "expected_rows", "result_rows_to_matrix", "result_row_count", "predict"]

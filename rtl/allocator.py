@@ -41,7 +41,7 @@ class SwitchAllocator(wiring.Component):
         The router's parameters.
     arbiters : dict
         The arbiter class of each role of :data:`ARBITER_ROLES` (variants for proofs
-        replace some of them); missing roles are :class:`~rtl.arbiter.RoundRobinArbiter`.
+        replace some of them); missing roles are :class:`~supernode.rtl.arbiter.RoundRobinArbiter`.
     """
 
     def __init__(self, params: RouterParams, *, arbiters=None):

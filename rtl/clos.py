@@ -11,8 +11,8 @@ __all__ = ["Clos", "ClosParams", "UP_ROUTINGS"]
 
 
 class Clos(wiring.Component):
-    """Two-tier folded Clos of :class:`~rtl.router.Router`: the shape, the routing tables
-    and the wiring are :class:`~rtl.clos_params.ClosParams`; this builds and joins them.
+    """Two-tier folded Clos of :class:`~supernode.rtl.router.Router`: the shape, the routing tables
+    and the wiring are :class:`~supernode.rtl.clos_params.ClosParams`; this builds and joins them.
 
     Parameters
     ----------

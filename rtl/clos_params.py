@@ -45,7 +45,7 @@ class ClosParams:
         ``"deterministic"`` or ``"balanced"`` (needs at least two spines).
     vcs, buffer_depth, flit_width, allocator, separable_iterations, islip_iterations, voq,
     stats, packet_id_width :
-        As in :class:`~rtl.router_params.RouterParams`, for every router.
+        As in :class:`~supernode.rtl.router_params.RouterParams`, for every router.
     """
 
     endpoints_per_leaf: int = 2

@@ -121,7 +121,7 @@ def _facts(source, meanings: dict) -> dict:
             for key, text in meanings.items()}
 
 
-#: The tile's published timing (rtl.tile_params.TileParams), in the words of its docstring.
+#: The tile's published timing (supernode.rtl.tile_params.TileParams), in the words of its docstring.
 TILE_TIMING = {
     "stages": "advancing cycles from accepting an operand beat to writing the last result "
               "row it completes into the result queue",
@@ -135,7 +135,7 @@ TILE_TIMING = {
     "result_queue_depth": "entries of the result queue; c.ready low for longer stalls the array",
 }
 
-#: The router's published timing (rtl.router_params.RouterParams).
+#: The router's published timing (supernode.rtl.router_params.RouterParams).
 ROUTER_TIMING = {
     "latency": "zero-load cycles from a flit valid on an input to valid on an output",
     "credit_round_trip": "cycles from spending a credit to being able to spend it again",
@@ -143,12 +143,12 @@ ROUTER_TIMING = {
 
 
 def tile_interface(tile, *, name: str) -> dict:
-    """The description of a :class:`~rtl.tile.SystolicTile` exported as module ``name``."""
+    """The description of a :class:`~supernode.rtl.tile.SystolicTile` exported as module ``name``."""
     params = tile.params
     description = describe(tile, name=name, parameters=params.as_dict(),
                            timing=_facts(params, TILE_TIMING))
     description["operands"] = (
-        "a GEMM is cut into folds (fabric.tile_model.fold_schedule); "
+        "a GEMM is cut into folds (supernode.fabric.tile_model.fold_schedule); "
         + ("os: each fold streams k beats on a (a column of A, rows values) paired with k "
            "beats on b (a row of B, cols values), last on the fold's final beat; c carries "
            "the fold's rows result rows, last on the final one"
@@ -160,6 +160,6 @@ def tile_interface(tile, *, name: str) -> dict:
 
 
 def router_interface(router, *, name: str) -> dict:
-    """The description of a :class:`~rtl.router.Router` exported as module ``name``."""
+    """The description of a :class:`~supernode.rtl.router.Router` exported as module ``name``."""
     return describe(router, name=name, parameters=router.params.as_dict(),
                     timing=_facts(router.params, ROUTER_TIMING))

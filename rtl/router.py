@@ -68,7 +68,7 @@ class Router(wiring.Component):
     ----------
     params : RouterParams
         Everything about the router that is a number (see
-        :class:`~rtl.router_params.RouterParams`); or, instead, its fields as keywords.
+        :class:`~supernode.rtl.router_params.RouterParams`); or, instead, its fields as keywords.
 
     With ``params.stats`` the router has performance counters (``stats`` member,
     ``STATS_WIDTH`` bits each, counted from reset): per output port the flits ``sent`` and
@@ -93,8 +93,8 @@ class Router(wiring.Component):
     ``table`` and ``buffers[i]`` (the memories), ``state`` (:class:`RouterState`: queue
     counters and pointers, held routes, eligibility, output credits, VC ownership, claims,
     the switch matching), ``switch_allocator`` (the allocator component, joined to the
-    router by :func:`~rtl.allocator.allocation_signature`), ``claim_arbiters`` and
-    ``arbiters`` (every :class:`~rtl.arbiter.RoundRobinArbiter`, the allocator's included,
+    router by :func:`~supernode.rtl.allocator.allocation_signature`), ``claim_arbiters`` and
+    ``arbiters`` (every :class:`~supernode.rtl.arbiter.RoundRobinArbiter`, the allocator's included,
     by name; a name it lacks is a ``KeyError`` naming it). ``memory`` is the memory class
     (``amaranth.lib.memory.Memory``, or a model of it with the same ports); variants for
     proofs are subclasses that replace entries of :attr:`ARBITERS` or
@@ -103,12 +103,12 @@ class Router(wiring.Component):
     """
 
     #: The arbiter class of each role: ``claim`` (per output VC) and the allocators' roles
-    #: (:data:`~rtl.allocator.ARBITER_ROLES`: ``separable_input``, ``separable_output``,
+    #: (:data:`~supernode.rtl.allocator.ARBITER_ROLES`: ``separable_input``, ``separable_output``,
     #: ``islip_grant``, ``islip_accept``, ``islip_follow``, ``islip_queue``).
     ARBITERS = {role: RoundRobinArbiter for role in ("claim",) + ARBITER_ROLES}
 
     #: The switch allocator component of each ``params.allocator``
-    #: (:class:`~rtl.allocator.SeparableAllocator`, :class:`~rtl.allocator.ISlipAllocator`).
+    #: (:class:`~supernode.rtl.allocator.SeparableAllocator`, :class:`~supernode.rtl.allocator.ISlipAllocator`).
     ALLOCATOR_CLASSES = ALLOCATOR_CLASSES
 
     def __init__(self, params: "RouterParams | None" = None, /, *, memory=Memory, **options):
@@ -395,7 +395,7 @@ class Router(wiring.Component):
 class RouterState:
     """The router's internal state and decisions, as signals a proof or a waveform reads.
 
-    Built by :class:`Router` from its :class:`~rtl.router_params.RouterParams` and driven
+    Built by :class:`Router` from its :class:`~supernode.rtl.router_params.RouterParams` and driven
     by it; ``[i]`` indexes an input, ``[o]`` an output, ``[q]`` a queue (numbered as
     ``params.queues``), ``[v]`` a VC.
 

@@ -23,7 +23,7 @@ class PackedHarness(wiring.Component):
     Parameters
     ----------
     dut : wiring.Component
-        A :class:`rtl.router.Router` or :class:`rtl.clos.Clos`.
+        A :class:`supernode.rtl.router.Router` or :class:`supernode.rtl.clos.Clos`.
 
     Members
     -------

@@ -37,9 +37,9 @@ def build_params(cls, options: dict, *, what: str):
 class RouterParams:
     """Everything about one router that is a number, a width, a numbering or a latency.
 
-    The RTL (:class:`rtl.router.Router`), the Python model, the compiled engine, the formal
+    The RTL (:class:`supernode.rtl.router.Router`), the Python model, the compiled engine, the formal
     harnesses, the benches and the CLI all read this object; none restates what it says.
-    Construction validates every field (a :class:`~rtl.errors.UserError` naming the value)
+    Construction validates every field (a :class:`~supernode.rtl.errors.UserError` naming the value)
     and fills in the defaults that depend on other fields (``destinations``, ``routes``),
     so a :func:`dataclasses.replace` of an instance keeps the table it was given or given by
     default.

@@ -47,8 +47,8 @@ class SystolicTile(wiring.Component):
 
     The tile skews its inputs and de-skews its outputs itself: a user streams plain vectors
     and receives plain result rows. A GEMM ``C = A @ B`` of any shape is computed as a
-    sequence of *folds* (see :mod:`fabric.tile_model` for the order in which
-    :func:`fabric.tile_model.fold_schedule` cuts a GEMM into folds); folds stream
+    sequence of *folds* (see :mod:`supernode.fabric.tile_model` for the order in which
+    :func:`supernode.fabric.tile_model.fold_schedule` cuts a GEMM into folds); folds stream
     back-to-back without idle cycles when they are long enough (``fold_interval``).
 
     Each cell may register its product ``mac_stages`` times before adding it (a pipelined
@@ -65,7 +65,7 @@ class SystolicTile(wiring.Component):
     Parameters
     ----------
     params : TileParams
-        The tile's parameters (see :class:`~rtl.tile_params.TileParams` for their ranges
+        The tile's parameters (see :class:`~supernode.rtl.tile_params.TileParams` for their ranges
         and defaults); or give them as keywords instead (``rows=4, cols=4, ...``).
 
     Members

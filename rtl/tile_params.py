@@ -15,9 +15,9 @@ DATAFLOWS = ("os", "ws")
 
 @dataclass(frozen=True, kw_only=True)
 class TileParams:
-    """A validated parameter set of :class:`rtl.tile.SystolicTile`, with the facts it implies.
+    """A validated parameter set of :class:`supernode.rtl.tile.SystolicTile`, with the facts it implies.
 
-    The component, the cycle model (:mod:`fabric.tile_model`), the benches, the formal
+    The component, the cycle model (:mod:`supernode.fabric.tile_model`), the benches, the formal
     harness, the CLI, the design-space evaluator and the area flow all read the tile's
     defaults, derived widths and timing from here; this module imports no Amaranth, so the
     models can use it without elaborating anything.

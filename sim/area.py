@@ -12,10 +12,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rtl.errors import UserError
-from sim.heartbeat import Heartbeat, last_match
-from sim.outputs import write_atomic
-from sim.runner import export_verilog, locked
+from supernode.rtl.errors import UserError
+from supernode.sim.heartbeat import Heartbeat, last_match
+from supernode.sim.outputs import write_atomic
+from supernode.sim.runner import export_verilog, locked
 
 __all__ = ["AreaReport", "GE_WEIGHTS", "SynthesisError", "synthesize", "yosys_version",
            "gate_equivalents", "yosys_command", "cache_digest", "kind_of",
@@ -200,7 +200,7 @@ def params_with_defaults(component_factory, params: dict, component) -> dict:
     """``params`` with the defaults filled in, so equal designs share a cache key.
 
     A component that carries its parameter object (``component.params``, a dataclass such
-    as :class:`rtl.tile_params.TileParams`) is described by that object's fields; any other
+    as :class:`supernode.rtl.tile_params.TileParams`) is described by that object's fields; any other
     by its factory's signature with the defaults applied.
     """
     published = getattr(component, "params", None)

@@ -8,7 +8,7 @@ or ``COCOTB_RANDOM_SEED=7 pytest`` do what a cocotb user expects.
 import os
 from contextlib import contextmanager
 
-from rtl.errors import UserError
+from supernode.rtl.errors import UserError
 
 __all__ = [
     "SIMULATORS", "selected_simulators", "default_simulator", "waves_requested",

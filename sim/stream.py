@@ -7,14 +7,14 @@ driving it and checks the stream contract. Each endpoint idles on the cycles its
 generator says (``set_pause_generator(itertools.cycle([0, 0, 1]))``), which is how idle and
 back-pressure patterns are swept. Ports are found by the names Amaranth's Verilog export
 gives them (``a__valid``, ``a__ready``, ``a__payload``); :class:`PayloadLayout` packs and
-unpacks payloads with the field layout written beside the export (``rtl.interface``).
+unpacks payloads with the field layout written beside the export (``supernode.rtl.interface``).
 """
 
 import json
 from collections import deque
 from pathlib import Path
 
-from rtl.errors import UserError
+from supernode.rtl.errors import UserError
 
 __all__ = ["PayloadLayout", "StreamSource", "StreamSink", "StreamMonitor", "StreamProtocolError",
            "load_interface"]

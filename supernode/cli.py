@@ -7,8 +7,8 @@ import sys
 import traceback
 from pathlib import Path
 
-from rtl.errors import UserError
-from sim.runner import SimulationError
+from supernode.rtl.errors import UserError
+from supernode.sim.runner import SimulationError
 
 #: Modules that each add one command group with ``register(subparsers)``.
 COMMAND_MODULES = [

@@ -1,5 +1,5 @@
 """The user-error type, re-exported where the CLI and ``from supernode import UserError`` find it."""
 
-from rtl.errors import UserError
+from supernode.rtl.errors import UserError
 
 __all__ = ["UserError"]

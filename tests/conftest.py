@@ -8,8 +8,8 @@ Makefiles run only the simulator ``SIM`` names.
 
 import pytest
 
-from rtl.errors import UserError
-from sim.environment import SIMULATORS, selected_simulators
+from supernode.rtl.errors import UserError
+from supernode.sim.environment import SIMULATORS, selected_simulators
 
 
 def pytest_configure(config):

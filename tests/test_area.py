@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sim import area
-from sim.area import GE_WEIGHTS, gate_equivalents, synthesize
+from supernode.sim import area
+from supernode.sim.area import GE_WEIGHTS, gate_equivalents, synthesize
 from supernode import cli
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -113,7 +113,7 @@ def test_cli_component_json_and_table(build_root, monkeypatch, capsys):
 
 
 def test_cli_tile_matches_api_and_grows_with_the_array(build_root, monkeypatch, capsys):
-    from rtl.tile import SystolicTile
+    from supernode.rtl.tile import SystolicTile
 
     code, out, err = _cli(monkeypatch, capsys, "tile", "--rows", "1", "--cols", "2",
                           "--dataflow", "os", "--json")
@@ -129,7 +129,7 @@ def test_cli_tile_matches_api_and_grows_with_the_array(build_root, monkeypatch, 
     (["tile", "--rows", "0", "--cols", "2"], "rows must be"),
     (["component", "nowhere_at_all:X"], "cannot import module 'nowhere_at_all'"),
     (["component", "json:JSONDecoder"], "is not an Amaranth wiring.Component class"),
-    (["component", "rtl.tile"], "must be given as MODULE:CLASS"),
+    (["component", "supernode.rtl.tile"], "must be given as MODULE:CLASS"),
     (["component", "test_waves_fifo_bench:StreamFIFO", "-p", "width=-1"],
      "width must be a positive integer, not -1"),
 ])

@@ -2,12 +2,12 @@
 
 import pytest
 
-from fabric.network.traffic import TrafficSpec
-from rtl.clos import Clos
-from rtl.router_params import RouterParams
+from supernode.fabric.network.traffic import TrafficSpec
+from supernode.rtl.clos import Clos
+from supernode.rtl.router_params import RouterParams
 
 ROUTER_LATENCY = RouterParams().latency
-from sim.router.common import Design, run_amaranth, run_model_for
+from supernode.sim.router.common import Design, run_amaranth, run_model_for
 
 
 @pytest.mark.parametrize("kwargs, message", [

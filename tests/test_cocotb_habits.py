@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from sim.environment import random_seed, selected_simulators
-from sim.tile.run import random_operands, run_gemm
+from supernode.sim.environment import random_seed, selected_simulators
+from supernode.sim.tile.run import random_operands, run_gemm
 from supernode.cli import main
-from rtl.errors import UserError
+from supernode.rtl.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = {"rows": 2, "cols": 2, "dataflow": "os"}

@@ -4,11 +4,11 @@ import tomllib
 
 import pytest
 
-from fabric.system.config import CONFIG_DIR, parse_quantity
-from fabric.system.hardware import load_chip, load_system
-from fabric.system.mapping import load_mapping
-from fabric.system.workload import load_workload
-from rtl.errors import UserError
+from supernode.fabric.system.config import CONFIG_DIR, parse_quantity
+from supernode.fabric.system.hardware import load_chip, load_system
+from supernode.fabric.system.mapping import load_mapping
+from supernode.fabric.system.workload import load_workload
+from supernode.rtl.errors import UserError
 
 HARDWARE = sorted(p.stem for p in (CONFIG_DIR / "hardware").glob("*.toml"))
 WORKLOADS = sorted(p.stem for p in (CONFIG_DIR / "workloads").glob("*.toml"))

@@ -9,8 +9,8 @@ import pytest
 
 from supernode.dse import ResultCache, load_spec, pareto_mask, run_sweep
 from supernode.dse.cache import write_atomic
-from fabric.tile_model import predict
-from rtl.errors import UserError
+from supernode.fabric.tile_model import predict
+from supernode.rtl.errors import UserError
 
 TILE_SPEC = """
 [sweep]
@@ -243,9 +243,9 @@ def test_resume_refuses_an_empty_or_different_out_dir(tmp_path):
 
 
 def test_tile_area_and_energy_come_from_yosys_synthesis():
-    from sim.area import synthesize
+    from supernode.sim.area import synthesize
     from supernode.dse.evaluators import tile
-    from rtl.tile import SystolicTile
+    from supernode.rtl.tile import SystolicTile
 
     point = {"rows": 2, "cols": 2, "dataflow": "ws", "in_width": 4, "acc_width": 12}
     workload = tile.check_workload({"gemms": [{"m": 8, "k": 8, "n": 8}]}, set())

@@ -4,9 +4,9 @@ import pytest
 
 from supernode.dse import ModelMismatchError
 from supernode.dse.evaluators import router
-from fabric.network.traffic import TrafficSpec
-from sim.router.common import Design, run_model_for
-from rtl.errors import UserError
+from supernode.fabric.network.traffic import TrafficSpec
+from supernode.sim.router.common import Design, run_model_for
+from supernode.rtl.errors import UserError
 
 HW = {"ports": 4, "vcs": 2, "buffer_depth": 3, "allocator": "islip", "voq": True}
 

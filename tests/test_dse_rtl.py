@@ -18,7 +18,7 @@ def _off_by_one(monkeypatch):
     """Make the model the RTL check compares against predict one cycle too many."""
     import dataclasses
 
-    import sim.tile.run as run_module
+    import supernode.sim.tile.run as run_module
     real = run_module.predict
 
     def wrong(**kwargs):
@@ -39,7 +39,7 @@ def test_spot_check_runs_the_rtl_and_agrees_with_the_model(dataflow, sim):
     assert metrics["rtl_cycles"] == metrics["rtl_model_cycles"] > 0
     assert metrics["rtl_max_cycle_error"] == 0
     # The RTL ran the clipped GEMM (6x5x6), not the workload's 40x5x7.
-    from fabric.tile_model import predict
+    from supernode.fabric.tile_model import predict
     assert metrics["rtl_cycles"] == predict(rows=2, cols=3, dataflow=dataflow, m=6, k=5,
                                             n=6).total_cycles
 

@@ -3,7 +3,7 @@
 import pytest
 
 from supernode.dse.evaluators import system
-from fabric.system import estimate, load_system
+from supernode.fabric.system import estimate, load_system
 
 WORKLOAD = system.check_workload({"system": "cloudmatrix384", "model": "deepseek-r1",
                                   "phase": "decode", "mapping": "cloudmatrix384-moe-decode",

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from fabric import estimate, load_system
-from fabric.system.report import demo_table
+from supernode.fabric import estimate, load_system
+from supernode.fabric.system.report import demo_table
 from supernode.cli import main
 
 

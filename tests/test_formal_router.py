@@ -2,9 +2,9 @@
 
 import pytest
 
-from sim.formal import progress
-from sim.formal.router import DROPPABLE, FAULTS, RouterHarness
-from sim.formal.runner import run_formal
+from supernode.sim.formal import progress
+from supernode.sim.formal.router import DROPPABLE, FAULTS, RouterHarness
+from supernode.sim.formal.runner import run_formal
 
 
 def test_four_port_two_vc_router_is_proved():

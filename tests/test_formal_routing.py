@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from sim.formal.routing import MUTANTS, RoutingHarness
-from sim.formal.runner import run_formal
+from supernode.sim.formal.routing import MUTANTS, RoutingHarness
+from supernode.sim.formal.runner import run_formal
 from supernode.cli import main
 
 COVERS = {
@@ -69,7 +69,7 @@ def test_a_write_of_a_missing_port_leaves_routing_alone_in_simulation():
     router, packets to 0 still leave through port 0, and the packet behind them too."""
     from amaranth.sim import Simulator
 
-    from rtl.router import Router
+    from supernode.rtl.router import Router
 
     dut = Router(ports=3, vcs=1, buffer_depth=2, destinations=3)
     sent = []
@@ -120,7 +120,7 @@ def test_a_same_cycle_write_is_seen_from_the_next_cycle_in_simulation():
     by the new entry; body flits follow their head."""
     from amaranth.sim import Simulator
 
-    from rtl.router import Router
+    from supernode.rtl.router import Router
 
     dut = Router(ports=4, vcs=1, buffer_depth=2, destinations=6, spread=(2, 3))
     sent = []                  # (cycle, output port, dest) of every flit leaving

@@ -2,9 +2,9 @@
 
 import pytest
 
-from sim.formal.runner import name_checks, run_formal
-from sim.formal.skid import FAULTS, SkidBuffer, SkidBufferHarness
-from sim.formal.toolchain import toolchain_env
+from supernode.sim.formal.runner import name_checks, run_formal
+from supernode.sim.formal.skid import FAULTS, SkidBuffer, SkidBufferHarness
+from supernode.sim.formal.toolchain import toolchain_env
 
 
 def test_toolchain_is_found_from_pip_alone():
@@ -94,8 +94,8 @@ def test_checks_are_named_after_their_messages():
 def test_a_renamed_internal_signal_fails_loudly():
     from amaranth.hdl import Fragment, Signal
 
-    from rtl.published import Published
-    from rtl.tile import SystolicTile
+    from supernode.rtl.published import Published
+    from supernode.rtl.tile import SystolicTile
 
     tile = SystolicTile(rows=2, cols=2)
     with pytest.raises(KeyError, match="the tile publishes no signal named 'advance' "
@@ -108,7 +108,7 @@ def test_a_renamed_internal_signal_fails_loudly():
                                        "its proof harness needs it"):
         tile.state["credit_0_0"]
 
-    from rtl.router import Router
+    from supernode.rtl.router import Router
 
     router = Router(ports=2, vcs=2)
     assert router.arbiters["sep_in_1"].n == 2 and router.arbiters["claim_1_1"].n == 2
@@ -128,7 +128,7 @@ def test_register_memory_matches_memory_ports():
     from amaranth.hdl import Module
     from amaranth.sim import Simulator
 
-    from sim.formal.memory import RegisterMemory
+    from supernode.sim.formal.memory import RegisterMemory
 
     mem = RegisterMemory(shape=4, depth=3, init=[5, 6])
     rd, wr = mem.read_port(domain="comb"), mem.write_port()

@@ -3,8 +3,8 @@
 import pytest
 from vcdvcd import VCDVCD
 
-from sim.formal.runner import run_formal
-from sim.formal.tile import CONSUMERS, FAULTS, TileHarness
+from supernode.sim.formal.runner import run_formal
+from supernode.sim.formal.tile import CONSUMERS, FAULTS, TileHarness
 
 SMALL = [pytest.param(2, 2, id="2x2"), pytest.param(4, 4, id="4x4")]
 LARGE = [pytest.param(r, c, id=f"{r}x{c}", marks=pytest.mark.slow)

@@ -3,8 +3,8 @@
 import io
 import threading
 
-from sim.formal.runner import _solver_step
-from sim.heartbeat import Heartbeat, build_status, cocotb_status, last_match
+from supernode.sim.formal.runner import _solver_step
+from supernode.sim.heartbeat import Heartbeat, build_status, cocotb_status, last_match
 
 
 def test_heartbeat_prints_the_status_while_the_work_runs_and_the_total_at_the_end():

@@ -7,9 +7,9 @@ import textwrap
 import pandas as pd
 import pytest
 
-from rtl.router import Router
-from rtl.tile import SystolicTile
-from sim.implement import DEFAULT_DEVICE, DEFAULT_SEED, DoesNotFit, implement, signal_name
+from supernode.rtl.router import Router
+from supernode.rtl.tile import SystolicTile
+from supernode.sim.implement import DEFAULT_DEVICE, DEFAULT_SEED, DoesNotFit, implement, signal_name
 from supernode import cli
 from supernode.dse import load_spec, run_sweep
 

@@ -5,9 +5,9 @@ import re
 
 import pytest
 
-from rtl.router_params import RouterParams
-from rtl.tile_params import TileParams
-from sim.stream import PayloadLayout, load_interface
+from supernode.rtl.router_params import RouterParams
+from supernode.rtl.tile_params import TileParams
+from supernode.sim.stream import PayloadLayout, load_interface
 from supernode.cli import main
 
 

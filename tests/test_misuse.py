@@ -253,19 +253,19 @@ CASES = [
     ("formal-skid-width", ["formal", "skid", "--width", "0"], 2, "0"),
     ("area-component-no-module", ["area", "component", "nosuch_module:X"], 2,
      "cannot import module 'nosuch_module'"),
-    ("area-component-not-a-component", ["area", "component", "rtl.errors:UserError"], 2,
-     "'rtl.errors:UserError' is not an Amaranth wiring.Component class"),
+    ("area-component-not-a-component", ["area", "component", "supernode.rtl.errors:UserError"], 2,
+     "'supernode.rtl.errors:UserError' is not an Amaranth wiring.Component class"),
     ("area-component-unknown-tile-parameter",
-     ["area", "component", "rtl.tile:SystolicTile", "-p", "rows=2", "-p", "cols=2", "-p",
+     ["area", "component", "supernode.rtl.tile:SystolicTile", "-p", "rows=2", "-p", "cols=2", "-p",
       "bogus=1"], 2, "tile parameter must be one of rows, cols"),
     ("area-component-missing-tile-parameter",
-     ["area", "component", "rtl.tile:SystolicTile", "-p", "rows=2"], 2,
+     ["area", "component", "supernode.rtl.tile:SystolicTile", "-p", "rows=2"], 2,
      "the tile needs cols, which has no default"),
     ("area-component-unknown-router-parameter",
-     ["area", "component", "rtl.router:Router", "-p", "bogus=1"], 2,
+     ["area", "component", "supernode.rtl.router:Router", "-p", "bogus=1"], 2,
      "unexpected keyword argument 'bogus'"),
     ("area-component-missing-argument",
-     ["area", "component", "rtl.router_harness:PackedHarness"], 2,
+     ["area", "component", "supernode.rtl.router_harness:PackedHarness"], 2,
      "missing a required argument: 'dut'"),
 ]
 
@@ -370,7 +370,7 @@ def test_a_type_or_value_error_inside_a_command_is_a_bug_not_bad_input(error, mo
 
 
 def test_a_user_error_inside_a_command_is_bad_input_status_2(monkeypatch, capsys):
-    from rtl.errors import UserError
+    from supernode.rtl.errors import UserError
 
     def refusing(args):
         raise UserError("ports must be an integer from 2 to 16, not 40")
@@ -383,7 +383,7 @@ def test_a_user_error_inside_a_command_is_bad_input_status_2(monkeypatch, capsys
 
 def test_a_failed_check_is_status_1(monkeypatch, capsys):
     """A scoreboard that fails (here: the demo's first run) is 1, not bad input nor a crash."""
-    from sim.runner import SimulationError
+    from supernode.sim.runner import SimulationError
 
     def failing(*args, **kwargs):
         raise SimulationError("tile simulation on icarus failed: row 3 differs")
@@ -517,7 +517,7 @@ def test_two_identical_runs_at_once_each_get_their_own_run_directory(tmp_path):
 
 
 def test_a_half_written_build_is_detected_and_built_again(tmp_path):
-    from sim.runner import BUILD_COMPLETE
+    from supernode.sim.runner import BUILD_COMPLETE
     first = _tile_sim(tmp_path)
     out, err = first.communicate(timeout=600)
     assert first.returncode == 0, err
@@ -534,7 +534,7 @@ def test_a_half_written_build_is_detected_and_built_again(tmp_path):
 
 
 def test_a_failed_atomic_write_leaves_the_old_file_and_no_temporary_file(tmp_path):
-    from sim.outputs import atomic_output, write_atomic
+    from supernode.sim.outputs import atomic_output, write_atomic
     target = write_atomic(tmp_path / "plot.png", b"older")
     with pytest.raises(RuntimeError, match="drawing failed"):
         with atomic_output(target) as tmp:
@@ -549,7 +549,7 @@ def test_a_failed_atomic_write_leaves_the_old_file_and_no_temporary_file(tmp_pat
 
 
 def test_old_run_directories_of_ended_processes_are_pruned(tmp_path):
-    from sim import runner
+    from supernode.sim import runner
     ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                            capture_output=True, text=True, check=True)
     dead_pid, inputs = int(ended.stdout), {"A": [[1]]}

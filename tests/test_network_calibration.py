@@ -4,8 +4,8 @@ import dataclasses
 
 import pytest
 
-from fabric.network.traffic import TrafficSpec
-from sim.router.common import REFERENCE_DESIGNS, run_rtl_points, run_model_for
+from supernode.fabric.network.traffic import TrafficSpec
+from supernode.sim.router.common import REFERENCE_DESIGNS, run_rtl_points, run_model_for
 
 #: Every test here compares the model with the RTL on Verilator.
 pytestmark = pytest.mark.simulator("verilator")
@@ -80,7 +80,7 @@ def test_zero_load_latency_exact_on_every_path_length(name):
 def test_8_port_router_saturation_on_rtl(params):
     """The saturation table's 8-port configurations (benchmarks/router_saturation.py):
     the RTL's accepted throughput at offered load 1.0 equals the model's within 5%."""
-    from sim.router.common import Design
+    from supernode.sim.router.common import Design
     design = Design("router", dict(ports=8, **params))
     spec = TrafficSpec(pattern="uniform", load=1.0, packet_length=1, warmup=1000,
                        measure=5000, drain=0, seed=7)

@@ -7,13 +7,13 @@ import re
 import numpy as np
 import pytest
 
-from fabric.network.engine import simulate
-from fabric.network.model import clos_network
-from fabric.network.traffic import (PATTERNS, DeadlockError, Endpoints, ScoreboardError,
+from supernode.fabric.network.engine import simulate
+from supernode.fabric.network.model import clos_network
+from supernode.fabric.network.traffic import (PATTERNS, DeadlockError, Endpoints, ScoreboardError,
                                     TrafficSpec, TrafficSchedule, run_model)
-from sim.environment import random_seed
-from sim.router.common import Design, REFERENCE_DESIGNS, run_model_for
-from rtl.errors import UserError
+from supernode.sim.environment import random_seed
+from supernode.sim.router.common import Design, REFERENCE_DESIGNS, run_model_for
+from supernode.rtl.errors import UserError
 
 #: Seed of the random cases; COCOTB_RANDOM_SEED=<n> (or ENGINE_SEED) varies them (the
 #: failing case prints itself).
@@ -157,7 +157,7 @@ def test_unknown_model_is_refused():
 def test_figures_and_collectives_runs_match_the_reference():
     """The compiled run behind ``all_to_all_cycles`` and ``clos_figures`` is the reference
     model's run."""
-    from fabric.network.collectives import all_to_all_cycles
+    from supernode.fabric.network.collectives import all_to_all_cycles
     shape = dict(endpoints_per_leaf=2, leaves=4, spines=2)
     router = dict(vcs=2, buffer_depth=4, flit_width=16, allocator="islip", islip_iterations=2,
                   voq=True)

@@ -2,10 +2,10 @@
 
 import pytest
 
-from fabric.network import NetworkFigures, clos_figures
-from fabric.network import figures
-from rtl.router_params import RouterParams
-from rtl.errors import UserError
+from supernode.fabric.network import NetworkFigures, clos_figures
+from supernode.fabric.network import figures
+from supernode.rtl.router_params import RouterParams
+from supernode.rtl.errors import UserError
 
 SMALL = dict(ports=4, vcs=2, buffer_depth=4, voq=True, allocator="islip")
 
@@ -52,7 +52,7 @@ def test_bad_pattern_and_parameter_are_named():
 
 
 def test_all_to_all_cycles_from_the_model():
-    from fabric.network.collectives import all_to_all_cycles
+    from supernode.fabric.network.collectives import all_to_all_cycles
     small = all_to_all_cycles(flits_per_pair=4, ports=4)
     big = all_to_all_cycles(flits_per_pair=16, ports=4)
     assert small["endpoints"] == 8 and small["flits_per_endpoint"] == 7 * 4
@@ -63,7 +63,7 @@ def test_all_to_all_cycles_from_the_model():
 
 
 def test_all_reduce_cycles_use_the_figures():
-    from fabric.network.collectives import all_reduce_cycles
+    from supernode.fabric.network.collectives import all_reduce_cycles
     r = all_reduce_cycles(flits_per_endpoint=800, **SMALL)
     fig = clos_figures(**SMALL)
     assert r["steps"] == 2 * (r["endpoints"] - 1)

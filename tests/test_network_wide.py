@@ -2,11 +2,11 @@
 
 import pytest
 
-from fabric.network.engine import ENGINE_MAX_PORTS, simulate
-from fabric.network.model import (MODEL_MAX_PORTS, ModelRouterParams, clos_network,
+from supernode.fabric.network.engine import ENGINE_MAX_PORTS, simulate
+from supernode.fabric.network.model import (MODEL_MAX_PORTS, ModelRouterParams, clos_network,
                                   router_network)
-from fabric.network.traffic import TrafficSpec, run_model
-from rtl.router import Router
+from supernode.fabric.network.traffic import TrafficSpec, run_model
+from supernode.rtl.router import Router
 
 
 def test_the_rtl_keeps_its_radix_and_the_model_names_its_own():
@@ -37,8 +37,8 @@ def test_a_wide_router_runs_the_same_on_the_engine_and_the_reference(allocator):
 def test_the_cloudmatrix384_plane_is_modelled_whole():
     """The system file's Clos is one UB sub-plane: 768 link ports on 48 leaves of 32
     ports and 16 spines of 48; every package group of the supernode is inside it."""
-    from fabric.system import load_system
-    from fabric.system.comm import NetworkSource
+    from supernode.fabric.system import load_system
+    from supernode.fabric.system.comm import NetworkSource
     system = load_system("cloudmatrix384")
     shape = {k: system.router[k] for k in ("endpoints_per_leaf", "leaves", "spines")}
     assert shape == dict(endpoints_per_leaf=16, leaves=48, spines=16)

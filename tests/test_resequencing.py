@@ -2,7 +2,7 @@
 
 import pytest
 
-from fabric.network.traffic import Endpoints, ScoreboardError, TrafficSpec
+from supernode.fabric.network.traffic import Endpoints, ScoreboardError, TrafficSpec
 
 
 class _TwoPathNetwork:

@@ -2,13 +2,13 @@
 
 import pytest
 
-from fabric.network.traffic import TrafficSpec, ScoreboardError, DeadlockError
-from rtl.router import Router, RouterParams
+from supernode.fabric.network.traffic import TrafficSpec, ScoreboardError, DeadlockError
+from supernode.rtl.router import Router, RouterParams
 
 ROUTER_LATENCY = RouterParams().latency
 CREDIT_ROUND_TRIP = RouterParams().credit_round_trip
-from sim.environment import random_seed
-from sim.router.common import Design, run_amaranth, run_model_for
+from supernode.sim.environment import random_seed
+from supernode.sim.router.common import Design, run_amaranth, run_model_for
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -132,7 +132,7 @@ def test_agreement_cases_exercise_output_vc_claims():
     """The agreement cases must reach the claim logic, or their equality says nothing of it:
     in every case with multi-flit packets, on the reference model, some head flit found its
     output VC held and claimed it (a claim arbiter's priority moved from its reset value)."""
-    from fabric.network.traffic import run_endpoints
+    from supernode.fabric.network.traffic import run_endpoints
     for params, traffic in CASES:
         if traffic["packet_length"] == 1:
             continue     # single-flit packets never hold an output VC

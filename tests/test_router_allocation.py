@@ -3,10 +3,10 @@
 import pytest
 from amaranth.sim import Simulator
 
-from fabric.network.traffic import TrafficSpec
-from rtl.allocator import SeparableAllocator
-from rtl.router_params import RouterParams
-from sim.router.common import Design, run_model_for
+from supernode.fabric.network.traffic import TrafficSpec
+from supernode.rtl.allocator import SeparableAllocator
+from supernode.rtl.router_params import RouterParams
+from supernode.sim.router.common import Design, run_model_for
 
 #: Uniform random single-flit packets at offered load 1.0: the saturation figure of
 #: ``benchmarks/router_saturation.py``, measured over fewer cycles.

@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from fabric.network.traffic import TrafficSpec
-from sim.router.common import Design, REFERENCE_DESIGNS, run_rtl, run_rtl_points, run_model_for
-from sim.environment import random_seed
-from sim.runner import SimulationError
+from supernode.fabric.network.traffic import TrafficSpec
+from supernode.sim.router.common import Design, REFERENCE_DESIGNS, run_rtl, run_rtl_points, run_model_for
+from supernode.sim.environment import random_seed
+from supernode.sim.runner import SimulationError
 
 #: The smallest useful router (the calibration and CLI tests share its builds).
 SMALL = REFERENCE_DESIGNS["router4"].params

@@ -5,14 +5,14 @@ import dataclasses
 import pytest
 from amaranth.back import rtlil
 
-from fabric.network.model import ModelClosParams, RouterModel
-from fabric.network.traffic import TrafficSpec
-from rtl.clos_params import ClosParams
-from rtl.errors import UserError
-from rtl.router import Router
-from rtl.router_params import RouterParams
-from sim.formal.router import RouterHarness
-from sim.router.common import Design, run_amaranth, run_model_for
+from supernode.fabric.network.model import ModelClosParams, RouterModel
+from supernode.fabric.network.traffic import TrafficSpec
+from supernode.rtl.clos_params import ClosParams
+from supernode.rtl.errors import UserError
+from supernode.rtl.router import Router
+from supernode.rtl.router_params import RouterParams
+from supernode.sim.formal.router import RouterHarness
+from supernode.sim.router.common import Design, run_amaranth, run_model_for
 from supernode.cli import main
 
 

@@ -4,9 +4,9 @@ from collections import Counter
 
 import pytest
 
-from fabric.network.traffic import TrafficSpec
-from rtl.router import Router
-from sim.router.common import Design, run_rtl, run_model_for
+from supernode.fabric.network.traffic import TrafficSpec
+from supernode.rtl.router import Router
+from supernode.sim.router.common import Design, run_rtl, run_model_for
 
 
 def test_stats_parameter_is_checked_and_adds_the_counters():

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from fabric.system import load_system
-from fabric.system.slo import latency_of, slo_search
-from rtl.errors import UserError
+from supernode.fabric.system import load_system
+from supernode.fabric.system.slo import latency_of, slo_search
+from supernode.rtl.errors import UserError
 from supernode.cli import main
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fabric.tile_model import predict
+from supernode.fabric.tile_model import predict
 from supernode import cli
 
 REPO = Path(__file__).resolve().parents[1]

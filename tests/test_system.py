@@ -7,16 +7,16 @@ from types import SimpleNamespace
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from fabric.system import collective_workload, estimate, gemm_workload, load_system, load_workload
-from fabric.system.chip import gemm_on_chip, reuse_traffic, split_gemm
-from fabric.system.comm import NetworkSource, collective_time
-from fabric.system.estimate import schedule
-from fabric.system.hardware import chip_totals, system_totals
-from fabric.system.mapping import Mapping
-from fabric.system.moe import expert_load
-from fabric.system.program import Comm, Gemm
-from fabric.tile_model import predict as rtl_predict
-from rtl.errors import UserError
+from supernode.fabric.system import collective_workload, estimate, gemm_workload, load_system, load_workload
+from supernode.fabric.system.chip import gemm_on_chip, reuse_traffic, split_gemm
+from supernode.fabric.system.comm import NetworkSource, collective_time
+from supernode.fabric.system.estimate import schedule
+from supernode.fabric.system.hardware import chip_totals, system_totals
+from supernode.fabric.system.mapping import Mapping
+from supernode.fabric.system.moe import expert_load
+from supernode.fabric.system.program import Comm, Gemm
+from supernode.fabric.tile_model import predict as rtl_predict
+from supernode.rtl.errors import UserError
 
 SYSTEMS = ("cloudmatrix384", "gb200-nvl72")
 
@@ -205,7 +205,7 @@ def test_oversubscription_and_saturation_slow_the_transfer(cm384):
 
 def test_communication_uses_the_router_network_model(cm384):
     # Deferred: the network model imports numba and compiles its engine.
-    from fabric.network import clos_figures
+    from supernode.fabric.network import clos_figures
     figures = clos_figures(pattern="all_to_all", **dict(cm384.router))
     c = collective_time(Comm("a2a", "all_to_all", 1e8, 384, "supernode"), cm384,
                         NetworkSource(cm384))

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from fabric.tile_model import fold_schedule, operand_beats, predict, reference_gemm
-from rtl.tile_params import TileParams
+from supernode.fabric.tile_model import fold_schedule, operand_beats, predict, reference_gemm
+from supernode.rtl.tile_params import TileParams
 
 
 def _fold_by_fold(rows, cols, dataflow, m, k, n, acc_depth, mac_stages=0):

@@ -4,12 +4,12 @@ import json
 
 import pytest
 
-from fabric.tile_model import predict, reference_gemm
-from rtl.errors import UserError, check_int
-from rtl.tile import SystolicTile
-from rtl.tile_params import DATAFLOWS, TileParams, as_tile_params
-from sim.tile.pysim import run_gemm_pysim
-from sim.tile.run import random_operands
+from supernode.fabric.tile_model import predict, reference_gemm
+from supernode.rtl.errors import UserError, check_int
+from supernode.rtl.tile import SystolicTile
+from supernode.rtl.tile_params import DATAFLOWS, TileParams, as_tile_params
+from supernode.sim.tile.pysim import run_gemm_pysim
+from supernode.sim.tile.run import random_operands
 from supernode.cli import main
 
 

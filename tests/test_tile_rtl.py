@@ -5,13 +5,13 @@ import os
 import numpy as np
 import pytest
 
-from fabric.tile_model import predict, reference_gemm
-from rtl.tile import SystolicTile
-from rtl.tile_params import TileParams
-from sim.environment import random_seed
-from sim.runner import SimulationError
-from sim.tile.pysim import run_gemm_pysim
-from sim.tile.run import Gaps, random_operands, run_gemm
+from supernode.fabric.tile_model import predict, reference_gemm
+from supernode.rtl.tile import SystolicTile
+from supernode.rtl.tile_params import TileParams
+from supernode.sim.environment import random_seed
+from supernode.sim.runner import SimulationError
+from supernode.sim.tile.pysim import run_gemm_pysim
+from supernode.sim.tile.run import Gaps, random_operands, run_gemm
 
 SEED = random_seed(20261125)
 

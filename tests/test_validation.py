@@ -5,9 +5,9 @@ import re
 
 import pytest
 
-from fabric.system.config import CONFIG_DIR
-from fabric.system.validation import TOLERANCE, load_points, validate
-from rtl.errors import UserError
+from supernode.fabric.system.config import CONFIG_DIR
+from supernode.fabric.system.validation import TOLERANCE, load_points, validate
+from supernode.rtl.errors import UserError
 from supernode.cli import main
 
 POINTS = load_points()

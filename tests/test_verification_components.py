@@ -5,12 +5,12 @@ import re
 
 import pytest
 
-from fabric.network.checks import DeadlockError, ScoreboardError
-from fabric.network.flit import Flit, flit_data
-from fabric.network.lockstep import LockStep, ModelBackend
-from fabric.network.model import router_network
-from fabric.network.traffic import Endpoints, TrafficSpec
-from fabric.network.verification import Resequencer, Scoreboard, Sink, Source
+from supernode.fabric.network.checks import DeadlockError, ScoreboardError
+from supernode.fabric.network.flit import Flit, flit_data
+from supernode.fabric.network.lockstep import LockStep, ModelBackend
+from supernode.fabric.network.model import router_network
+from supernode.fabric.network.traffic import Endpoints, TrafficSpec
+from supernode.fabric.network.verification import Resequencer, Scoreboard, Sink, Source
 
 
 def _flits(source, t=0):

@@ -2,10 +2,10 @@
 
 import pytest
 
-from rtl.errors import UserError
-from sim.runner import (FAST_BUILD_LEVEL, OPTIMIZED_LEVEL, export_verilog,
+from supernode.rtl.errors import UserError
+from supernode.sim.runner import (FAST_BUILD_LEVEL, OPTIMIZED_LEVEL, export_verilog,
                         verilator_build_args, verilator_cxx_level, verilator_public_config)
-from sim.tile.harness import TileHarness
+from supernode.sim.tile.harness import TileHarness
 
 
 @pytest.fixture(scope="module")

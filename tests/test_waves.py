@@ -14,13 +14,13 @@ import pytest
 from amaranth.sim import Simulator
 from vcdvcd import VCDVCD
 
-from sim import waves
-from sim.gtkw import fsm_state_names, write_gtkw
-from sim.environment import random_seed
-from sim.runner import SimulationError, run_cocotb
-from sim.tile.run import Gaps, random_operands, run_gemm
+from supernode.sim import waves
+from supernode.sim.gtkw import fsm_state_names, write_gtkw
+from supernode.sim.environment import random_seed
+from supernode.sim.runner import SimulationError, run_cocotb
+from supernode.sim.tile.run import Gaps, random_operands, run_gemm
 from supernode import cli
-from rtl.errors import UserError
+from supernode.rtl.errors import UserError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the bench module, for cocotb
 from test_waves_fifo_bench import StreamFIFO  # noqa: E402

@@ -90,7 +90,7 @@ if cocotb is not None:
     @cocotb.test()
     async def fifo_counts(dut):
         """Push ``count`` words through the FIFO with random gaps and back-pressure."""
-        from sim.runner import load_bench_inputs, write_bench_result
+        from supernode.sim.runner import load_bench_inputs, write_bench_result
 
         params, inputs = load_bench_inputs()
         rng = random.Random(inputs["seed"])

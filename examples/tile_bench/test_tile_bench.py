@@ -2,9 +2,9 @@
 
 Nothing here knows the tile's Amaranth source: the bench reads the interface description
 written beside the Verilog (``systolic_tile.json``: ports, payload fields, timing), drives
-the operand streams with the shipped :class:`sim.stream.StreamSource`, takes the results
-with a :class:`sim.stream.StreamSink`, watches every stream with a
-:class:`sim.stream.StreamMonitor`, and checks the GEMM against numpy.
+the operand streams with the shipped :class:`supernode.sim.stream.StreamSource`, takes the results
+with a :class:`supernode.sim.stream.StreamSink`, watches every stream with a
+:class:`supernode.sim.stream.StreamMonitor`, and checks the GEMM against numpy.
 
 Run it as any cocotb test, from this directory::
 
@@ -27,9 +27,9 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles
 
-from fabric.tile_model import (operand_beats, reference_gemm, result_row_count,
+from supernode.fabric.tile_model import (operand_beats, reference_gemm, result_row_count,
                                result_rows_to_matrix)
-from sim.stream import PayloadLayout, StreamMonitor, StreamSink, StreamSource, load_interface
+from supernode.sim.stream import PayloadLayout, StreamMonitor, StreamSink, StreamSource, load_interface
 
 HERE = Path(__file__).resolve().parent
 TOPLEVEL = "systolic_tile"
@@ -123,7 +123,7 @@ def simulate(verilog: Path, interface: Path, *, sim=None, testcase=None):
     """Build ``verilog`` and run this module's cocotb tests on it with cocotb's own runner;
     the results file. ``TESTCASE`` chooses tests when ``testcase`` is not given."""
     from cocotb_tools.runner import get_runner
-    from sim.runner import prepare_simulator
+    from supernode.sim.runner import prepare_simulator
 
     sim = sim or os.environ.get("SIM", "icarus")
     prepare_simulator(sim)

@@ -2,7 +2,7 @@
 
 import math
 
-from rtl.errors import UserError
+from supernode.rtl.errors import UserError
 
 from .figures import DEFAULT_ROUTER, clos_figures, default_clos_shape
 from .model import clos_network
@@ -24,7 +24,7 @@ def all_to_all_cycles(*, flits_per_pair: int, packet_length: int = 4, seed: int 
 
     ``params`` are the router parameters and optionally the Clos shape
     (``endpoints_per_leaf``, ``leaves``, ``spines``, ``up_routing``), as for
-    :func:`fabric.network.clos_figures`. Sources send to destinations in the shifted order
+    :func:`supernode.fabric.network.clos_figures`. Sources send to destinations in the shifted order
     ``src+1, src+2, ...`` (the usual schedule), back to back.
     """
     _positive("flits_per_pair", flits_per_pair)

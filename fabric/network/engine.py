@@ -35,7 +35,7 @@ QUEUED, IN_FLIGHT, ARRIVED, RELEASED = range(4)
 @njit(cache=True, inline="always", error_model="numpy")
 def _rr_bits(req, ptr):
     """Round-robin pick over the bit vector ``req``: the lowest requester at or after
-    ``ptr``, else the lowest requester (``rtl.router._rr_arbiter`` with its mask kept as
+    ``ptr``, else the lowest requester (``supernode.rtl.router._rr_arbiter`` with its mask kept as
     the pointer ``ptr``: the mask is every bit from ``ptr`` up)."""
     masked = req & ~((1 << ptr) - 1)
     p = masked if masked else req
@@ -579,7 +579,7 @@ class EngineNetwork:
     Parameters
     ----------
     network : NetworkModel
-        A freshly built network of :class:`~fabric.network.model.RouterModel` (its
+        A freshly built network of :class:`~supernode.fabric.network.model.RouterModel` (its
         routers' parameters, routing tables, spread ports and links are read from it).
     """
 

@@ -5,8 +5,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fabric.sources import source_digest
-from rtl.errors import UserError
+from supernode.fabric.sources import source_digest
+from supernode.rtl.errors import UserError
 
 from .model import ModelRouterParams, clos_network
 from .traffic import PATTERNS, TrafficSpec, run_model

@@ -36,7 +36,7 @@ class FlitCodec:
     Parameters
     ----------
     layout : amaranth.lib.data.StructLayout
-        The layout returned by :func:`rtl.router.flit_layout`; the field offsets are read
+        The layout returned by :func:`supernode.rtl.router.flit_layout`; the field offsets are read
         from it, not restated here.
     """
 

@@ -6,7 +6,7 @@ __all__ = ["LockStep", "ModelBackend"]
 
 
 class LockStep:
-    """Drives :class:`~fabric.network.traffic.Endpoints` against a network, one cycle at
+    """Drives :class:`~supernode.fabric.network.traffic.Endpoints` against a network, one cycle at
     a time, until the run ends; the loop is the same for every backend.
 
     Each cycle it reads what the network shows at its endpoint links
@@ -17,7 +17,7 @@ class LockStep:
     scoreboard has nothing left unmatched.
 
     A backend has these three methods; :class:`ModelBackend` is the Python model's, and
-    :mod:`sim.router.backends` has the RTL's (cocotb, Amaranth's simulator).
+    :mod:`supernode.sim.router.backends` has the RTL's (cocotb, Amaranth's simulator).
 
     Parameters
     ----------

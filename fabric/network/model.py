@@ -2,8 +2,8 @@
 
 from collections import deque
 
-from rtl.clos_params import ClosParams
-from rtl.router_params import RouterParams
+from supernode.rtl.clos_params import ClosParams
+from supernode.rtl.router_params import RouterParams
 
 __all__ = ["RouterModel", "NetworkModel", "router_network", "clos_network",
            "MODEL_MAX_PORTS", "ModelRouterParams", "ModelClosParams"]
@@ -19,18 +19,18 @@ STATS_COUNTERS = ("sent", "credit_stalls", "blocked")
 
 
 class ModelRouterParams(RouterParams):
-    """:class:`~rtl.router_params.RouterParams` for radices up to :data:`MODEL_MAX_PORTS`:
+    """:class:`~supernode.rtl.router_params.RouterParams` for radices up to :data:`MODEL_MAX_PORTS`:
     what the models accept."""
     MAX_PORTS = MODEL_MAX_PORTS
 
 
 class ModelClosParams(ClosParams):
-    """:class:`~rtl.clos_params.ClosParams` of routers up to :data:`MODEL_MAX_PORTS` ports."""
+    """:class:`~supernode.rtl.clos_params.ClosParams` of routers up to :data:`MODEL_MAX_PORTS` ports."""
     ROUTER_PARAMS = ModelRouterParams
 
 
 class _RoundRobin:
-    """Mirror of ``rtl.router._rr_arbiter``: the priority is a mask of requesters at or
+    """Mirror of ``supernode.rtl.router._rr_arbiter``: the priority is a mask of requesters at or
     after the pointer; the lowest masked requester wins, else the lowest requester."""
 
     __slots__ = ("mask", "full")
@@ -50,20 +50,20 @@ class _RoundRobin:
 
 
 class RouterModel:
-    """Cycle-level model of :class:`rtl.router.Router`, written to mirror its
+    """Cycle-level model of :class:`supernode.rtl.router.Router`, written to mirror its
     micro-architecture: the same queues, route lookup on arrival, the same allocators
     with the same round-robin pointers, the same registered outputs and credit timing.
 
     Use :meth:`outputs` for the registered outputs of the current cycle, then
     :meth:`step` with the inputs of the current cycle to advance one clock edge.
 
-    This is the readable reference: :mod:`fabric.network.engine` runs the same
+    This is the readable reference: :mod:`supernode.fabric.network.engine` runs the same
     micro-architecture compiled, and the tests hold the two to identical results.
 
     Parameters
     ----------
     params : RouterParams
-        The router's parameters (any :class:`~rtl.router_params.RouterParams`); or, instead,
+        The router's parameters (any :class:`~supernode.rtl.router_params.RouterParams`); or, instead,
         its fields as keywords, validated by :class:`ModelRouterParams` (``ports`` up to
         :data:`MODEL_MAX_PORTS`).
     """
@@ -424,7 +424,7 @@ def router_network(params: "RouterParams | None" = None, /, **options) -> Networ
 
 
 def clos_network(params: "ClosParams | None" = None, /, **options) -> NetworkModel:
-    """The two-tier folded Clos of :class:`~rtl.clos_params.ClosParams` as a network of
+    """The two-tier folded Clos of :class:`~supernode.rtl.clos_params.ClosParams` as a network of
     router models; given as keywords, routers of up to :data:`MODEL_MAX_PORTS` ports."""
     clos = params if params is not None else ModelClosParams.from_options(**options)
     routers = [RouterModel(p) for p in clos.leaf_params + clos.spine_params]

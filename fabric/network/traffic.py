@@ -4,8 +4,8 @@ from dataclasses import dataclass, asdict
 
 import numpy as np
 
-from rtl.errors import UserError
-from rtl.router_params import RouterParams
+from supernode.rtl.errors import UserError
+from supernode.rtl.router_params import RouterParams
 from .checks import DeadlockError, ScoreboardError, check_cfg_writes
 from .lockstep import LockStep, ModelBackend
 from .verification import Resequencer, RunStatistics, Scoreboard, Sink, Source
@@ -257,7 +257,7 @@ class Endpoints:
 
     Call :meth:`step` once per cycle with what the network shows at its endpoint links
     this cycle; it returns what the endpoints drive this cycle.
-    :class:`~fabric.network.lockstep.LockStep` does that against the RTL (cocotb or
+    :class:`~supernode.fabric.network.lockstep.LockStep` does that against the RTL (cocotb or
     Amaranth's simulator) and the Python model alike, so all see identical traffic.
 
     Parameters
@@ -314,7 +314,7 @@ class Endpoints:
         self.creating = True
         self.done = False
 
-    # The compiled engine (fabric.network.engine) reads a run's statistics back into these
+    # The compiled engine (supernode.fabric.network.engine) reads a run's statistics back into these
     # names; they are the components' own attributes.
     latencies = _forward("stats", "latencies")
     network_latencies = _forward("stats", "network_latencies")
@@ -444,11 +444,11 @@ MODELS = ("compiled", "python")
 
 def run_endpoints(network, eps: Endpoints, *, max_cycles: int = 10_000_000, cfg_writes=(),
                   model: str = "compiled") -> dict:
-    """Run ``network`` (a fresh :class:`~fabric.network.model.NetworkModel`) under the
+    """Run ``network`` (a fresh :class:`~supernode.fabric.network.model.NetworkModel`) under the
     endpoints ``eps`` until the run ends; returns the :meth:`Endpoints.result` dict.
 
     ``cfg_writes`` are ``(cycle, dest, port)`` routing-table writes into router 0;
-    ``model`` is ``"compiled"`` (:mod:`fabric.network.engine`) or ``"python"`` (the
+    ``model`` is ``"compiled"`` (:mod:`supernode.fabric.network.engine`) or ``"python"`` (the
     reference stepped cycle by cycle). Both give the same dict and raise the same
     :class:`ScoreboardError` or :class:`DeadlockError` on a failure. Routers built with
     ``stats=True`` add their performance counters (``router_stats``, as the RTL bench).

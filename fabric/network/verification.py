@@ -4,7 +4,7 @@ from collections import deque
 
 import numpy as np
 
-from rtl.router_params import RouterParams
+from supernode.rtl.router_params import RouterParams
 
 from .checks import ScoreboardError
 from .flit import Flit, flit_data

@@ -12,7 +12,7 @@ __all__ = ["GemmEstimate", "gemm_on_chip", "vector_on_chip", "rtl_tile_predict",
 
 def rtl_tile_predict():
     """The RTL-checked tile cycle model."""
-    from fabric.tile_model import predict   # deferred: it imports Amaranth (about 0.3 s)
+    from supernode.fabric.tile_model import predict   # deferred: it imports Amaranth (about 0.3 s)
     return predict
 
 
@@ -42,7 +42,7 @@ class GemmEstimate:
     time_s : float
         ``max(compute_s, hbm_s, onchip_s)`` plus the first buffer load (or the last
         block's compute) that double-buffering cannot hide; ``compute_s`` and ``hbm_s``
-        are at the rates kernels achieve (:class:`~fabric.system.hardware.KernelSpec`).
+        are at the rates kernels achieve (:class:`~supernode.fabric.system.hardware.KernelSpec`).
     compulsory_bytes : float
         Each operand read and the result written once: the roofline's traffic.
     roofline_s : float
@@ -127,7 +127,7 @@ def reuse_traffic(m: int, k: int, n: int, a_bytes: int, b_bytes: int, c_bytes: i
 
 
 def gemm_on_chip(gemm, chip, *, predict=None) -> GemmEstimate:
-    """Time ``gemm`` (a :class:`~fabric.system.program.Gemm`) on every tile of ``chip``.
+    """Time ``gemm`` (a :class:`~supernode.fabric.system.program.Gemm`) on every tile of ``chip``.
 
     Tile level: each tile's piece is timed by ``predict`` (the RTL-checked tile cycle model
     unless another is given). Core and chip level: independent GEMMs of a batch go to

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rtl.errors import UserError
+from supernode.rtl.errors import UserError
 
 from .hardware import SCALE_OUT_PLANE
 
@@ -96,7 +96,7 @@ _FIGURES = {}
 class NetworkSource:
     """Network figures for one system, one traffic pattern at a time, memoised.
 
-    By default the figures come from :func:`fabric.network.clos_figures` with the router
+    By default the figures come from :func:`supernode.fabric.network.clos_figures` with the router
     parameters of the system file; ``figures`` may be any callable ``pattern ->
     NetworkFigures``-shaped object (tests use small fakes).
     """
@@ -114,7 +114,7 @@ class NetworkSource:
                 key = (pattern, tuple(sorted(self.system.router.items())))
                 if key not in _FIGURES:
                     # deferred: the network model compiles its engine with numba
-                    from fabric.network import clos_figures
+                    from supernode.fabric.network import clos_figures
                     _FIGURES[key] = clos_figures(pattern=pattern, **dict(self.system.router))
                 self._memo[pattern] = _FIGURES[key]
         return self._memo[pattern]
@@ -189,7 +189,7 @@ def moe_time(comm, system, network: NetworkSource) -> CommEstimate:
 
 
 def collective_time(comm, system, network: NetworkSource) -> CommEstimate:
-    """Seconds for ``comm`` (a :class:`~fabric.system.program.Comm`) on ``system``.
+    """Seconds for ``comm`` (a :class:`~supernode.fabric.system.program.Comm`) on ``system``.
 
     ``time = rounds x (end-point latency + hops x hop_latency_cycles / switch clock)
     + wire bytes / (saturation throughput x tier bandwidth / oversubscription)``;

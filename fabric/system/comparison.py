@@ -170,7 +170,7 @@ def compare(systems=("cloudmatrix384", "gb200-nvl72"), workloads=None, *, phases
     ``workloads`` defaults to :data:`DEFAULT_WORKLOADS`, ``phases`` to both; each system
     runs each workload under its own default deployment. With ``tpot_slo_s`` (decode) or
     ``ttft_slo_s`` (prefill) each system gets the batch that maximises its throughput
-    within that latency (:func:`~fabric.system.slo.slo_search`), so both are compared at
+    within that latency (:func:`~supernode.fabric.system.slo.slo_search`), so both are compared at
     the same service level; otherwise ``batch`` is per system when given, else the
     workload's per-rank default times the ranks deployed.
     """

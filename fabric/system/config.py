@@ -8,7 +8,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from rtl.errors import UserError
+from supernode.rtl.errors import UserError
 
 __all__ = ["Provenance", "Table", "parse_quantity", "read_toml", "CONFIG_DIR", "find_config"]
 

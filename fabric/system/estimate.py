@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
-from rtl.errors import UserError
+from supernode.rtl.errors import UserError
 
 from .chip import gemm_on_chip, vector_on_chip
 from .comm import EXTRAPOLATION, NetworkSource, collective_time
@@ -30,8 +30,8 @@ class BlockEstimate:
     compute_s, memory_s, onchip_s, vector_s : float
     comm_s, comm_exposed_s : float
     ops : tuple
-        :class:`~fabric.system.chip.GemmEstimate` and
-        :class:`~fabric.system.comm.CommEstimate` of the layer.
+        :class:`~supernode.fabric.system.chip.GemmEstimate` and
+        :class:`~supernode.fabric.system.comm.CommEstimate` of the layer.
     """
     name: str
     repeat: int
@@ -357,9 +357,9 @@ def estimate(system, workload, *, phase: str = "decode", batch=None, seq_len=Non
     Parameters
     ----------
     system : SystemSpec or str
-        A loaded system or a name / path for :func:`~fabric.system.hardware.load_system`.
+        A loaded system or a name / path for :func:`~supernode.fabric.system.hardware.load_system`.
     workload : LlmModel, GemmWorkload, CollectiveWorkload or str
-        A loaded workload or a name / path for :func:`~fabric.system.workload.load_workload`.
+        A loaded workload or a name / path for :func:`~supernode.fabric.system.workload.load_workload`.
     phase : str
         ``"prefill"`` or ``"decode"`` (LLMs only).
     batch, seq_len, precision :
@@ -369,10 +369,10 @@ def estimate(system, workload, *, phase: str = "decode", batch=None, seq_len=Non
         Deployment (parallel degrees in ranks, micro-batching, expert placement); by
         default the system's shipped mapping for the workload and phase.
     network : callable or None
-        ``pattern -> NetworkFigures``; by default :func:`fabric.network.clos_figures` with
+        ``pattern -> NetworkFigures``; by default :func:`supernode.fabric.network.clos_figures` with
         the system's router parameters.
     predict : callable or None
-        Tile cycle model; by default :func:`fabric.tile_model.predict`.
+        Tile cycle model; by default :func:`supernode.fabric.tile_model.predict`.
     layers : int or None
         Estimate only this many transformer layers (a transformer-layer workload).
     refuse_unfit : bool

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
-from rtl.errors import UserError
-from rtl.tile_params import DATAFLOWS
+from supernode.rtl.errors import UserError
+from supernode.rtl.tile_params import DATAFLOWS
 
 from .config import Provenance, Table, find_config, read_toml
 

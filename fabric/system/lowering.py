@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from rtl.errors import UserError
+from supernode.rtl.errors import UserError
 
 from .hardware import PRECISION_BYTES
 from .moe import distinct_nodes, expert_load
@@ -27,7 +27,7 @@ def _tokens_produced(mtp: int, acceptance: float) -> float:
 def llm_program(model: LlmModel, run: RunSettings, mapping, system) -> Program:
     """The step program of one rank for an LLM step under ``mapping`` on ``system``.
 
-    ``system`` is seen per rank (:meth:`~fabric.system.hardware.SystemSpec.per_rank`).
+    ``system`` is seen per rank (:meth:`~supernode.fabric.system.hardware.SystemSpec.per_rank`).
     Model of the work (all per rank, for its share of the batch):
 
     * attention and dense FFN weights are split ``tp`` ways (heads / intermediate columns),
@@ -35,7 +35,7 @@ def llm_program(model: LlmModel, run: RunSettings, mapping, system) -> Program:
     * MoE layers spread the routed experts (and any redundant copies) over the ``ep``
       ranks of the expert group less those hosting the shared expert; the busiest rank's
       share follows the routing skew, the placement and the sampling noise
-      (:func:`~fabric.system.moe.expert_load`); tokens are dispatched (8-bit when the
+      (:func:`~supernode.fabric.system.moe.expert_load`); tokens are dispatched (8-bit when the
       experts are) and combined (BF16) over ``ep``;
     * with two-batch overlap the blocks hold the ops of one of two micro-batches, and
       the estimator schedules both on a compute and a fabric stream;

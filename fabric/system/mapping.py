@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
-from rtl.errors import UserError
+from supernode.rtl.errors import UserError
 
 from .config import CONFIG_DIR, Table, find_config, read_toml
 

@@ -65,7 +65,7 @@ class Comm:
     -------
     name : str
     kind : str
-        One of :data:`~fabric.system.workload.COLLECTIVES`, or of :data:`MOE_COMMS` for
+        One of :data:`~supernode.fabric.system.workload.COLLECTIVES`, or of :data:`MOE_COMMS` for
         expert dispatch and combine.
     bytes_per_chip : float
         The collective's size as seen by one package (its whole buffer; for ``all_to_all``

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from rtl.errors import UserError
+from supernode.rtl.errors import UserError
 
 from .estimate import Estimate, estimate, resolve
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from rtl.errors import UserError
+from supernode.rtl.errors import UserError
 
 from .chip import gemm_on_chip
 from .comm import NetworkSource, moe_time

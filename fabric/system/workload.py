@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from rtl.errors import UserError
+from supernode.rtl.errors import UserError
 
 from .config import Table, find_config, read_toml
 from .hardware import EIGHT_BIT, PRECISIONS

@@ -3,7 +3,7 @@
 A liveness bound checked with one wait counter per queue head needs an induction longer
 than the bound: only a window that covers the whole wait rules out a counter that is high
 while the arbiters sit in their worst positions. Here every wait is instead tied to the
-state that limits it, the way :func:`~sim.formal.properties.round_robin_fairness` ties a
+state that limits it, the way :func:`~supernode.sim.formal.properties.round_robin_fairness` ties a
 requester's lost moves to its arbiter's pointer, so each invariant relates neighbouring
 cycles only and the induction stays a few cycles long whatever the bound.
 

@@ -5,10 +5,10 @@ from amaranth.hdl import (Array, Assert, Assume, Cat, Const, Cover, Module, Mux,
                           Signal, Value)
 from amaranth.lib import data
 
-from rtl.allocator import SeparableAllocator
-from rtl.arbiter import RoundRobinArbiter
-from rtl.errors import UserError
-from rtl.router import ALLOCATORS, Router, RouterParams
+from supernode.rtl.allocator import SeparableAllocator
+from supernode.rtl.arbiter import RoundRobinArbiter
+from supernode.rtl.errors import UserError
+from supernode.rtl.router import ALLOCATORS, Router, RouterParams
 
 from .harness import Harness
 from . import progress
@@ -155,7 +155,7 @@ def _refusal(allocator, vcs, drop, fault, liveness, separable_iterations):
 
 
 class RouterHarness(Harness):
-    """Properties of :class:`rtl.router.Router`, with either allocator, with or without VOQ.
+    """Properties of :class:`supernode.rtl.router.Router`, with either allocator, with or without VOQ.
 
     The environment: each input is driven by an upstream router model that holds one credit
     counter per VC (starting at ``buffer_depth``), sends a flit only with a credit and frames
@@ -183,7 +183,7 @@ class RouterHarness(Harness):
     ----------
     ports, vcs, buffer_depth, flit_width, allocator, islip_iterations, voq,
     separable_iterations :
-        Router parameters (see :class:`rtl.router.Router`).
+        Router parameters (see :class:`supernode.rtl.router.Router`).
     drop : str or None
         One of :data:`DROPPABLE` to drop an assumption (mutation test), or None.
     fault : str or None
@@ -198,8 +198,8 @@ class RouterHarness(Harness):
         flit at the head of an input queue leaves it within ``body_bound`` cycles, a head
         flit within ``head_bound`` (None: not asserted). With the separable allocator, one
         queue per VC and 2 VCs, either bound may be ``"auto"``: the bound of
-        :mod:`sim.formal.progress`, whose invariants close by an induction of
-        :data:`~sim.formal.progress.DEPTH` cycles. They are used whenever the bounds asked
+        :mod:`supernode.sim.formal.progress`, whose invariants close by an induction of
+        :data:`~supernode.sim.formal.progress.DEPTH` cycles. They are used whenever the bounds asked
         for are no tighter than theirs; tighter bounds (up to the exact worst cases, which
         the covers then reach) need an induction longer than the bound.
     """
@@ -275,7 +275,7 @@ class RouterHarness(Harness):
                             separable_iterations=self._separable_iterations)
 
     def design(self):
-        """The router under proof, with :class:`~sim.formal.memory.RegisterMemory` for its
+        """The router under proof, with :class:`~supernode.sim.formal.memory.RegisterMemory` for its
         memories so that the invariants can name every word; a mutant (``fault``) is the
         broken subclass of :data:`FAULTY_ROUTERS`."""
         cls = FAULTY_ROUTERS[self.params.get("fault")]

@@ -3,8 +3,8 @@
 from amaranth.asserts import AnySeq
 from amaranth.hdl import Array, Assert, Assume, Cat, Const, Cover, Module, Mux, ResetSignal, Signal
 
-from rtl.errors import UserError
-from rtl.router import Router, RouterParams
+from supernode.rtl.errors import UserError
+from supernode.rtl.router import Router, RouterParams
 
 from .memory import RegisterMemory
 from .properties import past
@@ -27,7 +27,7 @@ def _bits(n):
 
 
 class SpreadSkippingRouter(Router):
-    """A broken :class:`rtl.router.Router`: after the last spread port its turn goes to the
+    """A broken :class:`supernode.rtl.router.Router`: after the last spread port its turn goes to the
     second one, so the first spread port is used by the first packet only."""
 
     def next_spread_turn(self, turn, last):
@@ -48,7 +48,7 @@ def _refusal(spread, ports, mutant):
 
 
 class RoutingHarness(RouterHarness):
-    """Properties of the routing stage of :class:`rtl.router.Router`, with ``spread`` ports
+    """Properties of the routing stage of :class:`supernode.rtl.router.Router`, with ``spread`` ports
     and a routing table the environment may rewrite in any cycle.
 
     The environment: ``cfg`` is free (``AnySeq``): any entry may be rewritten in any cycle,
@@ -86,7 +86,7 @@ class RoutingHarness(RouterHarness):
     Parameters
     ----------
     ports, vcs, buffer_depth, flit_width, allocator, islip_iterations, voq :
-        Router parameters (see :class:`rtl.router.Router`).
+        Router parameters (see :class:`supernode.rtl.router.Router`).
     destinations : int or None
         Routing-table size; by default the length of ``routes``, or 6 without ``routes``
         (not a power of two, so that ``cfg`` can address entries beyond the table).

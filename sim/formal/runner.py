@@ -10,10 +10,10 @@ from pathlib import Path
 
 from amaranth.back import rtlil
 
-from rtl.errors import UserError
-from sim.gtkw import write_gtkw
-from sim.heartbeat import Heartbeat, last_match
-from sim.runner import locked, repo_build_root
+from supernode.rtl.errors import UserError
+from supernode.sim.gtkw import write_gtkw
+from supernode.sim.heartbeat import Heartbeat, last_match
+from supernode.sim.runner import locked, repo_build_root
 
 from .toolchain import FormalToolError, run_tool
 
@@ -304,7 +304,7 @@ def run_formal(harness, *, mode: str = "prove", depth: "int | None" = None,
 
     ``harness`` is an Amaranth elaboratable with ``kind`` and ``params`` attributes, a
     ``default_depth`` (and optionally ``cover_depth``) and a ``structural_checks()`` method;
-    see :class:`sim.formal.harness.Harness`. The design is elaborated with
+    see :class:`supernode.sim.formal.harness.Harness`. The design is elaborated with
     ``platform="formal"`` so that library blocks add their own invariants.
 
     With ``reuse``, a job whose netlist, settings and toolchain are byte-for-byte those of

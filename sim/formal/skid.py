@@ -5,7 +5,7 @@ from amaranth.hdl import Assert, Assume, Cat, Cover, Module, ResetSignal, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from rtl.errors import UserError
+from supernode.rtl.errors import UserError
 
 from .harness import Harness
 from .properties import stream_contract, valid_independent_of_ready

@@ -5,9 +5,9 @@ from amaranth.hdl import (Assert, Assume, Cat, Const, Cover, Fragment, Module, M
                           Shape, Signal, Value)
 from amaranth.lib import data
 
-from rtl.errors import UserError
-from rtl.tile import SystolicTile
-from rtl.tile_params import DATAFLOWS, TileParams
+from supernode.rtl.errors import UserError
+from supernode.rtl.tile import SystolicTile
+from supernode.rtl.tile_params import DATAFLOWS, TileParams
 
 from .harness import Harness
 from .properties import past, stream_contract, valid_independent_of_ready
@@ -53,7 +53,7 @@ def _delay_line(m, first, shape, length, advance, name):
 
 
 class TileHarness(Harness):
-    """Properties of a :class:`rtl.tile.SystolicTile`.
+    """Properties of a :class:`supernode.rtl.tile.SystolicTile`.
 
     The operand streams ``a`` and ``b`` are driven freely under the stream contract
     (assumed). Proves, with a consumer that may stall at any time:
@@ -98,7 +98,7 @@ class TileHarness(Harness):
     Parameters
     ----------
     rows, cols, in_width, acc_width, signed, dataflow, acc_depth, mac_stages : tile parameters
-        See :class:`rtl.tile_params.TileParams`; the defaults here are a tile small enough
+        See :class:`supernode.rtl.tile_params.TileParams`; the defaults here are a tile small enough
         for the solver, not the tile's own. With ``mac_stages`` every property above holds
         with the cells' pipeline registers counted in the distances (weight-stationary
         result values up to :data:`WS_SUMS_MAC_STAGES` stages).

@@ -1,18 +1,18 @@
 """Lock-step backends for the RTL behind the packed harness: cocotb and Amaranth's simulator."""
 
-from fabric.network.flit import FlitCodec
+from supernode.fabric.network.flit import FlitCodec
 
 __all__ = ["PackedBackend", "CocotbBackend", "AmaranthBackend"]
 
 
 class PackedBackend:
-    """The bench side of :class:`rtl.router_harness.PackedHarness`: one ``status`` read
+    """The bench side of :class:`supernode.rtl.router_harness.PackedHarness`: one ``status`` read
     and one ``drive`` write per cycle, unpacked to and packed from per-endpoint flits
     and credits. A simulator's backend gives :meth:`read`, :meth:`write` and ``tick``.
 
     Parameters
     ----------
-    design : sim.router.common.Design
+    design : supernode.sim.router.common.Design
         The design under test: its parameter object gives the harness's packing and the
         flit layout, so no harness is built to learn them.
     """
@@ -48,7 +48,7 @@ class CocotbBackend(PackedBackend):
     ----------
     dut : cocotb handle
         The harness top level.
-    design : sim.router.common.Design
+    design : supernode.sim.router.common.Design
     """
 
     def __init__(self, dut, design):
@@ -74,7 +74,7 @@ class AmaranthBackend(PackedBackend):
     Parameters
     ----------
     ctx : amaranth.sim.SimulatorContext
-    design : sim.router.common.Design
+    design : supernode.sim.router.common.Design
     top : PackedHarness
         The harness being simulated.
     """

@@ -6,19 +6,19 @@ import time
 import cocotb
 from cocotb.triggers import ClockCycles, FallingEdge
 
-from fabric.network.lockstep import LockStep
-from fabric.network.traffic import TrafficSpec, ScoreboardError, DeadlockError
-from sim.router.backends import CocotbBackend
-from sim.router.common import Design
-from sim.runner import load_bench_inputs, start_clock, write_bench_result
+from supernode.fabric.network.lockstep import LockStep
+from supernode.fabric.network.traffic import TrafficSpec, ScoreboardError, DeadlockError
+from supernode.sim.router.backends import CocotbBackend
+from supernode.sim.router.common import Design
+from supernode.sim.runner import load_bench_inputs, start_clock, write_bench_result
 
 
 class TrafficBench:
     """Owns reset, the endpoints and the performance-counter readout of one run.
 
-    The shared :class:`~fabric.network.lockstep.LockStep` loop runs the
-    :class:`~fabric.network.traffic.Endpoints` (sources, sinks, scoreboard, resequencers,
-    statistics) on a :class:`~sim.router.backends.CocotbBackend`: every cycle, at the
+    The shared :class:`~supernode.fabric.network.lockstep.LockStep` loop runs the
+    :class:`~supernode.fabric.network.traffic.Endpoints` (sources, sinks, scoreboard, resequencers,
+    statistics) on a :class:`~supernode.sim.router.backends.CocotbBackend`: every cycle, at the
     falling edge, it reads the one ``status`` vector (flits leaving the network, credits
     coming back to the sources) and writes the one ``drive`` vector, which the routers
     sample at the next rising edge.

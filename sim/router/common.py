@@ -5,11 +5,11 @@ from dataclasses import dataclass
 
 from amaranth.sim import Simulator
 
-from fabric.network.lockstep import LockStep
-from fabric.network.traffic import MODELS, Endpoints, TrafficSpec, run_endpoints
-from fabric.network.model import router_network, clos_network
-from rtl.router_harness import PackedCodec, design_params, make_top
-from sim.runner import run_cocotb
+from supernode.fabric.network.lockstep import LockStep
+from supernode.fabric.network.traffic import MODELS, Endpoints, TrafficSpec, run_endpoints
+from supernode.fabric.network.model import router_network, clos_network
+from supernode.rtl.router_harness import PackedCodec, design_params, make_top
+from supernode.sim.runner import run_cocotb
 from .backends import AmaranthBackend
 
 __all__ = ["Design", "MODELS", "run_rtl", "run_rtl_points", "run_amaranth", "run_model_for"]
@@ -33,8 +33,8 @@ class Design:
 
     @property
     def design_params(self):
-        """The :class:`~rtl.router_params.RouterParams` or
-        :class:`~rtl.clos_params.ClosParams` of the design (validates ``params``)."""
+        """The :class:`~supernode.rtl.router_params.RouterParams` or
+        :class:`~supernode.rtl.clos_params.ClosParams` of the design (validates ``params``)."""
         return design_params(self.kind, **self.params)
 
     @property
@@ -85,8 +85,8 @@ def run_model_for(design: Design, spec: TrafficSpec, *, cfg_writes=(),
     ``cfg_writes`` are ``(cycle, dest, port)`` routing-table writes (router only);
     ``endpoints``, when given, receives the :class:`Endpoints` object (for inspection;
     after a compiled run it holds the run's statistics, not its per-packet state).
-    ``model`` is ``"compiled"`` (:mod:`fabric.network.engine`) or ``"python"`` (the
-    readable reference, :class:`~fabric.network.model.NetworkModel` stepped from Python);
+    ``model`` is ``"compiled"`` (:mod:`supernode.fabric.network.engine`) or ``"python"`` (the
+    readable reference, :class:`~supernode.fabric.network.model.NetworkModel` stepped from Python);
     both give the same result dict and raise the same errors.
     """
     eps = design.endpoints(spec)
@@ -125,7 +125,7 @@ def run_rtl_points(design: Design, specs, *, sim: str = "verilator", waves: bool
     inputs = {"specs": [s.as_dict() for s in specs], "cfg": [list(c) for c in cfg_writes]}
     run = run_cocotb(kind=f"router_{design.kind}", component_factory=make_top,
                      params={"design": design.kind, **design.params},
-                     test_module="sim.router.bench", inputs=inputs, sim=sim, waves=waves,
+                     test_module="supernode.sim.router.bench", inputs=inputs, sim=sim, waves=waves,
                      public=[("*", "stats__*")])
     return run.result["points"], run
 

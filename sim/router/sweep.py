@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from fabric.network.traffic import TrafficSpec
+from supernode.fabric.network.traffic import TrafficSpec
 from .common import Design, run_rtl, run_rtl_points, run_model_for
 
 __all__ = ["compare_point", "sweep", "plot_sweep", "DEFAULT_LOADS"]
@@ -17,7 +17,7 @@ KEYS = ("offered_load", "offered_load_measured", "accepted_throughput", "latency
 def compare_point(design: Design, spec: TrafficSpec, *, sim="verilator", waves=False) -> dict:
     """Run the RTL bench and the model on the same traffic; one JSON-ready dict.
 
-    Raises :class:`sim.runner.SimulationError` when the RTL run fails (scoreboard,
+    Raises :class:`supernode.sim.runner.SimulationError` when the RTL run fails (scoreboard,
     watchdog); the message says why.
     """
     run = run_rtl(design, spec, sim=sim, waves=waves)

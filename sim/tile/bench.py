@@ -6,11 +6,11 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 
-from fabric.tile_model import expected_rows, operand_beats
-from rtl.tile_params import TileParams
-from sim.runner import CLOCK_PERIOD_NS, load_bench_inputs, start_clock, write_bench_result
-from sim.tile.harness import COUNTERS
-from sim.tile.packing import Packer
+from supernode.fabric.tile_model import expected_rows, operand_beats
+from supernode.rtl.tile_params import TileParams
+from supernode.sim.runner import CLOCK_PERIOD_NS, load_bench_inputs, start_clock, write_bench_result
+from supernode.sim.tile.harness import COUNTERS
+from supernode.sim.tile.packing import Packer
 
 #: Cycles between two progress lines in the log of a long GEMM.
 PROGRESS_CYCLES = 20_000

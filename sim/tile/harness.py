@@ -4,8 +4,8 @@ from amaranth.hdl import ClockSignal, Instance, Module, Mux, Shape, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from rtl.errors import UserError
-from rtl.tile import SystolicTile
+from supernode.rtl.errors import UserError
+from supernode.rtl.tile import SystolicTile
 
 __all__ = ["TileHarness", "GapSource", "BENCH_MEMORY_VERILOG"]
 
@@ -96,7 +96,7 @@ class GapSource(wiring.Component):
 
 
 class TileHarness(wiring.Component):
-    """A :class:`~rtl.tile.SystolicTile` with its stimulus, its result capture and counters.
+    """A :class:`~supernode.rtl.tile.SystolicTile` with its stimulus, its result capture and counters.
 
     The bench writes the operand beats into ``a_mem.mem``/``b_mem.mem`` (simulator memory
     access, no clock cycles), sets the counts and gap controls, pulses ``start`` and waits for
@@ -112,7 +112,7 @@ class TileHarness(wiring.Component):
         ``"flip_result_bit"`` flips bit 0 of the first result row on its way to the
         monitor, to show that the bench's scoreboard catches a wrong answer.
     **tile_params
-        Passed to :class:`~rtl.tile.SystolicTile`.
+        Passed to :class:`~supernode.rtl.tile.SystolicTile`.
     """
 
     #: Verilog of the modules the harness instantiates; written beside its own.

@@ -2,8 +2,8 @@
 
 from amaranth.hdl import Shape
 
-from rtl.tile import operand_layouts, result_layout
-from rtl.tile_params import as_tile_params
+from supernode.rtl.tile import operand_layouts, result_layout
+from supernode.rtl.tile_params import as_tile_params
 
 __all__ = ["Packer"]
 
@@ -17,7 +17,7 @@ def _field(layout, name):
 
 class Packer:
     """Converts between numpy beats and payload integers for one tile configuration
-    (a :class:`~rtl.tile_params.TileParams` or a mapping of its parameters)."""
+    (a :class:`~supernode.rtl.tile_params.TileParams` or a mapping of its parameters)."""
 
     def __init__(self, params):
         self.params = params = as_tile_params(params)

@@ -3,9 +3,9 @@
 import numpy as np
 from amaranth.sim import Simulator
 
-from fabric.tile_model import operand_beats, result_row_count, result_rows_to_matrix
-from rtl.tile import SystolicTile
-from rtl.tile_params import as_tile_params
+from supernode.fabric.tile_model import operand_beats, result_row_count, result_rows_to_matrix
+from supernode.rtl.tile import SystolicTile
+from supernode.rtl.tile_params import as_tile_params
 
 from .packing import Packer
 
@@ -69,8 +69,8 @@ class _StreamMonitor:
 
 
 def run_gemm_pysim(params, A, B, *, a_gaps=(), b_gaps=(), c_stalls=(), timeout=100_000):
-    """Stream ``A @ B`` through a :class:`~rtl.tile.SystolicTile` of ``params`` (a
-    :class:`~rtl.tile_params.TileParams` or a mapping of its parameters).
+    """Stream ``A @ B`` through a :class:`~supernode.rtl.tile.SystolicTile` of ``params`` (a
+    :class:`~supernode.rtl.tile_params.TileParams` or a mapping of its parameters).
 
     ``a_gaps``/``b_gaps`` are repeating 0/1 patterns of idle cycles between beats: a 1 keeps
     that source from offering a new beat on that cycle, but a beat already offered stays

@@ -4,12 +4,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fabric.tile_model import (TileEstimate, fold_schedule, predict, result_row_count,
+from supernode.fabric.tile_model import (TileEstimate, fold_schedule, predict, result_row_count,
                                result_rows_to_matrix)
-from rtl.errors import UserError
-from rtl.tile_params import as_tile_params
-from sim.runner import run_cocotb
-from sim.tile.harness import TileHarness
+from supernode.rtl.errors import UserError
+from supernode.rtl.tile_params import as_tile_params
+from supernode.sim.runner import run_cocotb
+from supernode.sim.tile.harness import TileHarness
 
 __all__ = ["GemmRun", "Gaps", "run_gemm", "random_operands", "check_gemm_size",
            "MAX_OPERAND_ELEMENTS", "MAX_SIM_CYCLES"]
@@ -132,13 +132,13 @@ def _capacity(needed):
 
 def run_gemm(params, A, B, *, sim="icarus", waves=False, wave_format="fst", seed=1,
              a_gaps=Gaps(), b_gaps=Gaps(), c_gaps=Gaps(), fault=None):
-    """Run ``A @ B`` under cocotb on a :class:`~rtl.tile.SystolicTile` of ``params`` (a
-    :class:`~rtl.tile_params.TileParams` or a mapping of its parameters); returns a
+    """Run ``A @ B`` under cocotb on a :class:`~supernode.rtl.tile.SystolicTile` of ``params`` (a
+    :class:`~supernode.rtl.tile_params.TileParams` or a mapping of its parameters); returns a
     :class:`GemmRun`.
 
-    Raises :class:`sim.runner.SimulationError` when a row differs from the reference
+    Raises :class:`supernode.sim.runner.SimulationError` when a row differs from the reference
     (the bench's scoreboard names the first one) or the run times out. ``fault`` is
-    passed to :class:`~sim.tile.harness.TileHarness` (a deliberate error, for testing
+    passed to :class:`~supernode.sim.tile.harness.TileHarness` (a deliberate error, for testing
     the bench itself).
     """
     params = as_tile_params(params)
@@ -162,7 +162,7 @@ def run_gemm(params, A, B, *, sim="icarus", waves=False, wave_format="fst", seed
     }
     run = run_cocotb(kind="tile", component_factory=TileHarness,
                      params={**params.as_dict(), "depth": depth, "fault": fault},
-                     test_module="sim.tile.bench", testcase="gemm",
+                     test_module="supernode.sim.tile.bench", testcase="gemm",
                      inputs=inputs, sim=sim, waves=waves, wave_format=wave_format, seed=seed)
     counters = run.result["counters"]
     C = result_rows_to_matrix(run.result["rows"], folds, params, m=m, n=n)

@@ -1,7 +1,7 @@
 """Read VCD and FST waveforms, summarise their valid/ready streams and draw timelines."""
 
 # reader: a file into traces; streams: handshakes, stalls and FSM states counted on them;
-# plot: a timeline picture. GTKWave save files are written by sim.gtkw.
+# plot: a timeline picture. GTKWave save files are written by supernode.sim.gtkw.
 
 from .plot import default_plot_signals, plot_timeline
 from .reader import UNKNOWN, Trace, Waveform, find_signal, load, parse_time

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rtl.errors import UserError
+from supernode.rtl.errors import UserError
 
 from ..outputs import atomic_output
 from .reader import _UNITS_S, Waveform, _is_generated, _state_text, find_signal, load, parse_time

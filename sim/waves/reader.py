@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rtl.errors import UserError
+from supernode.rtl.errors import UserError
 
 __all__ = ["Trace", "Waveform", "load", "parse_time", "find_signal", "UNKNOWN"]
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rtl.errors import UserError
+from supernode.rtl.errors import UserError
 
 from .reader import (UNKNOWN, Trace, Waveform, _is_generated, _leaf, _matches, _scope,
                      find_signal, load, parse_time)

@@ -3,9 +3,9 @@
 import argparse
 import dataclasses
 
-from rtl.errors import UserError
-from rtl.router_params import RouterParams
-from rtl.tile_params import DATAFLOWS, TileParams
+from supernode.rtl.errors import UserError
+from supernode.rtl.router_params import RouterParams
+from supernode.rtl.tile_params import DATAFLOWS, TileParams
 
 
 #: Endings accepted for an exported Verilog file.
@@ -38,7 +38,7 @@ def positive_int(text):
 
 def add_tile_arguments(parser, *, integer=int, dataflow_required=False):
     """Options for the systolic tile's parameters; a default shown in the help is the one
-    :class:`~rtl.tile_params.TileParams` fills in when the option is left out."""
+    :class:`~supernode.rtl.tile_params.TileParams` fills in when the option is left out."""
     defaults = TileParams.defaults()
     parser.add_argument("--rows", type=integer, required=True, help="array rows")
     parser.add_argument("--cols", type=integer, required=True, help="array columns")
@@ -62,7 +62,7 @@ def add_tile_arguments(parser, *, integer=int, dataflow_required=False):
 
 
 def tile_arguments(args) -> TileParams:
-    """The :class:`~rtl.tile_params.TileParams` of the options :func:`add_tile_arguments`
+    """The :class:`~supernode.rtl.tile_params.TileParams` of the options :func:`add_tile_arguments`
     added; an option left out takes the parameter's default."""
     given = {name: getattr(args, name, None) for name in TileParams.names()}
     return TileParams(**{name: value for name, value in given.items() if value is not None})

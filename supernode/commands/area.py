@@ -8,10 +8,10 @@ import json
 
 from amaranth.lib import wiring
 
-from rtl.errors import UserError
-from rtl.router import Router
-from rtl.tile import SystolicTile
-from sim.area import synthesize
+from supernode.rtl.errors import UserError
+from supernode.rtl.router import Router
+from supernode.rtl.tile import SystolicTile
+from supernode.sim.area import synthesize
 
 from . import (add_router_arguments, add_tile_arguments, router_arguments, tile_arguments,
                whole_number)
@@ -57,7 +57,7 @@ def register(subparsers):
     r.set_defaults(func=run, factory=_router)
 
     c = sub.add_parser("component", help="any Amaranth component, as MODULE:CLASS")
-    c.add_argument("target", metavar="MODULE:CLASS", help="for example rtl.tile:SystolicTile")
+    c.add_argument("target", metavar="MODULE:CLASS", help="for example supernode.rtl.tile:SystolicTile")
     c.add_argument("-p", "--param", type=_param, action="append", default=[], metavar="NAME=VALUE",
                    help="constructor parameter (value read as a Python literal); repeatable")
     _common(c)
@@ -76,7 +76,7 @@ def _component(args):
     module_name, _, cls_name = args.target.partition(":")
     if not module_name or not cls_name:
         raise UserError(f"component {args.target!r} must be given as MODULE:CLASS, "
-                        "such as rtl.tile:SystolicTile")
+                        "such as supernode.rtl.tile:SystolicTile")
     try:
         module = importlib.import_module(module_name)
     except ImportError:
@@ -130,7 +130,7 @@ def _table(r) -> str:
         lines.append(f"{cell:<18} {n:>8} {('%.1f' % ge) if ge is not None else 'unpriced':>11}")
     lines.append(f"{'total':<18} {r.cells:>8} {r.gate_equivalents:>11.1f}")
     lines.append(f"flip-flop bits: {r.flip_flops}; gate equivalents are NAND2 units under "
-                 "the assumed weights of sim.area.GE_WEIGHTS")
+                 "the assumed weights of supernode.sim.area.GE_WEIGHTS")
     if r.unpriced:
         lines.append(f"warning: no weight for {', '.join(sorted(r.unpriced))}; "
                      "left out of the GE total")

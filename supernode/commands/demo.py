@@ -4,9 +4,9 @@ import io
 import json
 import time
 
-from fabric.system import demo_table
-from fabric.tile_model import reference_gemm
-from sim.tile.run import random_operands, run_gemm
+from supernode.fabric.system import demo_table
+from supernode.fabric.tile_model import reference_gemm
+from supernode.sim.tile.run import random_operands, run_gemm
 
 
 def register(subparsers):
@@ -27,7 +27,7 @@ DEMO_GEMMS = [("icarus", 4, 4, "os", 10, 24, 9), ("icarus", 4, 4, "ws", 10, 24, 
 def demo_command(args):
     say = (lambda *a, **k: None) if args.json else print
     say("Systolic tile on the RTL: every result checked bit for bit against numpy,")
-    say("measured cycles against the cycle model (fabric.tile_model).\n")
+    say("measured cycles against the cycle model (supernode.fabric.tile_model).\n")
     header = (f"{'sim':<10} {'tile':<8} {'flow':<5} {'GEMM':<10} {'exact':<6} "
               f"{'measured':>9} {'model':>7} {'util':>6} {'wall':>6}")
     say(header)

@@ -5,18 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fabric.system import default_mapping, estimate, load_mapping, load_system
-from fabric.system.comparison import compare, roofline_plot
-from fabric.system.config import parse_quantity
-from fabric.system.hardware import EIGHT_BIT, PRECISIONS
-from fabric.system.report import format_comparison, format_estimate, format_slo, slo_plot
-from fabric.system.slo import slo_search
-from fabric.system.validation import (TOLERANCE, format_table, load_points, to_csv,
+from supernode.fabric.system import default_mapping, estimate, load_mapping, load_system
+from supernode.fabric.system.comparison import compare, roofline_plot
+from supernode.fabric.system.config import parse_quantity
+from supernode.fabric.system.hardware import EIGHT_BIT, PRECISIONS
+from supernode.fabric.system.report import format_comparison, format_estimate, format_slo, slo_plot
+from supernode.fabric.system.slo import slo_search
+from supernode.fabric.system.validation import (TOLERANCE, format_table, load_points, to_csv,
                                       to_markdown, validate)
-from fabric.system.workload import (COLLECTIVES, collective_workload, gemm_workload,
+from supernode.fabric.system.workload import (COLLECTIVES, collective_workload, gemm_workload,
                                     load_workload)
-from rtl.errors import UserError
-from sim.outputs import atomic_output, check_output
+from supernode.rtl.errors import UserError
+from supernode.sim.outputs import atomic_output, check_output
 
 from . import positive_int
 

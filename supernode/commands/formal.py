@@ -3,13 +3,13 @@
 import argparse
 import json
 
-from rtl.errors import UserError
-from sim.formal.router import RouterHarness
-from sim.formal.routing import RoutingHarness
-from sim.formal.runner import run_formal
-from sim.formal.skid import SkidBufferHarness
-from sim.formal.tile import TileHarness
-from sim.formal.toolchain import FormalToolError
+from supernode.rtl.errors import UserError
+from supernode.sim.formal.router import RouterHarness
+from supernode.sim.formal.routing import RoutingHarness
+from supernode.sim.formal.runner import run_formal
+from supernode.sim.formal.skid import SkidBufferHarness
+from supernode.sim.formal.tile import TileHarness
+from supernode.sim.formal.toolchain import FormalToolError
 from . import allocator_iterations, positive_int
 
 

@@ -2,9 +2,9 @@
 
 import json
 
-from rtl.router import Router
-from rtl.tile import SystolicTile
-from sim.implement import DEFAULT_DEVICE, DEFAULT_SEED, DEVICES, implement
+from supernode.rtl.router import Router
+from supernode.rtl.tile import SystolicTile
+from supernode.sim.implement import DEFAULT_DEVICE, DEFAULT_SEED, DEVICES, implement
 
 from . import (add_router_arguments, add_tile_arguments, router_arguments, tile_arguments,
                whole_number)

@@ -4,17 +4,17 @@ import argparse
 import json
 import sys
 
-from fabric.network.traffic import TrafficSpec
-from rtl.clos_params import ClosParams
-from rtl.errors import UserError
-from rtl.interface import router_interface, write_interface
-from rtl.router import Router
-from rtl.router_params import RouterParams
-from sim.outputs import atomic_output, check_output
-from sim.router.common import Design
-from sim.router.sweep import DEFAULT_LOADS, compare_point, plot_sweep, sweep
-from sim.environment import SIMULATORS, default_simulator, random_seed
-from sim.runner import SimulationError, export_verilog
+from supernode.fabric.network.traffic import TrafficSpec
+from supernode.rtl.clos_params import ClosParams
+from supernode.rtl.errors import UserError
+from supernode.rtl.interface import router_interface, write_interface
+from supernode.rtl.router import Router
+from supernode.rtl.router_params import RouterParams
+from supernode.sim.outputs import atomic_output, check_output
+from supernode.sim.router.common import Design
+from supernode.sim.router.sweep import DEFAULT_LOADS, compare_point, plot_sweep, sweep
+from supernode.sim.environment import SIMULATORS, default_simulator, random_seed
+from supernode.sim.runner import SimulationError, export_verilog
 
 from . import ROUTER_DEFAULTS, VERILOG_SUFFIXES, allocator_iterations
 

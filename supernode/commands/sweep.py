@@ -3,7 +3,7 @@
 import json
 import sys
 
-from rtl.errors import UserError
+from supernode.rtl.errors import UserError
 
 from . import positive_int
 
@@ -17,7 +17,9 @@ def register(subparsers):
                     "of points on the RTL, and write a tidy table (CSV, Parquet) with the "
                     "Pareto front marked, plus plots. Finished points are cached, so a "
                     "re-run or --resume recomputes nothing already done.")
-    p.add_argument("spec", metavar="SPEC.toml", help="sweep specification (see examples/)")
+    p.add_argument("spec", metavar="SPEC.toml",
+                   help="sweep specification: a TOML file, or the name of an example shipped "
+                        "with supernode, such as tile_array_shapes (an unknown name lists them)")
     p.add_argument("--out", metavar="DIR",
                    help="output and cache directory (default: results/sweep-<spec name>/)")
     p.add_argument("--workers", type=positive_int, metavar="N",

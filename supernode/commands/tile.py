@@ -4,14 +4,14 @@ import argparse
 import json
 import sys
 
-from fabric.tile_model import reference_gemm
-from rtl.errors import UserError
-from rtl.interface import tile_interface, write_interface
-from rtl.tile import SystolicTile
-from sim.environment import SIMULATORS, default_simulator, random_seed, waves_requested
-from sim.outputs import check_output
-from sim.runner import SimulationError, export_verilog
-from sim.tile.run import Gaps, check_gemm_size, random_operands, run_gemm
+from supernode.fabric.tile_model import reference_gemm
+from supernode.rtl.errors import UserError
+from supernode.rtl.interface import tile_interface, write_interface
+from supernode.rtl.tile import SystolicTile
+from supernode.sim.environment import SIMULATORS, default_simulator, random_seed, waves_requested
+from supernode.sim.outputs import check_output
+from supernode.sim.runner import SimulationError, export_verilog
+from supernode.sim.tile.run import Gaps, check_gemm_size, random_operands, run_gemm
 from . import VERILOG_SUFFIXES, add_tile_arguments, positive_int, tile_arguments
 
 

@@ -3,10 +3,10 @@
 import json
 from pathlib import Path
 
-from rtl.errors import UserError
-from sim import waves
-from sim.gtkw import write_gtkw
-from sim.outputs import check_output
+from supernode.rtl.errors import UserError
+from supernode.sim import waves
+from supernode.sim.gtkw import write_gtkw
+from supernode.sim.outputs import check_output
 
 from . import positive_int
 

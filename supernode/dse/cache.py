@@ -4,8 +4,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from rtl.errors import UserError
-from sim.outputs import write_atomic
+from supernode.rtl.errors import UserError
+from supernode.sim.outputs import write_atomic
 
 __all__ = ["ResultCache", "point_key", "write_atomic"]
 

@@ -3,7 +3,7 @@
 import logging
 from contextlib import contextmanager
 
-from rtl.errors import UserError
+from supernode.rtl.errors import UserError
 
 from .evaluators import evaluate_point
 

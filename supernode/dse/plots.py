@@ -8,7 +8,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from sim.outputs import write_atomic  # noqa: E402
+from supernode.sim.outputs import write_atomic  # noqa: E402
 
 from .pareto import pareto_mask  # noqa: E402
 from .table import candidates  # noqa: E402

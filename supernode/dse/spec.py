@@ -8,8 +8,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rtl.errors import UserError
-from sim.implement import DEFAULT_DEVICE, DEFAULT_SEED, DEVICES
+from supernode.rtl.errors import UserError
+from supernode.sim.implement import DEFAULT_DEVICE, DEFAULT_SEED, DEVICES
 
 from .cache import point_key
 from .evaluators import KINDS, load_evaluator
@@ -164,13 +164,26 @@ def _expand(path, name, raw) -> list:
     return [raw]
 
 
+#: The example specs shipped with the package (the checkout's examples/ folder).
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def example_names() -> list:
+    """Names of the shipped example specs, which :func:`load_spec` takes instead of a path."""
+    return sorted(p.stem for p in EXAMPLES.glob("*.toml"))
+
+
 def load_spec(path) -> SweepSpec:
-    """Read and check a sweep spec; any problem is one :class:`UserError` sentence."""
+    """Read and check a sweep spec (a TOML file, or the name of a shipped example such as
+    ``tile_array_shapes``); any problem is one :class:`UserError` sentence."""
     path = Path(path)
+    if not path.exists() and path.name == str(path) and path.stem in example_names():
+        path = EXAMPLES / f"{path.stem}.toml"
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise UserError(f"sweep spec {str(path)!r} does not exist; give the path of a TOML file")
+        raise UserError(f"sweep spec {str(path)!r} does not exist; give the path of a TOML file "
+                        f"or the name of a shipped example ({', '.join(example_names())})")
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
         raise UserError(f"sweep spec {str(path)!r} cannot be read ({exc.__class__.__name__}); "
                         f"give a readable UTF-8 TOML file")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from rtl.errors import UserError
-from sim.outputs import check_output_dir, write_atomic
+from supernode.rtl.errors import UserError
+from supernode.sim.outputs import check_output_dir, write_atomic
 
 from .cache import ResultCache
 from .evaluators import code_fingerprint

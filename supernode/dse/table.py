@@ -5,7 +5,7 @@ import io
 import numpy as np
 import pandas as pd
 
-from sim.outputs import write_atomic
+from supernode.sim.outputs import write_atomic
 
 from .pareto import pareto_mask
 

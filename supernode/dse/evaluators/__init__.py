@@ -5,9 +5,9 @@ import os
 import socket
 import time
 
-from fabric.sources import source_digest
-from rtl.errors import UserError
-from sim.implement import DoesNotFit, implement as place_and_route
+from supernode.fabric.sources import source_digest
+from supernode.rtl.errors import UserError
+from supernode.sim.implement import DoesNotFit, implement as place_and_route
 
 __all__ = ["KINDS", "ModelMismatchError", "load_evaluator", "code_fingerprint", "evaluate_point",
            "implementation_metrics"]

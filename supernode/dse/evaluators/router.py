@@ -1,16 +1,16 @@
 """Router points: VC router configurations under a traffic pattern and offered load, RTL spot-checked."""
 
-from fabric.network import default_clos_shape
-from fabric.network.traffic import PATTERNS, TrafficSpec
-from rtl.errors import UserError
-from rtl.router import Router
-from rtl.router_params import RouterParams
-from sim.area import synthesize
-from sim.router.common import Design, run_model_for, run_rtl
+from supernode.fabric.network import default_clos_shape
+from supernode.fabric.network.traffic import PATTERNS, TrafficSpec
+from supernode.rtl.errors import UserError
+from supernode.rtl.router import Router
+from supernode.rtl.router_params import RouterParams
+from supernode.sim.area import synthesize
+from supernode.sim.router.common import Design, run_model_for, run_rtl
 
 from . import ModelMismatchError, implementation_metrics
 
-#: Parameters of ``rtl.router.Router`` a sweep may vary; the component checks the values.
+#: Parameters of ``supernode.rtl.router.Router`` a sweep may vary; the component checks the values.
 HARDWARE = ("ports", "vcs", "buffer_depth", "flit_width", "allocator", "separable_iterations",
             "islip_iterations", "voq")
 
@@ -31,7 +31,7 @@ OBJECTIVES = {
 IMPLEMENTATION_OBJECTIVES = ("time", "bandwidth", "clock", "luts", "flip_flops")
 
 #: The cocotb bench, which the runner loads by name; the rest is found from the imports.
-SOURCES = ("sim.router.bench",)
+SOURCES = ("supernode.sim.router.bench",)
 
 RTL_CHECKS = True
 SIMULATORS = ("verilator", "icarus")
@@ -83,7 +83,7 @@ def _hardware(params: dict) -> dict:
 
 
 def check_point(params: dict):
-    """Raise :class:`~rtl.errors.UserError` naming the value when the router cannot be built with ``params``."""
+    """Raise :class:`~supernode.rtl.errors.UserError` naming the value when the router cannot be built with ``params``."""
     RouterParams(**_hardware(params))
 
 

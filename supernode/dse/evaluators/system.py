@@ -2,9 +2,9 @@
 
 from dataclasses import replace
 
-from fabric.system import default_mapping, estimate, load_mapping, load_system, load_workload
-from fabric.system.config import parse_quantity
-from rtl.errors import UserError
+from supernode.fabric.system import default_mapping, estimate, load_mapping, load_system, load_workload
+from supernode.fabric.system.config import parse_quantity
+from supernode.rtl.errors import UserError
 
 OBJECTIVES = {
     "throughput": "tokens_per_s",

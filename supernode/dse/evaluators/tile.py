@@ -1,15 +1,15 @@
 """Tile points: a systolic array shape/dataflow/widths scored on a GEMM mix, RTL spot-checked."""
 
-from fabric.tile_model import predict
-from rtl.errors import UserError
-from rtl.tile import SystolicTile
-from rtl.tile_params import DATAFLOWS, TileParams
-from sim.area import synthesize
-from sim.tile.run import random_operands, run_gemm
+from supernode.fabric.tile_model import predict
+from supernode.rtl.errors import UserError
+from supernode.rtl.tile import SystolicTile
+from supernode.rtl.tile_params import DATAFLOWS, TileParams
+from supernode.sim.area import synthesize
+from supernode.sim.tile.run import random_operands, run_gemm
 
 from . import ModelMismatchError, implementation_metrics
 
-#: Parameters of the tile a sweep may vary; :class:`~rtl.tile_params.TileParams` checks values.
+#: Parameters of the tile a sweep may vary; :class:`~supernode.rtl.tile_params.TileParams` checks values.
 HARDWARE = TileParams.names()
 
 OBJECTIVES = {
@@ -29,7 +29,7 @@ OBJECTIVES = {
 IMPLEMENTATION_OBJECTIVES = ("time", "clock", "luts", "flip_flops", "dsp_blocks")
 
 #: The cocotb bench, which the runner loads by name; the rest is found from the imports.
-SOURCES = ("sim.tile.bench",)
+SOURCES = ("supernode.sim.tile.bench",)
 
 SIMULATORS = ("verilator", "icarus")
 
@@ -64,7 +64,7 @@ def parameters() -> dict:
 
 
 def check_point(params: dict):
-    """Raise :class:`~rtl.errors.UserError` naming the value when the tile cannot be built with ``params``."""
+    """Raise :class:`~supernode.rtl.errors.UserError` naming the value when the tile cannot be built with ``params``."""
     _hardware(params)
 
 
