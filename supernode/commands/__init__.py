@@ -107,3 +107,19 @@ def router_arguments(args) -> dict:
     if separable != ROUTER_DEFAULTS["separable_iterations"]:
         params["separable_iterations"] = separable
     return params
+
+
+def add_block_parsers(sub, *, common, run, tile, router):
+    """The ``tile`` and ``router`` sub-commands of a command that takes a block (``area``,
+    ``implement``): each block's own arguments (whole numbers, so that a value such as
+    ``0`` reaches the parameter object's sentence), then ``common(parser)``, the command's
+    own options. ``args.factory(args)`` gives ``(kind, component class, parameters)``;
+    ``tile`` and ``router`` are the component classes, which the caller imports."""
+    t = sub.add_parser("tile", help="a SystolicTile (rtl/tile.py)")
+    add_tile_arguments(t, integer=whole_number)
+    common(t)
+    t.set_defaults(func=run, factory=lambda args: ("tile", tile, tile_arguments(args).as_dict()))
+    r = sub.add_parser("router", help="a VC Router (rtl/router.py)")
+    add_router_arguments(r, integer=whole_number)
+    common(r)
+    r.set_defaults(func=run, factory=lambda args: ("router", router, router_arguments(args)))

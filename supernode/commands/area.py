@@ -13,8 +13,7 @@ from supernode.rtl.router import Router
 from supernode.rtl.tile import SystolicTile
 from supernode.sim.area import synthesize
 
-from . import (add_router_arguments, add_tile_arguments, router_arguments, tile_arguments,
-               whole_number)
+from . import add_block_parsers
 
 __all__ = ["register"]
 
@@ -46,15 +45,7 @@ def register(subparsers):
                     "are cached under build/area/.")
     sub = p.add_subparsers(dest="block", required=True, parser_class=type(p))
 
-    t = sub.add_parser("tile", help="a SystolicTile (rtl/tile.py)")
-    add_tile_arguments(t, integer=whole_number)
-    _common(t)
-    t.set_defaults(func=run, factory=_tile)
-
-    r = sub.add_parser("router", help="a VC Router (rtl/router.py)")
-    add_router_arguments(r, integer=whole_number)
-    _common(r)
-    r.set_defaults(func=run, factory=_router)
+    add_block_parsers(sub, common=_common, run=run, tile=SystolicTile, router=Router)
 
     c = sub.add_parser("component", help="any Amaranth component, as MODULE:CLASS")
     c.add_argument("target", metavar="MODULE:CLASS", help="for example supernode.rtl.tile:SystolicTile")
@@ -62,14 +53,6 @@ def register(subparsers):
                    help="constructor parameter (value read as a Python literal); repeatable")
     _common(c)
     c.set_defaults(func=run, factory=_component)
-
-
-def _tile(args):
-    return SystolicTile, tile_arguments(args).as_dict()
-
-
-def _router(args):
-    return Router, router_arguments(args)
 
 
 def _component(args):
@@ -86,7 +69,7 @@ def _component(args):
         raise UserError(f"{args.target!r} is not an Amaranth wiring.Component class")
     params = dict(args.param)
     _check_params(args.target, cls, params)
-    return cls, params
+    return "component", cls, params
 
 
 def _check_params(target, cls, params):
@@ -110,7 +93,7 @@ def _check_params(target, cls, params):
 
 
 def run(args) -> int:
-    factory, params = args.factory(args)
+    _, factory, params = args.factory(args)
     report = synthesize(factory, params, use_cache=not args.no_cache)
     if args.json:
         print(json.dumps(report.as_dict()))

@@ -6,8 +6,7 @@ from supernode.rtl.router import Router
 from supernode.rtl.tile import SystolicTile
 from supernode.sim.implement import DEFAULT_DEVICE, DEFAULT_SEED, DEVICES, implement
 
-from . import (add_router_arguments, add_tile_arguments, router_arguments, tile_arguments,
-               whole_number)
+from . import add_block_parsers, whole_number
 
 __all__ = ["register"]
 
@@ -33,16 +32,7 @@ def register(subparsers):
                     "exits with status 2. Results are cached under build/implement/.")
     sub = p.add_subparsers(dest="block", required=True, parser_class=type(p))
 
-    t = sub.add_parser("tile", help="a SystolicTile (rtl/tile.py)")
-    add_tile_arguments(t, integer=whole_number)
-    _common(t)
-    t.set_defaults(func=run, factory=lambda args: ("tile", SystolicTile,
-                                                   tile_arguments(args).as_dict()))
-
-    r = sub.add_parser("router", help="a VC Router (rtl/router.py)")
-    add_router_arguments(r, integer=whole_number)
-    _common(r)
-    r.set_defaults(func=run, factory=lambda args: ("router", Router, router_arguments(args)))
+    add_block_parsers(sub, common=_common, run=run, tile=SystolicTile, router=Router)
 
 
 def run(args) -> int:
