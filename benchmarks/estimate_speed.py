@@ -101,7 +101,8 @@ def main(argv=None):
               f"{report['full_system_estimate_warm_median_s'] * 1e3:.0f} ms warm (median of "
               f"10, files loaded each time), {cold_s:.2f} s cold (imports, network figures)")
         print(f"TPOT <= 50 ms search: {report['slo_search_median_s']:.2f} s (median of 3, "
-              f"{len(found.curve)} batches estimated, each with and without two-batch overlap)")
+              f"{len(found.curve)} batches estimated, each with and without the mapping's "
+              f"micro-batch overlap)")
         print(f"sweep of {len(configs)} configurations on {args.workers} workers: "
               f"{sweep_s:.1f} s")
     return 0

@@ -244,7 +244,7 @@ def test_bad_workload_and_mapping_files(tmp_path):
         load_mapping(bad)
     deploy = (CONFIG_DIR / "mappings" / "cloudmatrix384-moe-decode.toml").read_text()
     for edit, words in (
-            (("two_batch_overlap = { value = true", "two_batch_overlap = { value = 1"),
+            (("two_batch_overlap = { value = false", "two_batch_overlap = { value = 1"),
              "two_batch_overlap = 1 must be true or false"),
             (('value = "routed"', 'value = "everywhere"'),
              "shared_expert = 'everywhere' is not accepted"),

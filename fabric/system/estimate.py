@@ -99,6 +99,9 @@ class Estimate:
         Tokens a decoding sequence gains per step (more than 1 with multi-token
         prediction).
     two_batch_overlap : bool
+    pipeline : str
+        ``"spatial"`` when the step ran as a spatial pipeline (attention and MoE streams
+        on disjoint cores of each rank), else ``"none"``.
     """
     system: str
     workload: str
@@ -141,6 +144,7 @@ class Estimate:
     kind: str = "llm"
     tokens_per_sequence: float = 1.0
     two_batch_overlap: bool = False
+    pipeline: str = "none"
 
     @property
     def time_per_output_token_s(self) -> float:
@@ -167,8 +171,13 @@ def _op_dict(op) -> dict:
     return d
 
 
-def _time_ops(ops, chip, system, network, predict, acc, sources):
-    """Time compute ops one after another; fill ``acc`` with their figures."""
+def _time_ops(ops, chip, system, network, predict, acc, sources, roof=None):
+    """Time compute ops one after another on ``chip``; fill ``acc`` with their figures.
+
+    ``roof`` is the chip the rooflines are taken against when ``chip`` is a share of it
+    (a stream of a spatial pipeline); by default ``chip`` itself.
+    """
+    roof = chip if roof is None else roof
     total = 0.0
     launch = chip.kernels.kernel_launch_ns * 1e-9
     for op in ops:
@@ -183,8 +192,8 @@ def _time_ops(ops, chip, system, network, predict, acc, sources):
             acc["bound_" + ("compute" if g.bound == "compute" else "memory")] += g.time_s
             acc["matrix_flops"] += g.flops
             acc["hbm_bytes"] += g.compulsory_bytes
-            acc["roof_compute"] += g.flops / chip.peak_flops(op.precision)
-            acc["roof_memory"] += g.compulsory_bytes / chip.hbm_bandwidth_bytes_per_s
+            acc["roof_compute"] += g.flops / roof.peak_flops(op.precision)
+            acc["roof_memory"] += g.compulsory_bytes / roof.hbm_bandwidth_bytes_per_s
             acc["overhead"] += launch
             acc["kernels"] += 1
         elif isinstance(op, Vector):
@@ -193,7 +202,7 @@ def _time_ops(ops, chip, system, network, predict, acc, sources):
             acc["vector"] += t
             acc["compute"] += t
             acc["bound_compute"] += t
-            acc["roof_compute"] += t
+            acc["roof_compute"] += t if roof is chip else vector_on_chip(op, roof)
             acc["overhead"] += launch
             acc["kernels"] += 1
         elif isinstance(op, Parallel):
@@ -202,7 +211,7 @@ def _time_ops(ops, chip, system, network, predict, acc, sources):
             best = None
             for branch in op.branches:
                 sub = _accumulator()
-                t = _time_ops(branch, chip, system, network, predict, sub, sources)
+                t = _time_ops(branch, chip, system, network, predict, sub, sources, roof)
                 if best is None or t > best[0]:
                     best = (t, sub)
             total += best[0]
@@ -239,80 +248,136 @@ def _segments(block, chip, system, network, predict, sources):
     for op in block.ops:
         if isinstance(op, Comm):
             flush()
-            c = collective_time(op, system, network)
-            acc["ops"].append(c)
-            sources.add(network(c.pattern).source)
-            acc["comm"] += c.time_s + launch
-            acc["fabric_bytes"] += c.wire_bytes
-            acc["roof_fabric"] += c.roofline_s
-            acc["overhead"] += launch
-            acc["kernels"] += 1
-            segments.append(("fabric", c.time_s + launch))
+            segments.append(("fabric", _comm(op, system, network, acc, sources, launch)))
         else:
             pending.append(op)
     flush()
     return segments, acc
 
 
-def schedule(blocks, halves: int):
-    """Run ``halves`` micro-batches through ``blocks`` on a compute and a fabric stream.
+def _comm(op, system, network, acc, sources, launch):
+    """Time a collective and fill ``acc`` with its figures; its seconds with the launch."""
+    c = collective_time(op, system, network)
+    acc["ops"].append(c)
+    sources.add(network(c.pattern).source)
+    acc["comm"] += c.time_s + launch
+    acc["fabric_bytes"] += c.wire_bytes
+    acc["roof_fabric"] += c.roofline_s
+    acc["overhead"] += launch
+    acc["kernels"] += 1
+    return c.time_s + launch
 
-    ``blocks`` is a list of ``(segments, repeat)``; each segment is ``(stream, seconds)``.
-    Each stream takes its segments in order (layer, segment, micro-batch), and a
-    micro-batch's segment starts when its previous one has ended and its stream is free:
-    one micro-batch's dispatch and combine run while the other computes, and nothing
-    else overlaps. Returns the end time, each block's end time and the compute stream's
-    busy time.
+
+def _stream_segments(block, chips, rank_chip, system, network, predict, sources):
+    """A block's ops as segments of a spatial pipeline's streams, timed, with figures.
+
+    Each op runs on its stream's share of the rank (``chips[op.stream]``); consecutive ops
+    of one stream make one segment, collectives in series with that stream's compute
+    (the MoE stream's own vector cores drive dispatch and combine). Also returns each
+    stream's compute seconds, collectives aside.
     """
-    free = {"compute": 0.0, "fabric": 0.0}
+    acc = _accumulator()
+    segments, work = [], {}
+    launch = rank_chip.kernels.kernel_launch_ns * 1e-9
+    for op in block.ops:
+        stream = op.stream
+        if stream not in chips:
+            raise ValueError(f"op {op.name!r} has stream {stream!r}, not one of "
+                             f"{', '.join(chips)}")
+        if isinstance(op, Comm):
+            seconds = _comm(op, system, network, acc, sources, launch)
+        else:
+            seconds = _time_ops([op], chips[stream], system, network, predict, acc, sources,
+                                roof=rank_chip)
+            work[stream] = work.get(stream, 0.0) + seconds
+        if segments and segments[-1][0] == stream:
+            segments[-1] = (stream, segments[-1][1] + seconds)
+        else:
+            segments.append((stream, seconds))
+    return segments, acc, work
+
+
+def schedule(blocks, halves: int):
+    """Run ``halves`` micro-batches through ``blocks`` on named streams.
+
+    ``blocks`` is a list of ``(segments, repeat)``; each segment is ``(stream, seconds)``,
+    the stream a name: ``"compute"`` and ``"fabric"`` for two-batch overlap (one
+    micro-batch's dispatch and combine while the other computes), ``"attention"`` and
+    ``"moe"`` for a spatial pipeline (one micro-batch's attention while the other's MoE
+    layer runs). Each stream takes its segments in order (layer, segment, micro-batch),
+    and a micro-batch's segment starts when its previous one has ended and its stream is
+    free; nothing else overlaps. Returns the end time, each block's end time and the
+    busiest stream's busy time, the fabric stream aside (with two-batch overlap: the
+    compute stream's).
+    """
+    free = {}
     ready = [0.0] * halves
-    ends, busy = [], 0.0
+    ends, busy = [], {}
     for segments, repeat in blocks:
         for _ in range(repeat):
             for stream, seconds in segments:
                 for h in range(halves):
-                    end = max(free[stream], ready[h]) + seconds
+                    end = max(free.get(stream, 0.0), ready[h]) + seconds
                     free[stream] = ready[h] = end
-                    if stream == "compute":
-                        busy += seconds
+                    busy[stream] = busy.get(stream, 0.0) + seconds
         ends.append(max(ready))
-    return max(ready, default=0.0), ends, busy
+    return (max(ready, default=0.0), ends,
+            max((t for stream, t in busy.items() if stream != "fabric"), default=0.0))
 
 
 def estimate_program(program, system: SystemSpec, *, network: NetworkSource,
                      predict=None) -> dict:
     """Time a step program on one rank; the figures :class:`Estimate` is built from.
 
-    ``system`` is seen per rank. Each block is cut into compute and fabric segments and
-    scheduled (:func:`schedule`) for the program's overlapped micro-batches; kernel
-    launches and the step's fixed cost are added, and pipeline stages follow GPipe.
+    ``system`` is seen per rank. Each block is cut into compute and fabric segments, or
+    with a spatial pipeline into segments of its streams, each op on its stream's share
+    of the rank (:meth:`~supernode.fabric.system.hardware.ChipSpec.share`), and scheduled
+    (:func:`schedule`) for the program's overlapped micro-batches; kernel launches and the
+    step's fixed cost are added, and pipeline stages follow GPipe.
     """
     chip = system.chip
     halves = program.overlap_microbatches
     sources = set()
-    timed, figures = [], []
+    timed, figures, works = [], [], []
+    streams = {name: chip.share(cube, vector, memory)
+               for name, cube, vector, memory in program.stream_cores}
     # Bulk all-to-all kernels take a share of the compute cores; with two micro-batches
-    # one of them is always running beside the other's compute.
+    # one of them is always running beside the other's compute. A spatial pipeline runs
+    # them on the MoE stream's own cores instead.
     slowdown = 1.0
-    if program.bulk_comm and halves > 1:
+    if program.bulk_comm and halves > 1 and not streams:
         slowdown = 1.0 / (1.0 - system.bulk_core_share)
     for block in program.blocks:
-        segments, acc = _segments(block, chip, system, network, predict, sources)
+        if streams:
+            segments, acc, work = _stream_segments(block, streams, chip, system, network,
+                                                   predict, sources)
+        else:
+            segments, acc = _segments(block, chip, system, network, predict, sources)
+            work = None
         if slowdown != 1.0 and any(stream == "fabric" for stream, _ in segments):
             segments = [(stream, sec * slowdown if stream == "compute" else sec)
                         for stream, sec in segments]
         timed.append((segments, block.repeat))
         figures.append(acc)
+        works.append(work)
     end, ends, busy = schedule(timed, halves)
+    if streams:
+        # Communication is exposed where the step outlasts the busiest stream's compute.
+        busy = max(sum(work.get(name, 0.0) * halves * block.repeat
+                       for work, block in zip(works, program.blocks)) for name in streams)
     overhead_step = chip.kernels.step_overhead_ns * 1e-9
     totals = {key: 0.0 for key in _TOTALS}
     blocks, previous = [], 0.0
-    for block, acc, block_end in zip(program.blocks, figures, ends):
+    for block, acc, block_end, work in zip(program.blocks, figures, ends, works):
         r, n = block.repeat, halves
         instance = (block_end - previous) / r
         previous = block_end
         comm = acc["comm"] * n
-        compute_side = sum(sec for stream, sec in timed[len(blocks)][0] if stream == "compute")
+        if work is None:
+            compute_side = sum(sec for stream, sec in timed[len(blocks)][0]
+                               if stream == "compute")
+        else:
+            compute_side = max(work.values(), default=0.0)
         exposed = max(0.0, min(comm, instance - compute_side * n))
         blocks.append(BlockEstimate(name=block.name, repeat=r, time_s=instance,
                                     compute_s=acc["compute"] * n, memory_s=acc["memory"] * n,
@@ -467,7 +532,8 @@ def estimate(system, workload, *, phase: str = "decode", batch=None, seq_len=Non
         extrapolation=EXTRAPOLATION if any(
             getattr(op, "extrapolated", False) for b in result["blocks"] for op in b.ops)
         else "", kind=kind, tokens_per_sequence=program.tokens_per_sequence,
-        two_batch_overlap=program.overlap_microbatches > 1)
+        two_batch_overlap=program.overlap_microbatches > 1 and program.pipeline == "none",
+        pipeline=program.pipeline)
 
 
 def _clean(seconds: float) -> float:

@@ -130,6 +130,10 @@ class ChipSpec:
         B200 is one): the unit a deployment's parallel degrees count.
     cores_per_die : int
         Matrix (cube / tensor) cores per die.
+    vector_cores_per_die : int
+        Vector cores per die where the chip has them apart from its matrix cores (the
+        910C's AIV beside its AIC); 0 where each matrix core carries its own vector unit.
+        The vector rate is ``core.vector_flops_per_cycle`` per matrix core either way.
     hbm_capacity_bytes, hbm_bandwidth_bytes_per_s : float
         Package HBM capacity and bandwidth.
     onchip_buffer_bytes, onchip_bandwidth_bytes_per_s : float
@@ -167,6 +171,7 @@ class ChipSpec:
     published: MappingProxyType = field(repr=False, compare=False)
     sources: MappingProxyType = field(repr=False, compare=False)
     path: Path = field(repr=False, compare=False)
+    vector_cores_per_die: int = 0
 
     def per_rank(self) -> "ChipSpec":
         """One rank of the package: its share of the dies, cores, memory and links."""
@@ -181,6 +186,31 @@ class ChipSpec:
                        scale_up_bandwidth_bytes_per_s=self.scale_up_bandwidth_bytes_per_s / r,
                        scale_out_bandwidth_bytes_per_s=self.scale_out_bandwidth_bytes_per_s / r)
 
+    def share(self, cube_cores: int, vector_cores: int, memory_share: float) -> "ChipSpec":
+        """Part of this chip as a chip of its own: ``cube_cores`` of its matrix cores,
+        ``vector_cores`` of its vector cores and ``memory_share`` of its HBM bandwidth,
+        on-chip buffer and on-chip bandwidth (a stream of a spatial pipeline).
+
+        GEMMs on the share are cut over its tiles only (the tile model's fold over fewer
+        tiles); vector work runs at the rate of the vector cores it has.
+        """
+        if not self.vector_cores_per_die:
+            raise UserError(f"{self.name} does not count vector cores apart from its matrix "
+                            f"cores; accepted: a chip with vector_cores_per_die")
+        if not (0 < cube_cores <= self.cores and 0 < vector_cores <= self.vector_cores):
+            raise UserError(f"a share of {cube_cores} cube and {vector_cores} vector cores "
+                            f"does not fit {self.name}'s {self.cores} and {self.vector_cores}; "
+                            f"accepted: 1 to {self.cores} and 1 to {self.vector_cores}")
+        vector_rate = self.cores * self.core.vector_flops_per_cycle / self.vector_cores
+        core = replace(self.core,
+                       vector_flops_per_cycle=vector_rate * vector_cores / cube_cores)
+        return replace(self, core=core, dies=1, ranks=1, cores_per_die=cube_cores,
+                       vector_cores_per_die=vector_cores,
+                       hbm_bandwidth_bytes_per_s=self.hbm_bandwidth_bytes_per_s * memory_share,
+                       onchip_buffer_bytes=self.onchip_buffer_bytes * memory_share,
+                       onchip_bandwidth_bytes_per_s=(self.onchip_bandwidth_bytes_per_s
+                                                     * memory_share))
+
     @property
     def usable_hbm_bytes(self) -> float:
         """HBM left for weights and the KV cache after the reserve."""
@@ -190,6 +220,11 @@ class ChipSpec:
     def cores(self) -> int:
         """Matrix cores in the package."""
         return self.dies * self.cores_per_die
+
+    @property
+    def vector_cores(self) -> int:
+        """Vector cores counted apart from the matrix cores (0 where there are none)."""
+        return self.dies * self.vector_cores_per_die
 
     @property
     def precisions(self) -> tuple:
@@ -500,6 +535,8 @@ def load_chip(name_or_path: str | Path) -> ChipSpec:
         "onchip_buffer_bytes", "onchip_bandwidth_bytes_per_s",
         "die_to_die_bandwidth_bytes_per_s", "scale_up_bandwidth_bytes_per_s",
         "scale_out_bandwidth_bytes_per_s")}
+    values["vector_cores_per_die"] = int(chip.number("vector_cores_per_die", integer=True,
+                                                     required=False, default=0))
     chip.finish()
     if values["dies"] % values["ranks"]:
         raise UserError(f"{chip.where}: ranks = {values['ranks']} must divide dies = "

@@ -39,6 +39,11 @@ def llm_program(model: LlmModel, run: RunSettings, mapping, system) -> Program:
       experts are) and combined (BF16) over ``ep``;
     * with two-batch overlap the blocks hold the ops of one of two micro-batches, and
       the estimator schedules both on a compute and a fabric stream;
+    * with a spatial pipeline the blocks hold the ops of one of two micro-batches too,
+      each op tagged with the stream whose share of the rank's cores runs it: attention
+      (its projections, norms, the attention kernel, its all-reduce), the LM head and the
+      prediction module's head on the attention stream; the router, dispatch, experts,
+      combine and the dense layers' FFN on the MoE stream (:func:`_streams`);
     * decode with multi-token prediction verifies ``1 + mtp`` tokens per sequence, runs
       the prediction module (one MoE layer and the head) per draft and keeps
       ``1 + a + a^2 ...`` tokens;
@@ -73,12 +78,19 @@ def llm_program(model: LlmModel, run: RunSettings, mapping, system) -> Program:
         q_len = max(1, round(run.seq_len * (1.0 - run.cache_hit_rate)))
         ctx = (run.seq_len - q_len) + (q_len + 1) / 2.0
     micro = mapping.microbatches if pp > 1 else 1
-    halves = 2 if mapping.two_batch_overlap else 1
+    notes = []
+    stream_cores = mapping.streams(chip)
+    halves = 2 if mapping.two_batch_overlap or stream_cores else 1
+    on = _streams(bool(stream_cores))
+    if stream_cores:
+        (_, a_cube, a_vec, a_mem), (_, m_cube, m_vec, m_mem) = stream_cores
+        notes.append(f"spatial pipeline: two micro-batches alternate between the attention "
+                     f"stream ({a_cube} cube + {a_vec} vector cores, {a_mem:.0%} of the HBM "
+                     f"bandwidth) and the MoE stream ({m_cube} + {m_vec}, {m_mem:.0%})")
     seqs_stage = _ceil_div(run.batch, dp * micro)   # sequences per replica per microbatch
     seqs = seqs_stage / halves                       # ... per overlapped half
     t = seqs * q_len                                 # tokens per rank per half
     heads = _ceil_div(model.heads, tp)
-    notes = []
     if run.batch < dp * micro:
         notes.append(f"batch {run.batch} is smaller than dp x microbatches = {dp * micro}: "
                      f"some replicas idle")
@@ -167,15 +179,16 @@ def llm_program(model: LlmModel, run: RunSettings, mapping, system) -> Program:
                  gemms[1]]
                 + quantise(gemms, precision) + tp_all_reduce("ffn all-reduce (tp)"))
 
-    attn = attn + quantise([op for op in attn if isinstance(op, Gemm) and op.b_is_weight],
-                           precision)
+    attn = on("attention", attn + quantise([op for op in attn if isinstance(op, Gemm)
+                                            and op.b_is_weight], precision))
     blocks = []
     layers_per_stage = _ceil_div(model.layers, pp)
     # The slowest stage: as many MoE layers as a stage holds, the rest dense.
     moe_share = min(model.moe_layers, layers_per_stage)
     dense_share = layers_per_stage - moe_share
     if dense_share:
-        blocks.append(Block("dense layer", tuple(attn + dense_ffn(model.ffn_intermediate)),
+        blocks.append(Block("dense layer",
+                            tuple(attn + on("moe", dense_ffn(model.ffn_intermediate))),
                             dense_share))
     expert_weight_bytes = 0.0
     moe_layer = ()
@@ -183,20 +196,22 @@ def llm_program(model: LlmModel, run: RunSettings, mapping, system) -> Program:
         moe_layer = _moe_ops(model, mapping, system, ep_tier, t=t, seqs=seqs, decode=decode,
                              exp_precision=exp_precision, weight_gemm=weight_gemm,
                              quantise=quantise, notes=notes)
+        moe_layer = replace(moe_layer, ops=tuple(on("moe", moe_layer.ops)))
         blocks.append(Block("moe layer", tuple(attn) + moe_layer.ops, moe_share))
         expert_weight_bytes = moe_share * moe_layer.slots * model.expert_params() * ebytes
         if mapping.shared_expert == "local" and model.shared_experts:
             expert_weight_bytes += (moe_share * model.shared_experts * model.expert_params()
                                     * ebytes)
     head_tokens = seqs * q_len if decode else seqs
-    blocks.append(Block("lm head", (weight_gemm("lm head", head_tokens, h,
-                                                _ceil_div(model.vocab_size, tp)),), 1))
+    blocks.append(Block("lm head", tuple(on("attention", [
+        weight_gemm("lm head", head_tokens, h, _ceil_div(model.vocab_size, tp))])), 1))
     if mtp and moe_layer:
-        blocks.append(Block("multi-token prediction", tuple(attn) + moe_layer.ops + (
-            weight_gemm("mtp head", seqs, h, _ceil_div(model.vocab_size, tp)),), mtp))
+        blocks.append(Block("multi-token prediction", tuple(attn) + moe_layer.ops + tuple(
+            on("attention", [weight_gemm("mtp head", seqs, h,
+                                         _ceil_div(model.vocab_size, tp))])), mtp))
     if pp > 1:
-        blocks.append(Block("pipeline send", (Comm("stage send (pp)", "send", t * h * ACT_BYTES,
-                                                    2, pp_tier.name),), 1))
+        blocks.append(Block("pipeline send", tuple(on("attention", [
+            Comm("stage send (pp)", "send", t * h * ACT_BYTES, 2, pp_tier.name)])), 1))
     # Resident memory of one rank.
     dense_params = (layers_per_stage * model.attention_params()
                     + dense_share * model.dense_ffn_params() + model.embedding_params())
@@ -216,7 +231,30 @@ def llm_program(model: LlmModel, run: RunSettings, mapping, system) -> Program:
     return Program(blocks=tuple(blocks), chips=ranks, tokens=tokens_per_step,
                    output_tokens=run.batch * produced, pipeline_stages=pp, microbatches=micro,
                    overlap_microbatches=halves, weight_bytes=weight_bytes, kv_cache_bytes=kv,
-                   tokens_per_sequence=produced, bulk_comm=not decode, notes=tuple(notes))
+                   tokens_per_sequence=produced, bulk_comm=not decode,
+                   stream_cores=stream_cores, notes=tuple(notes))
+
+
+def _streams(spatial: bool):
+    """``on(stream, ops)``: the ops tagged to run on ``stream`` of a spatial pipeline, or
+    unchanged without one.
+
+    Placement follows the deployment the pipeline describes (attention path on one stream,
+    MoE path on the other). Where it says nothing:
+
+    * a dense layer's FFN runs on the MoE stream: it takes the MoE layer's place in the
+      layer, so one micro-batch's attention still runs beside the other's FFN and the
+      cores are never re-split between layers (running it on the whole rank would need
+      both streams to drain first, a barrier each dense layer);
+    * the LM head and the prediction module's head run on the attention stream: they are
+      dense projections of each token like the output projection, and after a layer's
+      MoE path the attention stream is the one a micro-batch goes to next, so the two
+      micro-batches keep alternating with no barrier;
+    * a pipeline-parallel send goes with the attention stream for the same reason.
+    """
+    def on(stream, ops):
+        return [replace(op, stream=stream) for op in ops] if spatial else list(ops)
+    return on
 
 
 @dataclass(frozen=True)

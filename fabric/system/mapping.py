@@ -10,7 +10,8 @@ from supernode.rtl.errors import UserError
 
 from .config import CONFIG_DIR, Table, find_config, read_toml
 
-__all__ = ["Mapping", "GROUPS", "SHARED_EXPERT_PLACEMENTS", "load_mapping", "default_mapping"]
+__all__ = ["Mapping", "GROUPS", "SHARED_EXPERT_PLACEMENTS", "PIPELINES", "HBM_SHARING",
+           "STREAMS", "load_mapping", "default_mapping"]
 
 #: Parallel groups a mapping sets a degree and a tier for.
 GROUPS = ("tp", "ep", "dp", "pp")
@@ -18,6 +19,16 @@ GROUPS = ("tp", "ep", "dp", "pp")
 #: of its own in the expert-parallel group, reached by dispatch like a routed expert
 #: (``routed``).
 SHARED_EXPERT_PLACEMENTS = ("local", "routed")
+#: How a rank's cores run a step: every op on the whole rank (``none``; two-batch overlap
+#: is then a separate choice), or split between an attention and a MoE stream that two
+#: micro-batches alternate through (``spatial``).
+PIPELINES = ("none", "spatial")
+#: How the streams of a spatial pipeline share the rank's HBM bandwidth, on-chip buffer
+#: and on-chip bandwidth: each in proportion to its cores (``cores``), or each the whole
+#: of it (``full``: no contention).
+HBM_SHARING = ("cores", "full")
+#: The streams of a spatial pipeline, in the order of a layer's ops.
+STREAMS = ("attention", "moe")
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,17 @@ class Mapping:
         Draft tokens of multi-token prediction per step (0: none).
     mtp_acceptance : float
         Share of draft tokens accepted.
+    pipeline : str
+        One of :data:`PIPELINES`. ``spatial``: each step runs as two micro-batches of
+        half the sequences through two streams on disjoint cores of each rank, the
+        attention stream (attention, its projections, the LM head) and the MoE stream
+        (router, dispatch, experts, combine, dense FFN), so that one micro-batch's
+        attention runs while the other's MoE layer does.
+    attention_cube_cores, attention_vector_cores : int
+        With ``pipeline = "spatial"``: the rank's matrix (cube) and vector cores the
+        attention stream runs on; the MoE stream has the rest.
+    hbm_sharing : str
+        One of :data:`HBM_SHARING`, for a spatial pipeline.
     tiers : Mapping[str, str]
         Fabric tier a group spans, when set; otherwise the smallest tier holding it.
     sources : Mapping[str, Provenance]
@@ -73,6 +95,10 @@ class Mapping:
     shared_expert_ranks: int = 0
     mtp_tokens: int = 0
     mtp_acceptance: float = 0.0
+    pipeline: str = "none"
+    attention_cube_cores: int = 0
+    attention_vector_cores: int = 0
+    hbm_sharing: str = "cores"
     tiers: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     sources: MappingProxyType = field(repr=False, compare=False,
                                       default_factory=lambda: MappingProxyType({}))
@@ -108,6 +134,61 @@ class Mapping:
             if not isinstance(getattr(self, name), bool):
                 raise UserError(f"mapping {self.name!r}: {name} must be true or false, not "
                                 f"{getattr(self, name)!r}")
+        self._check_pipeline()
+
+    def _check_pipeline(self):
+        if self.pipeline not in PIPELINES:
+            raise UserError(f"mapping {self.name!r}: pipeline = {self.pipeline!r} is not "
+                            f"accepted; accepted: {', '.join(PIPELINES)}")
+        if self.hbm_sharing not in HBM_SHARING:
+            raise UserError(f"mapping {self.name!r}: hbm_sharing = {self.hbm_sharing!r} is "
+                            f"not accepted; accepted: {', '.join(HBM_SHARING)}")
+        for name in ("attention_cube_cores", "attention_vector_cores"):
+            value = getattr(self, name)
+            if self.pipeline == "spatial":
+                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    raise UserError(f"mapping {self.name!r}: {name} = {value!r} must be a "
+                                    f"positive whole number of cores with pipeline = "
+                                    f"\"spatial\"")
+            elif value != 0:
+                raise UserError(f"mapping {self.name!r}: {name} = {value!r} applies only to "
+                                f"pipeline = \"spatial\"; accepted here: 0 or leaving it out")
+        if self.pipeline == "spatial" and self.two_batch_overlap:
+            raise UserError(f"mapping {self.name!r}: pipeline = \"spatial\" cannot be "
+                            f"combined with two_batch_overlap = true; accepted: one of the two")
+
+    def streams(self, chip) -> tuple:
+        """The streams of a spatial pipeline on one rank's ``chip``, as ``(name, cube
+        cores, vector cores, memory share)``; empty without one.
+
+        Raises :class:`UserError` when the chip does not count vector cores apart from its
+        matrix cores, or when the attention stream's cores leave the MoE stream none.
+        """
+        if self.pipeline != "spatial":
+            return ()
+        cube, vector = chip.cores, chip.vector_cores
+        if not vector:
+            raise UserError(f"mapping {self.name!r}: pipeline = \"spatial\" splits a rank's "
+                            f"cube and vector cores between two streams, but {chip.name} does "
+                            f"not count vector cores apart from its matrix cores; accepted: a "
+                            f"chip with vector_cores_per_die, or two_batch_overlap")
+        for name, value, total, kind in (
+                ("attention_cube_cores", self.attention_cube_cores, cube, "cube"),
+                ("attention_vector_cores", self.attention_vector_cores, vector, "vector")):
+            if value >= total:
+                raise UserError(f"mapping {self.name!r}: {name} = {value} leaves the MoE "
+                                f"stream none of the {total} {kind} cores of one {chip.name} "
+                                f"rank; accepted: 1 to {total - 1}")
+        a_cube, a_vec = self.attention_cube_cores, self.attention_vector_cores
+        parts = (("attention", a_cube, a_vec), ("moe", cube - a_cube, vector - a_vec))
+        return tuple((name, c, v, (c + v) / (cube + vector) if self.hbm_sharing == "cores"
+                      else 1.0) for name, c, v in parts)
+
+    def without_overlap(self) -> "Mapping":
+        """The same deployment with every op in series on the whole rank: no two-batch
+        overlap and no spatial pipeline."""
+        return replace(self, two_batch_overlap=False, pipeline="none", attention_cube_cores=0,
+                       attention_vector_cores=0)
 
     @property
     def ranks(self) -> int:
@@ -133,10 +214,12 @@ class Mapping:
     def with_degrees(self, **degrees) -> "Mapping":
         """The same mapping with some fields replaced (``tp=8``); ``None`` keeps a value."""
         given = {k: v for k, v in degrees.items() if v is not None}
-        unknown = set(given) - set(GROUPS) - set(_OPTIONS) - {"microbatches"}
+        unknown = (set(given) - set(GROUPS) - set(_OPTIONS) - set(_PIPELINE)
+                   - {"microbatches"})
         if unknown:
+            accepted = GROUPS + ("microbatches",) + tuple(_OPTIONS) + _PIPELINE
             raise UserError(f"unknown deployment setting {sorted(unknown)[0]!r}; accepted: "
-                            f"{', '.join(GROUPS + ('microbatches',) + tuple(_OPTIONS))}")
+                            f"{', '.join(accepted)}")
         return replace(self, **given) if given else self
 
 
@@ -145,6 +228,8 @@ _OPTIONS = {"two_batch_overlap": "flag", "redundant_experts": "int", "expert_bal
             "perfect_balance": "flag",
             "shared_expert": "text", "shared_expert_ranks": "int", "mtp_tokens": "int",
             "mtp_acceptance": "fraction"}
+#: Settings of ``[pipeline]`` (``kind`` there is the field ``pipeline``).
+_PIPELINE = ("pipeline", "attention_cube_cores", "attention_vector_cores", "hbm_sharing")
 
 
 def load_mapping(name_or_path) -> Mapping:
@@ -202,6 +287,15 @@ def load_mapping(name_or_path) -> Mapping:
                                     f"fraction from 0 to 1")
         dep.finish()
         sources.update({f"deployment.{k}": v for k, v in dep.sources.items()})
+    pipe = top.sub("pipeline", required=False)
+    if pipe is not None:
+        options["pipeline"] = pipe.text("kind", choices=PIPELINES)
+        for key in ("attention_cube_cores", "attention_vector_cores"):
+            options[key] = int(pipe.number(key, integer=True, required=False, default=0))
+        options["hbm_sharing"] = pipe.text("hbm_sharing", choices=HBM_SHARING,
+                                           required=False, default="cores")
+        pipe.finish()
+        sources.update({f"pipeline.{k}": v for k, v in pipe.sources.items()})
     top.finish()
     return Mapping(name=name, microbatches=micro, tiers=MappingProxyType(tiers),
                    sources=MappingProxyType(sources), path=path, **degrees, **options)

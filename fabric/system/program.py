@@ -31,6 +31,9 @@ class Gemm:
         Element sizes of the operands and the result.
     b_is_weight : bool
         ``B`` is a weight (read from HBM every step), not an activation or the KV cache.
+    stream : str
+        The stream of a spatial pipeline that runs it (``"attention"`` or ``"moe"``);
+        empty outside one.
     """
     name: str
     m: int
@@ -42,6 +45,7 @@ class Gemm:
     b_bytes: int = ACT_BYTES
     c_bytes: int = ACT_BYTES
     b_is_weight: bool = True
+    stream: str = ""
 
     @property
     def flops(self) -> float:
@@ -51,10 +55,12 @@ class Gemm:
 @dataclass(frozen=True)
 class Vector:
     """Element-wise work (norms, softmax, activations, quantisation, token permutes) on the
-    vector units: ``flops`` of arithmetic and ``bytes`` read and written in HBM."""
+    vector units: ``flops`` of arithmetic and ``bytes`` read and written in HBM; ``stream``
+    as for :class:`Gemm`."""
     name: str
     flops: float
     bytes: float = 0.0
+    stream: str = ""
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,9 @@ class Comm:
     low_latency : bool
         For expert dispatch and combine: the low-latency (decode) kernels rather than the
         bulk (prefill) ones.
+    stream : str
+        As for :class:`Gemm`: in a spatial pipeline a collective runs on its stream, in
+        series with that stream's compute.
     """
     name: str
     kind: str
@@ -96,14 +105,17 @@ class Comm:
     copies: float = 0.0
     remote_nodes: float = 0.0
     low_latency: bool = False
+    stream: str = ""
 
 
 @dataclass(frozen=True)
 class Parallel:
     """Work that different ranks of a group do at once; the slowest branch sets the time
-    (routed experts on some ranks, the shared expert on others)."""
+    (routed experts on some ranks, the shared expert on others); ``stream`` as for
+    :class:`Gemm`."""
     name: str
     branches: tuple
+    stream: str = ""
 
 
 @dataclass(frozen=True)
@@ -130,8 +142,9 @@ class Program:
     pipeline_stages, microbatches : int
         Step time is ``(microbatches + stages - 1)`` stage times, GPipe style.
     overlap_microbatches : int
-        Micro-batches that share each stage (2 with two-batch overlap): the blocks'
-        ops are those of one of them, scheduled on a compute and a fabric stream.
+        Micro-batches that share each stage (2 with two-batch overlap or a spatial
+        pipeline): the blocks' ops are those of one of them, scheduled on a compute and a
+        fabric stream, or on the streams of ``stream_cores``.
     weight_bytes, kv_cache_bytes : float
         Resident in one rank's HBM.
     tokens_per_sequence : float
@@ -140,6 +153,10 @@ class Program:
         Expert all-to-alls run as bulk (prefill) kernels, which take compute cores while
         they run (the system's ``moe.bulk_core_share``); decode's low-latency kernels do
         not.
+    stream_cores : tuple
+        A spatial pipeline's streams as ``(name, cube cores, vector cores, memory
+        share)`` of the rank (:meth:`~supernode.fabric.system.mapping.Mapping.streams`);
+        empty otherwise. Each op then runs on the share of its ``stream``.
     notes : tuple of str
     """
     blocks: tuple
@@ -153,4 +170,10 @@ class Program:
     kv_cache_bytes: float = 0.0
     tokens_per_sequence: float = 1.0
     bulk_comm: bool = False
+    stream_cores: tuple = ()
     notes: tuple = ()
+
+    @property
+    def pipeline(self) -> str:
+        """``"spatial"`` when the ops run on the streams of ``stream_cores``, else ``"none"``."""
+        return "spatial" if self.stream_cores else "none"

@@ -50,7 +50,8 @@ def format_estimate(e) -> str:
         head = [f"{e.workload} {e.phase} on {e.system}: batch {e.batch} ({per_rank:g} per "
                 f"rank), sequence {e.seq_len}, {e.precision}, mapping {e.mapping} "
                 f"({e.chips:g} packages, {e.ranks} ranks"
-                f"{', two-batch overlap' if e.two_batch_overlap else ''})", ""]
+                f"{', two-batch overlap' if e.two_batch_overlap else ''}"
+                f"{', spatial pipeline' if e.pipeline == 'spatial' else ''})", ""]
         if e.phase == "decode":
             head.append(f"  {'time per output token':32s} "
                         f"{e.time_per_output_token_s * 1e3:10.3f} ms")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from supernode.rtl.errors import UserError
 
@@ -70,8 +70,9 @@ def slo_search(system, workload, *, phase: str, limit_s: float, mapping=None, ne
     """The batch per rank that maximises throughput with latency at most ``limit_s``.
 
     Decode bounds the time per output token, prefill the time to first token (one
-    prefill step). Where the deployment runs two-batch overlap, each batch is estimated
-    with and without it and the faster kept (servers turn it off at small batches). The batch grid is estimated for the curve; then the largest batch
+    prefill step). Where the deployment runs two-batch overlap or a spatial pipeline, each
+    batch is estimated with and without it and the faster kept (servers turn it off at
+    small batches). The batch grid is estimated for the curve; then the largest batch
     within the limit and within HBM is found by bisection (latency and throughput rise
     with the batch). Raises :class:`UserError` when even one sequence per rank misses the
     limit or does not fit.
@@ -82,10 +83,12 @@ def slo_search(system, workload, *, phase: str, limit_s: float, mapping=None, ne
     ranks = mapping.ranks
     cache = {}
 
-    # Two-batch overlap pays only above some batch; a server switches it off below that,
-    # so where the deployment allows it each batch takes the faster of the two.
-    choices = [mapping] + ([replace(mapping, two_batch_overlap=False)]
-                           if mapping.two_batch_overlap else [])
+    # Two-batch overlap, like a spatial pipeline, pays only above some batch (both run
+    # every kernel twice, on half the sequences; the pipeline also gives each op only its
+    # stream's cores); a server switches it off below that, so where the deployment
+    # overlaps micro-batches each batch takes the faster of that and the serial program.
+    overlapped = mapping.two_batch_overlap or mapping.pipeline != "none"
+    choices = [mapping] + ([mapping.without_overlap()] if overlapped else [])
 
     def at(per_rank: int):
         if per_rank not in cache:

@@ -171,6 +171,9 @@ def describe(p: Point) -> str:
             words.append(f"MTP {dep['mtp_tokens']}")
         if dep.get("two_batch_overlap"):
             words.append("TBO")
+        if dep.get("pipeline") == "spatial":
+            words.append(f"spatial pipeline (attention on {dep.get('attention_cube_cores')} "
+                         f"cube + {dep.get('attention_vector_cores')} vector cores)")
         if dep.get("perfect_balance"):
             words.append("perfect balance")
         if s.get("cache_hit_rate"):
@@ -197,7 +200,9 @@ def _mapping(p: Point, overrides=None) -> Mapping:
                                         "redundant_experts", "expert_balancer",
                                         "perfect_balance",
                                         "shared_expert", "shared_expert_ranks", "mtp_tokens",
-                                        "mtp_acceptance", "tiers"}
+                                        "mtp_acceptance", "tiers", "pipeline",
+                                        "attention_cube_cores", "attention_vector_cores",
+                                        "hbm_sharing"}
     if unknown:
         raise UserError(f"point {p.id!r}: unknown deployment key {sorted(unknown)[0]!r}")
     tiers = dep.pop("tiers", {})

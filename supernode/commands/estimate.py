@@ -108,7 +108,8 @@ def register(subparsers):
                          help=f"override the mapping's {group} degree")
     est.add_argument("--two-batch-overlap", choices=("on", "off"), default=None,
                      help="run each step as two micro-batches, one's expert all-to-all under "
-                          "the other's compute (default: the mapping's)")
+                          "the other's compute, or with off every op in series; either "
+                          "replaces a spatial pipeline (default: the mapping's)")
     est.add_argument("--mtp", type=int, default=None, metavar="N",
                      help="multi-token prediction: N draft tokens per decode step (0: off)")
     est.add_argument("--mtp-acceptance", type=float, default=None, metavar="A",
@@ -191,6 +192,8 @@ def run_estimate(args) -> int:
     mapping = (load_mapping(args.mapping) if args.mapping
                else default_mapping(system, workload, phase))
     overlap = None if args.two_batch_overlap is None else args.two_batch_overlap == "on"
+    if overlap is not None:
+        mapping = mapping.without_overlap()      # the flag names the whole overlap scheme
     mapping = mapping.with_degrees(tp=args.tp, ep=args.ep, dp=args.dp, pp=args.pp,
                                    two_batch_overlap=overlap, mtp_tokens=args.mtp,
                                    mtp_acceptance=args.mtp_acceptance,

@@ -56,7 +56,8 @@ def _flag(value):
 def parameters() -> dict:
     """``nodes``; ``tier1_/tier2_bandwidth_bytes_per_s`` (per package, one direction, of the
     first and second scale-up tiers); ``batch_per_rank``; ``two_batch_overlap`` (each step as
-    two micro-batches, one's expert all-to-all under the other's compute)."""
+    two micro-batches, one's expert all-to-all under the other's compute; false: every op
+    in series; either replaces a spatial pipeline the mapping runs)."""
     return {"nodes": _positive_int,
             "tier1_bandwidth_bytes_per_s": _bandwidth("tier1_bandwidth_bytes_per_s"),
             "tier2_bandwidth_bytes_per_s": _bandwidth("tier2_bandwidth_bytes_per_s"),
@@ -151,7 +152,12 @@ def build(params: dict, workload: dict):
                  if mapping.ep > 1 else 1}
         if mapping.shared_expert_ranks and scale["ep"] <= mapping.shared_expert_ranks:
             scale["shared_expert"], scale["shared_expert_ranks"] = "local", 0
-    mapping = mapping.with_degrees(**scale, two_batch_overlap=params.get("two_batch_overlap"))
+    overlap = params.get("two_batch_overlap")
+    if overlap is not None:
+        # A swept setting names the whole overlap scheme: two-batch overlap or every op in
+        # series, in place of any spatial pipeline the mapping runs.
+        mapping = mapping.without_overlap()
+    mapping = mapping.with_degrees(**scale, two_batch_overlap=overlap)
     return system, model, mapping
 
 
