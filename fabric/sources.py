@@ -5,7 +5,7 @@ import hashlib
 import sys
 from pathlib import Path
 
-__all__ = ["PACKAGES", "imported_modules", "source_digest"]
+__all__ = ["PACKAGES", "file_digest", "imported_modules", "source_digest"]
 
 #: Root packages of the project. Imports of anything else (numpy, Amaranth) are not
 #: followed: their versions are not part of a source digest.
@@ -86,4 +86,16 @@ def source_digest(*names: str) -> str:
                 if path.is_file():
                     digest.update(str(path.relative_to(_PACKAGE)).encode() + b"\0"
                                   + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def file_digest(path) -> str:
+    """Hash of a Python file outside the packages (a user's harness or bench) and of every
+    project module it imports, directly or not."""
+    path = Path(path)
+    names = sorted({name for name in _imported_names("__main__", path)
+                    if name.split(".")[0] in PACKAGES and _module_file(name) is not None})
+    digest = hashlib.sha256(path.read_bytes())
+    if names:
+        digest.update(source_digest(*names).encode())
     return digest.hexdigest()[:16]

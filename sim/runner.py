@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from amaranth.back import verilog
 
+from supernode.fabric.sources import file_digest, source_digest
 from supernode.rtl.errors import UserError
 
 from .environment import (SIMULATORS, gui_requested, hidden_from_runner, waveform_viewer,
@@ -167,15 +168,19 @@ def export_verilog(component, path, *, name: str = TOPLEVEL) -> Path:
 
 
 def _source_digest(component_factory) -> str:
-    """Digest of the HDL sources a design is built from: ``rtl/`` and the factory's module."""
-    files = sorted(Path(__file__).resolve().parents[1].joinpath("rtl").rglob("*.py"))
-    source = inspect.getsourcefile(component_factory)
-    if source:
-        files.append(Path(source))
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
+    """Digest of the sources a design is built from: the factory's module and every project
+    module it imports (:func:`~supernode.fabric.sources.source_digest`), or, for a factory
+    defined outside the project (a user's harness, a test's), its file and the project
+    modules that file imports."""
+    module = getattr(component_factory, "__module__", None) or ""
+    try:
+        return source_digest(module)[:12]
+    except ValueError:      # not a module of the project
+        source = inspect.getsourcefile(component_factory)
+        if source is None:
+            raise UserError(f"the source of component factory {component_factory!r} cannot be "
+                            "found; give a class or function defined in a Python file")
+        return file_digest(source)[:12]
 
 
 #: Written into a build directory after its simulator build finished. A directory without

@@ -68,3 +68,24 @@ def test_unknown_module_is_named():
         imported_modules("fabric.network")
     with pytest.raises(ValueError, match="'numpy' is not a module"):
         imported_modules("numpy")
+
+
+def test_a_file_outside_the_packages_digests_with_what_it_imports(tmp_path, monkeypatch):
+    """A user's harness: its own text and the project modules it imports set the digest."""
+    monkeypatch.setattr(sources, "_PACKAGE", tmp_path / "supernode")
+    _tree(tmp_path / "supernode", {
+        "__init__.py": "",
+        "rtl/__init__.py": "",
+        "rtl/core.py": "X = 1\n",
+        "rtl/other.py": "Y = 1\n",
+    })
+    harness = tmp_path / "harness.py"
+    harness.write_text("from supernode.rtl.core import X\n")
+    before = sources.file_digest(harness)
+    (tmp_path / "supernode/rtl/other.py").write_text("Y = 2\n")
+    assert sources.file_digest(harness) == before
+    (tmp_path / "supernode/rtl/core.py").write_text("X = 2\n")
+    changed = sources.file_digest(harness)
+    assert changed != before
+    harness.write_text("from supernode.rtl.core import X  # edited\n")
+    assert sources.file_digest(harness) != changed
