@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 from .arbiter import RoundRobinArbiter
 from .router_params import RouterParams, bits
 
-__all__ = ["allocation_signature", "SwitchAllocator", "SeparableAllocator", "ISlipAllocator",
+__all__ = ["request_signature", "allocation_signature", "SwitchAllocator", "SeparableAllocator", "ISlipAllocator",
            "ARBITER_ROLES"]
 
 #: The roles of the round-robin arbiters inside the allocators: ``separable_input`` and
@@ -17,18 +17,24 @@ ARBITER_ROLES = ("separable_input", "separable_output", "islip_grant", "islip_ac
                  "islip_follow", "islip_queue")
 
 
-def allocation_signature(params: RouterParams) -> wiring.Signature:
-    """An allocator's ports, from its side: per input ``i`` the queues that may send
-    (``elig[i]``, one bit per queue) and the output each queue's head is routed to
-    (``outs[i][q]``); back, the matching (``match[i]``, one bit per output) and the queue
-    each input sends if it is matched (``chosen[i]``, one-hot)."""
+def request_signature(params: RouterParams) -> wiring.Signature:
+    """One input's side of switch allocation, from the input: the queues that may send
+    (``elig``, one bit per queue) and the output each queue's head is routed to
+    (``outs[q]``); back, the outputs it is matched to (``match``, one bit per output, at
+    most one set) and the queue it sends if it is matched (``chosen``, one-hot)."""
     P, Q = params.ports, params.queue_count
     return wiring.Signature({
-        "elig": In(Q).array(P),
-        "outs": In(data.ArrayLayout(params.port_bits, Q)).array(P),
-        "match": Out(P).array(P),
-        "chosen": Out(Q).array(P),
+        "elig": Out(Q),
+        "outs": Out(data.ArrayLayout(params.port_bits, Q)),
+        "match": In(P),
+        "chosen": In(Q),
     })
+
+
+def allocation_signature(params: RouterParams) -> wiring.Signature:
+    """An allocator's ports: the :func:`request_signature` of every input, from the
+    allocator's side (``requests[i]``)."""
+    return wiring.Signature({"requests": In(request_signature(params)).array(params.ports)})
 
 
 class SwitchAllocator(wiring.Component):
@@ -67,8 +73,8 @@ class SwitchAllocator(wiring.Component):
         """``(P, Q, elig, outs)``: ``elig[i]`` the eligible queues of input ``i``,
         ``outs[i][q]`` the output of its queue ``q``."""
         P, Q = self._params.ports, self._params.queue_count
-        outs = [[self.outs[i][q] for q in range(Q)] for i in range(P)]
-        return P, Q, list(self.elig), outs
+        outs = [[self.requests[i].outs[q] for q in range(Q)] for i in range(P)]
+        return P, Q, [self.requests[i].elig for i in range(P)], outs
 
 
 class SeparableAllocator(SwitchAllocator):
@@ -146,7 +152,8 @@ class SeparableAllocator(SwitchAllocator):
             matched_in = [matched_in[i] | won[i] for i in range(P)]
             matched_out = matched_out | Cat(*[grants[o].any() for o in range(P)])
         for i in range(P):
-            m.d.comb += [self.chosen[i].eq(picked[i]), self.match[i].eq(Cat(*pairs[i]))]
+            m.d.comb += [self.requests[i].chosen.eq(picked[i]),
+                         self.requests[i].match.eq(Cat(*pairs[i]))]
         return m
 
 
@@ -213,7 +220,7 @@ class ISlipAllocator(SwitchAllocator):
             matched_out = [matched_out[o] | Cat(*[accepts[i][o] for i in range(P)]).any()
                            for o in range(P)]
         for i in range(P):
-            m.d.comb += self.match[i].eq(Cat(*acc[i]))
+            m.d.comb += self.requests[i].match.eq(Cat(*acc[i]))
             # Which queue of input i goes to its matched output: round-robin over queues.
             q_arb = arb[f"islip_q_{i}"]
             m.d.comb += [
@@ -221,7 +228,7 @@ class ISlipAllocator(SwitchAllocator):
                                                       for o in range(P)]).any()
                                    for q in range(Q)])),
                 q_arb.update.eq(1),
-                self.chosen[i].eq(q_arb.grant),
+                self.requests[i].chosen.eq(q_arb.grant),
             ]
         return m
 

@@ -1,7 +1,7 @@
 """Input-queued virtual-channel switch router with wormhole switching and credit flow control."""
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, wiring
+from amaranth import Module
+from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -9,18 +9,10 @@ from .allocator import ALLOCATOR_CLASSES, ARBITER_ROLES
 from .arbiter import RoundRobinArbiter
 from .published import Published
 from .router_params import ALLOCATORS, RouterParams, bits as _bits
+from .router_units import InputUnit, OutputUnit, link_signature
 
-__all__ = ["ALLOCATORS", "Router", "RouterParams", "link_signature", "config_signature",
-           "stats_signature"]
-
-
-def link_signature(layout: data.StructLayout, vcs: int) -> wiring.Signature:
-    """A credit link: ``valid`` and a flit forward, one ``credit`` pulse per VC back."""
-    return wiring.Signature({
-        "valid": Out(1),
-        "payload": Out(layout),
-        "credit": In(vcs),
-    })
+__all__ = ["ALLOCATORS", "Router", "RouterParams", "RouterState", "link_signature",
+           "config_signature", "stats_signature"]
 
 
 def config_signature(*, destinations: int, ports: int) -> wiring.Signature:
@@ -89,17 +81,30 @@ class Router(wiring.Component):
     stats : Out(stats_signature)
         Performance counters, present when ``params.stats``.
 
-    The router also publishes its state, for proofs and waveforms (read-only):
-    ``table`` and ``buffers[i]`` (the memories), ``state`` (:class:`RouterState`: queue
-    counters and pointers, held routes, eligibility, output credits, VC ownership, claims,
-    the switch matching), ``switch_allocator`` (the allocator component, joined to the
-    router by :func:`~supernode.rtl.allocator.allocation_signature`), ``claim_arbiters`` and
-    ``arbiters`` (every :class:`~supernode.rtl.arbiter.RoundRobinArbiter`, the allocator's included,
-    by name; a name it lacks is a ``KeyError`` naming it). ``memory`` is the memory class
-    (``amaranth.lib.memory.Memory``, or a model of it with the same ports); variants for
-    proofs are subclasses that replace entries of :attr:`ARBITERS` or
-    :attr:`ALLOCATOR_CLASSES`, or override :meth:`next_spread_turn` or
-    :meth:`claim_requests`.
+    The router is built from components joined by ``wiring.connect``: one
+    :class:`~supernode.rtl.router_units.InputUnit` per input (``input_units[i]``: queues, route
+    lookup, eligibility, dequeue), the switch allocator (``switch_allocator``, joined to
+    every input unit by :func:`~supernode.rtl.allocator.request_signature`), and one
+    :class:`~supernode.rtl.router_units.OutputUnit` per output (``output_units[o]``: the switch
+    column, credits, VC ownership, claims). Each input unit sends its chosen flit to every
+    output unit (:func:`~supernode.rtl.router_units.switch_signature`), each output unit tells every
+    input unit the state of its VCs (:func:`~supernode.rtl.router_units.status_signature`), and each
+    input unit tells each output unit which of its VCs its waiting head flits need
+    (:func:`~supernode.rtl.router_units.heads_signature`). The router itself keeps only the routing
+    table, which the input units read (:func:`~supernode.rtl.router_units.lookup_signature`).
+
+    The router publishes its state, for proofs and waveforms (read-only): ``table`` and
+    ``buffers[i]`` (the memories), ``state`` (:class:`RouterState`, the units' state
+    signals by input and output: queue counters and pointers, held routes, eligibility,
+    output credits, VC ownership, claims, the switch matching), ``claim_arbiters`` and
+    ``arbiters`` (every :class:`~supernode.rtl.arbiter.RoundRobinArbiter`, the allocator's and the
+    output units' included, by name; a name it lacks is a ``KeyError`` naming it).
+    ``memory`` is the memory class (``amaranth.lib.memory.Memory``, or a model of it with
+    the same ports); variants for proofs are subclasses that replace entries of
+    :attr:`ARBITERS` or :attr:`ALLOCATOR_CLASSES`, or replace :attr:`INPUT_UNIT` or
+    :attr:`OUTPUT_UNIT` by a subclass (one overriding
+    :meth:`~supernode.rtl.router_units.InputUnit.next_spread_turn` or
+    :meth:`~supernode.rtl.router_units.OutputUnit.claim_requests`).
     """
 
     #: The arbiter class of each role: ``claim`` (per output VC) and the allocators' roles
@@ -110,6 +115,12 @@ class Router(wiring.Component):
     #: The switch allocator component of each ``params.allocator``
     #: (:class:`~supernode.rtl.allocator.SeparableAllocator`, :class:`~supernode.rtl.allocator.ISlipAllocator`).
     ALLOCATOR_CLASSES = ALLOCATOR_CLASSES
+
+    #: The component of each input port (:class:`~supernode.rtl.router_units.InputUnit`).
+    INPUT_UNIT = InputUnit
+
+    #: The component of each output port (:class:`~supernode.rtl.router_units.OutputUnit`).
+    OUTPUT_UNIT = OutputUnit
 
     def __init__(self, params: "RouterParams | None" = None, /, *, memory=Memory, **options):
         if params is None:
@@ -129,38 +140,23 @@ class Router(wiring.Component):
         if params.stats:
             members["stats"] = Out(stats_signature(params))
         super().__init__(members)
-        P, Q, D = params.ports, params.queue_count, params.buffer_depth
-        # Memories rather than arrays of registers: simulators index them directly instead
+        P = params.ports
+        # A memory rather than an array of registers: simulators index it directly instead
         # of building a multiplexer per read, which keeps Verilator builds small.
         self.table = memory(shape=params.port_bits, depth=params.destinations,
                             init=params.routes)
-        # All queues of one input live in one memory, queue q at [q*D, q*D + D).
-        self.buffers = [memory(shape=params.entry_layout, depth=Q * D, init=[])
-                        for _ in range(P)]
-        self.state = RouterState(params)
+        self.input_units = [self.INPUT_UNIT(params, index=i, memory=memory) for i in range(P)]
+        self.output_units = [self.OUTPUT_UNIT(params, index=o, arbiter=self.ARBITERS["claim"])
+                             for o in range(P)]
+        self.buffers = [unit.buffer for unit in self.input_units]
+        self.state = RouterState(self.input_units, self.output_units)
         self.switch_allocator = self.ALLOCATOR_CLASSES[params.allocator](
             params, arbiters=self.ARBITERS)
-        self.claim_arbiters = self._make_claim_arbiters()
+        self.claim_arbiters = {f"claim_{o}_{v}": arbiter
+                               for o, unit in enumerate(self.output_units)
+                               for v, arbiter in enumerate(unit.claim_arbiters)}
         self.arbiters = Published("router", "arbiter")
         self.arbiters.update({**self.claim_arbiters, **self.switch_allocator.arbiters})
-
-    def _make_claim_arbiters(self) -> dict:
-        p = self._params
-        P, V = p.ports, p.vcs
-        arb = {}
-        if V > 1:           # with one VC a router has no claims
-            for o in range(P):
-                for v in range(V):
-                    arb[f"claim_{o}_{v}"] = self.ARBITERS["claim"](n=P)
-        return arb
-
-    def next_spread_turn(self, turn, last: int):
-        """The spread turn after ``turn`` (``0..last``): the next one, wrapping around."""
-        return Mux(turn == last, 0, turn + 1)
-
-    def claim_requests(self, waiting):
-        """What a claim arbiter sees of the inputs ``waiting`` for its output VC: all."""
-        return waiting
 
     params = property(lambda self: self._params, doc="The router's RouterParams.")
     ports = property(lambda self: self._params.ports, doc="Number of ports.")
@@ -186,15 +182,7 @@ class Router(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         p = self._params
-        P, V, D = p.ports, p.vcs, p.buffer_depth
-        layout = p.flit_layout
-        entry_layout = p.entry_layout
-        queues = p.queues
-        Q = len(queues)
-
-        st = self.state
-        for name, arbiter in self.claim_arbiters.items():
-            m.submodules[name] = arbiter
+        P = p.ports
         # Routing table, writable through cfg.
         m.submodules.table = table = self.table
         table_wr = table.write_port()
@@ -204,200 +192,40 @@ class Router(wiring.Component):
                      table_wr.en.eq(self.cfg.valid & (self.cfg.dest < p.destinations)
                                     & (self.cfg.port < P))]
 
-        # Output state: credits and VC ownership per (output, vc).
-        credit, busy = st.credit, st.busy
-        credit_by_out = [Array(credit[o][v] for o in range(P)) for v in range(V)]
-        busy_by_out = [Array(busy[o][v] for o in range(P)) for v in range(V)]
-        # Claims on output VCs: claimed[o][v], and by which input.
-        claimed, claimant = st.claimed, st.claimant
-        claimed_by_out = [Array(claimed[o][v] for o in range(P)) for v in range(V)]
-        claimant_by_out = [Array(claimant[o][v] for o in range(P)) for v in range(V)]
-        # waiting[o][v][i]: input i's head flit for output o, VC v finds the VC held or out
-        # of credits.
-        waiting = [[[Const(0, 1)] * P for _ in range(V)] for _ in range(P)]
-
-        # Per input: queues and their eligibility.
-        heads = []      # heads[i][q]: View(entry_layout) of the head entry
-        outs = []       # outs[i][q]: output port of the head
-        elig = []       # elig[i]: Q-bit vector of queues that may send this cycle
-        deq = []        # deq[i]: Q-bit one-hot of the queue dequeued this cycle
-        holding = []    # holding[i]: input i has at least one flit buffered
-        starved = [[] for _ in range(P)]  # starved[o]: heads routed to o without a credit
-        for i in range(P):
-            link = self.inp[i]
-            flit = link.payload
-            # Route lookup on arrival.
-            held = Array(st.held[i])
-            lookup = table.read_port(domain="comb")
-            looked_up = lookup.data
-            m.d.comb += lookup.addr.eq(flit.dest)
-            if p.spread:
-                turn, in_spread = st.spread_turn[i], st.in_spread[i]
-                m.d.comb += in_spread.eq(Cat(*[looked_up == port for port in p.spread]).any())
-                # A chain of multiplexers, not an `Array` of constants: its Verilog is one
-                # continuous assignment, which Icarus evaluates from time 0 (the `case`
-                # block an `Array` becomes is only evaluated once `turn` first changes).
-                spread_port = Const(p.spread[0], _bits(P))
-                for k, port in enumerate(p.spread[1:], start=1):
-                    spread_port = Mux(turn == k, port, spread_port)
-                table_route = Mux(in_spread, spread_port, looked_up)
-                with m.If(link.valid & flit.first & in_spread):
-                    m.d.sync += turn.eq(self.next_spread_turn(turn, len(p.spread) - 1))
-            else:
-                table_route = looked_up
-            route = st.route_in[i]
-            m.d.comb += route.eq(Mux(flit.first, table_route, held[flit.vc]))
-            with m.If(link.valid & flit.first):
-                m.d.sync += held[flit.vc].eq(route)
-
-            entry = Signal(entry_layout, name=f"entry_{i}")
-            m.d.comb += [entry.flit.eq(flit), entry.out.eq(route)]
-
-            deq_i, e_i = st.deq[i], st.elig[i]
-            heads_i, outs_i, nonempty_i = [], [], []
-            m.submodules[f"buffer_{i}"] = store = self.buffers[i]
-            wptrs = st.wptr[i]
-            q_in = st.q_in[i]
-            if p.voq:
-                m.d.comb += q_in.eq(flit.vc * P + route)
-            else:
-                m.d.comb += q_in.eq(flit.vc)
-            write = store.write_port()
-            m.d.comb += [write.addr.eq(q_in * D + Array(wptrs)[q_in]),
-                         write.data.eq(entry), write.en.eq(link.valid)]
-            for q, (v, fixed) in enumerate(queues):
-                count, rptr = st.count[i][q], st.rptr[i][q]
-                wptr = wptrs[q]
-                we = link.valid & (q_in == q)
-                with m.If(we):
-                    m.d.sync += wptr.eq(Mux(wptr == D - 1, 0, wptr + 1))
-                with m.If(deq_i[q]):
-                    m.d.sync += rptr.eq(Mux(rptr == D - 1, 0, rptr + 1))
-                m.d.sync += count.eq(count + we - deq_i[q])
-                read = store.read_port(domain="comb")
-                m.d.comb += read.addr.eq(q * D + rptr)
-                # Materialise the head and the per-output lookups once: every use of an
-                # Array index would otherwise be a separate multiplexer in the netlist.
-                head = Signal(entry_layout, name=f"head_{i}_{q}")
-                m.d.comb += head.eq(read.data)
-                if fixed is not None:
-                    out = Const(fixed, _bits(P))
-                    has_credit = credit[fixed][v] != 0
-                    vc_busy = busy[fixed][v]
-                    vc_claimed, vc_claimant = claimed[fixed][v], claimant[fixed][v]
-                else:
-                    out = head.out
-                    has_credit = Signal(name=f"has_credit_{i}_{q}")
-                    vc_busy = Signal(name=f"vc_busy_{i}_{q}")
-                    vc_claimed = Signal(name=f"vc_claimed_{i}_{q}")
-                    vc_claimant = Signal(range(P), name=f"vc_claimant_{i}_{q}")
-                    m.d.comb += [has_credit.eq(credit_by_out[v][out] != 0),
-                                 vc_busy.eq(busy_by_out[v][out]),
-                                 vc_claimed.eq(claimed_by_out[v][out]),
-                                 vc_claimant.eq(claimant_by_out[v][out])]
-                may_open = ~vc_busy & (~vc_claimed | (vc_claimant == i))
-                m.d.comb += e_i[q].eq(
-                    (count != 0) & has_credit & (~head.flit.first | may_open))
-                # A head flit waits for its output VC while the VC is held or out of
-                # credits: either way other inputs' packets may keep taking what it needs.
-                blocked_head = (count != 0) & head.flit.first & (vc_busy | ~has_credit)
-                for o in ([fixed] if fixed is not None else range(P)):
-                    waiting[o][v][i] = waiting[o][v][i] | (blocked_head & (out == o))
-                if p.stats:
-                    nonempty_i.append(count != 0)
-                    for o in range(P):
-                        starved[o].append((count != 0) & ~has_credit & (out == o))
-                heads_i.append(head)
-                outs_i.append(out)
-            heads.append(heads_i)
-            outs.append(outs_i)
-            holding.append(Cat(*nonempty_i).any() if p.stats else None)
-            elig.append(e_i)
-            deq.append(deq_i)
-
-        # Switch allocation: match[i][o], and per input the queue that goes.
-        match, chosen = st.match, st.chosen
         m.submodules.switch_allocator = allocator = self.switch_allocator
-        requests = allocator.signature.flip().create(path=("alloc",))
-        wiring.connect(m, requests=requests, allocator=allocator)
-        for i in range(P):
-            m.d.comb += [requests.elig[i].eq(elig[i]), chosen[i].eq(requests.chosen[i])]
-            for q in range(Q):
-                m.d.comb += requests.outs[i][q].eq(outs[i][q])
+        ins, outs = self.input_units, self.output_units
+        for i, unit in enumerate(ins):
+            m.submodules[f"input_{i}"] = unit
+            wiring.connect(m, link=wiring.flipped(self.inp[i]), input_unit=unit.link)
+            # One combinational read port of the table per input.
+            lookup = table.read_port(domain="comb")
+            m.d.comb += [lookup.addr.eq(unit.lookup.dest), unit.lookup.port.eq(lookup.data)]
+            wiring.connect(m, input_unit=unit.request, allocator=allocator.requests[i])
+        for o, unit in enumerate(outs):
+            m.submodules[f"output_{o}"] = unit
+            wiring.connect(m, output_unit=unit.link, link=wiring.flipped(self.outp[o]))
+        for k in range(P):
+            # Input k's flit to every output; output k's VC status to every input.
+            wiring.connect(m, ins[k].switch, *[unit.switch[k] for unit in outs])
+            wiring.connect(m, outs[k].status, *[unit.status[k] for unit in ins])
             for o in range(P):
-                m.d.comb += match[i][o].eq(requests.match[i][o])
-
-        # Dequeue, crossbar, credits out, and output state updates.
-        sel_flit = [Signal(layout, name=f"sel_flit_{i}") for i in range(P)]
-        sel_vc = [Signal(_bits(V), name=f"sel_vc_{i}") for i in range(P)]
-        granted = st.granted
-        for i in range(P):
-            m.d.comb += granted[i].eq(Cat(*match[i]).any())
-            m.d.comb += deq[i].eq(Mux(granted[i], chosen[i], 0))
-            for q, (v, _) in enumerate(queues):
-                with m.If(chosen[i][q]):
-                    m.d.comb += [sel_flit[i].eq(heads[i][q].flit), sel_vc[i].eq(v)]
-            credit_back = Signal(V, name=f"credit_back_{i}")
-            for v in range(V):
-                m.d.comb += credit_back[v].eq(granted[i] & (sel_vc[i] == v))
-            m.d.sync += self.inp[i].credit.eq(credit_back)
-
-        out_win = []
-        for o in range(P):
-            link = self.outp[o]
-            any_win = Signal(name=f"out_win_{o}")
-            out_win.append(any_win)
-            win = Signal(layout, name=f"out_flit_{o}")
-            m.d.comb += any_win.eq(Cat(*[match[i][o] for i in range(P)]).any())
-            for i in range(P):
-                with m.If(match[i][o]):
-                    m.d.comb += win.eq(sel_flit[i])
-            m.d.sync += [link.valid.eq(any_win), link.payload.eq(win)]
-            for v in range(V):
-                spend = any_win & (win.vc == v)
-                m.d.sync += credit[o][v].eq(credit[o][v] - spend + link.credit[v])
-                with m.If(spend & win.first & ~win.last):
-                    m.d.sync += busy[o][v].eq(1)
-                with m.If(spend & win.last & ~win.first):
-                    m.d.sync += busy[o][v].eq(0)
-                # A claim is given while a head flit waits and ends when the claimant's head
-                # flit takes the VC (no other head flit can while it stands).
-                wait = st.waiting[o][v]
-                m.d.comb += wait.eq(self.claim_requests(Cat(*waiting[o][v])))
-                if V == 1:
-                    continue        # no claims: ``claimed`` stays 0
-                arbiter = self.arbiters[f"claim_{o}_{v}"]
-                m.d.comb += [arbiter.req.eq(wait), arbiter.update.eq(~claimed[o][v])]
-                pick = arbiter.grant
-                with m.If(spend & win.first):
-                    m.d.sync += claimed[o][v].eq(0)
-                with m.Elif(~claimed[o][v] & wait.any()):
-                    m.d.sync += claimed[o][v].eq(1)
-                    for i in range(P):
-                        with m.If(pick[i]):
-                            m.d.sync += claimant[o][v].eq(i)
+                wiring.connect(m, input_unit=ins[k].heads[o], output_unit=outs[o].heads[k])
 
         if p.stats:
-            for o in range(P):
-                sent = self.outp[o].valid
-                m.d.sync += self.stats.sent[o].eq(self.stats.sent[o] + sent)
-                stalled = Signal(name=f"credit_stall_{o}")
-                m.d.comb += stalled.eq(Cat(*starved[o]).any() & ~out_win[o])
-                m.d.sync += self.stats.credit_stalls[o].eq(
-                    self.stats.credit_stalls[o] + stalled)
-            for i in range(P):
-                blocked = Signal(name=f"blocked_{i}")
-                m.d.comb += blocked.eq(holding[i] & ~granted[i])
-                m.d.sync += self.stats.blocked[i].eq(self.stats.blocked[i] + blocked)
+            for k in range(P):
+                m.d.comb += [self.stats.sent[k].eq(self.output_units[k].sent),
+                             self.stats.credit_stalls[k].eq(self.output_units[k].credit_stalls),
+                             self.stats.blocked[k].eq(self.input_units[k].blocked)]
         return m
 
 
 class RouterState:
     """The router's internal state and decisions, as signals a proof or a waveform reads.
 
-    Built by :class:`Router` from its :class:`~supernode.rtl.router_params.RouterParams` and driven
-    by it; ``[i]`` indexes an input, ``[o]`` an output, ``[q]`` a queue (numbered as
-    ``params.queues``), ``[v]`` a VC.
+    Gathered by :class:`Router` from the state of its input units
+    (:class:`~supernode.rtl.router_units.InputState`) and output units
+    (:class:`~supernode.rtl.router_units.OutputState`); ``[i]`` indexes an input, ``[o]`` an
+    output, ``[q]`` a queue (numbered as ``params.queues``), ``[v]`` a VC.
 
     Members
     -------
@@ -423,31 +251,24 @@ class RouterState:
         The queue of input ``i`` the allocator picked (one-hot); whether the input sends.
     """
 
-    def __init__(self, params: RouterParams):
-        P, V, D, Q = params.ports, params.vcs, params.buffer_depth, params.queue_count
-        self.count = [[Signal(range(D + 1), name=f"count_{i}_{q}") for q in range(Q)]
-                      for i in range(P)]
-        self.rptr = [[Signal(range(D), name=f"rptr_{i}_{q}") for q in range(Q)]
-                     for i in range(P)]
-        self.wptr = [[Signal(range(D), name=f"wptr_{i}_{q}") for q in range(Q)]
-                     for i in range(P)]
-        self.q_in = [Signal(range(Q), name=f"q_in_{i}") for i in range(P)]
-        self.route_in = [Signal(params.port_bits, name=f"route_in_{i}") for i in range(P)]
-        self.held = [[Signal(params.port_bits, name=f"held_{i}_{v}") for v in range(V)]
-                     for i in range(P)]
-        turns = max(1, len(params.spread))
-        self.spread_turn = [Signal(range(turns), name=f"spread_turn_{i}") for i in range(P)]
-        self.in_spread = [Signal(name=f"in_spread_{i}") for i in range(P)]
-        self.elig = [Signal(Q, name=f"elig_{i}") for i in range(P)]
-        self.deq = [Signal(Q, name=f"deq_{i}") for i in range(P)]
-        self.credit = [[Signal(range(D + 1), init=D, name=f"credit_{o}_{v}") for v in range(V)]
-                       for o in range(P)]
-        self.busy = [[Signal(name=f"busy_{o}_{v}") for v in range(V)] for o in range(P)]
-        self.claimed = [[Signal(name=f"claimed_{o}_{v}") for v in range(V)] for o in range(P)]
-        self.claimant = [[Signal(range(P), name=f"claimant_{o}_{v}") for v in range(V)]
-                         for o in range(P)]
-        self.waiting = [[Signal(P, name=f"waiting_{o}_{v}") for v in range(V)]
-                        for o in range(P)]
-        self.match = [[Signal(name=f"match_{i}_{o}") for o in range(P)] for i in range(P)]
-        self.chosen = [Signal(Q, name=f"chosen_{i}") for i in range(P)]
-        self.granted = [Signal(name=f"granted_{i}") for i in range(P)]
+    def __init__(self, input_units, output_units):
+        ins = [unit.state for unit in input_units]
+        outs = [unit.state for unit in output_units]
+        self.count = [st.count for st in ins]
+        self.rptr = [st.rptr for st in ins]
+        self.wptr = [st.wptr for st in ins]
+        self.q_in = [st.q_in for st in ins]
+        self.route_in = [st.route_in for st in ins]
+        self.held = [st.held for st in ins]
+        self.spread_turn = [st.spread_turn for st in ins]
+        self.in_spread = [st.in_spread for st in ins]
+        self.elig = [st.elig for st in ins]
+        self.deq = [st.deq for st in ins]
+        self.match = [[st.match[o] for o in range(len(outs))] for st in ins]
+        self.chosen = [st.chosen for st in ins]
+        self.granted = [st.granted for st in ins]
+        self.credit = [st.credit for st in outs]
+        self.busy = [st.busy for st in outs]
+        self.claimed = [st.claimed for st in outs]
+        self.claimant = [st.claimant for st in outs]
+        self.waiting = [st.waiting for st in outs]

@@ -46,11 +46,11 @@ def _allocate(iterations, elig, outs):
 
     async def bench(ctx):
         for i in range(2):
-            ctx.set(dut.elig[i], elig[i])
+            ctx.set(dut.requests[i].elig, elig[i])
             for q in range(2):
-                ctx.set(dut.outs[i][q], outs[i][q])
-        seen.append(([ctx.get(dut.match[i]) for i in range(2)],
-                     [ctx.get(dut.chosen[i]) for i in range(2)]))
+                ctx.set(dut.requests[i].outs[q], outs[i][q])
+        seen.append(([ctx.get(dut.requests[i].match) for i in range(2)],
+                     [ctx.get(dut.requests[i].chosen) for i in range(2)]))
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)

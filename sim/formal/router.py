@@ -9,6 +9,7 @@ from supernode.rtl.allocator import SeparableAllocator
 from supernode.rtl.arbiter import RoundRobinArbiter
 from supernode.rtl.errors import UserError
 from supernode.rtl.router import ALLOCATORS, Router, RouterParams
+from supernode.rtl.router_units import OutputUnit
 
 from .harness import Harness
 from . import progress
@@ -86,11 +87,16 @@ class AcceptAllRouter(Router):
     ARBITERS = dict(Router.ARBITERS, islip_accept=AcceptAllArbiter)
 
 
-class NoClaimsRouter(Router):
-    """The router as it was before claims: no claim arbiter sees a waiting head flit."""
+class NoClaimsOutputUnit(OutputUnit):
+    """A broken output unit: its claim arbiters see no waiting head flit."""
 
     def claim_requests(self, waiting):
         return Const(0, len(waiting))
+
+
+class NoClaimsRouter(Router):
+    """The router as it was before claims: no claim arbiter sees a waiting head flit."""
+    OUTPUT_UNIT = NoClaimsOutputUnit
 
 
 class RematchAllocator(SeparableAllocator):

@@ -5,6 +5,7 @@ from amaranth.hdl import Array, Assert, Assume, Cat, Const, Cover, Module, Mux, 
 
 from supernode.rtl.errors import UserError
 from supernode.rtl.router import Router, RouterParams
+from supernode.rtl.router_units import InputUnit
 
 from .memory import RegisterMemory
 from .properties import past
@@ -26,12 +27,17 @@ def _bits(n):
     return max(1, (n - 1).bit_length())
 
 
-class SpreadSkippingRouter(Router):
-    """A broken :class:`supernode.rtl.router.Router`: after the last spread port its turn goes to the
-    second one, so the first spread port is used by the first packet only."""
+class SpreadSkippingInputUnit(InputUnit):
+    """A broken input unit: after the last spread port its turn goes to the second one."""
 
     def next_spread_turn(self, turn, last):
         return Mux(turn == last, 1, turn + 1)
+
+
+class SpreadSkippingRouter(Router):
+    """A broken :class:`supernode.rtl.router.Router`: after the last spread port its turn goes to the
+    second one, so the first spread port is used by the first packet only."""
+    INPUT_UNIT = SpreadSkippingInputUnit
 
 
 def _refusal(spread, ports, mutant):
