@@ -1,8 +1,10 @@
 """The Clos's parameters: validation, shape, routing tables of its routers, wiring and latency."""
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 from functools import cached_property
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from .errors import UserError, check_int
 from .router_params import RouterParams
@@ -83,7 +85,7 @@ class ClosParams:
         self.leaf_params, self.spine_params     # noqa: B018
 
     @classmethod
-    def from_options(cls, **options) -> "ClosParams":
+    def from_options(cls, **options: Any) -> "ClosParams":
         """``ClosParams(**options)``, naming an unknown key (say, ``ports``) in one sentence."""
         shape = ("endpoints_per_leaf", "leaves", "spines", "up_routing")
         for key in options:

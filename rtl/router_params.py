@@ -1,14 +1,18 @@
 """The router's parameters: validation, defaults, derived widths, queue numbering, layouts and latencies."""
 
+from __future__ import annotations
+
 from dataclasses import asdict, dataclass, fields
 from functools import cached_property
-from typing import ClassVar, Optional
+from typing import Any, ClassVar, Optional, TypeVar
 
 from amaranth.lib import data
 
 from .errors import UserError, check_int
 
 __all__ = ["RouterParams", "ALLOCATORS", "bits", "check_int", "build_params"]
+
+P = TypeVar("P")
 
 #: Switch allocators the router can be built with.
 ALLOCATORS = ("separable", "islip")
@@ -19,12 +23,12 @@ def bits(n: int) -> int:
     return max(1, (n - 1).bit_length())
 
 
-def check_bool(name, value):
+def check_bool(name: str, value: object) -> None:
     if not isinstance(value, bool):
         raise UserError(f"{name} must be True or False, not {value!r}")
 
 
-def build_params(cls, options: dict, *, what: str):
+def build_params(cls: type[P], options: dict[str, Any], *, what: str) -> P:
     """``cls(**options)``, naming an unknown key in one sentence instead of a TypeError."""
     names = [f.name for f in fields(cls)]
     for key in options:
