@@ -65,9 +65,9 @@ class ClosParams:
     packet_id_width: int = RouterParams.packet_id_width
 
     #: The parameter class of the routers the Clos is made of, and so its radix limit.
-    ROUTER_PARAMS: ClassVar[type] = RouterParams
+    ROUTER_PARAMS: ClassVar[type[RouterParams]] = RouterParams
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         radix = self.ROUTER_PARAMS.MAX_PORTS
         E, L, S = self.endpoints_per_leaf, self.leaves, self.spines
         check_int("endpoints_per_leaf", E, 1, radix - 1)

@@ -75,7 +75,7 @@ def describe(component: wiring.Component, *, name: str, parameters: dict, timing
     ``parameters`` are the values it was built with; ``timing`` the timing facts it
     publishes, each ``{"value": ..., "meaning": "..."}``.
     """
-    ports = [
+    ports: list[dict[str, Any]] = [
         {"name": clock, "direction": "in", "width": 1, "meaning": "clock, rising edge"},
         {"name": reset, "direction": "in", "width": 1,
          "meaning": "synchronous reset, active high"},

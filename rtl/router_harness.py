@@ -122,6 +122,8 @@ class PackedCodec:
             if c:
                 value |= c << (base + e * self.V)
         if cfg is not None:
+            if self.cfg_fields is None:
+                raise TypeError("a cfg write needs a design with a cfg port")
             dest, port = cfg
             dw, _ = self.cfg_fields
             value |= (1 | (dest << 1) | (port << (1 + dw))) << (base + self.n * self.V)
@@ -151,4 +153,4 @@ def design_params(design: str, **params: Any) -> "RouterParams | ClosParams":
 def make_top(*, design: str, **params: Any) -> PackedHarness:
     """Factory for the runner: ``design`` is ``"router"`` or ``"clos"``."""
     p = design_params(design, **params)
-    return PackedHarness(Router(p) if design == "router" else Clos(p))
+    return PackedHarness(Router(p) if isinstance(p, RouterParams) else Clos(p))

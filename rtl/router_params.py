@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 from functools import cached_property
-from typing import Any, ClassVar, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Optional, TypeVar
 
 from amaranth.lib import data
 
@@ -12,7 +12,10 @@ from .errors import UserError, check_int
 
 __all__ = ["RouterParams", "ALLOCATORS", "bits", "check_int", "build_params"]
 
-P = TypeVar("P")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+P = TypeVar("P", bound="DataclassInstance")
 
 #: Switch allocators the router can be built with.
 ALLOCATORS = ("separable", "islip")
@@ -117,7 +120,7 @@ class RouterParams:
     #: Width of each performance counter; counters wrap around at ``2**STATS_WIDTH``.
     STATS_WIDTH: ClassVar[int] = 32
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         set_ = object.__setattr__.__get__(self)     # frozen: fill in the derived defaults
         check_int("ports", self.ports, 2, self.MAX_PORTS)
         check_int("vcs", self.vcs, 1, 8)
@@ -133,10 +136,9 @@ class RouterParams:
         if destinations is None:
             destinations = self.ports if self.routes is None else len(self.routes)
         check_int("destinations", destinations, 2, 4096)
-        routes = self.routes
-        if routes is None:
-            routes = [d % self.ports for d in range(destinations)]
-        routes = tuple(routes)
+        given = self.routes
+        routes = (tuple(d % self.ports for d in range(destinations)) if given is None
+                  else tuple(given))
         if len(routes) != destinations:
             raise UserError(f"routes must have one entry per destination ({destinations}), "
                             f"not {len(routes)} entries")
@@ -183,6 +185,7 @@ class RouterParams:
     @property
     def dest_bits(self) -> int:
         """Width of a destination id (and of a source id: endpoints are destinations)."""
+        assert self.destinations is not None     # filled in by __post_init__
         return bits(self.destinations)
 
     @property
@@ -235,5 +238,6 @@ class RouterParams:
     def as_dict(self) -> dict:
         """The fields as plain values (lists for the tables), e.g. for JSON or a build key."""
         out = asdict(self)
+        assert self.routes is not None           # filled in by __post_init__
         out["routes"], out["spread"] = list(self.routes), list(self.spread)
         return out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from amaranth.hdl import Cat, Module, Signal, Shape, signed, unsigned
@@ -11,7 +10,7 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from .published import Published
-from .tile_params import DATAFLOWS, TileParams, as_tile_params
+from .tile_params import DATAFLOWS, TileParams, TileParamsLike, as_tile_params
 
 __all__ = ["SystolicTile", "TileParams", "DATAFLOWS", "operand_layouts", "result_layout"]
 
@@ -98,7 +97,7 @@ class SystolicTile(wiring.Component):
         ``load_row``, ``use_bank``, ``psum_r{i}_c{j}``, ``kept{n}`` and ``index``.
     """
 
-    def __init__(self, *, params: TileParams | Mapping[str, Any] | None = None,
+    def __init__(self, *, params: TileParamsLike = None,
                  **kwargs: Any) -> None:
         try:
             self._params = params = as_tile_params(params, **kwargs)

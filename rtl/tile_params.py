@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias
 
 from .errors import UserError, check_int
 
@@ -86,7 +86,7 @@ class TileParams:
     MAX_ACC_DEPTH: ClassVar[int] = 4096
     MAX_MAC_STAGES: ClassVar[int] = 4
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_int("rows", self.rows, 1, self.MAX_SIDE)
         check_int("cols", self.cols, 1, self.MAX_SIDE)
         check_int("in_width", self.in_width, *self.IN_WIDTHS)
@@ -158,7 +158,12 @@ class TileParams:
         return self.rows + self.cols
 
 
-def as_tile_params(params: TileParams | Mapping[str, Any] | None = None,
+#: What the functions taking a tile accept: its parameters, a mapping of them, or None
+#: (the keyword options and the defaults then give them).
+TileParamsLike: TypeAlias = "TileParams | Mapping[str, Any] | None"
+
+
+def as_tile_params(params: TileParamsLike = None,
                    **options: Any) -> TileParams:
     """``params`` when it is a :class:`TileParams`, else one made of the mapping ``params``
     and the keyword ``options`` (the defaults fill in the rest); an unknown or missing
