@@ -23,7 +23,8 @@ FIRST_AFTER_S = 3.0
 EVERY_S = 10.0
 
 
-def last_match(path: str | os.PathLike[str], pattern: str, *, group: int = 0, tail_bytes: int = 16384) -> "str | None":
+def last_match(path: str | os.PathLike[str], pattern: str, *, group: int = 0,
+               tail_bytes: int = 16384) -> "str | None":
     """The last match of ``pattern`` in the end of the text file ``path``, or None."""
     try:
         with open(path, "rb") as fh:

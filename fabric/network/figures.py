@@ -16,7 +16,8 @@ __all__ = ["NetworkFigures", "clos_figures", "default_clos_shape", "SATURATION_S
 
 #: How the saturation figure is measured: offered load 1.0 (every endpoint always has a
 #: packet waiting), single-flit packets, accepted throughput in the measurement window.
-SATURATION_SPEC: dict[str, Any] = dict(load=1.0, packet_length=1, warmup=300, measure=1200, drain=0, seed=1)
+SATURATION_SPEC: dict[str, Any] = dict(load=1.0, packet_length=1, warmup=300, measure=1200,
+                                       drain=0, seed=1)
 
 ROUTER_KEYS = ("ports", "vcs", "buffer_depth", "flit_width", "allocator",
                "separable_iterations", "islip_iterations", "voq")

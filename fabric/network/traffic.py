@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, asdict
 from typing import TYPE_CHECKING, Any
 
@@ -318,7 +318,8 @@ class Endpoints:
                                packet_id_mask=self.packet_id_mask) for s in range(n)]
         self.sinks = [Sink(e) for e in range(n)]
         self.scoreboard = Scoreboard(flit_width=flit_width, ordered=spec.ordered)
-        self.resequencers: list[Resequencer] | None = None if spec.ordered else [Resequencer() for _ in range(n)]
+        self.resequencers: list[Resequencer] | None = (
+            None if spec.ordered else [Resequencer() for _ in range(n)])
         self.stats = RunStatistics(endpoints=n, spec=spec, zero_load=zero_load)
         self.cycle = 0
         self.idle_cycles = 0

@@ -224,7 +224,8 @@ class Scoreboard:
         self.ordered = ordered
         self.in_flight: dict[tuple[int, int], Packet] = {}
         self._delivered: set[tuple[int, int]] = set()
-        self._flows: dict[tuple[int, int, int], deque[int]] = {}           # (src, dest, vc) -> ids in flight in send order
+        # (src, dest, vc) -> ids in flight in send order
+        self._flows: dict[tuple[int, int, int], deque[int]] = {}
 
     def expect(self, pkt: Packet) -> None:
         """The head of ``pkt`` has been sent."""
@@ -289,7 +290,8 @@ class Resequencer:
 
     def __init__(self) -> None:
         self.held: dict[tuple[int, int], Packet] = {}
-        self._flows: dict[tuple[int, int], deque[int]] = {}           # (src, vc) -> ids not yet released, in send order
+        # (src, vc) -> ids not yet released, in send order
+        self._flows: dict[tuple[int, int], deque[int]] = {}
 
     def expect(self, pkt: Packet) -> None:
         """The head of ``pkt``, bound for this endpoint, has been sent."""
