@@ -8,13 +8,21 @@ its keyword parameters (``rows=4, cols=4, dataflow="ws"``), the defaults filled 
 ``TileParams``.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from math import ceil
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from supernode.rtl.errors import UserError
-from supernode.rtl.tile_params import as_tile_params
+from supernode.rtl.tile_params import TileParams, TileParamsLike, as_tile_params
+
+#: A weight-stationary timing state: three cycle numbers (see ``_ws_fold_step``).
+_State = tuple[int, ...]
 
 __all__ = ["Fold", "TileEstimate", "fold_schedule", "operand_beats", "reference_gemm",
            "expected_rows", "result_rows_to_matrix", "result_row_count", "predict"]
@@ -78,17 +86,18 @@ class TileEstimate:
     folds: int
 
 
-def _check_gemm(m, k, n):
+def _check_gemm(m: int, k: int, n: int) -> None:
     for name, value in (("m", m), ("k", k), ("n", n)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
             raise UserError(f"GEMM dimension {name} must be a positive integer, not {value!r}")
 
 
-def _blocks(total, size):
+def _blocks(total: int, size: int) -> list[tuple[int, int]]:
     return [(start, min(size, total - start)) for start in range(0, total, size)]
 
 
-def fold_schedule(params=None, *, m, k, n, **tile):
+def fold_schedule(params: TileParamsLike = None, *, m: int, k: int, n: int,
+                  **tile: Any) -> list[Fold]:
     """The folds of ``C[m, n] = A[m, k] @ B[k, n]`` in the order the tile receives them.
 
     Output-stationary: for each block of ``rows`` rows of C, for each block of ``cols``
@@ -116,7 +125,8 @@ def fold_schedule(params=None, *, m, k, n, **tile):
     return folds
 
 
-def operand_beats(A, B, params=None, **tile):
+def operand_beats(A: ArrayLike, B: ArrayLike, params: TileParamsLike = None, **tile: Any
+                  ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], list[Fold]]:
     """The operand streams of a GEMM as arrays of beats, zero-padded at the array's edges.
 
     Returns ``(a, a_flags, b, folds)``: ``a`` has one row of ``rows`` values per ``a`` beat,
@@ -153,7 +163,8 @@ def operand_beats(A, B, params=None, **tile):
     return (np.concatenate(a_beats), np.concatenate(a_flags), np.concatenate(b_beats), folds)
 
 
-def result_rows_to_matrix(rows_out, folds, params, *, m, n):
+def result_rows_to_matrix(rows_out: Sequence[Sequence[int]] | NDArray[Any], folds: Sequence[Fold],
+                          params: TileParamsLike, *, m: int, n: int) -> NDArray[np.int64]:
     """Place the result rows (one array row of ``cols`` values each) into ``C[m, n]``."""
     params = as_tile_params(params)
     C = np.zeros((m, n), dtype=np.int64)
@@ -170,7 +181,7 @@ def result_rows_to_matrix(rows_out, folds, params, *, m, n):
     return C
 
 
-def result_row_count(folds, params):
+def result_row_count(folds: Sequence[Fold], params: TileParamsLike) -> int:
     """How many result rows the tile sends for these folds."""
     params = as_tile_params(params)
     if params.dataflow == "os":
@@ -178,7 +189,8 @@ def result_row_count(folds, params):
     return sum(f.m_count for f in folds if f.emit)
 
 
-def reference_gemm(A, B, *, acc_width, signed):
+def reference_gemm(A: ArrayLike, B: ArrayLike, *, acc_width: int, signed: bool
+                   ) -> NDArray[np.object_]:
     """``A @ B`` with the tile's arithmetic: exact products, sums wrapped to ``acc_width`` bits."""
     C = np.asarray(A, dtype=object) @ np.asarray(B, dtype=object)
     modulus = 1 << acc_width
@@ -198,7 +210,7 @@ def reference_gemm(A, B, *, acc_width, signed):
 _NEVER = -(1 << 62)
 
 
-def _repeat(step, state, count):
+def _repeat(step: Callable[[_State], _State], state: _State, count: int) -> _State:
     """Apply ``step`` to ``state`` ``count`` times, jumping ahead once it is periodic."""
     history = [state]
     done = 0
@@ -221,10 +233,11 @@ def _repeat(step, state, count):
     return state
 
 
-def _ws_fold_step(timing, rows, m_count):
+def _ws_fold_step(timing: TileParams, rows: int, m_count: int
+                  ) -> Callable[[_State], _State]:
     """One weight-stationary fold of ``m_count`` rows of A, as a step on the state
     ``(first weight beat, last A beat, last A beat of the fold before)``."""
-    def step(state):
+    def step(state: _State) -> _State:
         load_prev, last_prev, last_prev2 = state
         # Weights load into the bank the fold before last used, once it is released.
         load = max(load_prev + rows, last_prev2 + timing.weight_release_latency)
@@ -233,7 +246,8 @@ def _ws_fold_step(timing, rows, m_count):
     return step
 
 
-def predict(params=None, *, m, k, n, **tile):
+def predict(params: TileParamsLike = None, *, m: int, k: int, n: int,
+            **tile: Any) -> TileEstimate:
     """Cycles the tile takes for ``C[m, n] = A[m, k] @ B[k, n]`` when nothing stalls.
 
     Exact for the RTL in ``rtl/tile.py`` (tests compare the two cycle for cycle); runs in
@@ -251,13 +265,13 @@ def predict(params=None, *, m, k, n, **tile):
     else:
         kb, nb = ceil(k / rows), ceil(n / cols)
         full, rest = divmod(m, acc_depth)
-        start = (-rows, _NEVER, _NEVER)         # so that the first load starts at cycle 0
+        start: _State = (-rows, _NEVER, _NEVER)         # so that the first load starts at cycle 0
 
-        def chunk(m_count):
+        def chunk(m_count: int) -> Callable[[_State], _State]:
             inner = _ws_fold_step(timing, rows, m_count)
             return lambda state: _repeat(inner, state, kb)
 
-        def column_block(state):
+        def column_block(state: _State) -> _State:
             state = _repeat(chunk(acc_depth), state, full)
             return _repeat(chunk(rest), state, 1) if rest else state
 
@@ -274,7 +288,8 @@ def predict(params=None, *, m, k, n, **tile):
                         utilization=macs / total / peak, folds=folds)
 
 
-def expected_rows(A, B, folds, params):
+def expected_rows(A: ArrayLike, B: ArrayLike, folds: Sequence[Fold], params: TileParamsLike
+                  ) -> list[tuple[list[int], int]]:
     """The result rows the tile must send, in order: ``(values, last)`` per row.
 
     Rows and columns past the edge of C are zero (the operands are zero-padded there).

@@ -1,6 +1,10 @@
 """Switch allocators of the router: separable input-first (iterated) and iSLIP, as components."""
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from amaranth import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -50,7 +54,8 @@ class SwitchAllocator(wiring.Component):
         replace some of them); missing roles are :class:`~supernode.rtl.arbiter.RoundRobinArbiter`.
     """
 
-    def __init__(self, params: RouterParams, *, arbiters=None):
+    def __init__(self, params: RouterParams, *,
+                 arbiters: Mapping[str, type[RoundRobinArbiter]] | None = None) -> None:
         self._params = params
         self._classes = {role: RoundRobinArbiter for role in ARBITER_ROLES}
         self._classes.update({k: v for k, v in (arbiters or {}).items() if k in ARBITER_ROLES})
@@ -100,12 +105,12 @@ class SeparableAllocator(SwitchAllocator):
                 arb[f"sep_out_{o}{tag}"] = self._classes["separable_output"](n=p.ports)
         return arb
 
-    def still_free(self, matched_out):
+    def still_free(self, matched_out: Value) -> Value:
         """The outputs a later iteration may ask for, given the ones earlier iterations
         ``matched_out`` (one bit per output): every other one."""
         return ~matched_out
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: object) -> Module:
         m = self._module()
         arb = self.arbiters
         P, Q, elig, outs = self._ports()
@@ -183,7 +188,7 @@ class ISlipAllocator(SwitchAllocator):
             arb[f"islip_q_{i}"] = self._classes["islip_queue"](n=Q)
         return arb
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: object) -> Module:
         m = self._module()
         arb = self.arbiters
         P, Q, elig, outs = self._ports()

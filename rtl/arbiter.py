@@ -1,6 +1,8 @@
 """Round-robin arbiter: the one arbitration primitive of the router's allocators and claims."""
 
-from amaranth import Cat, Module, Mux
+from __future__ import annotations
+
+from amaranth import Cat, Module, Mux, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -41,7 +43,7 @@ class RoundRobinArbiter(wiring.Component):
         ``follow``, the mask it is given.
     """
 
-    def __init__(self, *, n: int, follow: bool = False):
+    def __init__(self, *, n: int, follow: bool = False) -> None:
         check_int("n", n, 1, 4096)
         self._n, self._follow = n, follow
         members = {"req": In(n), "grant": Out(n)}
@@ -55,15 +57,15 @@ class RoundRobinArbiter(wiring.Component):
     n = property(lambda self: self._n, doc="Requesters.")
     follow = property(lambda self: self._follow, doc="Picks with another arbiter's mask.")
 
-    def granted(self, choice):
+    def granted(self, choice: Value) -> Value:
         """What the arbiter grants, given its one-hot ``choice``: the choice itself."""
         return choice
 
-    def moves(self, choice):
+    def moves(self, choice: Value) -> Value:
         """When the pointer moves past ``choice``: on ``update`` with a grant."""
         return self.update & choice.any()
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: object) -> Module:
         m = Module()
         n = self._n
         masked = self.req & self.mask

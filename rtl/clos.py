@@ -1,5 +1,9 @@
 """Two-tier folded Clos (leaf-spine) fabric built from the switch router."""
 
+from __future__ import annotations
+
+from typing import Any
+
 from amaranth import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -30,7 +34,7 @@ class Clos(wiring.Component):
     ``stats``, are read from them).
     """
 
-    def __init__(self, params: "ClosParams | None" = None, /, **options):
+    def __init__(self, params: ClosParams | None = None, /, **options: Any) -> None:
         if params is None:
             params = ClosParams.from_options(**options)
         elif options:
@@ -49,7 +53,7 @@ class Clos(wiring.Component):
     vcs = property(lambda self: self._params.vcs, doc="Virtual channels per link.")
     flit_layout = property(lambda self: self._params.flit_layout, doc="Layout of a flit.")
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: object) -> Module:
         m = Module()
         p = self._params
         leaves = [Router(lp) for lp in p.leaf_params]

@@ -1,8 +1,10 @@
 """The Clos's parameters: validation, shape, routing tables of its routers, wiring and latency."""
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 from functools import cached_property
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from .errors import UserError, check_int
 from .router_params import RouterParams
@@ -63,9 +65,9 @@ class ClosParams:
     packet_id_width: int = RouterParams.packet_id_width
 
     #: The parameter class of the routers the Clos is made of, and so its radix limit.
-    ROUTER_PARAMS: ClassVar[type] = RouterParams
+    ROUTER_PARAMS: ClassVar[type[RouterParams]] = RouterParams
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         radix = self.ROUTER_PARAMS.MAX_PORTS
         E, L, S = self.endpoints_per_leaf, self.leaves, self.spines
         check_int("endpoints_per_leaf", E, 1, radix - 1)
@@ -83,7 +85,7 @@ class ClosParams:
         self.leaf_params, self.spine_params     # noqa: B018
 
     @classmethod
-    def from_options(cls, **options) -> "ClosParams":
+    def from_options(cls, **options: Any) -> "ClosParams":
         """``ClosParams(**options)``, naming an unknown key (say, ``ports``) in one sentence."""
         shape = ("endpoints_per_leaf", "leaves", "spines", "up_routing")
         for key in options:

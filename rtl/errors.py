@@ -1,5 +1,7 @@
 """The one exception type for bad user input, and the integer check every block's parameters use."""
 
+from __future__ import annotations
+
 __all__ = ["UserError", "check_int"]
 
 
@@ -11,7 +13,7 @@ class UserError(ValueError):
     """
 
 
-def check_int(name, value, lo, hi, *, lo_text=None):
+def check_int(name: str, value: object, lo: int, hi: int, *, lo_text: str | None = None) -> int:
     """Raise :class:`UserError` unless ``value`` is an integer (not a bool) from ``lo`` to ``hi``.
 
     ``lo_text`` words the lower bound when it derives from another parameter

@@ -7,13 +7,21 @@ bit offsets; the valid/ready streams; and the timing facts the component publish
 (latencies, intervals). Amaranth's own ``Component.metadata`` is included as it is.
 """
 
+from __future__ import annotations
+
 import json
 import os
 from pathlib import Path
 
-from amaranth.hdl import Shape, ShapeCastable
-from amaranth.lib import data
+from typing import TYPE_CHECKING, Any
+
+from amaranth.hdl import Shape, ShapeCastable, ShapeLike
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In
+
+if TYPE_CHECKING:
+    from .router import Router
+    from .tile import SystolicTile
 
 __all__ = ["SCHEMA", "describe", "layout_fields", "write_interface", "interface_path",
            "tile_interface", "router_interface"]
@@ -29,7 +37,7 @@ STREAM_RULES = [
 ]
 
 
-def layout_fields(shape) -> list:
+def layout_fields(shape: ShapeLike) -> list[dict[str, Any]]:
     """The leaf fields of a payload shape, lowest bit first.
 
     Each is ``{"name": "data[1]", "path": ["data", 1], "offset": 8, "width": 8,
@@ -60,14 +68,14 @@ def _port_name(path) -> str:
     return "__".join(str(part) for part in path)
 
 
-def describe(component, *, name: str, parameters: dict, timing: dict,
+def describe(component: wiring.Component, *, name: str, parameters: dict, timing: dict,
              clock: str = "clk", reset: str = "rst") -> dict:
     """The interface description of ``component`` exported as Verilog module ``name``.
 
     ``parameters`` are the values it was built with; ``timing`` the timing facts it
     publishes, each ``{"value": ..., "meaning": "..."}``.
     """
-    ports = [
+    ports: list[dict[str, Any]] = [
         {"name": clock, "direction": "in", "width": 1, "meaning": "clock, rising edge"},
         {"name": reset, "direction": "in", "width": 1,
          "meaning": "synchronous reset, active high"},
@@ -102,12 +110,12 @@ def describe(component, *, name: str, parameters: dict, timing: dict,
     }
 
 
-def interface_path(verilog_path) -> Path:
+def interface_path(verilog_path: str | os.PathLike[str]) -> Path:
     """Where the description of ``tile.v`` goes: ``tile.json`` beside it."""
     return Path(verilog_path).with_suffix(".json")
 
 
-def write_interface(description: dict, verilog_path) -> Path:
+def write_interface(description: dict, verilog_path: str | os.PathLike[str]) -> Path:
     """Write ``description`` beside ``verilog_path`` atomically; return its path."""
     out = interface_path(verilog_path)
     tmp = out.with_name(out.name + ".tmp")
@@ -142,7 +150,7 @@ ROUTER_TIMING = {
 }
 
 
-def tile_interface(tile, *, name: str) -> dict:
+def tile_interface(tile: SystolicTile, *, name: str) -> dict:
     """The description of a :class:`~supernode.rtl.tile.SystolicTile` exported as module ``name``."""
     params = tile.params
     description = describe(tile, name=name, parameters=params.as_dict(),
@@ -159,7 +167,7 @@ def tile_interface(tile, *, name: str) -> dict:
     return description
 
 
-def router_interface(router, *, name: str) -> dict:
+def router_interface(router: Router, *, name: str) -> dict:
     """The description of a :class:`~supernode.rtl.router.Router` exported as module ``name``."""
     return describe(router, name=name, parameters=router.params.as_dict(),
                     timing=_facts(router.params, ROUTER_TIMING))

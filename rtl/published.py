@@ -1,6 +1,8 @@
 """Internal signals (or blocks) a design publishes by name, for the proofs that read them."""
 
-from amaranth.hdl import Value
+from __future__ import annotations
+
+from amaranth.hdl import Value, ValueLike
 
 __all__ = ["Published"]
 
@@ -21,11 +23,11 @@ class Published(dict):
         What it publishes here, for messages (``"signal"``, ``"arbiter"``).
     """
 
-    def __init__(self, design: str, what: str = "signal"):
+    def __init__(self, design: str, what: str = "signal") -> None:
         super().__init__()
         self.design, self.what = design, what
 
-    def publish(self, *signals, **named):
+    def publish(self, *signals: ValueLike, **named: ValueLike) -> None:
         """Publish each signal under its own name, each keyword's signal under the keyword.
 
         A signal of a layout (a ``data.View``) is published as its underlying signal.

@@ -1,5 +1,10 @@
 """Bench wrapper that packs every endpoint link of a router or fabric into two wide ports."""
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
 from amaranth import Cat, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -33,7 +38,7 @@ class PackedHarness(wiring.Component):
         Everything the bench observes.
     """
 
-    def __init__(self, dut):
+    def __init__(self, dut: Router | Clos) -> None:
         self._dut = dut
         codec = PackedCodec.of(dut.params)
         self.n, self.flit_bits, self.vcs = codec.n, codec.fb, codec.V
@@ -50,7 +55,7 @@ class PackedHarness(wiring.Component):
         return PackedCodec(n=self.n, flit_bits=self.flit_bits, vcs=self.vcs,
                            cfg_fields=self.cfg_fields)
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: object) -> Module:
         m = Module()
         m.submodules.dut = dut = self._dut
         n, fb, V = self.n, self.flit_bits, self.vcs
@@ -86,7 +91,8 @@ class PackedCodec:
         Widths of the ``cfg`` ``dest`` and ``port`` fields, when the design has ``cfg``.
     """
 
-    def __init__(self, *, n, flit_bits, vcs, cfg_fields=None):
+    def __init__(self, *, n: int, flit_bits: int, vcs: int,
+                 cfg_fields: tuple[int, int] | None = None) -> None:
         self.n, self.fb, self.V = n, flit_bits, vcs
         self.cfg_fields = cfg_fields
         self._stride = 1 + flit_bits
@@ -102,7 +108,8 @@ class PackedCodec:
                        cfg_fields=(params.dest_bits, params.port_bits))
         return cls(n=params.endpoints, flit_bits=params.flit_layout.size, vcs=params.vcs)
 
-    def pack_drive(self, flits, credits, cfg=None) -> int:
+    def pack_drive(self, flits: Sequence[int | None], credits: Sequence[int],
+                   cfg: tuple[int, int] | None = None) -> int:
         """``flits[e]`` (int or None) to inject, ``credits[e]`` pulses to return,
         ``cfg`` = ``(dest, port)`` to write one routing entry, or None."""
         value = 0
@@ -115,12 +122,14 @@ class PackedCodec:
             if c:
                 value |= c << (base + e * self.V)
         if cfg is not None:
+            if self.cfg_fields is None:
+                raise TypeError("a cfg write needs a design with a cfg port")
             dest, port = cfg
             dw, _ = self.cfg_fields
             value |= (1 | (dest << 1) | (port << (1 + dw))) << (base + self.n * self.V)
         return value
 
-    def unpack_status(self, value: int):
+    def unpack_status(self, value: int) -> tuple[list[int | None], list[int]]:
         """``(flit int or None per endpoint, credit pulses per endpoint)``."""
         stride, fmask = self._stride, self._fmask
         flits = []
@@ -132,7 +141,7 @@ class PackedCodec:
         return flits, credits
 
 
-def design_params(design: str, **params) -> "RouterParams | ClosParams":
+def design_params(design: str, **params: Any) -> "RouterParams | ClosParams":
     """The parameter object of a ``design`` (``"router"`` or ``"clos"``) given as keywords."""
     if design == "router":
         return RouterParams(**params)
@@ -141,7 +150,7 @@ def design_params(design: str, **params) -> "RouterParams | ClosParams":
     raise ValueError(f"design must be 'router' or 'clos', not {design!r}")
 
 
-def make_top(*, design: str, **params) -> PackedHarness:
+def make_top(*, design: str, **params: Any) -> PackedHarness:
     """Factory for the runner: ``design`` is ``"router"`` or ``"clos"``."""
     p = design_params(design, **params)
-    return PackedHarness(Router(p) if design == "router" else Clos(p))
+    return PackedHarness(Router(p) if isinstance(p, RouterParams) else Clos(p))

@@ -1,14 +1,21 @@
 """The router's parameters: validation, defaults, derived widths, queue numbering, layouts and latencies."""
 
+from __future__ import annotations
+
 from dataclasses import asdict, dataclass, fields
 from functools import cached_property
-from typing import ClassVar, Optional
+from typing import TYPE_CHECKING, Any, ClassVar, Optional, TypeVar
 
 from amaranth.lib import data
 
 from .errors import UserError, check_int
 
 __all__ = ["RouterParams", "ALLOCATORS", "bits", "check_int", "build_params"]
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+P = TypeVar("P", bound="DataclassInstance")
 
 #: Switch allocators the router can be built with.
 ALLOCATORS = ("separable", "islip")
@@ -19,12 +26,12 @@ def bits(n: int) -> int:
     return max(1, (n - 1).bit_length())
 
 
-def check_bool(name, value):
+def check_bool(name: str, value: object) -> None:
     if not isinstance(value, bool):
         raise UserError(f"{name} must be True or False, not {value!r}")
 
 
-def build_params(cls, options: dict, *, what: str):
+def build_params(cls: type[P], options: dict[str, Any], *, what: str) -> P:
     """``cls(**options)``, naming an unknown key in one sentence instead of a TypeError."""
     names = [f.name for f in fields(cls)]
     for key in options:
@@ -113,7 +120,7 @@ class RouterParams:
     #: Width of each performance counter; counters wrap around at ``2**STATS_WIDTH``.
     STATS_WIDTH: ClassVar[int] = 32
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         set_ = object.__setattr__.__get__(self)     # frozen: fill in the derived defaults
         check_int("ports", self.ports, 2, self.MAX_PORTS)
         check_int("vcs", self.vcs, 1, 8)
@@ -129,10 +136,9 @@ class RouterParams:
         if destinations is None:
             destinations = self.ports if self.routes is None else len(self.routes)
         check_int("destinations", destinations, 2, 4096)
-        routes = self.routes
-        if routes is None:
-            routes = [d % self.ports for d in range(destinations)]
-        routes = tuple(routes)
+        given = self.routes
+        routes = (tuple(d % self.ports for d in range(destinations)) if given is None
+                  else tuple(given))
         if len(routes) != destinations:
             raise UserError(f"routes must have one entry per destination ({destinations}), "
                             f"not {len(routes)} entries")
@@ -179,6 +185,7 @@ class RouterParams:
     @property
     def dest_bits(self) -> int:
         """Width of a destination id (and of a source id: endpoints are destinations)."""
+        assert self.destinations is not None     # filled in by __post_init__
         return bits(self.destinations)
 
     @property
@@ -231,5 +238,6 @@ class RouterParams:
     def as_dict(self) -> dict:
         """The fields as plain values (lists for the tables), e.g. for JSON or a build key."""
         out = asdict(self)
+        assert self.routes is not None           # filled in by __post_init__
         out["routes"], out["spread"] = list(self.routes), list(self.spread)
         return out

@@ -1,21 +1,25 @@
 """A parameterised systolic compute tile: the matrix (Cube) unit of one NPU core."""
 
+from __future__ import annotations
+
+from typing import Any
+
 from amaranth.hdl import Cat, Module, Signal, Shape, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from .published import Published
-from .tile_params import DATAFLOWS, TileParams, as_tile_params
+from .tile_params import DATAFLOWS, TileParams, TileParamsLike, as_tile_params
 
 __all__ = ["SystolicTile", "TileParams", "DATAFLOWS", "operand_layouts", "result_layout"]
 
 
-def _element_shape(width, is_signed):
+def _element_shape(width: int, is_signed: bool) -> Shape:
     return signed(width) if is_signed else unsigned(width)
 
 
-def operand_layouts(params):
+def operand_layouts(params: TileParams) -> tuple[data.StructLayout, data.StructLayout]:
     """Payload layouts of the ``a`` and ``b`` operand streams of a :class:`TileParams`.
 
     Output-stationary: an ``a`` beat is one column of an A block (``rows`` values, one per
@@ -36,7 +40,7 @@ def operand_layouts(params):
     return a, b
 
 
-def result_layout(params):
+def result_layout(params: TileParams) -> data.StructLayout:
     """Payload layout of the ``c`` result stream: one row of C, ``last`` on a fold's final row."""
     acc = _element_shape(params.acc_width, params.signed)
     return data.StructLayout({"data": data.ArrayLayout(acc, params.cols), "last": 1})
@@ -93,7 +97,8 @@ class SystolicTile(wiring.Component):
         ``load_row``, ``use_bank``, ``psum_r{i}_c{j}``, ``kept{n}`` and ``index``.
     """
 
-    def __init__(self, *, params=None, **kwargs):
+    def __init__(self, *, params: TileParamsLike = None,
+                 **kwargs: Any) -> None:
         try:
             self._params = params = as_tile_params(params, **kwargs)
         except (TypeError, ValueError):
@@ -128,18 +133,18 @@ class SystolicTile(wiring.Component):
     weight_release_latency = property(lambda self: self._params.weight_release_latency)
 
     @property
-    def element_shape(self):
+    def element_shape(self) -> Shape:
         return _element_shape(self.in_width, self.signed)
 
     @property
-    def accumulator_shape(self):
+    def accumulator_shape(self) -> Shape:
         return _element_shape(self.acc_width, self.signed)
 
     @property
-    def product_shape(self):
+    def product_shape(self) -> Shape:
         return _element_shape(self._params.product_width, self.signed)
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: object) -> Module:
         m = Module()
         self.state.clear()
         m.submodules.results = results = SyncFIFO(

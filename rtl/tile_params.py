@@ -1,8 +1,10 @@
 """Parameters of the systolic tile: the one place its defaults, limits and timing are written."""
 
+from __future__ import annotations
+
 from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, fields
-from typing import ClassVar
+from typing import Any, ClassVar, TypeAlias
 
 from .errors import UserError, check_int
 
@@ -84,7 +86,7 @@ class TileParams:
     MAX_ACC_DEPTH: ClassVar[int] = 4096
     MAX_MAC_STAGES: ClassVar[int] = 4
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_int("rows", self.rows, 1, self.MAX_SIDE)
         check_int("cols", self.cols, 1, self.MAX_SIDE)
         check_int("in_width", self.in_width, *self.IN_WIDTHS)
@@ -115,11 +117,11 @@ class TileParams:
     # -- derived widths and values -----------------------------------------------------------
 
     @property
-    def min_acc_width(self):
+    def min_acc_width(self) -> int:
         return 2 * self.in_width
 
     @property
-    def product_width(self):
+    def product_width(self) -> int:
         """Bits of one exact product, the width of each ``mac_stages`` register."""
         return 2 * self.in_width
 
@@ -128,19 +130,19 @@ class TileParams:
     # -- published timing ----------------------------------------------------------------------
 
     @property
-    def stages(self):
+    def stages(self) -> int:
         return self.rows + self.cols + self.mac_stages
 
     @property
-    def peak_macs_per_cycle(self):
+    def peak_macs_per_cycle(self) -> int:
         return self.rows * self.cols
 
     @property
-    def drain_latency(self):
+    def drain_latency(self) -> int:
         return self.stages + 1              # and one cycle through the result queue
 
     @property
-    def fill_latency(self):
+    def fill_latency(self) -> int:
         # Output-stationary rows complete one per cycle, row 0 first; weight-stationary
         # beats each complete a row of their own.
         if self.dataflow == "os":
@@ -148,15 +150,21 @@ class TileParams:
         return self.drain_latency
 
     @property
-    def fold_interval(self):
+    def fold_interval(self) -> int:
         return max(self.rows, self.cols)
 
     @property
-    def weight_release_latency(self):
+    def weight_release_latency(self) -> int:
         return self.rows + self.cols
 
 
-def as_tile_params(params=None, **options) -> TileParams:
+#: What the functions taking a tile accept: its parameters, a mapping of them, or None
+#: (the keyword options and the defaults then give them).
+TileParamsLike: TypeAlias = "TileParams | Mapping[str, Any] | None"
+
+
+def as_tile_params(params: TileParamsLike = None,
+                   **options: Any) -> TileParams:
     """``params`` when it is a :class:`TileParams`, else one made of the mapping ``params``
     and the keyword ``options`` (the defaults fill in the rest); an unknown or missing
     parameter is one :class:`UserError` sentence, not a ``TypeError``."""

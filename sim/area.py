@@ -1,5 +1,7 @@
 """Area of an Amaranth component from Yosys generic synthesis: cells, flip-flops, gate equivalents."""
 
+from __future__ import annotations
+
 import dataclasses
 import hashlib
 import inspect
@@ -11,11 +13,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from supernode.rtl.errors import UserError
 from supernode.sim.heartbeat import Heartbeat, last_match
 from supernode.sim.outputs import write_atomic
-from supernode.sim.runner import export_verilog, locked
+from supernode.sim.runner import ComponentFactory, export_verilog, locked
 
 __all__ = ["AreaReport", "GE_WEIGHTS", "SynthesisError", "synthesize", "yosys_version",
            "gate_equivalents", "yosys_command", "cache_digest", "kind_of",
@@ -186,17 +189,18 @@ def _root() -> Path:
     return Path(os.environ.get("SUPERNODE_BUILD", "build")).resolve() / "area"
 
 
-def cache_digest(obj) -> str:
+def cache_digest(obj: Any) -> str:
     """A short, stable hash of a JSON-able cache key."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def kind_of(component_factory) -> str:
+def kind_of(component_factory: ComponentFactory) -> str:
     """The dotted name that tells a factory's designs apart in a cache."""
     return f"{component_factory.__module__}.{getattr(component_factory, '__qualname__', component_factory)}"
 
 
-def params_with_defaults(component_factory, params: dict, component) -> dict:
+def params_with_defaults(component_factory: ComponentFactory, params: dict,
+                         component: object) -> dict:
     """``params`` with the defaults filled in, so equal designs share a cache key.
 
     A component that carries its parameter object (``component.params``, a dataclass such
@@ -222,7 +226,7 @@ def params_with_defaults(component_factory, params: dict, component) -> dict:
     return out
 
 
-def synthesize(component_factory, params: dict, *, kind: "str | None" = None,
+def synthesize(component_factory: ComponentFactory, params: dict, *, kind: "str | None" = None,
                ge_weights: "dict | None" = None, use_cache: bool = True) -> AreaReport:
     """Synthesise ``component_factory(**params)`` with Yosys and count its cells.
 

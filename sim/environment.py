@@ -5,7 +5,10 @@ the same way, once, here, so that ``SIM=verilator pytest``, ``WAVES=1 supernode 
 or ``COCOTB_RANDOM_SEED=7 pytest`` do what a cocotb user expects.
 """
 
+from __future__ import annotations
+
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from supernode.rtl.errors import UserError
@@ -105,7 +108,7 @@ def waveform_viewer() -> "str | None":
 
 
 @contextmanager
-def hidden_from_runner():
+def hidden_from_runner() -> Iterator[None]:
     """Keep :data:`RUNNER_VARIABLES` away from cocotb's runner for a ``with`` block.
 
     The runner reads ``WAVES`` and ``GUI`` itself and copies the whole environment into

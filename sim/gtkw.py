@@ -1,8 +1,12 @@
 """Write GTKWave save files that group each stream's valid/ready/payload and the FSM states."""
 
+from __future__ import annotations
+
 import io
 import re
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from amaranth.hdl import Fragment, Signal
 from vcd.gtkw import GTKWSave
@@ -13,13 +17,18 @@ from vcd.gtkw import GTKWSave
 from .outputs import write_atomic
 from .waves import find_fsms, find_interfaces, find_signal, load
 
+if TYPE_CHECKING:
+    from amaranth.hdl import Elaboratable
+
+    from .waves.reader import Waveform
+
 __all__ = ["fsm_state_names", "write_gtkw"]
 
 #: State names are written only for registers this narrow (a translate file lists every value).
 _MAX_STATE_BITS = 8
 
 
-def fsm_state_names(component) -> dict:
+def fsm_state_names(component: Elaboratable) -> dict[str, dict[int, str]]:
     """State names of every FSM (and enum-typed signal) in an Amaranth design.
 
     Returns ``{"sub.path.fsm_state": {0: "IDLE", 1: "RUN", ...}}``, the path relative
@@ -83,7 +92,9 @@ def _ident(name: str, width: int) -> str:
     return f"{name}[{width - 1}:0]" if width > 1 else name
 
 
-def write_gtkw(wave_path, out=None, *, state_names: "dict | None" = None, wave=None) -> Path:
+def write_gtkw(wave_path: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, *,
+               state_names: dict[str, dict[int, str]] | None = None,
+               wave: Waveform | None = None) -> Path:
     """Write ``<wave>.gtkw`` beside a waveform and return its path.
 
     Groups, in order: clock and reset; one group per valid/ready stream (valid, ready,

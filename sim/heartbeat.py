@@ -6,11 +6,15 @@ solver's step) and prints it with the time so far, so a long run is seen to move
 ``SUPERNODE_PROGRESS=0`` turns the lines off.
 """
 
+from __future__ import annotations
+
 import os
 import re
 import sys
 import threading
 import time
+from collections.abc import Callable
+from typing import Literal, TextIO
 
 __all__ = ["Heartbeat", "last_match", "cocotb_status", "build_status"]
 
@@ -19,7 +23,8 @@ FIRST_AFTER_S = 3.0
 EVERY_S = 10.0
 
 
-def last_match(path, pattern: str, *, group: int = 0, tail_bytes: int = 16384) -> "str | None":
+def last_match(path: str | os.PathLike[str], pattern: str, *, group: int = 0,
+               tail_bytes: int = 16384) -> "str | None":
     """The last match of ``pattern`` in the end of the text file ``path``, or None."""
     try:
         with open(path, "rb") as fh:
@@ -41,15 +46,16 @@ class Heartbeat:
     when it printed anything.
     """
 
-    def __init__(self, label: str, status=None, *, first_after_s: float = FIRST_AFTER_S,
-                 every_s: float = EVERY_S, stream=None):
+    def __init__(self, label: str, status: Callable[[], object] | None = None, *,
+                 first_after_s: float = FIRST_AFTER_S, every_s: float = EVERY_S,
+                 stream: TextIO | None = None) -> None:
         self.label, self.status = label, status
         self.first_after_s, self.every_s = first_after_s, every_s
         self.stream = stream or sys.stderr
         self.enabled = os.environ.get("SUPERNODE_PROGRESS", "1") not in ("0", "")
         self.printed = 0
 
-    def __enter__(self):
+    def __enter__(self) -> Heartbeat:
         self.started = time.monotonic()
         self._stop = threading.Event()
         if self.enabled:
@@ -67,14 +73,14 @@ class Heartbeat:
                 status = None
         return f"{self.label}: {elapsed:.0f} s" + (f", {status}" if status else "")
 
-    def _beat(self):
+    def _beat(self) -> None:
         wait = self.first_after_s
         while not self._stop.wait(wait):
             print(self._line(), file=self.stream, flush=True)
             self.printed += 1
             wait = self.every_s
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> Literal[False]:
         self._stop.set()
         if self.enabled:
             self._thread.join()
@@ -84,7 +90,7 @@ class Heartbeat:
         return False
 
 
-def cocotb_status(log_path) -> "str | None":
+def cocotb_status(log_path: str | os.PathLike[str]) -> "str | None":
     """The simulated time and message of the newest line of a cocotb log."""
     line = last_match(log_path, r"^\s*\d+(?:\.\d+)?\s*[munpf]?s\s+(?:INFO|WARNING).*$")
     if line is None:
@@ -95,7 +101,7 @@ def cocotb_status(log_path) -> "str | None":
     return f"simulated {sim_time}" + (f": {message[:80]}" if message else "")
 
 
-def build_status(log_path) -> "str | None":
+def build_status(log_path: str | os.PathLike[str]) -> "str | None":
     """The newest line of a simulator build log, shortened."""
     line = last_match(log_path, r"^\S.*$")
     return f"building: {line[:80]}" if line else "building"

@@ -9,6 +9,8 @@ These are FPGA figures: an ECP5's LUTs, carry chains and routing are not an ASIC
 standard cells and wires, so neither the clock nor the resources transfer to a chip.
 """
 
+from __future__ import annotations
+
 import hashlib
 import json
 import os
@@ -23,7 +25,7 @@ from supernode.fabric.sources import source_digest
 from supernode.rtl.errors import UserError
 from supernode.sim.area import cache_digest, kind_of, params_with_defaults, yosys_command, yosys_version
 from supernode.sim.outputs import write_atomic
-from supernode.sim.runner import export_verilog, locked
+from supernode.sim.runner import ComponentFactory, export_verilog, locked
 
 __all__ = ["DEVICES", "DEFAULT_DEVICE", "DEFAULT_SEED", "TARGET_CLOCK_MHZ",
            "ImplementationReport", "ImplementationError", "DoesNotFit",
@@ -184,7 +186,7 @@ def _check_device(device: str) -> str:
     return device
 
 
-def implement(component_factory, params: dict, *, kind: "str | None" = None,
+def implement(component_factory: ComponentFactory, params: dict, *, kind: "str | None" = None,
               device: str = DEFAULT_DEVICE, seed: int = DEFAULT_SEED,
               use_cache: bool = True) -> ImplementationReport:
     """Synthesise ``component_factory(**params)`` for an ECP5 and place and route it.

@@ -8,8 +8,11 @@ one; a failed write leaves no temporary file behind. Missing parent directories 
 created: a mistyped path is refused instead of growing a tree somewhere unexpected.
 """
 
+from __future__ import annotations
+
 import os
 import tempfile
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -34,7 +37,8 @@ def _probe_writable(directory: Path, flag: str, shown: str) -> None:
     os.unlink(probe)
 
 
-def check_output(path, *, flag: str, suffixes=None) -> Path:
+def check_output(path: str | os.PathLike[str], *, flag: str,
+                 suffixes: Collection[str] | None = None) -> Path:
     """The destination ``path`` of ``flag``, or :class:`UserError` naming what is wrong.
 
     Refused: a directory, a missing or non-directory parent, a place that cannot be
@@ -59,7 +63,7 @@ def check_output(path, *, flag: str, suffixes=None) -> Path:
     return out
 
 
-def check_output_dir(path, *, flag: str) -> Path:
+def check_output_dir(path: str | os.PathLike[str], *, flag: str) -> Path:
     """An output directory: existing and writable, or to be created in an existing parent."""
     out = Path(path)
     shown = repr(str(path))
@@ -77,7 +81,7 @@ def check_output_dir(path, *, flag: str) -> Path:
 
 
 @contextmanager
-def atomic_output(path):
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
 
     The temporary name keeps the destination's suffix, so writers that choose a format by
@@ -107,7 +111,7 @@ def _file_mode(path: Path) -> int:
         return 0o666 & ~umask
 
 
-def write_atomic(path, data) -> Path:
+def write_atomic(path: str | os.PathLike[str], data: str | bytes | bytearray) -> Path:
     """Write ``data`` (str or bytes) to ``path`` through :func:`atomic_output`; the parent
     directory must exist. The data is flushed to disk before the rename, so a reader sees
     the old file or the complete new one even after a crash."""

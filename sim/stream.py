@@ -10,11 +10,23 @@ gives them (``a__valid``, ``a__ready``, ``a__payload``); :class:`PayloadLayout` 
 unpacks payloads with the field layout written beside the export (``supernode.rtl.interface``).
 """
 
+from __future__ import annotations
+
 import json
+import os
 from collections import deque
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from supernode.rtl.errors import UserError
+
+if TYPE_CHECKING:
+    from cocotb.handle import HierarchyObject, LogicObject, ValueObjectBase
+    from cocotb.task import Task
+
+    #: A port of the simulated design.
+    Handle = ValueObjectBase[Any, Any]
 
 __all__ = ["PayloadLayout", "StreamSource", "StreamSink", "StreamMonitor", "StreamProtocolError",
            "load_interface"]
@@ -24,7 +36,7 @@ class StreamProtocolError(AssertionError):
     """A stream broke its contract: valid fell, or the payload changed, before the beat was taken."""
 
 
-def load_interface(path) -> dict:
+def load_interface(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The interface description written beside an exported ``.v`` (``tile.json``)."""
     path = Path(path)
     if path.suffix == ".v":
@@ -50,7 +62,7 @@ class PayloadLayout:
         ``offset``, ``width``, ``signed`` of every leaf.
     """
 
-    def __init__(self, fields):
+    def __init__(self, fields: list[dict[str, Any]]) -> None:
         self.fields = list(fields)
         self.width = max((f["offset"] + f["width"] for f in self.fields), default=0)
 
@@ -64,7 +76,7 @@ class PayloadLayout:
             raise UserError(f"the interface has no stream named {stream!r}; it has {known}") \
                 from None
 
-    def pack(self, value) -> int:
+    def pack(self, value: Any) -> int:
         """The payload integer of nested ``value`` (dicts by field name, lists by index)."""
         word = 0
         for field in self.fields:
@@ -79,16 +91,16 @@ class PayloadLayout:
             word |= (leaf & ((1 << field["width"]) - 1)) << field["offset"]
         return word
 
-    def unpack(self, word: int):
+    def unpack(self, word: int) -> Any:
         """Nested values of a payload integer (the inverse of :meth:`pack`)."""
-        out = {}
+        out: dict[str, Any] = {}
         for field in self.fields:
             leaf = (int(word) >> field["offset"]) & ((1 << field["width"]) - 1)
             if field["signed"] and leaf >> (field["width"] - 1):
                 leaf -= 1 << field["width"]
             if not field["path"]:
                 return leaf
-            node = out
+            node: Any = out
             for part, after in zip(field["path"], field["path"][1:] + [None]):
                 if after is None:
                     _store(node, part, leaf)
@@ -97,7 +109,7 @@ class PayloadLayout:
         return out
 
 
-def _child(node, key, kind):
+def _child(node: list[Any] | dict[str, Any], key: Any, kind: type[list] | type[dict]) -> Any:
     if isinstance(node, list):
         while len(node) <= key:
             node.append(None)
@@ -107,7 +119,7 @@ def _child(node, key, kind):
     return node.setdefault(key, kind())
 
 
-def _store(node, key, value):
+def _store(node: list[Any] | dict[str, Any], key: Any, value: int) -> None:
     if isinstance(node, list):
         while len(node) <= key:
             node.append(None)
@@ -116,7 +128,7 @@ def _store(node, key, value):
         node[key] = value
 
 
-def _high(handle) -> bool:
+def _high(handle: Handle) -> bool:
     """A one-bit signal reads 1 (x and z, before a reset, read as low)."""
     return str(handle.value) == "1"
 
@@ -124,16 +136,17 @@ def _high(handle) -> bool:
 class _Endpoint:
     """Shared by source, sink and monitor: the three handles of one stream, and its pauses."""
 
-    def __init__(self, dut, name: str, clock, reset=None):
+    def __init__(self, dut: HierarchyObject, name: str, clock: LogicObject,
+                 reset: Handle | None = None) -> None:
         self.name = name
         self.valid = getattr(dut, f"{name}__valid")
         self.ready = getattr(dut, f"{name}__ready")
         self.payload = getattr(dut, f"{name}__payload")
         self.clock, self.reset = clock, reset
-        self._pause = None
-        self._task = None
+        self._pause: Iterator[Any] | None = None
+        self._task: Task[None] | None = None
 
-    def set_pause_generator(self, generator=None):
+    def set_pause_generator(self, generator: Iterator[Any] | None = None) -> None:
         """Idle on each cycle the generator yields a true value for (None: never idle)."""
         self._pause = generator
 
@@ -143,11 +156,11 @@ class _Endpoint:
     def _in_reset(self) -> bool:
         return self.reset is not None and _high(self.reset)
 
-    def _start(self, coroutine):
+    def _start(self, coroutine: Coroutine[Any, Any, None]) -> None:
         import cocotb
         self._task = cocotb.start_soon(coroutine)
 
-    def stop(self):
+    def stop(self) -> None:
         """Stop driving or watching the stream."""
         if self._task is not None:
             self._task.cancel()
@@ -170,22 +183,23 @@ class StreamSource(_Endpoint):
         The clock; an active-high reset during which nothing is offered (optional).
     """
 
-    def __init__(self, dut, name, clock, reset=None):
+    def __init__(self, dut: HierarchyObject, name: str, clock: LogicObject,
+                 reset: Handle | None = None) -> None:
         super().__init__(dut, name, clock, reset)
         from cocotb.triggers import Event
-        self.queue = deque()
+        self.queue: deque[int] = deque()
         self.sent = 0
         self._idle = Event()
         self._idle.set()
         self.valid.value = 0
         self._start(self._run())
 
-    def send_nowait(self, payload: int):
+    def send_nowait(self, payload: int) -> None:
         """Queue one payload (an integer; see :class:`PayloadLayout`)."""
         self.queue.append(int(payload))
         self._idle.clear()
 
-    async def send(self, payload: int):
+    async def send(self, payload: int) -> None:
         """Queue one payload."""
         self.send_nowait(payload)
 
@@ -196,11 +210,11 @@ class StreamSource(_Endpoint):
     def empty(self) -> bool:
         return not self.queue
 
-    async def wait(self):
+    async def wait(self) -> None:
         """Until every queued payload has been taken."""
         await self._idle.wait()
 
-    async def _run(self):
+    async def _run(self) -> None:
         from cocotb.triggers import RisingEdge
         offered = False
         while True:
@@ -231,9 +245,10 @@ class StreamSink(_Endpoint):
         As for :class:`StreamSource`.
     """
 
-    def __init__(self, dut, name, clock, reset=None):
+    def __init__(self, dut: HierarchyObject, name: str, clock: LogicObject,
+                 reset: Handle | None = None) -> None:
         super().__init__(dut, name, clock, reset)
-        self.queue = deque()
+        self.queue: deque[int] = deque()
         self.ready.value = 0
         self._start(self._run())
 
@@ -248,7 +263,7 @@ class StreamSink(_Endpoint):
         """The oldest payload received (raises IndexError when there is none)."""
         return self.queue.popleft()
 
-    async def recv(self, timeout_cycles: "int | None" = None) -> int:
+    async def recv(self, timeout_cycles: int | None = None) -> int:
         """The next payload; with ``timeout_cycles``, fail instead of waiting for ever."""
         from cocotb.triggers import RisingEdge
         waited = 0
@@ -259,7 +274,7 @@ class StreamSink(_Endpoint):
             waited += 1
         return self.queue.popleft()
 
-    async def _run(self):
+    async def _run(self) -> None:
         from cocotb.triggers import RisingEdge
         while True:
             await RisingEdge(self.clock)
@@ -285,19 +300,22 @@ class StreamMonitor(_Endpoint):
         was taken); :meth:`check` raises on the first.
     """
 
-    def __init__(self, dut, name, clock, reset=None):
+    def __init__(self, dut: HierarchyObject, name: str, clock: LogicObject,
+                 reset: Handle | None = None) -> None:
         super().__init__(dut, name, clock, reset)
-        self.beats, self.stalls, self.idles, self.errors = [], 0, 0, []
+        self.beats: list[int] = []
+        self.stalls, self.idles = 0, 0
+        self.errors: list[str] = []
         self._start(self._run())
 
-    def check(self):
+    def check(self) -> None:
         """Raise :class:`StreamProtocolError` if the stream ever broke its contract."""
         if self.errors:
             raise StreamProtocolError(self.errors[0])
 
-    async def _run(self):
+    async def _run(self) -> None:
         from cocotb.triggers import RisingEdge
-        waiting = None            # payload offered and not taken at the previous edge
+        waiting: int | None = None           # payload offered and not taken at the previous edge
         cycle = 0
         while True:
             await RisingEdge(self.clock)
@@ -306,15 +324,15 @@ class StreamMonitor(_Endpoint):
                 waiting = None
                 continue
             valid, ready = _high(self.valid), _high(self.ready)
-            payload = self.payload.value.to_unsigned() if valid else None
+            payload: int | None = self.payload.value.to_unsigned() if valid else None
             if waiting is not None and (not valid or payload != waiting):
                 what = "valid fell" if not valid else "the payload changed"
                 self.errors.append(f"stream {self.name}, cycle {cycle}: {what} before the "
                                    f"beat {waiting:#x} was taken")
-            if valid and ready:
+            if payload is not None and ready:      # payload is None exactly when not valid
                 self.beats.append(payload)
                 waiting = None
-            elif valid:
+            elif payload is not None:
                 self.stalls += 1
                 waiting = payload
             else:

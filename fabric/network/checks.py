@@ -1,5 +1,7 @@
 """What both network models check and how a run fails: scoreboard, watchdog, routing-table writes."""
 
+from collections.abc import Iterable
+
 __all__ = ["ScoreboardError", "DeadlockError", "check_cfg_writes"]
 
 
@@ -11,7 +13,8 @@ class DeadlockError(AssertionError):
     """The watchdog saw no flit move for too long while packets were in flight."""
 
 
-def check_cfg_writes(cfg_writes, *, destinations: int, ports: int):
+def check_cfg_writes(cfg_writes: Iterable[tuple[int, int, int]], *, destinations: int,
+                     ports: int) -> None:
     """Refuse a routing-table write the models cannot make: the RTL ignores a write beyond
     its table or of a port it lacks, so such a write is a mistake in the caller's list."""
     for c, d, p in cfg_writes:

@@ -1,6 +1,7 @@
 """Cycles of an all-to-all (run on the Clos model) and of a ring all-reduce (from the model's figures)."""
 
 import math
+from typing import Any
 
 from supernode.rtl.errors import UserError
 
@@ -11,13 +12,13 @@ from .traffic import TrafficSpec, run_model
 __all__ = ["all_to_all_cycles", "all_reduce_cycles"]
 
 
-def _positive(name, value):
+def _positive(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise UserError(f"{name} must be a positive integer, not {value!r}")
 
 
 def all_to_all_cycles(*, flits_per_pair: int, packet_length: int = 4, seed: int = 1,
-                      **params) -> dict:
+                      **params: Any) -> dict:
     """Cycles for one all-to-all in which every endpoint sends ``flits_per_pair`` flits to
     every other endpoint, measured on the cycle-level Clos model (which the tests check
     against the RTL), run by the compiled engine.
@@ -49,7 +50,8 @@ def all_to_all_cycles(*, flits_per_pair: int, packet_length: int = 4, seed: int 
             "clos": shape, "router": dict(router, ports=ports)}
 
 
-def all_reduce_cycles(*, flits_per_endpoint: int, pattern: str = "uniform", **params) -> dict:
+def all_reduce_cycles(*, flits_per_endpoint: int, pattern: str = "uniform",
+                      **params: Any) -> dict:
     """Cycles of a ring all-reduce (reduce-scatter then all-gather) of ``flits_per_endpoint``
     flits on the Clos, from the model's figures.
 

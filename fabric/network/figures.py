@@ -4,6 +4,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from supernode.fabric.sources import source_digest
 from supernode.rtl.errors import UserError
@@ -15,7 +16,8 @@ __all__ = ["NetworkFigures", "clos_figures", "default_clos_shape", "SATURATION_S
 
 #: How the saturation figure is measured: offered load 1.0 (every endpoint always has a
 #: packet waiting), single-flit packets, accepted throughput in the measurement window.
-SATURATION_SPEC = dict(load=1.0, packet_length=1, warmup=300, measure=1200, drain=0, seed=1)
+SATURATION_SPEC: dict[str, Any] = dict(load=1.0, packet_length=1, warmup=300, measure=1200,
+                                       drain=0, seed=1)
 
 ROUTER_KEYS = ("ports", "vcs", "buffer_depth", "flit_width", "allocator",
                "separable_iterations", "islip_iterations", "voq")
@@ -63,7 +65,7 @@ def default_clos_shape(ports: int) -> dict:
     return dict(endpoints_per_leaf=half, leaves=ports, spines=ports - half)
 
 
-_MEMO = {}
+_MEMO: dict[str, float] = {}
 
 
 def _cache_file() -> Path:
@@ -78,7 +80,7 @@ def _model_digest() -> str:
     return source_digest(__name__)
 
 
-def clos_figures(*, pattern: str = "uniform", **router_params) -> NetworkFigures:
+def clos_figures(*, pattern: str = "uniform", **router_params: Any) -> NetworkFigures:
     """Network figures of a two-tier folded Clos of routers with ``router_params``.
 
     The Clos is :func:`default_clos_shape` of the router radix (``ports``) unless

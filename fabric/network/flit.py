@@ -2,6 +2,8 @@
 
 from typing import NamedTuple
 
+from amaranth.lib import data
+
 __all__ = ["Flit", "FlitCodec", "flit_data"]
 
 
@@ -40,7 +42,7 @@ class FlitCodec:
         from it, not restated here.
     """
 
-    def __init__(self, layout):
+    def __init__(self, layout: data.StructLayout) -> None:
         self._fields = [(layout[name].offset, (1 << layout[name].width) - 1)
                         for name in Flit._fields]
         self.width = layout.size

@@ -1,8 +1,47 @@
 """One lock-step loop that drives a network's endpoints against any backend: the model, Amaranth's simulator or cocotb."""
 
-from .checks import DeadlockError
+from __future__ import annotations
 
-__all__ = ["LockStep", "ModelBackend"]
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from .checks import DeadlockError
+from .flit import Flit
+
+if TYPE_CHECKING:
+    from .model import NetworkModel
+
+__all__ = ["LockStep", "ModelBackend", "Backend"]
+
+
+class Endpoints(Protocol):
+    """What :class:`LockStep` runs:
+    :class:`~supernode.fabric.network.traffic.Endpoints` has it."""
+
+    cycle: int
+    done: bool
+
+    def step(self, ejected: Sequence[Flit | None], credits_in: Sequence[int]
+             ) -> tuple[list[Flit | None], list[int]]: ...
+
+    def finish(self) -> None: ...
+
+
+class Backend(Protocol):
+    """What :class:`LockStep` drives: a network seen from its endpoint links."""
+
+    def observe(self) -> tuple[Sequence[Flit | None], Sequence[int]]:
+        """``(flit at each ejection link, credit pulses at each injection link)``."""
+        ...
+
+    def drive(self, inject: Sequence[Flit | None], credits: Sequence[int],
+              cfg: tuple[int, int] | None = None) -> None:
+        """This cycle's injected flits, returned credits and routing-table write."""
+        ...
+
+    async def tick(self) -> None:
+        """Wait for the next cycle."""
+        ...
 
 
 class LockStep:
@@ -31,13 +70,16 @@ class LockStep:
         Called every cycle with the flits seen at the ejection links.
     """
 
-    def __init__(self, endpoints, *, max_cycles: int, cfg_writes=(), monitors=()):
+    def __init__(self, endpoints: Endpoints, *, max_cycles: int,
+                 cfg_writes: Iterable[tuple[int, int, int]] = (),
+                 monitors: Iterable[Callable[[int, Sequence[Flit | None]], object]] = ()
+                 ) -> None:
         self.endpoints = endpoints
         self.max_cycles = max_cycles
         self.cfg = {c: (d, p) for c, d, p in cfg_writes}
         self.monitors = list(monitors)
 
-    async def run(self, backend):
+    async def run(self, backend: Backend) -> None:
         """The loop; raises :class:`ScoreboardError` or :class:`DeadlockError` on a failure."""
         eps, cfg, monitors = self.endpoints, self.cfg, self.monitors
         while not eps.done:
@@ -52,7 +94,7 @@ class LockStep:
             await backend.tick()
         eps.finish()
 
-    def run_now(self, backend):
+    def run_now(self, backend: Backend) -> None:
         """:meth:`run` for a backend whose ``tick`` never waits (the model): the loop
         runs to its end in this call."""
         loop = self.run(backend)
@@ -74,19 +116,20 @@ class ModelBackend:
         A fresh network.
     """
 
-    def __init__(self, network):
+    def __init__(self, network: NetworkModel) -> None:
         self.network = network
 
-    def observe(self):
+    def observe(self) -> tuple[list[Flit | None], list[int]]:
         """``(flit at each ejection link, credit pulses at each injection link)``."""
         return self.network.outputs()
 
-    def drive(self, inject, credits, cfg=None):
+    def drive(self, inject: Sequence[Flit | None], credits: Sequence[int],
+              cfg: tuple[int, int] | None = None) -> None:
         """Step the network on the endpoints' drives, then apply a routing-table write
         ``(dest, port)`` to router 0 (the RTL samples it at the same edge)."""
         self.network.step(inject, credits)
         if cfg is not None:
             self.network.routers[0].set_route(*cfg)
 
-    async def tick(self):
+    async def tick(self) -> None:
         """The model has advanced in :meth:`drive`; nothing to wait for."""

@@ -1,9 +1,18 @@
 """Cycle-level Python model of the router RTL and of networks (single router, Clos) built from it."""
 
+from __future__ import annotations
+
 from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from supernode.rtl.clos_params import ClosParams
 from supernode.rtl.router_params import RouterParams
+
+from .flit import Flit
+
+#: Where an endpoint or a link attaches: ``(router, port)``.
+Port = tuple[int, int]
 
 __all__ = ["RouterModel", "NetworkModel", "router_network", "clos_network",
            "MODEL_MAX_PORTS", "ModelRouterParams", "ModelClosParams"]
@@ -68,7 +77,7 @@ class RouterModel:
         :data:`MODEL_MAX_PORTS`).
     """
 
-    def __init__(self, params: "RouterParams | None" = None, /, **options):
+    def __init__(self, params: RouterParams | None = None, /, **options: Any) -> None:
         if params is None:
             params = ModelRouterParams(**options)
         self.params = params
@@ -81,18 +90,20 @@ class RouterModel:
         # Iterations of the allocator the router is built with.
         self.iterations = params.separable_iterations if self.allocator == "separable" \
             else params.islip_iterations
+        assert params.routes is not None        # filled in by RouterParams
         self.table = list(params.routes)
         self.spread = params.spread
         self.spread_set = frozenset(self.spread)
         self.queue_spec = params.queues
         Q = self.Q = params.queue_count
-        self.queues = [[deque() for _ in range(Q)] for _ in range(P)]
+        self.queues: list[list[deque[tuple[Flit, int]]]] = [
+            [deque() for _ in range(Q)] for _ in range(P)]
         self.held = [[0] * V for _ in range(P)]
         self.turn = [0] * P
         self.credit = [[D] * V for _ in range(P)]
         self.busy = [[False] * V for _ in range(P)]
         # Claims on output VCs, (output, vc) -> claimant input; their arbiters.
-        self.claims = {}
+        self.claims: dict[tuple[int, int], int] = {}
         self.claim_arb = [[_RoundRobin(P) for _ in range(V)] for _ in range(P)]
         if self.allocator == "separable":
             # One input and one output arbiter per port for every iteration.
@@ -104,18 +115,18 @@ class RouterModel:
             self.grant_arb = [_RoundRobin(P) for _ in range(P)]
             self.accept_arb = [_RoundRobin(P) for _ in range(P)]
             self.queue_arb = [_RoundRobin(Q) for _ in range(P)]
-        self.out_flits = [None] * P
+        self.out_flits: list[Flit | None] = [None] * P
         self.in_credits = [0] * P
         self.occupancy = 0
         # The RTL's performance counters (``stats=True``), counted the same way.
         self.counters = {name: [0] * P for name in STATS_COUNTERS} \
             if params.stats else None
 
-    def set_route(self, dest: int, port: int):
+    def set_route(self, dest: int, port: int) -> None:
         """Rewrite one routing-table entry (what the RTL ``cfg`` port does)."""
         self.table[dest] = port
 
-    def outputs(self):
+    def outputs(self) -> tuple[list[Flit | None], list[int]]:
         """``(flits on each output link, credit pulses on each input link)`` this cycle."""
         return self.out_flits, self.in_credits
 
@@ -145,12 +156,14 @@ class RouterModel:
                 elig |= 1 << q
         return elig, outs
 
-    def step(self, in_flits, out_credits):
+    def step(self, in_flits: Sequence[Flit | None], out_credits: Sequence[int]) -> None:
         """Advance one clock edge given this cycle's input flits and output credit pulses."""
         P, V = self.P, self.V
         # Allocation on the state of this cycle.
         active = [i for i in range(P) if any(self.queues[i])] if self.occupancy else []
-        elig, outs, waiting = {}, {}, {}
+        elig: dict[int, int] = {}
+        outs: dict[int, list[int]] = {}
+        waiting: dict[tuple[int, int], int] = {}
         for i in active:
             e, o = self._eligible(i, waiting)
             if e:
@@ -160,7 +173,7 @@ class RouterModel:
         if self.counters is not None:
             self._count(active, matches)
 
-        new_out = [None] * P
+        new_out: list[Flit | None] = [None] * P
         new_credits = [0] * P
         spend = []
         for i, o, q in matches:
@@ -235,7 +248,7 @@ class RouterModel:
         for i in set(active) - {i for i, _, _ in matches}:
             blocked[i] += 1
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, list[int]] | None:
         """The performance counters as the RTL reads them: ``{counter: [per port]}``,
         wrapped at ``2**STATS_WIDTH``; None without ``stats=True``."""
         if self.counters is None:
@@ -362,7 +375,9 @@ class NetworkModel:
         The routers' names in the RTL (``router``; ``leaf0``, ..., ``spine0``, ...).
     """
 
-    def __init__(self, routers, links, endpoints, hops, names):
+    def __init__(self, routers: list[RouterModel], links: list[tuple[Port, Port]],
+                 endpoints: list[tuple[Port, Port]], hops: Callable[[int, int], int],
+                 names: list[str]) -> None:
         self.routers = routers
         self.names = names
         self.links = links
@@ -370,8 +385,8 @@ class NetworkModel:
         self.hops = hops
         self.latency = routers[0].latency
         # feed[r][p]: where router r input p gets flits: ("r", router, port) or ("e", e).
-        self._flit_src = [[None] * r.P for r in routers]
-        self._credit_src = [[None] * r.P for r in routers]
+        self._flit_src: list[list[tuple[Any, int] | None]] = [[None] * r.P for r in routers]
+        self._credit_src: list[list[tuple[Any, int] | None]] = [[None] * r.P for r in routers]
         for (a, ao), (b, bi) in links:
             self._flit_src[b][bi] = (a, ao)
             self._credit_src[a][ao] = (b, bi)
@@ -380,27 +395,28 @@ class NetworkModel:
             self._flit_src[ri][pi] = ("e", e)
             self._credit_src[ro][po] = ("e", e)
 
-    def router_stats(self):
+    def router_stats(self) -> dict[str, dict[str, list[int]] | None] | None:
         """The counters of the routers built with ``stats=True``, by name (as the RTL
         bench reports them), or None when there are none."""
         stats = {name: r.stats() for name, r in zip(self.names, self.routers)
                  if r.counters is not None}
         return stats or None
 
-    def outputs(self):
+    def outputs(self) -> tuple[list[Flit | None], list[int]]:
         """``(flit at each endpoint's ejection link, credits at each injection link)``."""
-        ejected, credits = [], []
+        ejected: list[Flit | None] = []
+        credits: list[int] = []
         for (ri, pi), (ro, po) in self.endpoints:
             ejected.append(self.routers[ro].out_flits[po])
             credits.append(self.routers[ri].in_credits[pi])
         return ejected, credits
 
-    def step(self, inject, credits_out):
+    def step(self, inject: Sequence[Flit | None], credits_out: Sequence[int]) -> None:
         """Advance one edge; ``inject[e]``/``credits_out[e]`` are the endpoints' drives."""
         routers = self.routers
         inputs = []
         for r, router in enumerate(routers):
-            in_flits = [None] * router.P
+            in_flits: list[Flit | None] = [None] * router.P
             out_credits = [0] * router.P
             for p in range(router.P):
                 src = self._flit_src[r][p]
@@ -416,14 +432,14 @@ class NetworkModel:
             router.step(in_flits, out_credits)
 
 
-def router_network(params: "RouterParams | None" = None, /, **options) -> NetworkModel:
+def router_network(params: RouterParams | None = None, /, **options: Any) -> NetworkModel:
     """A single router with one endpoint on every port."""
     router = RouterModel(params, **options)
     eps = [((0, p), (0, p)) for p in range(router.P)]
     return NetworkModel([router], [], eps, hops=lambda s, d: 1, names=["router"])
 
 
-def clos_network(params: "ClosParams | None" = None, /, **options) -> NetworkModel:
+def clos_network(params: ClosParams | None = None, /, **options: Any) -> NetworkModel:
     """The two-tier folded Clos of :class:`~supernode.rtl.clos_params.ClosParams` as a network of
     router models; given as keywords, routers of up to :data:`MODEL_MAX_PORTS` ports."""
     clos = params if params is not None else ModelClosParams.from_options(**options)

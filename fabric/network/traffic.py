@@ -1,6 +1,10 @@
 """Traffic specs and schedules, the endpoints that run them on the verification components, and the model runner."""
 
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, asdict
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -8,7 +12,14 @@ from supernode.rtl.errors import UserError
 from supernode.rtl.router_params import RouterParams
 from .checks import DeadlockError, ScoreboardError, check_cfg_writes
 from .lockstep import LockStep, ModelBackend
-from .verification import Resequencer, RunStatistics, Scoreboard, Sink, Source
+from .verification import Resequencer, RunStatistics, Scoreboard, Sink, Source, ZeroLoad
+
+if TYPE_CHECKING:
+    from .flit import Flit
+    from .model import NetworkModel
+
+#: One block of the schedule: ``(create, dest, vc, drain)``, a row per cycle.
+Block = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 __all__ = [
     "PATTERNS", "TrafficSpec", "TrafficSchedule", "Endpoints", "ScoreboardError",
@@ -76,7 +87,7 @@ class TrafficSpec:
     ordered: bool = True
     packets_per_source: int = 0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.pattern not in PATTERNS:
             raise UserError(f"pattern must be one of {', '.join(PATTERNS)}, "
                             f"not {self.pattern!r}")
@@ -101,7 +112,7 @@ class TrafficSpec:
         return asdict(self)
 
 
-def _parse_backpressure(text: str):
+def _parse_backpressure(text: str) -> tuple[str, Any]:
     if text == "none":
         return ("none", None)
     kind, _, arg = text.partition(":")
@@ -118,7 +129,7 @@ def _parse_backpressure(text: str):
                     f"'random:<probability in (0, 1]>', not {text!r}")
 
 
-def _check_power_of_two(pattern, n):
+def _check_power_of_two(pattern: str, n: int) -> None:
     if n & (n - 1):
         raise UserError(f"the {pattern} pattern needs a power-of-two number of endpoints, "
                         f"not {n}")
@@ -144,7 +155,7 @@ class TrafficSchedule:
 
     BLOCK = 1024
 
-    def __init__(self, spec, *, endpoints: int, vcs: int):
+    def __init__(self, spec: TrafficSpec, *, endpoints: int, vcs: int) -> None:
         self.spec = spec
         self.n = n = endpoints
         self.vcs = vcs
@@ -159,7 +170,7 @@ class TrafficSchedule:
         self._drain_rng = np.random.default_rng([seed, 3])
         self._events = np.zeros(n, dtype=np.int64)     # creation events so far per source
         self._fixed = self._fixed_destinations()
-        self._cache = {}
+        self._cache: dict[int, Block] = {}
         self._next = 0
 
     @property
@@ -167,7 +178,7 @@ class TrafficSchedule:
         """Cycles generated so far."""
         return self._next * self.BLOCK
 
-    def _fixed_destinations(self):
+    def _fixed_destinations(self) -> np.ndarray | None:
         n, pattern = self.n, self.spec.pattern
         src = np.arange(n, dtype=np.int64)
         if pattern == "transpose":
@@ -178,7 +189,7 @@ class TrafficSchedule:
             return ~src & (n - 1)
         return None
 
-    def _block(self):
+    def _block(self) -> Block:
         spec, n, B = self.spec, self.n, self.BLOCK
         create = self._create_rng.random((B, n)) < self._p_packet
         events = np.count_nonzero(create)
@@ -211,7 +222,7 @@ class TrafficSchedule:
             drain = self._drain_rng.random((B, n)) < self._bp_arg
         return create, dest, vc, drain
 
-    def block(self, b: int):
+    def block(self, b: int) -> Block:
         """``(create, dest, vc, drain)`` of block ``b`` (cycles ``b * BLOCK`` on). Blocks
         are generated in order and only the last few are kept, so ``b`` must not go back
         more than one block."""
@@ -221,28 +232,28 @@ class TrafficSchedule:
             self._cache.pop(self._next - 3, None)
         return self._cache[b]
 
-    def row(self, t: int):
+    def row(self, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(create, dest, vc, drain)`` rows of cycle ``t``."""
         b, k = divmod(t, self.BLOCK)
         create, dest, vc, drain = self.block(b)
         return create[k], dest[k], vc[k], drain[k]
 
-    def window(self, b: int, blocks: int):
+    def window(self, b: int, blocks: int) -> tuple[np.ndarray, ...]:
         """Blocks ``b .. b + blocks - 1`` joined: four arrays of ``blocks * BLOCK`` rows."""
         parts = [self.block(k) for k in range(b, b + blocks)]
         return tuple(np.ascontiguousarray(np.concatenate(p)) for p in zip(*parts))
 
 
-def _forward(part: str, name: str):
+def _forward(part: str, name: str) -> property:
     """A read-write attribute of the endpoints that is ``name`` of component ``part``."""
     return property(lambda self: getattr(getattr(self, part), name),
                     lambda self, value: setattr(getattr(self, part), name, value),
                     doc=f"``{part}.{name}``")
 
 
-def _per_source(name: str):
+def _per_source(name: str) -> property:
     """A read-write list of the sources' attribute ``name``, one entry per endpoint."""
-    def set_all(self, values):
+    def set_all(self: Endpoints, values: Iterable[Any]) -> None:
         for source, value in zip(self.sources, values):
             setattr(source, name, value)
     return property(lambda self: [getattr(s, name) for s in self.sources], set_all,
@@ -293,8 +304,8 @@ class Endpoints:
     """
 
     def __init__(self, *, endpoints: int, vcs: int, buffer_depth: int, flit_width: int,
-                 spec: TrafficSpec, zero_load=None,
-                 packet_id_width: int = RouterParams.packet_id_width):
+                 spec: TrafficSpec, zero_load: ZeroLoad | None = None,
+                 packet_id_width: int = RouterParams.packet_id_width) -> None:
         self.n = n = endpoints
         self.vcs = vcs
         self.depth = buffer_depth
@@ -307,7 +318,8 @@ class Endpoints:
                                packet_id_mask=self.packet_id_mask) for s in range(n)]
         self.sinks = [Sink(e) for e in range(n)]
         self.scoreboard = Scoreboard(flit_width=flit_width, ordered=spec.ordered)
-        self.resequencers = None if spec.ordered else [Resequencer() for _ in range(n)]
+        self.resequencers: list[Resequencer] | None = (
+            None if spec.ordered else [Resequencer() for _ in range(n)])
         self.stats = RunStatistics(endpoints=n, spec=spec, zero_load=zero_load)
         self.cycle = 0
         self.idle_cycles = 0
@@ -335,7 +347,8 @@ class Endpoints:
     next_pkt = _per_source("next_pkt")
 
     # -- one cycle -----------------------------------------------------------------------
-    def step(self, ejected, credits_in):
+    def step(self, ejected: Sequence[Flit | None], credits_in: Sequence[int]
+             ) -> tuple[list[Flit | None], list[int]]:
         """Observe this cycle's ejected flits and returned credits; return
         ``(flit to inject per endpoint or None, credit pulses per endpoint)``."""
         t = self.cycle
@@ -369,11 +382,12 @@ class Endpoints:
         if self.creating:
             self._create(t, window, create, dest, vc)
 
-        inject = [None] * self.n
+        inject: list[Flit | None] = [None] * self.n
         for s, source in enumerate(sources):
             pkt, flit = source.send(t, start=self.creating)
             if flit is None:
                 continue
+            assert pkt is not None                  # sent with its flit
             if flit.first:
                 self.scoreboard.expect(pkt)
                 if self.resequencers is not None:
@@ -402,7 +416,8 @@ class Endpoints:
         self.cycle = t + 1
         return inject, credits_out
 
-    def _create(self, t, window, create, dest, vc):
+    def _create(self, t: int, window: bool, create: np.ndarray, dest: np.ndarray,
+                vc: np.ndarray) -> None:
         spec = self.spec
         quota = spec.packets_per_source
         for s in np.flatnonzero(create).tolist():
@@ -412,7 +427,7 @@ class Endpoints:
             self.stats.created(source.create(int(dest[s]), int(vc[s]), spec.packet_length,
                                              t, window))
 
-    def _deliver(self, port, flit, t):
+    def _deliver(self, port: int, flit: Flit, t: int) -> None:
         """Score the flit delivered at ``port``; release its packet when complete (after
         the port's resequencer, if any)."""
         pkt = self.scoreboard.check(port, flit, t)
@@ -429,11 +444,11 @@ class Endpoints:
         for p in released:
             self.stats.release(p, t)
 
-    def finish(self):
+    def finish(self) -> None:
         """Final scoreboard check: nothing left unmatched. Raises on a lost packet."""
         self.scoreboard.finish()
 
-    def result(self) -> dict:
+    def result(self) -> dict[str, Any]:
         """Statistics of the measurement window."""
         return self.stats.result(self.cycle)
 
@@ -442,8 +457,9 @@ class Endpoints:
 MODELS = ("compiled", "python")
 
 
-def run_endpoints(network, eps: Endpoints, *, max_cycles: int = 10_000_000, cfg_writes=(),
-                  model: str = "compiled") -> dict:
+def run_endpoints(network: NetworkModel, eps: Endpoints, *, max_cycles: int = 10_000_000,
+                  cfg_writes: Sequence[tuple[int, int, int]] = (),
+                  model: str = "compiled") -> dict[str, Any]:
     """Run ``network`` (a fresh :class:`~supernode.fabric.network.model.NetworkModel`) under the
     endpoints ``eps`` until the run ends; returns the :meth:`Endpoints.result` dict.
 
@@ -469,8 +485,9 @@ def run_endpoints(network, eps: Endpoints, *, max_cycles: int = 10_000_000, cfg_
     return result
 
 
-def run_model(network, spec: TrafficSpec, *, flit_width: int, vcs: int, buffer_depth: int,
-              zero_load=None, max_cycles: int = 10_000_000, model: str = "compiled") -> dict:
+def run_model(network: NetworkModel, spec: TrafficSpec, *, flit_width: int, vcs: int,
+              buffer_depth: int, zero_load: ZeroLoad | None = None,
+              max_cycles: int = 10_000_000, model: str = "compiled") -> dict[str, Any]:
     """Run ``network`` under ``spec`` with fresh endpoints (:func:`run_endpoints`)."""
     eps = Endpoints(endpoints=len(network.endpoints), vcs=vcs, buffer_depth=buffer_depth,
                     flit_width=flit_width, spec=spec, zero_load=zero_load,

@@ -1,6 +1,10 @@
 """Verification components of a network's endpoints: source, sink, scoreboard, resequencer and run statistics."""
 
+from __future__ import annotations
+
 from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -15,6 +19,23 @@ __all__ = ["Packet", "Source", "Sink", "Scoreboard", "Resequencer", "RunStatisti
 #: A source's packet ids wrap around at the width of the flits' packet-id field (the
 #: router parameters' default; a network of other parameters passes its own mask).
 PACKET_ID_MASK = (1 << RouterParams.packet_id_width) - 1
+
+#: Zero-load latency of a packet: ``(src, dest, length) -> cycles``.
+ZeroLoad = Callable[[int, int, int], int]
+
+
+class MeasurementSpec(Protocol):
+    """What :class:`RunStatistics` reads of a run's traffic spec
+    (:class:`~supernode.fabric.network.traffic.TrafficSpec` has it)."""
+
+    @property
+    def load(self) -> float: ...
+
+    @property
+    def measure(self) -> int: ...
+
+    @property
+    def packets_per_source(self) -> int: ...
 
 
 class Packet:
@@ -40,10 +61,11 @@ class Packet:
     __slots__ = ("src", "dest", "pkt", "vc", "length", "created", "injected", "next",
                  "measured", "sent")
 
-    def __init__(self, src, dest, pkt, vc, length, created, measured):
+    def __init__(self, src: int, dest: int, pkt: int, vc: int, length: int, created: int,
+                 measured: bool) -> None:
         self.src, self.dest, self.pkt, self.vc = src, dest, pkt, vc
         self.length, self.created, self.measured = length, created, measured
-        self.injected = None
+        self.injected: int | None = None
         self.next = 0
         self.sent = 0
 
@@ -81,13 +103,13 @@ class Source:
     """
 
     def __init__(self, index: int, *, vcs: int, buffer_depth: int, flit_width: int,
-                 packet_id_mask: int = PACKET_ID_MASK):
+                 packet_id_mask: int = PACKET_ID_MASK) -> None:
         self.index = index
         self.packet_id_mask = packet_id_mask
         self.vcs = vcs
         self.flit_width = flit_width
-        self.queue = deque()
-        self.current = None
+        self.queue: deque[Packet] = deque()
+        self.current: Packet | None = None
         self.credits = [buffer_depth] * vcs
         self.created = 0
         self.next_pkt = 0
@@ -101,7 +123,8 @@ class Source:
         self.queue.append(pkt)
         return pkt
 
-    def send(self, t: int, *, start: bool = True):
+    def send(self, t: int, *, start: bool = True
+             ) -> tuple[Packet, Flit] | tuple[None, None]:
         """``(packet, flit)`` this source drives at cycle ``t``, or ``(None, None)``.
 
         ``start=False`` finishes the packet under way but begins no new one (the run is
@@ -128,7 +151,7 @@ class Source:
             self.current = None
         return pkt, flit
 
-    def credit(self, pulses: int):
+    def credit(self, pulses: int) -> None:
         """Take the credits returned this cycle: bit ``v`` of ``pulses`` is one for VC ``v``."""
         for v in range(self.vcs):
             if pulses >> v & 1:
@@ -154,9 +177,9 @@ class Sink:
         Credit pulses to drive next cycle (bit ``v`` for VC ``v``).
     """
 
-    def __init__(self, index: int):
+    def __init__(self, index: int) -> None:
         self.index = index
-        self.buffer = deque()
+        self.buffer: deque[tuple[int, int]] = deque()
         self.credit = 0
 
     def take_credit(self) -> int:
@@ -164,11 +187,11 @@ class Sink:
         pulses, self.credit = self.credit, 0
         return pulses
 
-    def accept(self, t: int, flit: Flit):
+    def accept(self, t: int, flit: Flit) -> None:
         """Buffer the flit delivered at cycle ``t``."""
         self.buffer.append((t + 1, flit.vc))
 
-    def drain(self, t: int, ready: bool):
+    def drain(self, t: int, ready: bool) -> None:
         """Drain the oldest flit at cycle ``t`` if ``ready`` (the back-pressure pattern's
         bit for this cycle) and it has been held a cycle."""
         if ready and self.buffer and self.buffer[0][0] <= t:
@@ -196,20 +219,21 @@ class Scoreboard:
         ``(src, pkt id) -> Packet``: heads sent, tails not yet matched.
     """
 
-    def __init__(self, *, flit_width: int, ordered: bool):
+    def __init__(self, *, flit_width: int, ordered: bool) -> None:
         self.flit_width = flit_width
         self.ordered = ordered
-        self.in_flight = {}
-        self._delivered = set()
-        self._flows = {}            # (src, dest, vc) -> ids in flight in send order
+        self.in_flight: dict[tuple[int, int], Packet] = {}
+        self._delivered: set[tuple[int, int]] = set()
+        # (src, dest, vc) -> ids in flight in send order
+        self._flows: dict[tuple[int, int, int], deque[int]] = {}
 
-    def expect(self, pkt: Packet):
+    def expect(self, pkt: Packet) -> None:
         """The head of ``pkt`` has been sent."""
         self.in_flight[(pkt.src, pkt.pkt)] = pkt
         if self.ordered:
             self._flows.setdefault((pkt.src, pkt.dest, pkt.vc), deque()).append(pkt.pkt)
 
-    def check(self, port: int, flit: Flit, t: int):
+    def check(self, port: int, flit: Flit, t: int) -> Packet | None:
         """Match ``flit``, delivered at ``port`` at cycle ``t``; returns its packet when
         this was the tail, else None. Raises :class:`ScoreboardError` on a mismatch."""
         key = (flit.src, flit.pkt)
@@ -244,7 +268,7 @@ class Scoreboard:
         self._delivered.add(key)
         return pkt
 
-    def finish(self):
+    def finish(self) -> None:
         """Nothing left unmatched: raises :class:`ScoreboardError` on a lost packet."""
         if self.in_flight:
             pkt = next(iter(self.in_flight.values()))
@@ -264,15 +288,16 @@ class Resequencer:
         ``(src, pkt id) -> Packet``: arrived, waiting for an earlier packet.
     """
 
-    def __init__(self):
-        self.held = {}
-        self._flows = {}            # (src, vc) -> ids not yet released, in send order
+    def __init__(self) -> None:
+        self.held: dict[tuple[int, int], Packet] = {}
+        # (src, vc) -> ids not yet released, in send order
+        self._flows: dict[tuple[int, int], deque[int]] = {}
 
-    def expect(self, pkt: Packet):
+    def expect(self, pkt: Packet) -> None:
         """The head of ``pkt``, bound for this endpoint, has been sent."""
         self._flows.setdefault((pkt.src, pkt.vc), deque()).append(pkt.pkt)
 
-    def arrive(self, pkt: Packet) -> list:
+    def arrive(self, pkt: Packet) -> list[Packet]:
         """``pkt`` is in, complete; returns the packets released now, in order (none
         when ``pkt`` is held)."""
         flow = self._flows[(pkt.src, pkt.vc)]
@@ -321,14 +346,15 @@ class RunStatistics:
         The window's packets had not all arrived when the drain time ran out.
     """
 
-    def __init__(self, *, endpoints: int, spec, zero_load=None):
+    def __init__(self, *, endpoints: int, spec: MeasurementSpec,
+                 zero_load: ZeroLoad | None = None) -> None:
         self.n = endpoints
         self.spec = spec
         self.zero_load = zero_load
-        self.latencies = []
-        self.network_latencies = []
-        self.hops_latency = []
-        self.min_excess = {}
+        self.latencies: list[int] = []
+        self.network_latencies: list[int] = []
+        self.hops_latency: list[int] = []
+        self.min_excess: dict[int, int] = {}
         self.measured_created = 0
         self.measured_outstanding = 0
         self.created_flits_in_window = 0
@@ -336,35 +362,36 @@ class RunStatistics:
         self.ejected_per_port = [0] * endpoints
         self.flits_moved = 0
         self.packets_delivered = 0
-        self.last_delivery = None
+        self.last_delivery: int | None = None
         self.held_packets = 0
         self.held_max = 0
         self.saturated = False
 
-    def created(self, pkt: Packet):
+    def created(self, pkt: Packet) -> None:
         """A packet was created (counted when measured)."""
         if pkt.measured:
             self.measured_created += 1
             self.measured_outstanding += 1
             self.created_flits_in_window += pkt.length
 
-    def ejected(self, port: int):
+    def ejected(self, port: int) -> None:
         """A flit left the network at ``port`` in the measurement window."""
         self.ejected_in_window += 1
         self.ejected_per_port[port] += 1
 
-    def held(self, count: int):
+    def held(self, count: int) -> None:
         """A resequencer held a packet; it now holds ``count``."""
         self.held_packets += 1
         self.held_max = max(self.held_max, count)
 
-    def release(self, pkt: Packet, t: int):
+    def release(self, pkt: Packet, t: int) -> None:
         """``pkt`` reached its endpoint, complete and in flow order, at cycle ``t``."""
         self.packets_delivered += 1
         self.last_delivery = t
         if pkt.measured:
             self.measured_outstanding -= 1
             self.latencies.append(t - pkt.created)
+            assert pkt.injected is not None         # its head left the source
             self.network_latencies.append(t - pkt.injected)
             if self.zero_load is not None:
                 zero = self.zero_load(pkt.src, pkt.dest, pkt.length)
@@ -372,7 +399,7 @@ class RunStatistics:
                 self.hops_latency.append(excess)
                 self.min_excess[zero] = min(excess, self.min_excess.get(zero, excess))
 
-    def result(self, cycles: int) -> dict:
+    def result(self, cycles: int) -> dict[str, Any]:
         """The report of a run that lasted ``cycles`` cycles."""
         spec = self.spec
         lat = np.array(self.latencies, dtype=float)

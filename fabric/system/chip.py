@@ -3,21 +3,34 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+if TYPE_CHECKING:
+    from supernode.fabric.tile_model import TileEstimate
+
+    from .hardware import ChipSpec
+    from .program import Gemm, Vector
 
 __all__ = ["GemmEstimate", "gemm_on_chip", "vector_on_chip", "rtl_tile_predict", "split_gemm",
            "reuse_traffic", "ACCUMULATOR_BYTES"]
 
+#: A tile cycle model: ``predict(rows=, cols=, dataflow=, m=, k=, n=)`` as
+#: :func:`supernode.fabric.tile_model.predict`.
+TilePredict: TypeAlias = "Callable[..., TileEstimate]"
 
-def rtl_tile_predict():
+
+def rtl_tile_predict() -> TilePredict:
     """The RTL-checked tile cycle model."""
     from supernode.fabric.tile_model import predict   # deferred: it imports Amaranth (about 0.3 s)
     return predict
 
 
 @lru_cache(maxsize=1 << 16)
-def _cycles(predict, rows, cols, dataflow, m, k, n) -> int:
+def _cycles(predict: TilePredict, rows: int, cols: int, dataflow: str, m: int, k: int,
+            n: int) -> int:
     return predict(rows=rows, cols=cols, dataflow=dataflow, m=m, k=k, n=n).total_cycles
 
 
@@ -64,7 +77,7 @@ class GemmEstimate:
     bound: str
 
 
-def _row_cuts(m: int, limit: int):
+def _row_cuts(m: int, limit: int) -> list[int]:
     """Every useful cut ``pm <= limit`` of ``m`` blocks: the smallest giving each height."""
     cuts, pm = [], 1
     while pm <= limit:
@@ -77,7 +90,8 @@ def _row_cuts(m: int, limit: int):
     return cuts
 
 
-def split_gemm(m: int, n: int, parts: int, rows: int, cols: int, cost):
+def split_gemm(m: int, n: int, parts: int, rows: int, cols: int,
+               cost: Callable[[int, int], Any]) -> tuple[int, int, Any]:
     """Best way to cut an ``m x n`` output over ``parts`` workers: ``(pm, pn, cost)``.
 
     ``cost(mp, np_)`` gives the time of one worker's ``mp x np_`` piece; rows of ``C`` are
@@ -126,7 +140,8 @@ def reuse_traffic(m: int, k: int, n: int, a_bytes: int, b_bytes: int, c_bytes: i
     return a * math.ceil(n / bn) + b * math.ceil(m / bm) + m * n * c_bytes
 
 
-def gemm_on_chip(gemm, chip, *, predict=None) -> GemmEstimate:
+def gemm_on_chip(gemm: Gemm, chip: ChipSpec, *, predict: TilePredict | None = None
+                 ) -> GemmEstimate:
     """Time ``gemm`` (a :class:`~supernode.fabric.system.program.Gemm`) on every tile of ``chip``.
 
     Tile level: each tile's piece is timed by ``predict`` (the RTL-checked tile cycle model
@@ -203,7 +218,7 @@ def gemm_on_chip(gemm, chip, *, predict=None) -> GemmEstimate:
                         roofline_s=roofline_s, bound=bound)
 
 
-def vector_on_chip(vector, chip) -> float:
+def vector_on_chip(vector: Vector, chip: ChipSpec) -> float:
     """Seconds for element-wise work: its arithmetic spread over every core's vector unit,
     or its HBM traffic at the rate kernels achieve, whichever is longer."""
     core = chip.core

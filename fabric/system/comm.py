@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from supernode.rtl.errors import UserError
 
 from .hardware import SCALE_OUT_PLANE
+
+if TYPE_CHECKING:
+    from supernode.fabric.network.figures import NetworkFigures
+
+    from .hardware import SystemSpec
+    from .program import Comm
+
+#: Network figures by traffic pattern: ``pattern -> NetworkFigures`` (or an object of the
+#: same shape).
+FigureSource: TypeAlias = "Callable[[str], NetworkFigures]"
 
 __all__ = ["CommEstimate", "NetworkSource", "collective_time", "moe_time", "EXTRAPOLATION",
            "PATTERN_OF", "wire_bytes"]
@@ -90,7 +102,7 @@ class CommEstimate:
 
 
 #: Figures already obtained in this process, by pattern and router parameters.
-_FIGURES = {}
+_FIGURES: dict[tuple[str, tuple[tuple[str, Any], ...]], NetworkFigures] = {}
 
 
 class NetworkSource:
@@ -101,12 +113,12 @@ class NetworkSource:
     NetworkFigures``-shaped object (tests use small fakes).
     """
 
-    def __init__(self, system, figures=None):
+    def __init__(self, system: SystemSpec, figures: FigureSource | None = None) -> None:
         self.system = system
         self._figures = figures
-        self._memo = {}
+        self._memo: dict[str, NetworkFigures] = {}
 
-    def __call__(self, pattern: str):
+    def __call__(self, pattern: str) -> NetworkFigures:
         if pattern not in self._memo:
             if self._figures is not None:
                 self._memo[pattern] = self._figures(pattern)
@@ -125,7 +137,7 @@ class NetworkSource:
         return int(clos.get("endpoints_per_leaf", 0) * clos.get("leaves", 0))
 
 
-def moe_time(comm, system, network: NetworkSource) -> CommEstimate:
+def moe_time(comm: Comm, system: SystemSpec, network: NetworkSource) -> CommEstimate:
     """Seconds for an expert dispatch or combine (``comm.kind``) as serving kernels run it.
 
     ``time = kernel latency + peers x peer latency + hops x hop latency + max over planes
@@ -188,7 +200,7 @@ def moe_time(comm, system, network: NetworkSource) -> CommEstimate:
                         extrapolated=group > network.endpoints(PATTERN_OF[comm.kind]))
 
 
-def collective_time(comm, system, network: NetworkSource) -> CommEstimate:
+def collective_time(comm: Comm, system: SystemSpec, network: NetworkSource) -> CommEstimate:
     """Seconds for ``comm`` (a :class:`~supernode.fabric.system.program.Comm`) on ``system``.
 
     ``time = rounds x (end-point latency + hops x hop_latency_cycles / switch clock)

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from .estimate import estimate
 from .slo import slo_search
 from .hardware import SystemSpec, describe_sources, load_system, system_totals
-from .workload import PHASES, load_workload
+from .workload import PHASES, Workload, load_workload
+
+if TYPE_CHECKING:
+    from .chip import TilePredict
+    from .comm import FigureSource
+    from .estimate import Estimate
 
 __all__ = ["Comparison", "Row", "compare", "system_rows", "workload_rows", "roofline_plot",
            "DEFAULT_WORKLOADS"]
@@ -26,7 +34,7 @@ class Row:
     values: tuple
     note: str = ""
 
-    def ratio(self):
+    def ratio(self) -> float | None:
         """First system over second, when both are positive numbers."""
         a, b = (self.values + (None, None))[:2]
         if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b and a:
@@ -88,7 +96,7 @@ def _sources(system: SystemSpec) -> dict:
             for level, key, value, prov in describe_sources(system)}
 
 
-def system_rows(systems) -> tuple:
+def system_rows(systems: Sequence[SystemSpec]) -> tuple[Row, ...]:
     """The hardware table: compute, HBM, fabric, power and the per-watt ratios."""
     totals = [system_totals(s) for s in systems]
 
@@ -122,7 +130,8 @@ def system_rows(systems) -> tuple:
     )
 
 
-def workload_rows(estimates, systems) -> tuple:
+def workload_rows(estimates: Iterable[Sequence[Estimate]], systems: Sequence[SystemSpec]
+                  ) -> tuple[Row, ...]:
     """The workload table: one block of rows per workload case."""
     rows = []
     for case in estimates:
@@ -162,9 +171,13 @@ def workload_rows(estimates, systems) -> tuple:
     return tuple(rows)
 
 
-def compare(systems=("cloudmatrix384", "gb200-nvl72"), workloads=None, *, phases=None,
-            batch=None, seq_len=None, precision=None, network=None, predict=None,
-            tpot_slo_s=None, ttft_slo_s=None, **run) -> Comparison:
+def compare(systems: Iterable[SystemSpec | str] = ("cloudmatrix384", "gb200-nvl72"),
+            workloads: Iterable[Workload | str] | None = None, *,
+            phases: Iterable[str] | None = None, batch: int | None = None,
+            seq_len: int | None = None, precision: str | None = None,
+            network: FigureSource | None = None, predict: TilePredict | None = None,
+            tpot_slo_s: float | None = None, ttft_slo_s: float | None = None,
+            **run: Any) -> Comparison:
     """Compare systems on their hardware and on each workload and phase.
 
     ``workloads`` defaults to :data:`DEFAULT_WORKLOADS`, ``phases`` to both; each system
@@ -197,7 +210,7 @@ def compare(systems=("cloudmatrix384", "gb200-nvl72"), workloads=None, *, phases
                       workload_table=workload_rows(cases, specs))
 
 
-def roofline_plot(comparison: Comparison, path) -> None:
+def roofline_plot(comparison: Comparison, path: str | os.PathLike[str]) -> None:
     """Write a per-package roofline of every system with each estimate placed on it."""
     import matplotlib                   # deferred: matplotlib takes a second to import
     matplotlib.use("Agg")

@@ -5,15 +5,17 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from supernode.rtl.errors import UserError
 
 __all__ = ["Provenance", "Table", "parse_quantity", "read_toml", "CONFIG_DIR", "find_config"]
 
 class _Required:
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<required>"
 
 
@@ -159,7 +161,7 @@ class Table:
         Key -> :class:`Provenance` of every sourced number read so far.
     """
 
-    def __init__(self, data: dict, *, path: Path, section: str):
+    def __init__(self, data: dict, *, path: Path, section: str) -> None:
         if not isinstance(data, dict):
             raise UserError(f"{path}: [{section}] must be a table, not {data!r}")
         self.data = data
@@ -184,13 +186,13 @@ class Table:
         """Count ``key`` as read (for entries another reader validates)."""
         self._used.add(key)
 
-    def keys(self):
+    def keys(self) -> list[str]:
         return list(self.data)
 
     def has(self, key: str) -> bool:
         return key in self.data
 
-    def _raw(self, key: str, default):
+    def _raw(self, key: str, default: Any) -> tuple[Any, bool]:
         if key not in self.data:
             if default is _REQUIRED:
                 close = difflib.get_close_matches(key, [k for k in self.data
@@ -201,7 +203,8 @@ class Table:
         self._used.add(key)
         return self.data[key], False
 
-    def text(self, key: str, *, choices=None, default=None, required: bool = True) -> str:
+    def text(self, key: str, *, choices: Sequence[str] | None = None, default: Any = None,
+             required: bool = True) -> str:
         """A string, optionally one of ``choices``."""
         raw, missing = self._raw(key, _REQUIRED if required else default)
         if missing:
@@ -217,7 +220,7 @@ class Table:
         return value
 
     def number(self, key: str, *, sourced: bool = True, integer: bool = False,
-               minimum: float = 0.0, strict: bool = True, default=None,
+               minimum: float = 0.0, strict: bool = True, default: Any = None,
                required: bool = True, unit_key: str | None = None) -> float:
         """A number in the unit of ``key``; with ``sourced``, written ``{value=, source=}``.
 

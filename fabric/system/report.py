@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import TYPE_CHECKING, TextIO
 
 from .chip import rtl_tile_predict
 from .comparison import compare
 from .hardware import chip_totals, describe_sources, load_system, system_totals
+
+if TYPE_CHECKING:
+    from .chip import TilePredict
+    from .comm import FigureSource
+    from .comparison import Comparison
+    from .estimate import Estimate
+    from .hardware import SystemSpec
+    from .slo import SloResult
 
 __all__ = ["format_estimate", "format_comparison", "format_sources", "format_slo", "slo_plot",
            "demo_table"]
@@ -43,7 +53,7 @@ def _table(header, rows, *, left=(0,)) -> str:
     return "\n".join(lines)
 
 
-def format_estimate(e) -> str:
+def format_estimate(e: Estimate) -> str:
     """An estimate as text: headline figures, per-layer breakdown, roofline, notes."""
     if e.kind == "llm":
         per_rank = e.batch / e.ranks
@@ -116,7 +126,7 @@ def format_estimate(e) -> str:
     return "\n".join(lines)
 
 
-def format_slo(result) -> str:
+def format_slo(result: SloResult) -> str:
     """The batch an SLO search chose, its estimate, and the curve it searched."""
     best = result.best
     what = "time per output token" if best.phase == "decode" else "time to first token"
@@ -132,7 +142,7 @@ def format_slo(result) -> str:
     return "\n".join(lines)
 
 
-def slo_plot(result, path) -> None:
+def slo_plot(result: SloResult, path: str | os.PathLike[str]) -> None:
     """Throughput per package against latency for every batch searched, the limit drawn."""
     import matplotlib                   # deferred: matplotlib takes a second to import
     matplotlib.use("Agg")
@@ -165,7 +175,7 @@ def slo_plot(result, path) -> None:
     plt.close(fig)
 
 
-def format_sources(system, *, published_only: bool = False) -> str:
+def format_sources(system: SystemSpec, *, published_only: bool = False) -> str:
     """Every number of a system with its source, assumptions marked."""
     rows = []
     for level, key, value, prov in describe_sources(system):
@@ -193,7 +203,7 @@ def _human(key: str, value) -> str:
     return _num(value)
 
 
-def format_comparison(c) -> str:
+def format_comparison(c: Comparison) -> str:
     """Both tables with the ratio column, then the sources of each system."""
     names = c.names
     ratio = f"{names[0]}/{names[1]}" if len(names) > 1 else "ratio"
@@ -236,7 +246,8 @@ def format_comparison(c) -> str:
 DEMO_TPOT_SLO_S = 0.05
 
 
-def demo_table(file=None, *, predict=None, network=None) -> None:
+def demo_table(file: TextIO | None = None, *, predict: TilePredict | None = None,
+               network: FigureSource | None = None) -> None:
     """Print the tile -> chip -> supernode -> comparison story (for ``supernode demo``).
 
     Tile: cycles of one GEMM on one tile from the RTL-checked cycle model. Chip: the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -305,7 +306,8 @@ def _attention(p: Point, system) -> tuple:
     return value * 100.0, "the kernel's published rate is the parameter"
 
 
-def validate(points=None, *, progress=None) -> tuple:
+def validate(points: Iterable[Point] | None = None, *,
+             progress: Callable[[Row], object] | None = None) -> tuple[Row, ...]:
     """Estimate every point; ``progress`` is called with each finished row."""
     points = load_points() if points is None else points
     cache, rows = {}, []
@@ -330,7 +332,7 @@ def validate(points=None, *, progress=None) -> tuple:
     return tuple(rows)
 
 
-def format_table(rows) -> str:
+def format_table(rows: Sequence[Row]) -> str:
     """The validation table as text, one line per point, sources listed below."""
     header = ["id", "kind", "role", "system", "setup", "measured", "estimate", "ratio"]
     body = []
@@ -356,7 +358,7 @@ def format_table(rows) -> str:
     return "\n".join(lines)
 
 
-def to_markdown(rows) -> str:
+def to_markdown(rows: Iterable[Row]) -> str:
     """The validation table as Markdown, for reports and docs."""
     lines = ["| point | role | system | setup | measured | estimate | ratio |",
              "|---|---|---|---|---|---|---|"]
@@ -368,7 +370,7 @@ def to_markdown(rows) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_csv(rows) -> str:
+def to_csv(rows: Iterable[Row]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     keys = ["id", "kind", "role", "system", "model", "setup", "measured", "unit", "estimate",

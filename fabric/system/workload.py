@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any, TypeAlias
 
 from supernode.rtl.errors import UserError
 
@@ -198,8 +200,9 @@ class LlmModel:
             return 2 * self.kv_heads * self.head_dim
         return self.kv_lora_rank + self.qk_rope_head_dim
 
-    def settings(self, *, phase: str, batch=None, seq_len=None, precision=None,
-                 chips: int = 1, **overrides) -> RunSettings:
+    def settings(self, *, phase: str, batch: int | None = None, seq_len: int | None = None,
+                 precision: str | None = None, chips: int = 1, **overrides: Any
+                 ) -> RunSettings:
         """Run settings, taking the model's per-phase defaults for what is not given.
 
         ``chips`` is the number of ranks the default per-rank batch is multiplied by;
@@ -278,7 +281,11 @@ _MLA_INTS = ("q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_di
 _MOE_INTS = ("moe_intermediate", "routed_experts", "shared_experts", "active_experts")
 
 
-def load_workload(name_or_path):
+#: Any workload a file describes.
+Workload: TypeAlias = "LlmModel | GemmWorkload | CollectiveWorkload"
+
+
+def load_workload(name_or_path: str | os.PathLike[str]) -> Workload:
     """Load a workload file (``"deepseek-r1"``, ``"llama3-70b"`` or a path to a TOML file).
 
     Raises

@@ -1,6 +1,13 @@
 """Base class of the property harnesses: a design wrapped with its assumptions and checks."""
 
-from amaranth.hdl import Elaboratable
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from amaranth.hdl import Elaboratable, Module
+
+if TYPE_CHECKING:
+    from .runner import StructuralCheck
 
 __all__ = ["Harness"]
 
@@ -23,18 +30,18 @@ class Harness:
         The keyword parameters; they key the build directory.
     """
 
-    kind = None
+    kind: str | None = None
     default_depth = 10
     cover_depth = 20
 
-    def __init__(self, **params):
+    def __init__(self, **params: Any) -> None:
         self.params = dict(params)
 
-    def design(self):
+    def design(self) -> Elaboratable:
         """A fresh instance of the bare design under proof."""
         raise NotImplementedError
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: object) -> Module:
         """The design under proof with its properties (a ``Module``)."""
         raise NotImplementedError
 
@@ -42,14 +49,14 @@ class Harness:
         """The elaboratable the runner converts: this harness's :meth:`elaborate`."""
         return _HarnessTop(self)
 
-    def structural_checks(self):
+    def structural_checks(self) -> list[StructuralCheck]:
         """Netlist checks on the bare design (a list of ``StructuralCheck``)."""
         return []
 
 
 class _HarnessTop(Elaboratable):
-    def __init__(self, harness):
+    def __init__(self, harness: Harness) -> None:
         self._harness = harness
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: object) -> Module:
         return self._harness.elaborate(platform)

@@ -1,8 +1,12 @@
 """A register-array model of ``amaranth.lib.memory.Memory`` whose cells a proof can name."""
 
-from types import SimpleNamespace
+from __future__ import annotations
 
-from amaranth.hdl import Array, Elaboratable, Module, Signal
+from collections.abc import Iterable
+from types import SimpleNamespace
+from typing import Any
+
+from amaranth.hdl import Array, Elaboratable, Module, ShapeLike, Signal
 
 __all__ = ["RegisterMemory"]
 
@@ -23,15 +27,18 @@ class RegisterMemory(Elaboratable):
         The words, index 0 first.
     """
 
-    def __init__(self, *, shape, depth, init=(), attrs=None, src_loc_at=0):
+    def __init__(self, *, shape: ShapeLike, depth: int, init: Iterable[Any] = (),
+                 attrs: dict[str, Any] | None = None, src_loc_at: int = 0) -> None:
         self.shape, self.depth = shape, depth
         init = list(init)
         self.cells = [Signal(shape, name=f"formal_mem_{k}",
                              **({"init": init[k]} if k < len(init) else {}))
                       for k in range(depth)]
-        self._reads, self._writes = [], []
+        self._reads: list[SimpleNamespace] = []
+        self._writes: list[SimpleNamespace] = []
 
-    def read_port(self, *, domain="sync", transparent_for=(), src_loc_at=0):
+    def read_port(self, *, domain: str = "sync", transparent_for: Iterable[Any] = (),
+                  src_loc_at: int = 0) -> SimpleNamespace:
         if domain != "comb":
             raise NotImplementedError("the proof's memory model has combinational read "
                                       f"ports only, not domain={domain!r}")
@@ -39,7 +46,8 @@ class RegisterMemory(Elaboratable):
         self._reads.append(port)
         return port
 
-    def write_port(self, *, domain="sync", granularity=None, src_loc_at=0):
+    def write_port(self, *, domain: str = "sync", granularity: int | None = None,
+                   src_loc_at: int = 0) -> SimpleNamespace:
         if domain != "sync" or granularity is not None:
             raise NotImplementedError("the proof's memory model has whole-word synchronous "
                                       "write ports only")
@@ -48,7 +56,7 @@ class RegisterMemory(Elaboratable):
         self._writes.append(port)
         return port
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: object) -> Module:
         m = Module()
         cells = Array(self.cells)
         for port in self._reads:

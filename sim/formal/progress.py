@@ -47,9 +47,17 @@ the VC is free and unclaimed, then one cycle in which the VC is waited for again
 gives the next claim; the last segment ends with its own claim and its exclusive wait.
 """
 
-from amaranth.hdl import Array, Assert, Cat, Cover, Mux, Signal
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from amaranth.hdl import Array, Assert, Cat, Cover, Module, Mux, Signal, Value
 
 from .properties import past, rr_distance, rr_pointer
+
+if TYPE_CHECKING:
+    from supernode.rtl.router import Router
 
 __all__ = ["applies", "bounds", "progress_measures", "DEPTH", "COVER_DEPTH"]
 
@@ -61,14 +69,15 @@ DEPTH = 2
 COVER_DEPTH = 12
 
 
-def applies(*, allocator, voq, vcs, iterations=1):
+def applies(*, allocator: str, voq: bool, vcs: int, iterations: int = 1) -> bool:
     """True when the progress measures cover this router shape (the separable allocator of
     one iteration: a later iteration lets an input that lost send its other queue, which
     the argument below does not follow)."""
     return allocator == "separable" and iterations == 1 and not voq and vcs == 2
 
 
-def bounds(*, ports, buffer_depth, credit_bound, send_bound, packet_length):
+def bounds(*, ports: int, buffer_depth: int, credit_bound: int, send_bound: int,
+           packet_length: int) -> dict[str, int]:
     """The bounds the measures prove, as a dict of cycles (see the module docstring).
 
     ``credit_wait`` (``A``): an exclusive flit waits for its first credit;
@@ -95,8 +104,15 @@ def bounds(*, ports, buffer_depth, credit_bound, send_bound, packet_length):
             "round": round_, "head": n * round_ + claim}
 
 
-def progress_measures(m, dut, *, limits, ports, credit_bound, send_bound, queue,
-                      queue_out, waits, env, out_owner, out_pos, heads_too):
+def progress_measures(m: Module, dut: Router, *, limits: Mapping[str, int], ports: int,
+                      credit_bound: int, send_bound: int,
+                      queue: Mapping[tuple[int, int], Sequence[tuple[Value, Any]]],
+                      queue_out: Sequence[Sequence[Value]],
+                      waits: Mapping[tuple[int, int], Value],
+                      env: Mapping[tuple[Any, ...], Mapping[str, Value]],
+                      out_owner: Sequence[Sequence[Value]],
+                      out_pos: Sequence[Sequence[Value]], heads_too: bool
+                      ) -> dict[tuple[int, int], dict[str, Value]]:
     """Assert the progress measures of a router with two VCs (see the module docstring).
 
     ``limits`` is what :func:`bounds` gives for this router and environment.

@@ -1,8 +1,12 @@
 """Reusable formal properties: the valid/ready stream contract and small history helpers."""
 
-import re
+from __future__ import annotations
 
-from amaranth.hdl import Assert, Assume, Cat, Mux, Signal, Value
+import re
+from collections.abc import Callable
+from typing import Any
+
+from amaranth.hdl import Assert, Assume, Cat, Module, Mux, Signal, Value, ValueLike
 
 from .runner import StructuralCheck
 
@@ -13,7 +17,7 @@ __all__ = ["past", "stream_contract", "valid_independent_of_ready", "rr_pointer"
 ROLES = ("assume", "assert")
 
 
-def past(m, value, *, name, init=0):
+def past(m: Module, value: ValueLike, *, name: str, init: int = 0) -> Signal:
     """A register holding ``value`` as it was one cycle ago (``init`` in the first cycle)."""
     value = Value.cast(value)
     reg = Signal(value.shape(), name=name, init=init)
@@ -21,7 +25,7 @@ def past(m, value, *, name, init=0):
     return reg
 
 
-def stream_contract(m, port, *, name, role):
+def stream_contract(m: Module, port: Any, *, name: str, role: str) -> Signal:
     """The valid/ready handshake rules for one ``amaranth.lib.stream`` interface.
 
     Once ``valid`` is high without ``ready``, it stays high in the next cycle and the payload
@@ -44,7 +48,8 @@ def stream_contract(m, port, *, name, role):
     return stalled
 
 
-def valid_independent_of_ready(factory, port, *, name=None):
+def valid_independent_of_ready(factory: Callable[[], Any], port: str, *,
+                               name: str | None = None) -> StructuralCheck:
     """Structural check: no combinational path from ``<port>__ready`` to ``<port>__valid``.
 
     ``port`` is the Verilog-style prefix of the stream in the design's port list
@@ -61,7 +66,7 @@ def _suffix_masks(n):
     return [full] + [full & ~((1 << (j + 1)) - 1) for j in range(n)]
 
 
-def rr_pointer(m, mask, *, name):
+def rr_pointer(m: Module, mask: Value, *, name: str) -> Signal:
     """The pointer of a round-robin priority ``mask``: the index of its lowest set bit (0 when
     the mask is empty, which gives the same order)."""
     n = len(mask)
@@ -72,7 +77,7 @@ def rr_pointer(m, mask, *, name):
     return pointer
 
 
-def rr_distance(m, pointer, r, n, *, name):
+def rr_distance(m: Module, pointer: Value, r: int, n: int, *, name: str) -> Signal:
     """How many requesters of a round-robin arbiter of ``n`` come before ``r`` from
     ``pointer`` (0: ``r`` is served first)."""
     distance = Signal(range(n), name=name)

@@ -1,5 +1,9 @@
 """Proof harness of the virtual-channel router: credits, framing, conservation, allocation."""
 
+from __future__ import annotations
+
+from typing import Any
+
 from amaranth.asserts import AnySeq
 from amaranth.hdl import (Array, Assert, Assume, Cat, Const, Cover, Module, Mux, ResetSignal,
                           Signal, Value)
@@ -214,9 +218,11 @@ class RouterHarness(Harness):
     default_depth = 4
     cover_depth = 6
 
-    def __init__(self, *, ports=4, vcs=2, buffer_depth=2, flit_width=1, allocator="separable",
-                 islip_iterations=1, voq=False, drop=None, fault=None, liveness=None,
-                 separable_iterations=1):
+    def __init__(self, *, ports: int = 4, vcs: int = 2, buffer_depth: int = 2,
+                 flit_width: int = 1, allocator: str = "separable", islip_iterations: int = 1,
+                 voq: bool = False, drop: str | None = None, fault: str | None = None,
+                 liveness: dict[str, Any] | None = None,
+                 separable_iterations: int = 1) -> None:
         bad = _refusal(allocator, vcs, drop, fault, liveness, separable_iterations)
         if bad:
             raise UserError(bad)
@@ -280,7 +286,7 @@ class RouterHarness(Harness):
                             islip_iterations=self._iterations, voq=self._voq,
                             separable_iterations=self._separable_iterations)
 
-    def design(self):
+    def design(self) -> Router:
         """The router under proof, with :class:`~supernode.sim.formal.memory.RegisterMemory` for its
         memories so that the invariants can name every word; a mutant (``fault``) is the
         broken subclass of :data:`FAULTY_ROUTERS`."""
@@ -293,7 +299,7 @@ class RouterHarness(Harness):
         table = [Value.cast(c) for c in dut.table.cells]
         return table, lambda i, q, k: Value.cast(dut.buffers[i].cells[q * D + k])
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: object) -> Module:
         m = Module()
         dut = self.design()
         table_cells, buffer_cell = self._memory_words(dut)

@@ -1,5 +1,9 @@
 """Proof harness of the router's routing stage: spread routing and run-time table writes."""
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 from amaranth.asserts import AnySeq
 from amaranth.hdl import Array, Assert, Assume, Cat, Const, Cover, Module, Mux, ResetSignal, Signal
 
@@ -108,9 +112,11 @@ class RoutingHarness(RouterHarness):
     default_depth = 1
     cover_depth = 8
 
-    def __init__(self, *, ports=4, vcs=2, buffer_depth=2, flit_width=1, allocator="separable",
-                 islip_iterations=1, voq=False, destinations=None, routes=None,
-                 spread=(2, 3), mutant=None):
+    def __init__(self, *, ports: int = 4, vcs: int = 2, buffer_depth: int = 2,
+                 flit_width: int = 1, allocator: str = "separable", islip_iterations: int = 1,
+                 voq: bool = False, destinations: int | None = None,
+                 routes: Sequence[int] | None = None, spread: Sequence[int] = (2, 3),
+                 mutant: str | None = None) -> None:
         spread = tuple(spread)
         bad = _refusal(spread, ports, mutant)
         if bad:
@@ -146,11 +152,11 @@ class RoutingHarness(RouterHarness):
                             destinations=self._destinations, routes=self._routes,
                             spread=self._spread)
 
-    def design(self):
+    def design(self) -> Router:
         cls = SpreadSkippingRouter if self._mutant == "spread_skips_port" else Router
         return cls(self.router_params, memory=RegisterMemory)
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: object) -> Module:
         m = Module()
         dut = self.design()
         table_cells, buffer_cell = self._memory_words(dut)

@@ -1,5 +1,7 @@
 """Elaborate a property harness to RTLIL, run SymbiYosys on it and report the verdict."""
 
+from __future__ import annotations
+
 import hashlib
 import json
 import re
@@ -7,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from amaranth.back import rtlil
 
@@ -16,6 +19,9 @@ from supernode.sim.heartbeat import Heartbeat, last_match
 from supernode.sim.runner import locked, repo_build_root
 
 from .toolchain import FormalToolError, run_tool
+
+if TYPE_CHECKING:
+    from .harness import Harness
 
 __all__ = ["MODES", "ENGINES", "FormalResult", "StructuralCheck", "run_formal",
            "check_structure", "formal_build_dir", "name_checks"]
@@ -162,7 +168,7 @@ def _identifier(message: str) -> str:
     return ident or "check"
 
 
-def name_checks(text: str):
+def name_checks(text: str) -> tuple[str, dict[str, Any]]:
     """Give every Amaranth ``Assert``/``Assume``/``Cover`` cell a public name from its message.
 
     Yosys reports anonymous checks by source line only; a named cell is reported by name,
@@ -296,7 +302,7 @@ def check_structure(check: StructuralCheck, job_dir: Path) -> bool:
     return proc.returncode == 0
 
 
-def run_formal(harness, *, mode: str = "prove", depth: "int | None" = None,
+def run_formal(harness: Harness, *, mode: str = "prove", depth: "int | None" = None,
                cover: bool = True, cover_depth: "int | None" = None,
                engine: str = "smtbmc yices", timeout_s: "float | None" = DEFAULT_TIMEOUT_S,
                reuse: bool = True) -> FormalResult:

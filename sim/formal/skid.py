@@ -1,5 +1,7 @@
 """A two-entry stream skid buffer and its proof: the runner's own known-good (and mutable) design."""
 
+from __future__ import annotations
+
 from amaranth.asserts import AnySeq
 from amaranth.hdl import Assert, Assume, Cat, Cover, Module, ResetSignal, Signal
 from amaranth.lib import stream, wiring
@@ -9,6 +11,7 @@ from supernode.rtl.errors import UserError
 
 from .harness import Harness
 from .properties import stream_contract, valid_independent_of_ready
+from .runner import StructuralCheck
 
 __all__ = ["SkidBuffer", "SkidBufferHarness", "FAULTS"]
 
@@ -50,7 +53,7 @@ class SkidBuffer(wiring.Component):
         The two entries (for the proof's invariants).
     """
 
-    def __init__(self, *, width=4, fault=None):
+    def __init__(self, *, width: int = 4, fault: str | None = None) -> None:
         _check_params(self, width, fault)
         self._width, self._fault = width, fault
         super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
@@ -60,7 +63,7 @@ class SkidBuffer(wiring.Component):
     width = property(lambda self: self._width)
     fault = property(lambda self: self._fault)
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: object) -> Module:
         m = Module()
         out_valid = Signal()
         out_data = Signal(self._width)
@@ -107,17 +110,17 @@ class SkidBufferHarness(Harness):
     default_depth = 4
     cover_depth = 6
 
-    def __init__(self, *, width=4, fault=None):
+    def __init__(self, *, width: int = 4, fault: str | None = None) -> None:
         _check_params(self, width, fault)
         super().__init__(width=width, fault=fault)
 
-    def design(self):
+    def design(self) -> SkidBuffer:
         return SkidBuffer(width=self.params["width"], fault=self.params["fault"])
 
-    def structural_checks(self):
+    def structural_checks(self) -> list[StructuralCheck]:
         return [valid_independent_of_ready(self.design, "o")]
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: object) -> Module:
         m = Module()
         width = self.params["width"]
         m.submodules.dut = dut = self.design()

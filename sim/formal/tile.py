@@ -1,5 +1,7 @@
 """Proof harness of the systolic tile: stream contracts, row order, buffers, latency, values."""
 
+from __future__ import annotations
+
 from amaranth.asserts import AnySeq
 from amaranth.hdl import (Assert, Assume, Cat, Const, Cover, Fragment, Module, Mux, ResetSignal,
                           Shape, Signal, Value)
@@ -11,6 +13,7 @@ from supernode.rtl.tile_params import DATAFLOWS, TileParams
 
 from .harness import Harness
 from .properties import past, stream_contract, valid_independent_of_ready
+from .runner import StructuralCheck
 
 __all__ = ["TileHarness", "CONSUMERS", "FAULTS", "WS_SUMS_MAC_STAGES"]
 
@@ -114,9 +117,10 @@ class TileHarness(Harness):
 
     kind = "tile"
 
-    def __init__(self, *, rows=2, cols=2, in_width=2, acc_width=4, signed=True,
-                 dataflow="os", acc_depth=2, mac_stages=0, consumer="free", fault=None,
-                 sums=True):
+    def __init__(self, *, rows: int = 2, cols: int = 2, in_width: int = 2, acc_width: int = 4,
+                 signed: bool = True, dataflow: str = "os", acc_depth: int = 2,
+                 mac_stages: int = 0, consumer: str = "free", fault: str | None = None,
+                 sums: bool = True) -> None:
         bad = None
         if dataflow not in DATAFLOWS:
             bad = f"dataflow must be {' or '.join(map(repr, DATAFLOWS))}, not {dataflow!r}"
@@ -169,16 +173,16 @@ class TileHarness(Harness):
         self.default_depth = depth_needed
         self.cover_depth = tile.drain_latency + 2 * tile.fold_interval + 4
 
-    def design(self):
+    def design(self) -> SystolicTile:
         cls = {"early_bank_release": EarlyBankReleaseTile,
                "dropped_product_bit": DroppedProductBitTile}.get(self.params["fault"],
                                                                  SystolicTile)
         return cls(params=self.tile_params)
 
-    def structural_checks(self):
+    def structural_checks(self) -> list[StructuralCheck]:
         return [valid_independent_of_ready(self.design, "c")]
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: object) -> Module:
         m = Module()
         tile = self.design()
         # Elaborated here, so that the signals the tile publishes exist to be read.

@@ -1,10 +1,13 @@
 """Locate the pip-installed SymbiYosys toolchain (YoWASP Yosys, Yices) and run it."""
 
+from __future__ import annotations
+
 import os
 import shutil
 import subprocess
 import sys
 import sysconfig
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 __all__ = ["FormalToolError", "toolchain_env", "run_tool"]
@@ -26,7 +29,7 @@ class FormalToolError(RuntimeError):
     """The formal toolchain is missing or could not run."""
 
 
-def _script_dirs():
+def _script_dirs() -> list[Path]:
     """Directories where pip put the console scripts of this interpreter's packages."""
     dirs = [Path(sysconfig.get_path("scripts")), Path(sys.executable).parent]
     user = sysconfig.get_path("scripts", f"{os.name}_user")
@@ -40,7 +43,7 @@ def _script_dirs():
     return out
 
 
-def toolchain_env(base=None) -> dict:
+def toolchain_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     """Environment in which ``yowasp-sby`` finds Yosys, smtbmc, the witness tool and Yices.
 
     The interpreter's script directories are put first on ``PATH`` and the SymbiYosys tool
@@ -61,7 +64,9 @@ def toolchain_env(base=None) -> dict:
     return env
 
 
-def run_tool(argv, *, cwd, log_path=None, timeout_s=None) -> subprocess.CompletedProcess:
+def run_tool(argv: Sequence[str], *, cwd: str | os.PathLike[str],
+             log_path: str | os.PathLike[str] | None = None, timeout_s: float | None = None
+             ) -> subprocess.CompletedProcess[str]:
     """Run one toolchain program in ``cwd``; its output goes to ``log_path`` when given."""
     env = toolchain_env()
     try:

@@ -1,6 +1,19 @@
 """Lock-step backends for the RTL behind the packed harness: cocotb and Amaranth's simulator."""
 
-from supernode.fabric.network.flit import FlitCodec
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from supernode.fabric.network.flit import Flit, FlitCodec
+
+if TYPE_CHECKING:
+    from amaranth.sim import SimulatorContext
+    from cocotb.handle import HierarchyObject
+
+    from supernode.rtl.router_harness import PackedHarness
+
+    from .common import Design
 
 __all__ = ["PackedBackend", "CocotbBackend", "AmaranthBackend"]
 
@@ -17,17 +30,18 @@ class PackedBackend:
         flit layout, so no harness is built to learn them.
     """
 
-    def __init__(self, design):
+    def __init__(self, design: Design) -> None:
         self.codec = design.codec
         self.flits = FlitCodec(design.design_params.flit_layout)
 
-    def observe(self):
+    def observe(self) -> tuple[list[Flit | None], list[int]]:
         """``(flit at each ejection link, credit pulses at each injection link)``."""
         raw, credits = self.codec.unpack_status(self.read())
         unpack = self.flits.unpack
         return [None if f is None else unpack(f) for f in raw], credits
 
-    def drive(self, inject, credits, cfg=None):
+    def drive(self, inject: Sequence[Flit | None], credits: Sequence[int],
+              cfg: tuple[int, int] | None = None) -> None:
         """Drive the flits, credit pulses and routing-table write ``(dest, port)`` of this
         cycle; the design samples them at the next rising edge."""
         pack = self.flits.pack
@@ -37,7 +51,7 @@ class PackedBackend:
     def read(self) -> int:
         raise NotImplementedError
 
-    def write(self, value: int):
+    def write(self, value: int) -> None:
         raise NotImplementedError
 
 
@@ -51,7 +65,7 @@ class CocotbBackend(PackedBackend):
     design : supernode.sim.router.common.Design
     """
 
-    def __init__(self, dut, design):
+    def __init__(self, dut: HierarchyObject, design: Design) -> None:
         # Deferred: cocotb's triggers load only inside a running simulator.
         from cocotb.triggers import FallingEdge
         super().__init__(design)
@@ -61,10 +75,10 @@ class CocotbBackend(PackedBackend):
     def read(self) -> int:
         return self.dut.status.value.to_unsigned()
 
-    def write(self, value: int):
+    def write(self, value: int) -> None:
         self.dut.drive.value = value
 
-    async def tick(self):
+    async def tick(self) -> None:
         await self._falling
 
 
@@ -79,7 +93,7 @@ class AmaranthBackend(PackedBackend):
         The harness being simulated.
     """
 
-    def __init__(self, ctx, design, top):
+    def __init__(self, ctx: SimulatorContext, design: Design, top: PackedHarness) -> None:
         super().__init__(design)
         self.ctx = ctx
         self.top = top
@@ -87,8 +101,8 @@ class AmaranthBackend(PackedBackend):
     def read(self) -> int:
         return self.ctx.get(self.top.status)
 
-    def write(self, value: int):
+    def write(self, value: int) -> None:
         self.ctx.set(self.top.drive, value)
 
-    async def tick(self):
+    async def tick(self) -> None:
         await self.ctx.tick()

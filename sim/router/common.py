@@ -1,15 +1,21 @@
 """One description of a router or Clos under test, and runners for RTL, Amaranth sim and model."""
 
+from __future__ import annotations
+
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from amaranth.sim import Simulator
 
 from supernode.fabric.network.lockstep import LockStep
 from supernode.fabric.network.traffic import MODELS, Endpoints, TrafficSpec, run_endpoints
-from supernode.fabric.network.model import router_network, clos_network
-from supernode.rtl.router_harness import PackedCodec, design_params, make_top
-from supernode.sim.runner import run_cocotb
+from supernode.fabric.network.model import NetworkModel, router_network, clos_network
+from supernode.rtl.clos_params import ClosParams
+from supernode.rtl.router_harness import PackedCodec, PackedHarness, design_params, make_top
+from supernode.rtl.router_params import RouterParams
+from supernode.sim.runner import RunResult, run_cocotb
 from .backends import AmaranthBackend
 
 __all__ = ["Design", "MODELS", "run_rtl", "run_rtl_points", "run_amaranth", "run_model_for"]
@@ -27,12 +33,12 @@ class Design:
     kind: str
     params: dict
 
-    def top(self):
+    def top(self) -> PackedHarness:
         """The packed bench harness around the design."""
         return make_top(design=self.kind, **self.params)
 
     @property
-    def design_params(self):
+    def design_params(self) -> RouterParams | ClosParams:
         """The :class:`~supernode.rtl.router_params.RouterParams` or
         :class:`~supernode.rtl.clos_params.ClosParams` of the design (validates ``params``)."""
         return design_params(self.kind, **self.params)
@@ -56,7 +62,7 @@ class Design:
                          flit_width=p.flit_width, spec=spec, zero_load=zero_load,
                          packet_id_width=p.packet_id_width)
 
-    def model(self):
+    def model(self) -> NetworkModel:
         """The cycle-level model of the design."""
         if self.kind == "router":
             return router_network(self.design_params)
@@ -77,9 +83,10 @@ REFERENCE_DESIGNS = {
 }
 
 
-def run_model_for(design: Design, spec: TrafficSpec, *, cfg_writes=(),
-                  max_cycles: int = 10_000_000, endpoints=None,
-                  model: str = "compiled") -> dict:
+def run_model_for(design: Design, spec: TrafficSpec, *,
+                  cfg_writes: Sequence[tuple[int, int, int]] = (),
+                  max_cycles: int = 10_000_000, endpoints: list[Endpoints] | None = None,
+                  model: str = "compiled") -> dict[str, Any]:
     """Run the model of ``design`` under ``spec``; the endpoints are the bench's own.
 
     ``cfg_writes`` are ``(cycle, dest, port)`` routing-table writes (router only);
@@ -96,8 +103,9 @@ def run_model_for(design: Design, spec: TrafficSpec, *, cfg_writes=(),
                          model=model)
 
 
-def run_amaranth(design: Design, spec: TrafficSpec, *, cfg_writes=(),
-                 max_cycles: int = 100_000, endpoints=None) -> dict:
+def run_amaranth(design: Design, spec: TrafficSpec, *,
+                 cfg_writes: Sequence[tuple[int, int, int]] = (), max_cycles: int = 100_000,
+                 endpoints: list[Endpoints] | None = None) -> dict[str, Any]:
     """Run the RTL in Amaranth's simulator under ``spec`` (slow; for small unit tests).
 
     Arguments as for :func:`run_model_for`.
@@ -118,8 +126,9 @@ def run_amaranth(design: Design, spec: TrafficSpec, *, cfg_writes=(),
     return eps.result()
 
 
-def run_rtl_points(design: Design, specs, *, sim: str = "verilator", waves: bool = False,
-                   cfg_writes=()):
+def run_rtl_points(design: Design, specs: Sequence[TrafficSpec], *, sim: str = "verilator",
+                   waves: bool = False, cfg_writes: Sequence[tuple[int, int, int]] = ()
+                   ) -> tuple[list[dict[str, Any]], RunResult]:
     """Run the cocotb bench on ``design`` once per spec, in one simulator process (reset
     between specs); returns ``(list of result dicts, RunResult)``."""
     inputs = {"specs": [s.as_dict() for s in specs], "cfg": [list(c) for c in cfg_writes]}
@@ -131,7 +140,7 @@ def run_rtl_points(design: Design, specs, *, sim: str = "verilator", waves: bool
 
 
 def run_rtl(design: Design, spec: TrafficSpec, *, sim: str = "verilator",
-            waves: bool = False, cfg_writes=()):
+            waves: bool = False, cfg_writes: Sequence[tuple[int, int, int]] = ()) -> RunResult:
     """Run the cocotb bench on ``design`` under ``spec``; returns the runner's RunResult
     whose ``result`` is the one point's statistics."""
     points, run = run_rtl_points(design, [spec], sim=sim, waves=waves, cfg_writes=cfg_writes)

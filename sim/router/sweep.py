@@ -1,6 +1,10 @@
 """Run RTL and model side by side: one point, or a latency-vs-offered-load sweep with its plot."""
 
+from __future__ import annotations
+
 import dataclasses
+import os
+from collections.abc import Sequence
 
 from supernode.fabric.network.traffic import TrafficSpec
 from .common import Design, run_rtl, run_rtl_points, run_model_for
@@ -14,7 +18,8 @@ KEYS = ("offered_load", "offered_load_measured", "accepted_throughput", "latency
         "resequence_max_held")
 
 
-def compare_point(design: Design, spec: TrafficSpec, *, sim="verilator", waves=False) -> dict:
+def compare_point(design: Design, spec: TrafficSpec, *, sim: str = "verilator",
+                  waves: bool = False) -> dict:
     """Run the RTL bench and the model on the same traffic; one JSON-ready dict.
 
     Raises :class:`supernode.sim.runner.SimulationError` when the RTL run fails (scoreboard,
@@ -40,8 +45,9 @@ def compare_point(design: Design, spec: TrafficSpec, *, sim="verilator", waves=F
     return out
 
 
-def sweep(design: Design, spec: TrafficSpec, loads, *, sim="verilator", rtl=True,
-          model_loads=None, progress=True) -> dict:
+def sweep(design: Design, spec: TrafficSpec, loads: Sequence[float], *, sim: str = "verilator",
+          rtl: bool = True, model_loads: Sequence[float] | None = None,
+          progress: bool = True) -> dict:
     """Latency and throughput against offered load, RTL points and a model line.
 
     ``spec`` gives everything but the load. Returns ``{"rtl": [...], "model": [...],
@@ -54,7 +60,7 @@ def sweep(design: Design, spec: TrafficSpec, loads, *, sim="verilator", rtl=True
     model_points = [run_model_for(design, dataclasses.replace(spec, load=x))
                     for x in tqdm(model_loads, desc=f"model {design.kind}", unit="point",
                                   disable=not progress)]
-    rtl_points = []
+    rtl_points: list[dict] = []
     if rtl:
         # One simulator process runs every load (reset between them): one elaboration
         # and one simulator start instead of one per point.
@@ -73,7 +79,8 @@ def sweep(design: Design, spec: TrafficSpec, loads, *, sim="verilator", rtl=True
             "rtl": rtl_points, "model": model_points, "saturation": sat}
 
 
-def plot_sweep(result: dict, path, *, title=None):
+def plot_sweep(result: dict, path: str | os.PathLike[str], *, title: str | None = None
+               ) -> str | os.PathLike[str]:
     """Latency against offered load: RTL points, model line, saturation marked."""
     # Deferred: matplotlib takes over half a second to import; only the plot needs it.
     import matplotlib

@@ -1,5 +1,7 @@
 """HDL-side driver, monitor and counters around the tile, so Python stays out of the cycle loop."""
 
+from typing import Any
+
 from amaranth.hdl import ClockSignal, Instance, Module, Mux, Shape, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -79,7 +81,7 @@ class GapSource(wiring.Component):
     load: In(1)
     gap: Out(1)
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: object) -> Module:
         m = Module()
         lfsr = Signal(32, init=1)
         phase = Signal(5)
@@ -118,7 +120,7 @@ class TileHarness(wiring.Component):
     #: Verilog of the modules the harness instantiates; written beside its own.
     extra_verilog = BENCH_MEMORY_VERILOG
 
-    def __init__(self, *, depth, fault=None, **tile_params):
+    def __init__(self, *, depth: int, fault: str | None = None, **tile_params: Any) -> None:
         if not isinstance(depth, int) or depth < 1:
             raise UserError(f"depth must be a positive integer, not {depth!r}")
         if fault not in (None, "flip_result_bit"):
@@ -140,7 +142,7 @@ class TileHarness(wiring.Component):
 
     depth = property(lambda self: self._depth)
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: object) -> Module:
         m = Module()
         m.submodules.tile = tile = self.tile
         a_width = Shape.cast(tile.a.payload.shape()).width

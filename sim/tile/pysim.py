@@ -1,11 +1,16 @@
 """Run a GEMM on the tile in Amaranth's own simulator (no Verilog, quick for small arrays)."""
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from amaranth.sim import Simulator
 
 from supernode.fabric.tile_model import operand_beats, result_row_count, result_rows_to_matrix
 from supernode.rtl.tile import SystolicTile
-from supernode.rtl.tile_params import as_tile_params
+from supernode.rtl.tile_params import TileParamsLike, as_tile_params
 
 from .packing import Packer
 
@@ -68,7 +73,10 @@ class _StreamMonitor:
             self.waiting = None
 
 
-def run_gemm_pysim(params, A, B, *, a_gaps=(), b_gaps=(), c_stalls=(), timeout=100_000):
+def run_gemm_pysim(params: TileParamsLike, A: ArrayLike, B: ArrayLike, *,
+                   a_gaps: Sequence[int] = (), b_gaps: Sequence[int] = (),
+                   c_stalls: Sequence[int] = (), timeout: int = 100_000
+                   ) -> tuple[NDArray[np.int64], dict[str, int]]:
     """Stream ``A @ B`` through a :class:`~supernode.rtl.tile.SystolicTile` of ``params`` (a
     :class:`~supernode.rtl.tile_params.TileParams` or a mapping of its parameters).
 
@@ -91,7 +99,8 @@ def run_gemm_pysim(params, A, B, *, a_gaps=(), b_gaps=(), c_stalls=(), timeout=1
                "b": _Source(tile.b, packer.pack_b(b), b_gaps)}
     monitors = {name: _StreamMonitor(name) for name in ("a", "b", "c")}
     expected_rows = result_row_count(folds, params)
-    got, cycles = [], {}
+    got: list[list[int]] = []
+    cycles: dict[str, int] = {}
 
     async def bench(ctx):
         cycle = 0

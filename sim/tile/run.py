@@ -1,13 +1,17 @@
 """Run one GEMM on the tile RTL under cocotb and compare its cycles with the model."""
 
+from __future__ import annotations
+
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from supernode.fabric.tile_model import (TileEstimate, fold_schedule, predict, result_row_count,
                                result_rows_to_matrix)
 from supernode.rtl.errors import UserError
-from supernode.rtl.tile_params import as_tile_params
+from supernode.rtl.tile_params import TileParamsLike, as_tile_params
 from supernode.sim.runner import run_cocotb
 from supernode.sim.tile.harness import TileHarness
 
@@ -23,7 +27,7 @@ MAX_OPERAND_ELEMENTS = 1 << 22
 MAX_SIM_CYCLES = 10_000_000
 
 
-def check_gemm_size(m: int, k: int, n: int, params=None) -> None:
+def check_gemm_size(m: int, k: int, n: int, params: TileParamsLike = None) -> None:
     """Refuse, in one sentence, a GEMM too large to simulate, before anything is allocated.
 
     Checks the operand sizes, and with the tile's ``params`` the cycles the model
@@ -95,7 +99,7 @@ class GemmRun:
         m, k, n = self.shape
         return m * k * n / (self.measured_cycles * self.model.peak_macs_per_cycle)
 
-    def to_json(self):
+    def to_json(self) -> dict[str, Any]:
         m, k, n = self.shape
         return {
             "passed": self.passed, "sim": self.sim, "waves": self.waves,
@@ -109,7 +113,8 @@ class GemmRun:
         }
 
 
-def random_operands(m, k, n, *, in_width, signed, seed, extreme=None):
+def random_operands(m: int, k: int, n: int, *, in_width: int, signed: bool, seed: int,
+                    extreme: str | None = None) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """Random A and B within the operand range; ``extreme`` "min"/"max" fills them with
     the smallest/largest value instead."""
     check_gemm_size(m, k, n)
@@ -130,8 +135,10 @@ def _capacity(needed):
     return depth
 
 
-def run_gemm(params, A, B, *, sim="icarus", waves=False, wave_format="fst", seed=1,
-             a_gaps=Gaps(), b_gaps=Gaps(), c_gaps=Gaps(), fault=None):
+def run_gemm(params: TileParamsLike, A: ArrayLike, B: ArrayLike, *, sim: str = "icarus",
+             waves: bool = False, wave_format: str = "fst", seed: int = 1,
+             a_gaps: Gaps = Gaps(), b_gaps: Gaps = Gaps(), c_gaps: Gaps = Gaps(),
+             fault: str | None = None) -> GemmRun:
     """Run ``A @ B`` under cocotb on a :class:`~supernode.rtl.tile.SystolicTile` of ``params`` (a
     :class:`~supernode.rtl.tile_params.TileParams` or a mapping of its parameters); returns a
     :class:`GemmRun`.

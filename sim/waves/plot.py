@@ -1,5 +1,8 @@
 """Draw a waveform's streams and FSM states as a compact timeline picture."""
 
+from __future__ import annotations
+
+import os
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +34,9 @@ def default_plot_signals(wave: Waveform, signals: "str | None" = None, limit: in
     return out[:limit]
 
 
-def plot_timeline(path, out, *, signals: "str | None" = None, start=None, end=None,
+def plot_timeline(path: str | os.PathLike[str], out: str | os.PathLike[str], *,
+                  signals: "str | None" = None, start: str | int | None = None,
+                  end: str | int | None = None,
                   wave: "Waveform | None" = None, title: "str | None" = None) -> Path:
     """Draw a compact timeline of chosen signals to a PNG and return its path.
 

@@ -1,12 +1,16 @@
 """Read VCD and FST waveform files into traces, with one-sentence errors for broken files."""
 
+from __future__ import annotations
+
 import fnmatch
 import os
 import re
 import sys
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,8 +44,10 @@ class Trace:
         as strings such as ``"IDLE/0"``).
     """
 
-    def __init__(self, name, width, times=None, values=None, aliases=None, kind="bits",
-                 loader=None):
+    def __init__(self, name: str, width: int, times: np.ndarray | None = None,
+                 values: list | None = None, aliases: Sequence[str] | None = None,
+                 kind: str = "bits",
+                 loader: Callable[[], tuple[np.ndarray, list]] | None = None) -> None:
         self.name, self.width, self.kind = name, width, kind
         self.aliases = list(aliases or [])
         self._times, self._values, self._loader = times, values, loader
@@ -61,7 +67,7 @@ class Trace:
         self._load()
         return self._values
 
-    def sample(self, at) -> np.ndarray:
+    def sample(self, at: Any) -> np.ndarray:
         """Values just before each time in ``at`` (what a flop clocked then sees).
 
         x, z and times before the first change read as :data:`UNKNOWN`; values wider
@@ -420,7 +426,7 @@ class _output_to:
 
 # --------------------------------------------------------------------------- loading
 
-def load(path) -> Waveform:
+def load(path: str | os.PathLike[str]) -> Waveform:
     """Read a ``.vcd`` or ``.fst`` file (the format is told by its first bytes)."""
     path = Path(path)
     if not path.is_file():
@@ -438,7 +444,7 @@ def load(path) -> Waveform:
 
 # --------------------------------------------------------------------------- times and names
 
-def parse_time(text, wave: "Waveform | None" = None) -> int:
+def parse_time(text: str | int, wave: "Waveform | None" = None) -> int:
     """A time as ticks of ``wave``: ``1200`` (ticks), ``350ns``, ``1.5us``."""
     if isinstance(text, int):
         return text

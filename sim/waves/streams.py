@@ -1,5 +1,8 @@
 """Stream analysis of a waveform: valid/ready handshakes, stalls, idle cycles and FSM states."""
 
+from __future__ import annotations
+
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,7 +110,8 @@ def _longest_run(mask: np.ndarray) -> int:
     return int((np.flatnonzero(d == -1) - np.flatnonzero(d == 1)).max())
 
 
-def summarize(path, *, signals: "str | None" = None, start=None, end=None,
+def summarize(path: str | os.PathLike[str], *, signals: "str | None" = None,
+              start: str | int | None = None, end: str | int | None = None,
               clock: str = "clk", reset: "str | None" = "rst", bins: int = 20,
               wave: "Waveform | None" = None) -> dict:
     """Summarise every valid/ready stream of a waveform, cycle by cycle.
