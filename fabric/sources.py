@@ -2,6 +2,7 @@
 
 import ast
 import hashlib
+import os
 import sys
 from pathlib import Path
 
@@ -89,7 +90,7 @@ def source_digest(*names: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def file_digest(path) -> str:
+def file_digest(path: "str | os.PathLike[str]") -> str:
     """Hash of a Python file outside the packages (a user's harness or bench) and of every
     project module it imports, directly or not."""
     path = Path(path)

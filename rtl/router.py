@@ -1,5 +1,7 @@
 """Input-queued virtual-channel switch router with wormhole switching and credit flow control."""
 
+from collections.abc import Callable, Sequence
+
 from amaranth import Module
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
@@ -122,7 +124,8 @@ class Router(wiring.Component):
     #: The component of each output port (:class:`~supernode.rtl.router_units.OutputUnit`).
     OUTPUT_UNIT = OutputUnit
 
-    def __init__(self, params: "RouterParams | None" = None, /, *, memory=Memory, **options):
+    def __init__(self, params: "RouterParams | None" = None, /, *,
+                 memory: "Callable[..., Memory]" = Memory, **options: object) -> None:
         if params is None:
             params = RouterParams(**options)
         elif options:
@@ -179,7 +182,7 @@ class Router(wiring.Component):
     credit_round_trip = property(lambda self: self._params.credit_round_trip,
                                  doc="Cycles from spending a credit to spending it again.")
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: object) -> Module:
         m = Module()
         p = self._params
         P = p.ports
@@ -251,7 +254,8 @@ class RouterState:
         The queue of input ``i`` the allocator picked (one-hot); whether the input sends.
     """
 
-    def __init__(self, input_units, output_units):
+    def __init__(self, input_units: "Sequence[InputUnit]",
+                 output_units: "Sequence[OutputUnit]") -> None:
         ins = [unit.state for unit in input_units]
         outs = [unit.state for unit in output_units]
         self.count = [st.count for st in ins]

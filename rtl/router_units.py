@@ -1,6 +1,8 @@
 """The router's per-port components: an input unit per input link, an output unit per output."""
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal
+from collections.abc import Callable
+
+from amaranth import Array, Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -94,7 +96,7 @@ class InputState:
         picked (one-hot); whether the input sends.
     """
 
-    def __init__(self, params: RouterParams):
+    def __init__(self, params: RouterParams) -> None:
         P, V, D, Q = params.ports, params.vcs, params.buffer_depth, params.queue_count
         self.count = [Signal(range(D + 1), name=f"count_{q}") for q in range(Q)]
         self.rptr = [Signal(range(D), name=f"rptr_{q}") for q in range(Q)]
@@ -154,7 +156,8 @@ class InputUnit(wiring.Component):
     A variant for proofs is a subclass that overrides :meth:`next_spread_turn`.
     """
 
-    def __init__(self, params: RouterParams, *, index: int, memory=Memory):
+    def __init__(self, params: RouterParams, *, index: int,
+                 memory: "Callable[..., Memory]" = Memory) -> None:
         _check_unit(params, index)
         self._params, self._index = params, index
         members = {
@@ -177,11 +180,11 @@ class InputUnit(wiring.Component):
     params = property(lambda self: self._params, doc="The router's RouterParams.")
     index = property(lambda self: self._index, doc="This input's port number.")
 
-    def next_spread_turn(self, turn, last: int):
+    def next_spread_turn(self, turn: Value, last: int) -> Value:
         """The spread turn after ``turn`` (``0..last``): the next one, wrapping around."""
         return Mux(turn == last, 0, turn + 1)
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: object) -> Module:
         m = Module()
         p, i, st = self._params, self._index, self.state
         P, D = p.ports, p.buffer_depth
@@ -313,7 +316,7 @@ class OutputState:
         for the VC (one bit per input).
     """
 
-    def __init__(self, params: RouterParams):
+    def __init__(self, params: RouterParams) -> None:
         P, V, D = params.ports, params.vcs, params.buffer_depth
         self.credit = [Signal(range(D + 1), init=D, name=f"credit_{v}") for v in range(V)]
         self.busy = [Signal(name=f"busy_{v}") for v in range(V)]
@@ -359,7 +362,8 @@ class OutputUnit(wiring.Component):
     is a subclass that overrides :meth:`claim_requests`.
     """
 
-    def __init__(self, params: RouterParams, *, index: int, arbiter=RoundRobinArbiter):
+    def __init__(self, params: RouterParams, *, index: int,
+                 arbiter: "type[RoundRobinArbiter]" = RoundRobinArbiter) -> None:
         _check_unit(params, index)
         self._params, self._index = params, index
         members = {
@@ -381,11 +385,11 @@ class OutputUnit(wiring.Component):
     params = property(lambda self: self._params, doc="The router's RouterParams.")
     index = property(lambda self: self._index, doc="This output's port number.")
 
-    def claim_requests(self, waiting):
+    def claim_requests(self, waiting: Value) -> Value:
         """What a claim arbiter sees of the inputs ``waiting`` for its VC: all of them."""
         return waiting
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: object) -> Module:
         m = Module()
         p, o, st, link = self._params, self._index, self.state, self.link
         P, V = p.ports, p.vcs

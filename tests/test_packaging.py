@@ -103,6 +103,7 @@ def test_the_wheel_holds_every_module_and_data_file(wheel):
                                               "cloudmatrix384-moe-decode", "gb200-nvl72"}
     examples = {Path(n).name for n in names if n.startswith("supernode/examples/")}
     assert examples >= {p.name for p in (REPO / "examples").glob("*.toml")}
+    assert "supernode/py.typed" in names
 
 
 def test_a_shipped_example_runs_by_name():

@@ -15,25 +15,6 @@ ROOT = Path(__file__).resolve().parents[1]
 #: The layers whose public API is annotated.
 LAYERS = ("supernode.rtl", "supernode.fabric", "supernode.sim")
 
-#: Modules being reworked now; their functions are annotated with that work, and each entry
-#: goes when its module is done. The package ships its py.typed marker once this is empty.
-EXEMPT_MODULES = {
-    "supernode.rtl.router",                 # its units are being split out
-    "supernode.fabric.network.engine",      # the compiled engine is being restructured
-    "supernode.fabric.system.estimate",     # the estimator's program pipeline:
-    "supernode.fabric.system.program",
-    "supernode.fabric.system.lowering",
-    "supernode.fabric.system.mapping",
-    "supernode.fabric.system.slo",
-}
-#: The router's units, split out of supernode.rtl.router by the same work.
-EXEMPT_PREFIXES = ("supernode.rtl.router_units", "supernode.rtl.input_unit",
-                   "supernode.rtl.output_unit")
-
-
-def _exempt(module: str) -> bool:
-    return module in EXEMPT_MODULES or module.startswith(EXEMPT_PREFIXES)
-
 
 def _modules(package: str) -> list:
     pkg = importlib.import_module(package)
@@ -96,15 +77,8 @@ def test_every_public_function_is_annotated():
     functions = public_functions()
     assert len(functions) > 300, "the walk found too few functions: is a layer missing?"
     gaps = [f"{name}: {', '.join(missing)}" for name, function in functions
-            if not _exempt(function.__module__)
-            and (missing := missing_annotations(function))]
+            if (missing := missing_annotations(function))]
     assert not gaps, "public functions without annotations:\n" + "\n".join(gaps)
-
-
-def test_exempt_modules_exist():
-    """An exemption names a real module (a rename would otherwise leave it behind)."""
-    for name in EXEMPT_MODULES:
-        importlib.import_module(name)
 
 
 def test_mypy_checks_the_annotated_modules():

@@ -22,14 +22,15 @@ A flit in the loop is one integer, ``packet * 64 + index`` (:func:`_packet`,
 :func:`_index`); -1 is no flit.
 """
 
-from typing import NamedTuple
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 import numpy as np
 from numba import njit
 
 from .checks import DeadlockError, ScoreboardError, check_cfg_writes
 from .flit import Flit, flit_data
-from .model import STATS_COUNTERS
+from .model import STATS_COUNTERS, NetworkModel
 
 __all__ = ["simulate", "EngineNetwork", "ENGINE_MAX_PORTS"]
 
@@ -794,7 +795,7 @@ class EngineNetwork:
         routers' parameters, routing tables, spread ports and links are read from it).
     """
 
-    def __init__(self, network):
+    def __init__(self, network: NetworkModel) -> None:
         routers = network.routers
         first = routers[0]
         for r in routers:
@@ -954,7 +955,9 @@ class _State:
 WINDOW_BLOCKS = 2
 
 
-def simulate(network, eps, *, max_cycles: int = 10_000_000, cfg_writes=()) -> dict:
+# ``eps`` is a traffic.Endpoints, typed Any here: traffic imports this module on first use.
+def simulate(network: "NetworkModel | EngineNetwork", eps: Any, *, max_cycles: int = 10_000_000,
+             cfg_writes: Iterable[tuple[int, int, int]] = ()) -> dict:
     """Run ``network`` under the endpoints ``eps`` in the compiled loop.
 
     The result is the dict :meth:`Endpoints.result` gives for the same run of the Python

@@ -6,13 +6,13 @@ from dataclasses import asdict, dataclass, field, replace
 
 from supernode.rtl.errors import UserError
 
-from .chip import gemm_on_chip, vector_on_chip
-from .comm import EXTRAPOLATION, NetworkSource, collective_time
+from .chip import TilePredict, gemm_on_chip, vector_on_chip
+from .comm import EXTRAPOLATION, FigureSource, NetworkSource, collective_time
 from .hardware import SystemSpec, load_system
 from .lowering import collective_program, gemm_program, llm_program
 from .mapping import Mapping, default_mapping, load_mapping
-from .program import Comm, Gemm, Parallel, Vector
-from .workload import LlmModel, RunSettings, load_workload
+from .program import Comm, Gemm, Parallel, Program, Vector
+from .workload import LlmModel, RunSettings, Workload, load_workload
 
 __all__ = ["Estimate", "BlockEstimate", "estimate", "estimate_program", "schedule", "resolve"]
 
@@ -297,7 +297,8 @@ def _stream_segments(block, chips, rank_chip, system, network, predict, sources)
     return segments, acc, work
 
 
-def schedule(blocks, halves: int):
+def schedule(blocks: list[tuple[list[tuple[str, float]], int]],
+             halves: int) -> tuple[float, list[float], float]:
     """Run ``halves`` micro-batches through ``blocks`` on named streams.
 
     ``blocks`` is a list of ``(segments, repeat)``; each segment is ``(stream, seconds)``,
@@ -325,8 +326,8 @@ def schedule(blocks, halves: int):
             max((t for stream, t in busy.items() if stream != "fabric"), default=0.0))
 
 
-def estimate_program(program, system: SystemSpec, *, network: NetworkSource,
-                     predict=None) -> dict:
+def estimate_program(program: Program, system: SystemSpec, *, network: NetworkSource,
+                     predict: TilePredict | None = None) -> dict:
     """Time a step program on one rank; the figures :class:`Estimate` is built from.
 
     ``system`` is seen per rank. Each block is cut into compute and fabric segments, or
@@ -401,7 +402,9 @@ def estimate_program(program, system: SystemSpec, *, network: NetworkSource,
     return dict(totals=totals, blocks=tuple(blocks), sources=sorted(sources))
 
 
-def resolve(workload, system, mapping, phase):
+def resolve(workload: Workload | str, system: SystemSpec | str,
+            mapping: Mapping | str | None,
+            phase: str | None) -> tuple[Workload, SystemSpec, Mapping]:
     """Load whatever is given by name: ``(workload, system, mapping)``."""
     if isinstance(system, str):
         system = load_system(system)
@@ -414,9 +417,12 @@ def resolve(workload, system, mapping, phase):
     return workload, system, mapping
 
 
-def estimate(system, workload, *, phase: str = "decode", batch=None, seq_len=None,
-             precision=None, mapping: Mapping | str | None = None, network=None,
-             predict=None, layers=None, refuse_unfit: bool = True, **run) -> Estimate:
+def estimate(system: SystemSpec | str, workload: Workload | str, *, phase: str = "decode",
+             batch: int | None = None, seq_len: int | None = None,
+             precision: str | None = None, mapping: Mapping | str | None = None,
+             network: FigureSource | None = None, predict: TilePredict | None = None,
+             layers: int | None = None, refuse_unfit: bool = True,
+             **run: object) -> Estimate:
     """Estimate one step of ``workload`` on ``system``.
 
     Parameters

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from supernode.rtl.errors import UserError
 
@@ -11,6 +12,10 @@ from .hardware import PRECISION_BYTES
 from .moe import distinct_nodes, expert_load
 from .program import ACT_BYTES, Block, Comm, Gemm, Parallel, Program, Vector
 from .workload import CollectiveWorkload, GemmWorkload, LlmModel, RunSettings
+
+if TYPE_CHECKING:     # annotations only
+    from .hardware import SystemSpec
+    from .mapping import Mapping
 
 __all__ = ["llm_program", "gemm_program", "collective_program"]
 
@@ -24,7 +29,8 @@ def _tokens_produced(mtp: int, acceptance: float) -> float:
     return 1.0 + sum(acceptance ** i for i in range(1, mtp + 1))
 
 
-def llm_program(model: LlmModel, run: RunSettings, mapping, system) -> Program:
+def llm_program(model: LlmModel, run: RunSettings, mapping: Mapping,
+                system: SystemSpec) -> Program:
     """The step program of one rank for an LLM step under ``mapping`` on ``system``.
 
     ``system`` is seen per rank (:meth:`~supernode.fabric.system.hardware.SystemSpec.per_rank`).
@@ -337,7 +343,7 @@ def _moe_ops(model, mapping, system, ep_tier, *, t, seqs, decode, exp_precision,
     return _MoeOps(ops=tuple(ops), slots=load.slots)
 
 
-def gemm_program(work: GemmWorkload, mapping, system) -> Program:
+def gemm_program(work: GemmWorkload, mapping: Mapping, system: SystemSpec) -> Program:
     """One GEMM on ``tp`` packages: ``n`` split ``tp`` ways, then an all-gather of ``C``."""
     precision = system.chip.resolve_precision(work.precision)
     tp = mapping.tp
@@ -352,7 +358,8 @@ def gemm_program(work: GemmWorkload, mapping, system) -> Program:
                    output_tokens=work.m, weight_bytes=work.k * cols * wbytes)
 
 
-def collective_program(work: CollectiveWorkload, mapping, system) -> Program:
+def collective_program(work: CollectiveWorkload, mapping: Mapping,
+                       system: SystemSpec) -> Program:
     """One collective over ``group`` packages on the smallest tier that holds them."""
     tier = mapping.tier_for("collective", work.group, system)
     op = Comm(work.op.replace("_", "-"), work.op, work.size_bytes, work.group, tier.name)

@@ -5,10 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from supernode.rtl.errors import UserError
 
 from .config import CONFIG_DIR, Table, find_config, read_toml
+
+if TYPE_CHECKING:     # annotations only: hardware and workload do not import mappings
+    from .hardware import ChipSpec, FabricTier, SystemSpec
+    from .workload import Workload
 
 __all__ = ["Mapping", "GROUPS", "SHARED_EXPERT_PLACEMENTS", "PIPELINES", "HBM_SHARING",
            "STREAMS", "load_mapping", "default_mapping"]
@@ -157,7 +162,7 @@ class Mapping:
             raise UserError(f"mapping {self.name!r}: pipeline = \"spatial\" cannot be "
                             f"combined with two_batch_overlap = true; accepted: one of the two")
 
-    def streams(self, chip) -> tuple:
+    def streams(self, chip: ChipSpec) -> tuple:
         """The streams of a spatial pipeline on one rank's ``chip``, as ``(name, cube
         cores, vector cores, memory share)``; empty without one.
 
@@ -200,7 +205,7 @@ class Mapping:
         """Ranks of the instance (kept for callers that count one rank per package)."""
         return self.ranks
 
-    def tier_for(self, group: str, size: int, system):
+    def tier_for(self, group: str, size: int, system: SystemSpec) -> FabricTier:
         """The fabric tier a group of ``size`` ranks spans on ``system`` (seen per rank)."""
         name = self.tiers.get(group)
         if name is None:
@@ -211,7 +216,7 @@ class Mapping:
                             f"not fit tier {name!r}, which spans {tier.span_chips}")
         return tier
 
-    def with_degrees(self, **degrees) -> "Mapping":
+    def with_degrees(self, **degrees: int) -> "Mapping":
         """The same mapping with some fields replaced (``tp=8``); ``None`` keeps a value."""
         given = {k: v for k, v in degrees.items() if v is not None}
         unknown = (set(given) - set(GROUPS) - set(_OPTIONS) - set(_PIPELINE)
@@ -232,7 +237,7 @@ _OPTIONS = {"two_batch_overlap": "flag", "redundant_experts": "int", "expert_bal
 _PIPELINE = ("pipeline", "attention_cube_cores", "attention_vector_cores", "hbm_sharing")
 
 
-def load_mapping(name_or_path) -> Mapping:
+def load_mapping(name_or_path: str | Path) -> Mapping:
     """Load a mapping file (a shipped name such as ``"cloudmatrix384-moe"`` or a path).
 
     Raises
@@ -301,7 +306,8 @@ def load_mapping(name_or_path) -> Mapping:
                    sources=MappingProxyType(sources), path=path, **degrees, **options)
 
 
-def default_mapping(system, workload, phase: str | None = None) -> Mapping:
+def default_mapping(system: SystemSpec, workload: Workload,
+                    phase: str | None = None) -> Mapping:
     """The shipped mapping for ``system`` and the workload's kind.
 
     Looks for ``mappings/<system>-<kind>-<phase>.toml`` then ``<system>-<kind>.toml``,

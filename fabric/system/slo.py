@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from supernode.rtl.errors import UserError
 
 from .estimate import Estimate, estimate, resolve
+
+if TYPE_CHECKING:     # annotations only
+    from .chip import TilePredict
+    from .comm import FigureSource
+    from .hardware import SystemSpec
+    from .mapping import Mapping
+    from .workload import Workload
 
 __all__ = ["SloPoint", "SloResult", "slo_search", "latency_of"]
 
@@ -64,9 +72,11 @@ class SloResult:
                 "curve": [vars(p) for p in self.curve]}
 
 
-def slo_search(system, workload, *, phase: str, limit_s: float, mapping=None, network=None,
-               predict=None, seq_len=None, max_batch_per_rank: int = 1024,
-               **run) -> SloResult:
+def slo_search(system: SystemSpec | str, workload: Workload | str, *, phase: str,
+               limit_s: float, mapping: Mapping | str | None = None,
+               network: FigureSource | None = None, predict: TilePredict | None = None,
+               seq_len: int | None = None, max_batch_per_rank: int = 1024,
+               **run: object) -> SloResult:
     """The batch per rank that maximises throughput with latency at most ``limit_s``.
 
     Decode bounds the time per output token, prefill the time to first token (one
