@@ -407,6 +407,9 @@ def _measured(ports, buffer_depth=2, **env):
     return RouterHarness(ports=ports, vcs=2, buffer_depth=buffer_depth, liveness=live)
 
 
+# The longest proof of the suite (about 2.5 minutes alone): `slow`, because the 2-port proof
+# below checks the same measures, with a slower environment, longer packets and covers.
+@pytest.mark.slow
 def test_four_port_two_vc_router_flits_leave_within_the_bounds_of_its_progress_measures():
     """Head flits too, on the shape of the default safety proofs: each invariant relates
     neighbouring cycles, so an induction of 2 closes whatever the bounds (about 2.5
