@@ -324,26 +324,17 @@ class Scratch(NamedTuple):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _pick_queue(a, i, Q, o, ptr):
-    """Round-robin over the eligible queues of input ``i`` (that go to ``o`` when
-    ``o >= 0``): the first at or after ``ptr``, else the first."""
+def _pick(a, i, Q, o, matched_out, ptr):
+    """Round-robin over the eligible queues of input ``i`` that go to output ``o`` (any
+    output when ``o < 0``) and to no output in the bit mask ``matched_out``: the first at or
+    after ``ptr``, else the first (-1: none). Inlined, so a constant ``o`` or
+    ``matched_out`` at a call costs nothing."""
     first = -1
     for q in range(Q):
-        if a.elig[i, q] and (o < 0 or a.qout[i, q] == o):
-            if q >= ptr:
-                return q
-            if first < 0:
-                first = q
-    return first
-
-
-@njit(cache=True, inline="always", error_model="numpy")
-def _pick_free(a, i, Q, matched_out, ptr):
-    """Round-robin over the eligible queues of input ``i`` whose output is not in
-    ``matched_out``: the first at or after ``ptr``, else the first (-1: none)."""
-    first = -1
-    for q in range(Q):
-        if a.elig[i, q] and not matched_out >> a.qout[i, q] & 1:
+        if not a.elig[i, q]:
+            continue
+        out = a.qout[i, q]
+        if (o < 0 or out == o) and not matched_out >> out & 1:
             if q >= ptr:
                 return q
             if first < 0:
@@ -368,7 +359,7 @@ def _separable(iterations, arb, r, P, Q, any_elig, a):
         for i in range(P):
             if not (any_elig & ~matched_in) >> i & 1:
                 continue
-            q = _pick_free(a, i, Q, matched_out, arb[r, 2 * k, i])
+            q = _pick(a, i, Q, -1, matched_out, arb[r, 2 * k, i])
             if q < 0:
                 continue
             scr[1, i] = q
@@ -444,7 +435,7 @@ def _islip(iterations, arb, r, P, Q, any_elig, a):
         o = match_o[i]
         if o < 0:
             continue
-        q = _pick_queue(a, i, Q, o, arb[r, 0, i])
+        q = _pick(a, i, Q, o, 0, arb[r, 0, i])
         arb[r, 0, i] = q + 1
         match_q[i] = q
         n += 1
