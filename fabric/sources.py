@@ -2,11 +2,15 @@
 
 import ast
 import hashlib
+import inspect
 import os
 import sys
 from pathlib import Path
 
-__all__ = ["PACKAGES", "file_digest", "imported_modules", "source_digest"]
+from supernode.rtl.errors import UserError
+
+__all__ = ["PACKAGES", "definition_digest", "file_digest", "imported_modules",
+           "source_digest"]
 
 #: Root packages of the project. Imports of anything else (numpy, Amaranth) are not
 #: followed: their versions are not part of a source digest.
@@ -100,3 +104,18 @@ def file_digest(path: "str | os.PathLike[str]") -> str:
     if names:
         digest.update(source_digest(*names).encode())
     return digest.hexdigest()[:16]
+
+
+def definition_digest(obj: object) -> str:
+    """Hash of the source ``obj`` (a class or function) is defined in: its module and the
+    project modules it imports (:func:`source_digest`) or, for an object defined outside
+    the project (a user's harness, a test's), its file and the project modules that file
+    imports (:func:`file_digest`)."""
+    module = getattr(obj, "__module__", None) or ""
+    if module.split(".")[0] in PACKAGES and _module_file(module) is not None:
+        return source_digest(module)
+    source = inspect.getsourcefile(obj)
+    if source is None:
+        raise UserError(f"the source of {obj!r} cannot be found; give a class or function "
+                        "defined in a Python file")
+    return file_digest(source)

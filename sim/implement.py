@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from supernode.fabric.sources import source_digest
+from supernode.fabric.sources import definition_digest
 from supernode.rtl.errors import UserError
 from supernode.sim.area import cache_digest, kind_of, params_with_defaults, yosys_command, yosys_version
 from supernode.sim.outputs import write_atomic
@@ -208,7 +208,7 @@ def implement(component_factory: ComponentFactory, params: dict, *, kind: "str |
     key = cache_digest({"kind": kind, "params": params, "device": device, "seed": seed,
                    "versions": versions, "flow": _FLOW_VERSION,
                    "target_mhz": TARGET_CLOCK_MHZ,
-                   "source": source_digest(component_factory.__module__)})
+                   "source": definition_digest(component_factory)})
     safe_kind = re.sub(r"[^A-Za-z0-9_.-]", "_", kind)
     directory = _root() / f"{safe_kind}-{device}-{key}"
     with locked(directory):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import inspect
 import json
 import os
 import re
@@ -22,7 +21,7 @@ import numpy as np
 from amaranth.back import verilog
 from amaranth.hdl import ClockDomain, ClockSignal, Instance, ResetSignal
 
-from supernode.fabric.sources import file_digest, source_digest
+from supernode.fabric.sources import definition_digest
 from supernode.rtl.errors import UserError
 
 from .environment import (SIMULATORS, gui_requested, hidden_from_runner, waveform_viewer,
@@ -215,22 +214,6 @@ def export_verilog(component: Component, path: str | os.PathLike[str], *,
     return path
 
 
-def _source_digest(component_factory) -> str:
-    """Digest of the sources a design is built from: the factory's module and every project
-    module it imports (:func:`~supernode.fabric.sources.source_digest`), or, for a factory
-    defined outside the project (a user's harness, a test's), its file and the project
-    modules that file imports."""
-    module = getattr(component_factory, "__module__", None) or ""
-    try:
-        return source_digest(module)[:12]
-    except ValueError:      # not a module of the project
-        source = inspect.getsourcefile(component_factory)
-        if source is None:
-            raise UserError(f"the source of component factory {component_factory!r} cannot be "
-                            "found; give a class or function defined in a Python file")
-        return file_digest(source)[:12]
-
-
 #: Written into a build directory after its simulator build finished. A directory without
 #: it holds no build yet, or one a killed process left half-written: built again.
 BUILD_COMPLETE = ".build-complete"
@@ -398,7 +381,7 @@ def run_cocotb(*, kind: str, component_factory: ComponentFactory, params: dict, 
                            "--trace-structs"]
     bdir = design_dir(kind, {**params, "_trace": trace, "_build_args": build_args,
                              "_public": [list(p) for p in public],
-                             "_source": _source_digest(component_factory)}, sim, waves)
+                             "_source": definition_digest(component_factory)[:12]}, sim, waves)
     run_dir = _new_run_directory(bdir, inputs)
 
     (run_dir / "inputs.json").write_text(json.dumps({"params": params, "inputs": inputs}, default=str))

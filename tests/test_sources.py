@@ -89,3 +89,11 @@ def test_a_file_outside_the_packages_digests_with_what_it_imports(tmp_path, monk
     assert changed != before
     harness.write_text("from supernode.rtl.core import X  # edited\n")
     assert sources.file_digest(harness) != changed
+
+
+def test_a_definition_is_keyed_by_its_module_or_its_file():
+    """Builds and place-and-route results are keyed by where their factory is defined."""
+    from supernode.rtl.tile import SystolicTile
+    assert sources.definition_digest(SystolicTile) == source_digest("supernode.rtl.tile")
+    assert sources.definition_digest(test_unknown_module_is_named) == \
+        sources.file_digest(__file__)
