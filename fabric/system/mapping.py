@@ -217,7 +217,11 @@ class Mapping:
         return tier
 
     def with_degrees(self, **degrees: int) -> "Mapping":
-        """The same mapping with some fields replaced (``tp=8``); ``None`` keeps a value."""
+        """The same mapping with some fields replaced (``tp=8``); ``None`` keeps a value.
+
+        ``two_batch_overlap`` (on or off) names the whole overlap scheme: given without a
+        ``pipeline``, it replaces a spatial pipeline the mapping runs.
+        """
         given = {k: v for k, v in degrees.items() if v is not None}
         unknown = (set(given) - set(GROUPS) - set(_OPTIONS) - set(_PIPELINE)
                    - {"microbatches"})
@@ -225,7 +229,9 @@ class Mapping:
             accepted = GROUPS + ("microbatches",) + tuple(_OPTIONS) + _PIPELINE
             raise UserError(f"unknown deployment setting {sorted(unknown)[0]!r}; accepted: "
                             f"{', '.join(accepted)}")
-        return replace(self, **given) if given else self
+        base = (self.without_overlap() if "two_batch_overlap" in given
+                and "pipeline" not in given else self)
+        return replace(base, **given) if given else self
 
 
 #: Deployment settings of ``[deployment]`` and how each is read.

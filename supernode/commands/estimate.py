@@ -192,8 +192,6 @@ def run_estimate(args) -> int:
     mapping = (load_mapping(args.mapping) if args.mapping
                else default_mapping(system, workload, phase))
     overlap = None if args.two_batch_overlap is None else args.two_batch_overlap == "on"
-    if overlap is not None:
-        mapping = mapping.without_overlap()      # the flag names the whole overlap scheme
     mapping = mapping.with_degrees(tp=args.tp, ep=args.ep, dp=args.dp, pp=args.pp,
                                    two_batch_overlap=overlap, mtp_tokens=args.mtp,
                                    mtp_acceptance=args.mtp_acceptance,

@@ -152,12 +152,8 @@ def build(params: dict, workload: dict):
                  if mapping.ep > 1 else 1}
         if mapping.shared_expert_ranks and scale["ep"] <= mapping.shared_expert_ranks:
             scale["shared_expert"], scale["shared_expert_ranks"] = "local", 0
-    overlap = params.get("two_batch_overlap")
-    if overlap is not None:
-        # A swept setting names the whole overlap scheme: two-batch overlap or every op in
-        # series, in place of any spatial pipeline the mapping runs.
-        mapping = mapping.without_overlap()
-    mapping = mapping.with_degrees(**scale, two_batch_overlap=overlap)
+    # A swept two_batch_overlap names the whole overlap scheme (Mapping.with_degrees).
+    mapping = mapping.with_degrees(**scale, two_batch_overlap=params.get("two_batch_overlap"))
     return system, model, mapping
 
 
