@@ -164,8 +164,8 @@ def main():
     parser.add_argument("--fast-build", action="store_true",
                         help="the tests' level instead: --levels O0")
     parser.add_argument("--cocotb-clock", action="store_true",
-                        help="run the bench's clock in cocotb's clock driver, as before the "
-                             "harness had its own (the bench and clock-only columns)")
+                        help="run the bench's clock in cocotb's clock driver instead of the "
+                             "harness's own (the bench and clock-only columns)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args()
     levels = ["-O0"] if args.fast_build else [f"-{level}" for level in args.levels]
