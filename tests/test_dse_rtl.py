@@ -6,7 +6,7 @@ import re
 import pandas as pd
 import pytest
 
-from supernode.dse import ModelMismatchError, load_spec, run_sweep
+from supernode.dse import load_spec
 from supernode.dse.evaluators import tile
 from supernode import cli
 

@@ -51,6 +51,10 @@ def test_schedule_alternates_two_micro_batches_between_the_attention_and_moe_str
     # An attention-bound layer: the attention stream never idles after the first segment.
     end, _, busy = schedule([([("attention", 3.0), ("moe", 1.0)], 3)], 2)
     assert end == 3 * 2 * 3.0 + 1.0 and busy == 18.0
+    # Of a MoE segment's 3 s only 1 s is compute (dispatch and combine the rest): the
+    # times are those of the first case, the busiest compute is the attention stream's.
+    end, ends, busy = schedule([([("attention", 2.0), ("moe", 3.0, 1.0)], 2)], 2)
+    assert (end, ends, busy) == (14.0, [14.0], 8.0)
 
 
 def test_a_share_of_the_cube_cores_is_slower_by_the_tile_models_fold(rank):

@@ -273,11 +273,11 @@ def _stream_segments(block, chips, rank_chip, system, network, predict, sources)
 
     Each op runs on its stream's share of the rank (``chips[op.stream]``); consecutive ops
     of one stream make one segment, collectives in series with that stream's compute
-    (the MoE stream's own vector cores drive dispatch and combine). Also returns each
-    stream's compute seconds, collectives aside.
+    (the MoE stream's own vector cores drive dispatch and combine). A segment is
+    ``(stream, seconds, work)``, ``work`` its compute seconds, collectives aside.
     """
     acc = _accumulator()
-    segments, work = [], {}
+    segments = []
     launch = rank_chip.kernels.kernel_launch_ns * 1e-9
     for op in block.ops:
         stream = op.stream
@@ -285,45 +285,58 @@ def _stream_segments(block, chips, rank_chip, system, network, predict, sources)
             raise ValueError(f"op {op.name!r} has stream {stream!r}, not one of "
                              f"{', '.join(chips)}")
         if isinstance(op, Comm):
-            seconds = _comm(op, system, network, acc, sources, launch)
+            seconds, work = _comm(op, system, network, acc, sources, launch), 0.0
         else:
             seconds = _time_ops([op], chips[stream], system, network, predict, acc, sources,
                                 roof=rank_chip)
-            work[stream] = work.get(stream, 0.0) + seconds
+            work = seconds
         if segments and segments[-1][0] == stream:
-            segments[-1] = (stream, segments[-1][1] + seconds)
+            _, before, done = segments[-1]
+            segments[-1] = (stream, before + seconds, done + work)
         else:
-            segments.append((stream, seconds))
-    return segments, acc, work
+            segments.append((stream, seconds, work))
+    return segments, acc
+
+
+def _work(segments) -> dict:
+    """Each stream's compute seconds in ``segments``: a segment's third item, or all of
+    its seconds when it has none, except on the ``"fabric"`` stream, which does none."""
+    work = {}
+    for segment in segments:
+        stream, seconds = segment[0], segment[1]
+        done = segment[2] if len(segment) > 2 else (0.0 if stream == "fabric" else seconds)
+        work[stream] = work.get(stream, 0.0) + done
+    return work
 
 
 def schedule(blocks: list[tuple[list[tuple[str, float]], int]],
              halves: int) -> tuple[float, list[float], float]:
     """Run ``halves`` micro-batches through ``blocks`` on named streams.
 
-    ``blocks`` is a list of ``(segments, repeat)``; each segment is ``(stream, seconds)``,
-    the stream a name: ``"compute"`` and ``"fabric"`` for two-batch overlap (one
+    ``blocks`` is a list of ``(segments, repeat)``; each segment is ``(stream, seconds)``
+    or ``(stream, seconds, work)``, ``work`` the compute seconds among ``seconds`` (by
+    default all of them, none on the ``"fabric"`` stream); the stream a name: ``"compute"`` and ``"fabric"`` for two-batch overlap (one
     micro-batch's dispatch and combine while the other computes), ``"attention"`` and
     ``"moe"`` for a spatial pipeline (one micro-batch's attention while the other's MoE
     layer runs). Each stream takes its segments in order (layer, segment, micro-batch),
     and a micro-batch's segment starts when its previous one has ended and its stream is
     free; nothing else overlaps. Returns the end time, each block's end time and the
-    busiest stream's busy time, the fabric stream aside (with two-batch overlap: the
-    compute stream's).
+    busiest stream's compute time (with two-batch overlap: the compute stream's).
     """
     free = {}
     ready = [0.0] * halves
     ends, busy = [], {}
     for segments, repeat in blocks:
         for _ in range(repeat):
-            for stream, seconds in segments:
+            for segment in segments:
+                stream, seconds = segment[0], segment[1]
                 for h in range(halves):
                     end = max(free.get(stream, 0.0), ready[h]) + seconds
                     free[stream] = ready[h] = end
-                    busy[stream] = busy.get(stream, 0.0) + seconds
+        for stream, work in _work(segments).items():
+            busy[stream] = busy.get(stream, 0.0) + work * repeat * halves
         ends.append(max(ready))
-    return (max(ready, default=0.0), ends,
-            max((t for stream, t in busy.items() if stream != "fabric"), default=0.0))
+    return max(ready, default=0.0), ends, max(busy.values(), default=0.0)
 
 
 def estimate_program(program: Program, system: SystemSpec, *, network: NetworkSource,
@@ -339,7 +352,7 @@ def estimate_program(program: Program, system: SystemSpec, *, network: NetworkSo
     chip = system.chip
     halves = program.overlap_microbatches
     sources = set()
-    timed, figures, works = [], [], []
+    timed, figures = [], []
     streams = {name: chip.share(cube, vector, memory)
                for name, cube, vector, memory in program.stream_cores}
     # Bulk all-to-all kernels take a share of the compute cores; with two micro-batches
@@ -350,35 +363,26 @@ def estimate_program(program: Program, system: SystemSpec, *, network: NetworkSo
         slowdown = 1.0 / (1.0 - system.bulk_core_share)
     for block in program.blocks:
         if streams:
-            segments, acc, work = _stream_segments(block, streams, chip, system, network,
-                                                   predict, sources)
+            segments, acc = _stream_segments(block, streams, chip, system, network,
+                                             predict, sources)
         else:
             segments, acc = _segments(block, chip, system, network, predict, sources)
-            work = None
         if slowdown != 1.0 and any(stream == "fabric" for stream, _ in segments):
             segments = [(stream, sec * slowdown if stream == "compute" else sec)
                         for stream, sec in segments]
         timed.append((segments, block.repeat))
         figures.append(acc)
-        works.append(work)
+    # Communication is exposed where the step outlasts the busiest stream's compute.
     end, ends, busy = schedule(timed, halves)
-    if streams:
-        # Communication is exposed where the step outlasts the busiest stream's compute.
-        busy = max(sum(work.get(name, 0.0) * halves * block.repeat
-                       for work, block in zip(works, program.blocks)) for name in streams)
     overhead_step = chip.kernels.step_overhead_ns * 1e-9
     totals = {key: 0.0 for key in _TOTALS}
     blocks, previous = [], 0.0
-    for block, acc, block_end, work in zip(program.blocks, figures, ends, works):
+    for block, acc, block_end, (segments, _) in zip(program.blocks, figures, ends, timed):
         r, n = block.repeat, halves
         instance = (block_end - previous) / r
         previous = block_end
         comm = acc["comm"] * n
-        if work is None:
-            compute_side = sum(sec for stream, sec in timed[len(blocks)][0]
-                               if stream == "compute")
-        else:
-            compute_side = max(work.values(), default=0.0)
+        compute_side = max(_work(segments).values(), default=0.0)
         exposed = max(0.0, min(comm, instance - compute_side * n))
         blocks.append(BlockEstimate(name=block.name, repeat=r, time_s=instance,
                                     compute_s=acc["compute"] * n, memory_s=acc["memory"] * n,

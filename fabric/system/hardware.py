@@ -10,7 +10,7 @@ from types import MappingProxyType
 from supernode.rtl.errors import UserError
 from supernode.rtl.tile_params import DATAFLOWS
 
-from .config import Provenance, Table, find_config, read_toml
+from .config import Table, find_config, read_toml
 
 __all__ = [
     "PRECISIONS", "EIGHT_BIT", "PRECISION_BYTES", "DATAFLOWS", "CoreSpec", "KernelSpec",
