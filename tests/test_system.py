@@ -428,9 +428,11 @@ def test_decode_reads_the_kv_cache_once_per_step(cm384, workload):
 def test_decode_traffic_is_weights_touched_plus_kv_cache(cm384):
     model = load_workload("deepseek-r1")
     e = estimate(cm384, model, phase="decode", network=NetworkSource(cm384, fake_figures()),
-                 batch=256 * 64, mapping=Mapping(name="ep256", dp=256, ep=256))
+                 batch=256 * 64, mapping=Mapping(name="ep256", dp=256, ep=256,
+                                                 perfect_balance=True))
     # int8 weights; EP256 puts one routed expert on each rank (half a package), and 512
-    # tokens reach it; the package-level traffic counts both of its ranks.
+    # tokens reach it (evenly balanced, so the hottest expert's share does not enter); the
+    # package-level traffic counts both of its ranks.
     weights = (model.layers * model.attention_params()
                + model.dense_layers * model.dense_ffn_params()
                + model.moe_layers * (2 * model.expert_params()

@@ -85,3 +85,28 @@ def test_validate_command_prints_json_and_csv(capsys):
     assert main(["validate", "--role", "blind", "--csv"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("id,kind,role,system") and len(lines) == len(BLIND) + 1
+
+
+def test_expert_load_points_follow_the_estimators_placement(rows, tmp_path):
+    load = {p.id: rows[p.id].estimate for p in HELD if p.kind == "expert_load"}
+    # Placement by load with redundant copies evens the ranks out; one copy per rank keeps
+    # the hottest copy's tail, and single experts placed in index order the whole spread.
+    assert load["trtllm-r1-load-rank-eplb-ep32"] < load["trtllm-r1-load-rank-ep32"]
+    assert load["trtllm-r1-load-rank-eplb-ep32"] < load["trtllm-r1-load-slot-eplb-ep32"]
+    assert load["trtllm-r1-load-slot-eplb-ep32"] < load["trtllm-r1-load-expert"]
+    text = (CONFIG_DIR / "validation" / "points.toml").read_text()
+    bad = tmp_path / "points.toml"
+    for old, new, message in (
+            ('statistic = "slot"', 'statistic = "node"',
+             "statistic = 'node'; accepted: 'rank', 'slot'"),
+            ("slots_per_rank = 9", "slots_per_rank = 0",
+             "slots_per_rank = 0; accepted: an integer of 1 or more"),
+            ("expert_balancer = true", 'expert_balancer = "yes"',
+             "expert_balancer = 'yes'; accepted: true or false")):
+        bad.write_text(text.replace(old, new, 1))
+        with pytest.raises(UserError, match=re.escape(message)):
+            load_points(bad)
+    bad.write_text(text.replace("ep = 32\nslots_per_rank = 8", "ep = 16\nslots_per_rank = 8", 1))
+    with pytest.raises(UserError, match="16 ranks of 8 slots hold 128 experts; accepted: at "
+                                        "least the model's 256"):
+        validate(load_points(bad))

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from supernode.rtl.errors import UserError
 
 from .hardware import PRECISION_BYTES
-from .moe import distinct_nodes, expert_load
+from .moe import distinct_nodes, expert_load, step_spread
 from .program import ACT_BYTES, Block, Comm, Gemm, Parallel, Program, Vector
 from .workload import CollectiveWorkload, GemmWorkload, LlmModel, RunSettings
 
@@ -282,7 +282,7 @@ def _moe_ops(model, mapping, system, ep_tier, *, t, seqs, decode, exp_precision,
     mean = group_tokens * k / routed_ranks             # (token, expert) pairs per rank
     # The step's sequences each bring their own routing preference; the more of them a
     # step gathers, the closer its expert loads come to the long-run ones.
-    step_cv = model.sequence_load_cv / math.sqrt(max(1.0, seqs * ep))
+    step_cv = step_spread(model.sequence_load_cv, seqs * ep)
     load = expert_load(experts=E, ranks=routed_ranks, redundant=mapping.redundant_experts,
                        balancer=mapping.expert_balancer, cv=model.expert_load_cv,
                        step_cv=step_cv, tokens_per_rank=mean)

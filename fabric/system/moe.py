@@ -9,7 +9,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-__all__ = ["ExpertLoad", "expert_load", "popularity", "distinct_nodes"]
+__all__ = ["ExpertLoad", "expert_load", "step_spread", "popularity", "distinct_nodes"]
 
 #: Seed of the fixed order in which experts of different popularity sit by index. Any
 #: seed gives the same spread of loads; the order only decides which experts share a rank
@@ -92,6 +92,15 @@ def _placement(experts: int, ranks: int, redundant: int, balancer: bool, cv: flo
             rank_load[i // slots if slots else 0] += load
     mean = sum(rank_load) / ranks
     return slots, max(rank_load) / mean, total
+
+
+def step_spread(sequence_cv: float, sequences: float) -> float:
+    """The spread of one step's expert loads around their long-run values.
+
+    The tokens of a sequence route alike, so a step gathering ``sequences`` sequences
+    deviates from the long run by ``sequence_cv / sqrt(sequences)``.
+    """
+    return sequence_cv / math.sqrt(max(1.0, sequences))
 
 
 def expert_load(*, experts: int, ranks: int, redundant: int = 0, balancer: bool = False,

@@ -17,7 +17,7 @@ from .config import CONFIG_DIR, Table, read_toml
 from .estimate import estimate
 from .hardware import PRECISION_BYTES, load_system
 from .mapping import GROUPS, Mapping
-from .moe import distinct_nodes
+from .moe import distinct_nodes, expert_load, step_spread
 from .program import ACT_BYTES, Comm, Gemm
 from .slo import slo_search
 from .workload import load_workload
@@ -34,9 +34,12 @@ ROLES = ("set", "check", "blind")
 #: deployment over that of a ``baseline`` one differing in a few settings (an ablation);
 #: ``dispatch`` / ``combine``: one expert all-to-all kernel's latency; ``all_to_all_bandwidth``: a bulk expert all-to-all's bottleneck
 #: bandwidth; ``gemm``: a GEMM kernel's throughput; ``attention``: the attention kernel's
-#: compute or memory utilisation.
+#: compute or memory utilisation; ``expert_load``: the busiest rank's (or expert copy's)
+#: routed tokens over the mean in one step.
 KINDS = ("serving", "serving_ratio", "dispatch", "combine", "all_to_all_bandwidth", "gemm",
-         "attention")
+         "attention", "expert_load")
+#: What an ``expert_load`` point counts over: the ranks, or the expert copies (slots).
+LOAD_STATISTICS = ("rank", "slot")
 #: Every point is held within this ratio of its measured value by the tests.
 TOLERANCE = 0.25
 #: ``batch_per_rank = "fill"``: the largest batch whose weights and KV cache fit, searched
@@ -110,6 +113,8 @@ _SETUP_KEYS = {
     "all_to_all_bandwidth": ("op", "ep", "tokens_per_rank", "precision"),
     "gemm": ("m", "k", "n", "precision", "groups"),
     "attention": ("bound",),
+    "expert_load": ("ep", "slots_per_rank", "expert_balancer", "sequences_per_step",
+                    "statistic"),
 }
 
 
@@ -141,12 +146,28 @@ def load_points(path: Path | str | None = None) -> tuple:
                       measured=t.number("measured", sourced=False),
                       unit=t.text("unit"), source=t.text("source"), quote=t.text("quote"),
                       setup=setup, sets=t.text("sets", required=False, default=""))
+        if kind == "expert_load":
+            _check_load_setup(point, t.where)
         if role == "set" and not point.sets:
             raise UserError(f"{t.where}: a point with role = \"set\" names the parameter it "
                             f"set in sets = \"...\"")
         t.finish()
         points.append(point)
     return tuple(points)
+
+
+def _check_load_setup(p: Point, where: str) -> None:
+    s = p.setup
+    for key in ("ep", "slots_per_rank", "sequences_per_step"):
+        if not isinstance(s.get(key), int) or isinstance(s.get(key), bool) or s[key] < 1:
+            raise UserError(f"{where}: {key} = {s.get(key)!r}; accepted: an integer of 1 or "
+                            f"more")
+    if not isinstance(s.get("expert_balancer", False), bool):
+        raise UserError(f"{where}: expert_balancer = {s['expert_balancer']!r}; accepted: "
+                        f"true or false")
+    if s.get("statistic") not in LOAD_STATISTICS:
+        raise UserError(f"{where}: statistic = {s.get('statistic')!r}; accepted: "
+                        f"{', '.join(repr(x) for x in LOAD_STATISTICS)}")
 
 
 def describe(p: Point) -> str:
@@ -191,6 +212,10 @@ def describe(p: Point) -> str:
     if p.kind == "gemm":
         groups = f" x {s['groups']} groups" if s.get("groups") else ""
         return f"{s['m']}x{s['k']}x{s['n']}{groups} {s.get('precision', '')}"
+    if p.kind == "expert_load":
+        placement = "placed by load" if s.get("expert_balancer") else "placed in index order"
+        return (f"EP{s['ep']}, {s['slots_per_rank']} expert slots/rank, {placement}, "
+                f"{s['sequences_per_step']} sequences/step, by {s['statistic']}")
     return f"{s['bound']}-bound"
 
 
@@ -306,6 +331,28 @@ def _attention(p: Point, system) -> tuple:
     return value * 100.0, "the kernel's published rate is the parameter"
 
 
+def _expert_load(p: Point, cache) -> tuple:
+    """The busiest rank's (``statistic = "rank"``) or expert copy's (``"slot"``) load over
+    the mean, from the workload's routing spreads, as the estimator computes it."""
+    s = p.setup
+    model = cache.setdefault(("model", p.model), load_workload(p.model))
+    slots = s["ep"] * s["slots_per_rank"]
+    if slots < model.routed_experts:
+        raise UserError(f"point {p.id!r}: {s['ep']} ranks of {s['slots_per_rank']} slots hold "
+                        f"{slots} experts; accepted: at least the model's "
+                        f"{model.routed_experts}")
+    holders = s["ep"] if s["statistic"] == "rank" else slots
+    # A decode step: one token per sequence, each routed to the model's active experts.
+    pairs = s["sequences_per_step"] * model.active_experts
+    load = expert_load(experts=model.routed_experts, ranks=holders,
+                       redundant=slots - model.routed_experts,
+                       balancer=bool(s.get("expert_balancer", False)),
+                       cv=model.expert_load_cv,
+                       step_cv=step_spread(model.sequence_load_cv, s["sequences_per_step"]),
+                       tokens_per_rank=pairs / holders)
+    return load.imbalance, f"placement alone {load.placement_imbalance:.2f}"
+
+
 def validate(points: Iterable[Point] | None = None, *,
              progress: Callable[[Row], object] | None = None) -> tuple[Row, ...]:
     """Estimate every point; ``progress`` is called with each finished row."""
@@ -323,6 +370,8 @@ def validate(points: Iterable[Point] | None = None, *,
             value, detail = _all_to_all(p, system, cache, p.setup["op"])
         elif p.kind == "gemm":
             value, detail = _gemm(p, system)
+        elif p.kind == "expert_load":
+            value, detail = _expert_load(p, cache)
         else:
             value, detail = _attention(p, system)
         row = Row(point=p, estimate=float(value), detail=detail)
