@@ -66,9 +66,11 @@ class RouterParams:
         ``"separable"`` (input-first, round-robin arbiters) or ``"islip"``.
     separable_iterations : int
         Iterations of the separable allocator, 1..ports (only used with
-        ``allocator="separable"``). In each iteration after the first, the inputs still
-        unmatched ask again with a queue whose output is still free, through arbiters of
-        that iteration's own (see ``docs/fabric.md``, "Switch allocation").
+        ``allocator="separable"``); 2 by default. In each iteration after the first, the
+        inputs still unmatched ask again with a queue whose output is still free, through
+        arbiters of that iteration's own, so that more VCs raise the saturation throughput
+        (see ``docs/fabric.md``, "Saturation of an 8-port router"). One iteration is the
+        smaller allocator with the shorter critical path.
     islip_iterations : int
         Iterations of iSLIP, 1..ports (only used with ``allocator="islip"``).
     voq : bool
@@ -93,7 +95,7 @@ class RouterParams:
     buffer_depth: int = 4
     flit_width: int = 16
     allocator: str = "separable"
-    separable_iterations: int = 1
+    separable_iterations: int = 2
     islip_iterations: int = 1
     voq: bool = False
     destinations: Optional[int] = None

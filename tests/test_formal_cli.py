@@ -63,6 +63,8 @@ def test_bmc_with_a_stated_depth(capsys):
     (["formal", "router", "--vcs", "1", "--liveness", "--head-bound", "auto"],
      "head_bound 'auto' takes the bound of the progress measures, which cover the separable "
      "allocator with one queue per VC, 2 VCs and no fault"),
+    (["formal", "router", "--liveness", "--head-bound", "auto"],
+     "2 VCs and no fault, of one iteration (separable_iterations 1)"),
 ])
 def test_bad_input_is_one_sentence_and_exit_2(argv, message, capsys):
     assert main(argv) == 2
@@ -79,9 +81,9 @@ def test_a_liveness_bound_is_a_number_or_auto(capsys):
 
 
 def test_auto_liveness_bounds_are_reported_as_numbers(capsys):
-    code = main(["formal", "router", "--ports", "2", "--liveness", "--body-bound", "auto",
-                 "--head-bound", "auto", "--mode", "bmc", "--depth", "3", "--no-cover",
-                 "--json"])
+    code = main(["formal", "router", "--ports", "2", "--separable-iterations", "1",
+                 "--liveness", "--body-bound", "auto", "--head-bound", "auto", "--mode", "bmc",
+                 "--depth", "3", "--no-cover", "--json"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["status"] == "pass"
     live = out["jobs"][0]["params"]["liveness"]

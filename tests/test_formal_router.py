@@ -8,7 +8,10 @@ from supernode.sim.formal.runner import run_formal
 
 
 def test_four_port_two_vc_router_is_proved():
-    result = run_formal(RouterHarness(ports=4, vcs=2, buffer_depth=2))
+    """The router's default allocator: separable, of two iterations."""
+    harness = RouterHarness(ports=4, vcs=2, buffer_depth=2)
+    assert harness.router_params.separable_iterations == 2
+    result = run_formal(harness)
     assert result.status == "pass", result.to_dict()
     assert result.mode == "prove"
     for prop in ("out 0 vc 0: credit count within 0..depth",
@@ -24,13 +27,20 @@ def test_four_port_two_vc_router_is_proved():
                  "out 3 vc 0: only the claimant's head flit takes a claimed VC",
                  "out 2 vc 0: input 3 waits exactly while its head flit finds the VC held or "
                  "out of credits",
-                 "claim arbiter 3 vc 1: requester 2 is served within 3 moves of the priority"):
+                 "claim arbiter 3 vc 1: requester 2 is served within 3 moves of the priority",
+                 "input arbiter 3 (iteration 2): picks only a queue whose input and output "
+                 "are unmatched",
+                 "input arbiter 1 (iteration 2): the pointer moves past the grant exactly "
+                 "when it is used",
+                 "output arbiter 2 (iteration 2): requester 0 is served within 3 moves of the "
+                 "priority"):
         assert prop in result.asserts, prop
     assert set(result.covers) == {
         "input 0 vc 0 buffer full", "output 0 vc 0 out of credits",
         "output 0 vc 1 held by an open packet", "back-to-back flits on output 0",
         "a multi-flit packet completes on output 0", "two inputs contend for output 0",
-        "a head flit claims output 0 vc 1 while it is held"}
+        "a head flit claims output 0 vc 1 while it is held",
+        "an output is matched in a later separable iteration"}
     assert all(result.covers.values()), result.covers
 
 
@@ -54,9 +64,11 @@ def test_dropping_an_assumption_gives_a_counterexample(drop, broken):
     {"ports": 2, "vcs": 1, "buffer_depth": 2},
     {"ports": 3, "vcs": 2, "buffer_depth": 3},
     {"ports": 4, "vcs": 2, "buffer_depth": 4},
-], ids=["2p1v", "3p2v-d3", "4p2v-d4"])
+    {"ports": 4, "vcs": 2, "buffer_depth": 2},
+], ids=["2p1v", "3p2v-d3", "4p2v-d4", "4p2v"])
 def test_other_router_shapes_are_proved(params):
-    result = run_formal(RouterHarness(**params))
+    # The separable allocator of one iteration (the default suite proves it on 2 ports).
+    result = run_formal(RouterHarness(**params, separable_iterations=1))
     assert result.status == "pass", result.to_dict()
 
 
@@ -120,9 +132,9 @@ def test_islip_with_virtual_output_queues_is_proved():
     {"allocator": "islip", "islip_iterations": 2, "voq": False},
     {"allocator": "islip", "islip_iterations": 1, "voq": True},
     {"allocator": "islip", "islip_iterations": 2, "voq": True},
-    {"allocator": "separable", "voq": True},
+    {"allocator": "separable", "separable_iterations": 1, "voq": True},
     {"allocator": "islip", "islip_iterations": 3, "voq": True, "ports": 3, "buffer_depth": 3},
-], ids=["islip1", "islip2", "islip1-voq", "islip2-voq", "separable-voq", "3p-islip3-voq-d3"])
+], ids=["islip1", "islip2", "islip1-voq", "islip2-voq", "separable1-voq", "3p-islip3-voq-d3"])
 def test_other_islip_and_voq_routers_are_proved(params):
     result = run_formal(RouterHarness(**{"ports": 4, "vcs": 2, "buffer_depth": 2, **params}))
     assert result.status == "pass", result.to_dict()
@@ -160,37 +172,33 @@ def test_a_fault_needs_the_islip_allocator():
 
 # -- Separable allocator of more iterations ------------------------------------------------
 
-def test_two_iteration_separable_router_is_proved():
-    """Inputs that lose the first iteration ask again through a second set of arbiters:
-    still a matching, each arbiter's pointer rule and fairness per iteration, and an output
-    is reached that only the second iteration matches."""
-    result = run_formal(RouterHarness(ports=2, vcs=2, buffer_depth=2, separable_iterations=2))
+def test_one_iteration_separable_router_is_proved():
+    """The allocator of one iteration, still an option: R1 with one set of arbiters (the
+    default router, of two, is proved on 4 ports above; one iteration on 4 ports is
+    `slow`)."""
+    result = run_formal(RouterHarness(ports=2, vcs=2, buffer_depth=2, separable_iterations=1))
     assert result.status == "pass", result.to_dict()
     assert result.mode == "prove"
     for prop in ("allocator: at most one input per output 1",
                  "allocator: at most one output per input 1",
                  "allocator: input 0 sends an eligible queue",
-                 "input arbiter 1 (iteration 2): picks only a queue whose input and output "
-                 "are unmatched",
-                 "input arbiter 1 (iteration 2): the pointer moves past the grant exactly "
-                 "when it is used",
-                 "input arbiter 0 (iteration 2): requester 1 is served within 1 moves of the "
-                 "priority",
-                 "output arbiter 0 (iteration 2): requester 1 is served within 1 moves of the "
-                 "priority",
+                 "input arbiter 1: the pointer moves past the grant exactly when it is used",
+                 "output arbiter 0: requester 1 is served within 1 moves of the priority",
                  "out 1 vc 1: packets never interleave",
                  "out 0 vc 0: only the claimant's head flit takes a claimed VC"):
         assert prop in result.asserts, prop
-    assert result.covers["an output is matched in a later separable iteration"]
+    assert not any("(iteration 2)" in name for name in result.asserts)
+    assert "an output is matched in a later separable iteration" not in result.covers
     assert all(result.covers.values()), result.covers
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("ports", [3, 4])
-def test_larger_two_iteration_separable_routers_are_proved(ports):
+@pytest.mark.parametrize("ports", [2, 3])
+def test_smaller_two_iteration_separable_routers_are_proved(ports):
     result = run_formal(RouterHarness(ports=ports, vcs=2, buffer_depth=2,
                                       separable_iterations=2))
     assert result.status == "pass", result.to_dict()
+    assert result.covers["an output is matched in a later separable iteration"]
     assert all(result.covers.values()), result.covers
 
 
@@ -210,7 +218,7 @@ def test_rematch_needs_a_later_separable_iteration():
     with pytest.raises(ValueError, match="fault 'rematch' breaks a later separable "
                                          "iteration: it needs separable_iterations of 2 or "
                                          "more, not 1"):
-        RouterHarness(fault="rematch")
+        RouterHarness(fault="rematch", separable_iterations=1)
     with pytest.raises(ValueError, match="fault 'rematch' is a fault of the separable "
                                          "allocator, not of 'islip'"):
         RouterHarness(allocator="islip", fault="rematch", separable_iterations=2)
@@ -219,6 +227,40 @@ def test_rematch_needs_a_later_separable_iteration():
         RouterHarness(ports=2, vcs=2, separable_iterations=2, liveness={
             "credit_bound": 0, "send_bound": 0, "packet_length": 2, "body_bound": "auto",
             "head_bound": None})
+
+
+def test_the_default_allocator_flits_leave_in_bounded_time_with_two_vcs():
+    """The exact bounds of the router's default allocator (two iterations) on 2 ports, 2
+    VCs and buffers of 1 flit, with everything at once and packets of up to 2 flits: a body
+    flit waits at most 2 cycles at its queue head and a head flit 9, and both are reached.
+    The induction of head bound + 3 cycles does not close; one cycle more does."""
+    live = _live(2, 9)
+    harness = RouterHarness(ports=2, vcs=2, buffer_depth=1, liveness=live)
+    assert harness.router_params.separable_iterations == 2
+    result = run_formal(harness, depth=13)
+    assert result.status == "pass", result.to_dict()
+    assert result.mode == "prove" and result.depth == 13
+    for prop in ("in 1 vc 1: a body flit at the queue head leaves within 2 cycles",
+                 "in 0 vc 0: a head flit at the queue head leaves within 9 cycles",
+                 "in 1 vc 0: an accepted flit leaves its queue within 10 cycles",
+                 "input arbiter 1 (iteration 2): picks only a queue whose input and output "
+                 "are unmatched",
+                 "claim arbiter 0 vc 1: requester 1 is served within 1 moves of the priority"):
+        assert prop in result.asserts, prop
+    assert result.covers["a body flit waits 2 cycles at a queue head"]
+    assert result.covers["a head flit waits 9 cycles at a queue head"]
+    assert result.covers["an output is matched in a later separable iteration"]
+
+
+@pytest.mark.parametrize("body, head, broken", [
+    (1, 9, "a body flit at the queue head leaves within 1 cycles"),
+    (2, 8, "a head flit at the queue head leaves within 8 cycles"),
+], ids=["body", "head"])
+def test_the_default_allocator_bounds_one_cycle_short_fail(body, head, broken):
+    result = run_formal(RouterHarness(ports=2, vcs=2, buffer_depth=1, liveness=_live(body, head)),
+                        mode="bmc", depth=13, cover=False, reuse=False)
+    assert result.status == "fail"
+    assert any(broken in name for name in result.failed), result.failed
 
 
 @pytest.mark.slow
@@ -259,7 +301,10 @@ def test_two_port_router_flits_leave_their_queue_in_bounded_time(live):
                  f"in 1 vc 0: a head flit at the queue head leaves within {head} cycles",
                  f"in 1 vc 0: an accepted flit leaves its queue within {2 * (head + 1)} cycles",
                  "in 1 vc 0: buffered flits hold their packet position",
-                 "out 0 vc 0: a packet's flits leave in order"):
+                 "out 0 vc 0: a packet's flits leave in order",
+                 # The router's default allocator, of two iterations: with 1 VC the second
+                 # never adds a match, so the bounds are those of one iteration.
+                 "one queue per input: no output is matched in a later separable iteration"):
         assert prop in result.asserts, prop
     # The bounds are reached, so they are the exact worst cases.
     assert result.covers[f"a body flit waits {body} cycles at a queue head"]
@@ -270,7 +315,8 @@ def test_two_port_router_flits_leave_their_queue_in_bounded_time(live):
 def test_head_and_body_flits_leave_in_bounded_time_with_two_vcs():
     # With claims on held output VCs a head flit cannot lose the freed VC for ever. The
     # exact bounds; the default suite proves looser ones on 4 ports by progress measures.
-    result = run_formal(RouterHarness(ports=2, vcs=2, liveness=_live(4, 10)))
+    result = run_formal(RouterHarness(ports=2, vcs=2, separable_iterations=1,
+                                      liveness=_live(4, 10)))
     assert result.status == "pass", result.to_dict()
     assert result.mode == "prove" and result.depth == 13
     for prop in ("in 1 vc 1: a body flit at the queue head leaves within 4 cycles",
@@ -285,8 +331,9 @@ def test_head_and_body_flits_leave_in_bounded_time_with_two_vcs():
 
 @pytest.mark.slow
 def test_a_two_vc_head_bound_one_cycle_short_fails():
-    result = run_formal(RouterHarness(ports=2, vcs=2, liveness=_live(4, 9)), mode="bmc",
-                        depth=14, cover=False, reuse=False)
+    result = run_formal(RouterHarness(ports=2, vcs=2, separable_iterations=1,
+                                      liveness=_live(4, 9)), mode="bmc", depth=14,
+                        cover=False, reuse=False)
     assert result.status == "fail"
     assert any("a head flit at the queue head leaves within 9 cycles" in name
                for name in result.failed), result.failed
@@ -298,7 +345,8 @@ def test_without_claims_a_head_flit_starves():
     that output VC free; in each such cycle output 0's round-robin pointer is back at
     input 0, because input 1's VC 0 flits to output 0 used input 1's turn. The output
     arbiter is fair to inputs, not to their VCs."""
-    result = run_formal(RouterHarness(ports=2, vcs=2, fault="no_claims", liveness=_live(4, 10)),
+    result = run_formal(RouterHarness(ports=2, vcs=2, separable_iterations=1, fault="no_claims",
+                                      liveness=_live(4, 10)),
                         mode="bmc", depth=16, cover=False, reuse=False)
     assert result.status == "fail"
     assert any("a head flit at the queue head leaves within 10 cycles" in name
@@ -309,8 +357,8 @@ def test_without_claims_a_head_flit_starves():
 @pytest.mark.slow
 def test_three_port_two_vc_body_flits_leave_in_bounded_time():
     # The exact body bound (reached); 8 does not close by induction of depth 11, 9 needs 14.
-    result = run_formal(RouterHarness(ports=3, vcs=2, liveness=_live(9, None)), depth=14,
-                        timeout_s=1500)
+    result = run_formal(RouterHarness(ports=3, vcs=2, separable_iterations=1,
+                                      liveness=_live(9, None)), depth=14, timeout_s=1500)
     assert result.status == "pass", result.to_dict()
     assert "in 2 vc 1: a body flit at the queue head leaves within 9 cycles" in result.asserts
     assert result.covers["a body flit waits 9 cycles at a queue head"]
@@ -321,8 +369,8 @@ def test_four_port_two_vc_body_flits_leave_within_an_upper_bound():
     """The shape of the default safety proofs: 13 closes by induction of depth 16 (about 16
     minutes); the next test shows 13 is reached, so it is the exact worst case. Its cover
     is not run."""
-    result = run_formal(RouterHarness(ports=4, vcs=2, liveness=_live(13, None)), cover=False,
-                        timeout_s=6000)
+    result = run_formal(RouterHarness(ports=4, vcs=2, separable_iterations=1,
+                                      liveness=_live(13, None)), cover=False, timeout_s=6000)
     assert result.status == "pass", result.to_dict()
     assert result.mode == "prove" and result.depth == 16
     assert "in 3 vc 1: a body flit at the queue head leaves within 13 cycles" in result.asserts
@@ -332,8 +380,9 @@ def test_four_port_two_vc_body_flits_leave_within_an_upper_bound():
 def test_a_four_port_two_vc_body_bound_one_cycle_short_fails():
     # A body flit waits 13 cycles within 17 from reset (about 22 minutes; 12 holds for the
     # first 16 cycles, which is why the search has to go this deep).
-    result = run_formal(RouterHarness(ports=4, vcs=2, liveness=_live(12, None)), mode="bmc",
-                        depth=17, cover=False, reuse=False, timeout_s=6000)
+    result = run_formal(RouterHarness(ports=4, vcs=2, separable_iterations=1,
+                                      liveness=_live(12, None)), mode="bmc", depth=17,
+                        cover=False, reuse=False, timeout_s=6000)
     assert result.status == "fail"
     assert any("a body flit at the queue head leaves within 12 cycles" in name
                for name in result.failed), result.failed
@@ -364,6 +413,8 @@ def test_larger_one_vc_routers_flits_leave_in_bounded_time(ports, head):
     assert f"in {ports - 1} vc 0: a head flit at the queue head leaves within {head} cycles" \
         in result.asserts
     assert "out 0: 1 VC, never claimed" in result.asserts
+    assert "one queue per input: no output is matched in a later separable iteration" in \
+        result.asserts
     assert result.covers[f"a head flit waits {head} cycles at a queue head"]
 
 
@@ -392,7 +443,8 @@ def test_voq_router_flits_leave_within_an_upper_bound(allocator, head):
     head bound of 5 is reached within 8 cycles from reset; separable: 6 fails from reset and
     7 does not close by induction of depth 10."""
     result = run_formal(RouterHarness(ports=2, vcs=1, voq=True, allocator=allocator,
-                                      liveness=_live(1, head)), cover=False)
+                                      separable_iterations=1, liveness=_live(1, head)),
+                        cover=False)
     assert result.status == "pass", result.to_dict()
     assert result.mode == "prove" and result.depth == head + 3
     assert (f"in 1 vc 0 for out 1: a head flit at the queue head leaves within {head} cycles"
@@ -404,7 +456,9 @@ def test_voq_router_flits_leave_within_an_upper_bound(allocator, head):
 def _measured(ports, buffer_depth=2, **env):
     live = {"credit_bound": 0, "send_bound": 0, "packet_length": 2, **env,
             "body_bound": "auto", "head_bound": "auto"}
-    return RouterHarness(ports=ports, vcs=2, buffer_depth=buffer_depth, liveness=live)
+    # The measures follow the separable allocator of one iteration only.
+    return RouterHarness(ports=ports, vcs=2, buffer_depth=buffer_depth,
+                         separable_iterations=1, liveness=live)
 
 
 # The longest proof of the suite (about 2.5 minutes alone): `slow`, because the 2-port proof
@@ -478,7 +532,8 @@ def test_three_port_two_vc_router_flits_leave_within_the_bounds_of_its_progress_
 
 
 def test_progress_measures_fail_when_a_downstream_keeps_its_credits():
-    result = run_formal(RouterHarness(ports=2, vcs=2, drop="credit_return", liveness={
+    result = run_formal(RouterHarness(ports=2, vcs=2, separable_iterations=1,
+                                      drop="credit_return", liveness={
         "credit_bound": 0, "send_bound": 0, "packet_length": 2, "body_bound": "auto",
         "head_bound": "auto"}), mode="bmc", depth=6, cover=False, reuse=False)
     assert result.status == "fail"
@@ -488,14 +543,19 @@ def test_progress_measures_fail_when_a_downstream_keeps_its_credits():
 
 
 def test_auto_bounds_need_the_shape_the_measures_cover():
-    for kwargs in ({"vcs": 1}, {"vcs": 3}, {"voq": True}, {"allocator": "islip"},
-                   {"fault": "no_claims"}):
+    one = {"separable_iterations": 1}
+    for kwargs in ({"vcs": 1, **one}, {"vcs": 3, **one}, {"voq": True, **one},
+                   {"allocator": "islip"}, {"fault": "no_claims", **one},
+                   # The router's default allocator, of two iterations.
+                   {}):
         with pytest.raises(ValueError, match="'auto' takes the bound of the progress "
                                              "measures"):
             RouterHarness(liveness=_live("auto", None), **kwargs)
     # Tighter bounds than the measures' fall back to an induction longer than the bound.
-    assert RouterHarness(ports=2, vcs=2, liveness=_live(4, 10)).default_depth == 13
-    assert RouterHarness(ports=2, vcs=2, liveness=_live(14, None)).default_depth == 2
+    assert RouterHarness(ports=2, vcs=2, liveness=_live(4, 10), **one).default_depth == 13
+    assert RouterHarness(ports=2, vcs=2, liveness=_live(14, None), **one).default_depth == 2
+    # Two iterations: no measures, so always the induction longer than the bound.
+    assert RouterHarness(ports=2, vcs=2, liveness=_live(14, None)).default_depth == 17
 
 
 def test_bad_liveness_bounds_are_refused():

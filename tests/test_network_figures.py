@@ -36,10 +36,14 @@ def test_repeated_calls_are_cached(monkeypatch):
 
 def test_separable_iterations_reach_the_figures():
     # A second allocator iteration lets an input whose pick lost ask again: more VCs pay.
-    one = dict(ports=8, vcs=4, buffer_depth=8, allocator="separable", voq=False)
-    two = clos_figures(**one, separable_iterations=2)
+    router = dict(ports=8, vcs=4, buffer_depth=8, allocator="separable", voq=False)
+    two = clos_figures(**router, separable_iterations=2)
     assert two.router["separable_iterations"] == 2
-    assert two.saturation_throughput > clos_figures(**one).saturation_throughput + 0.05
+    # Two iterations are the default.
+    assert clos_figures(**router).saturation_throughput == two.saturation_throughput
+    one = clos_figures(**router, separable_iterations=1)
+    assert one.router["separable_iterations"] == 1
+    assert two.saturation_throughput > one.saturation_throughput + 0.05
 
 
 def test_bad_pattern_and_parameter_are_named():

@@ -89,7 +89,7 @@ CASES = [
      dict(load=0.8, packet_length=1, pattern="all_to_all")),
     (dict(ports=3, vcs=3, buffer_depth=2, voq=True, allocator="islip", islip_iterations=3,
           destinations=3), dict(load=0.9, packet_length=2, backpressure="random:0.6")),
-    (dict(ports=4, vcs=4, buffer_depth=2, separable_iterations=2),
+    (dict(ports=4, vcs=4, buffer_depth=2, separable_iterations=1),
      dict(load=1.0, packet_length=1)),
     (dict(ports=4, vcs=3, buffer_depth=2, separable_iterations=3),
      dict(load=0.9, packet_length=3, backpressure="periodic:1101")),

@@ -222,7 +222,7 @@ class RouterHarness(Harness):
                  flit_width: int = 1, allocator: str = "separable", islip_iterations: int = 1,
                  voq: bool = False, drop: str | None = None, fault: str | None = None,
                  liveness: dict[str, Any] | None = None,
-                 separable_iterations: int = 1) -> None:
+                 separable_iterations: int = RouterParams.separable_iterations) -> None:
         bad = _refusal(allocator, vcs, drop, fault, liveness, separable_iterations)
         if bad:
             raise UserError(bad)
@@ -234,6 +234,8 @@ class RouterHarness(Harness):
             if allocator == "islip":
                 params["islip_iterations"] = islip_iterations
         if allocator == "separable" and separable_iterations != 1:
+            # One iteration keeps the parameters (and build directory) it had before two
+            # became the router's default.
             params["separable_iterations"] = separable_iterations
         # Bounded liveness is proved by the progress measures where they apply and the
         # bounds asked for are no tighter than theirs (a short induction); otherwise by an
@@ -251,8 +253,8 @@ class RouterHarness(Harness):
             if auto and self._limits is None:
                 raise UserError(f"{auto[0]} 'auto' takes the bound of the progress measures, "
                                 f"which cover the separable allocator with one queue per VC, "
-                                f"2 VCs and no fault (of one iteration); give a number of "
-                                f"cycles for this router instead")
+                                f"2 VCs and no fault, of one iteration (separable_iterations "
+                                f"1); give a number of cycles for this router instead")
             liveness = dict(liveness)
             for k in auto:
                 liveness[k] = self._limits["body" if k == "body_bound" else "head"]
@@ -816,8 +818,14 @@ class RouterHarness(Harness):
             matched_out = matched_out | Cat(*[grants[o].any() for o in range(P)])
         if iterations > 1:
             first = Cat(*[dut.arbiters[f"sep_out_{o}"].grant.any() for o in range(P)])
-            m.d.comb += Cover((matched_out & ~first).any(),
-                              "an output is matched in a later separable iteration")
+            later = (matched_out & ~first).any()
+            if Q > 1:
+                m.d.comb += Cover(later, "an output is matched in a later separable iteration")
+            else:
+                # One queue per input: an input that lost its pick has no other queue to
+                # ask with, so the later iterations add nothing to the first.
+                m.d.comb += Assert(~later, "one queue per input: no output is matched in a "
+                                           "later separable iteration")
         return contend
 
     def _islip_fairness(self, m, dut, P, queues, queue_out, match, asks):

@@ -10,7 +10,7 @@ from supernode.sim.formal.runner import run_formal
 from supernode.sim.formal.skid import SkidBufferHarness
 from supernode.sim.formal.tile import TileHarness
 from supernode.sim.formal.toolchain import FormalToolError
-from . import allocator_iterations, positive_int
+from . import ROUTER_DEFAULTS, allocator_iterations, positive_int
 
 
 def _add_job_options(parser):
@@ -36,7 +36,7 @@ _LIVENESS_OPTIONS = (
                         "within N cycles (default 0)"),
     ("--packet-length", 2, "flits per packet at most (default 2)"),
     ("--body-bound", 1, "cycles a body flit may wait at a queue head, or auto: the bound "
-                        "of the progress measures (separable, 2 VCs; default 1)"),
+                        "of the progress measures (separable of one iteration, 2 VCs; default 1)"),
     ("--head-bound", None, "cycles a head flit may wait at a queue head, or auto (default: "
                            "not bounded)"),
 )
@@ -97,8 +97,10 @@ def register(subparsers):
     router.add_argument("--allocator", default="separable",
                         help="switch allocator: separable (default) or islip")
     router.add_argument("--separable-iterations", type=int, default=None,
-                        help="separable allocator iterations, 1..ports (default 1; with "
-                             "--allocator separable)")
+                        help=f"separable allocator iterations, 1..ports (default "
+                             f"{ROUTER_DEFAULTS['separable_iterations']}; with --allocator "
+                             f"separable; the progress measures of --body-bound auto and "
+                             f"--head-bound auto need 1)")
     router.add_argument("--islip-iterations", type=int, default=None,
                         help="iSLIP iterations, 1..ports (default 1; with --allocator islip)")
     router.add_argument("--voq", action="store_true",

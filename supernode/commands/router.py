@@ -44,8 +44,10 @@ def add_router_params(parser, *, ports=True):
     parser.add_argument("--allocator", default=ROUTER_DEFAULTS["allocator"],
                         help="separable (default) or islip")
     parser.add_argument("--separable-iterations", type=int, default=None,
-                        help="separable allocator iterations, 1..ports (default 1; 2 lets "
-                             "an input that lost its pick ask again with another VC)")
+                        help=f"separable allocator iterations, 1..ports (default "
+                             f"{ROUTER_DEFAULTS['separable_iterations']}: an input that lost "
+                             f"its pick asks again with another VC; 1 is the smaller "
+                             f"allocator)")
     parser.add_argument("--islip-iterations", type=int, default=None,
                         help=f"iSLIP iterations, with --allocator islip (default "
                              f"{ROUTER_DEFAULTS['islip_iterations']})")
