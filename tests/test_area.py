@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_waves_fifo_bench import StreamFIFO  # noqa: E402
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def shared_root(tmp_path_factory):
     return tmp_path_factory.mktemp("area-build")
 

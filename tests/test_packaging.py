@@ -77,7 +77,7 @@ def _wheel(tmp_path_factory):
     return zipfile.ZipFile(path)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def wheel(tmp_path_factory):
     return _wheel(tmp_path_factory)
 

@@ -15,7 +15,7 @@ from supernode.sim.environment import random_seed
 from supernode.sim.runner import SimulationError
 from supernode.sim.tile.harness import TileHarness
 from supernode.sim.tile.pysim import run_gemm_pysim
-from supernode.sim.tile.run import Gaps, random_operands, run_gemm
+from supernode.sim.tile.run import Gaps, harness_depth, random_operands, run_gemm
 
 SEED = random_seed(20261125)
 
@@ -160,11 +160,11 @@ def test_pysim_unsigned_extremes():
 
 # -- cocotb on Icarus and Verilator ------------------------------------------------------------
 
-def _check(params, m, k, n, *, sim, extreme=None, gaps=None, seed=SEED):
+def _check(params, m, k, n, *, sim, extreme=None, gaps=None, seed=SEED, depth=None):
     A, B = random_operands(m, k, n, in_width=params.get("in_width", 8),
                            signed=params.get("signed", True), seed=seed, extreme=extreme)
     gaps = gaps or {}
-    run = run_gemm(params, A, B, sim=sim, seed=seed, **gaps)
+    run = run_gemm(params, A, B, sim=sim, seed=seed, depth=depth, **gaps)
     expected = reference_gemm(A, B, acc_width=params.get("acc_width", 32),
                               signed=params.get("signed", True))
     assert (run.C == expected).all()
@@ -187,6 +187,23 @@ ICARUS_CASES = [
 ]
 
 
+def _shared_depth(params, shapes):
+    """One harness depth that holds every GEMM of ``shapes``: their runs share one build
+    (a Verilator build takes most of a minute)."""
+    return max(harness_depth(params, *shape) for shape in shapes)
+
+
+def test_harness_depth_holds_the_largest_gemm_and_a_shorter_one_is_refused():
+    params = {"rows": 4, "cols": 4, "dataflow": "os", "acc_depth": 64}
+    assert harness_depth(params, 1, 1, 1) == 64 and harness_depth(params, 9, 13, 6) == 128
+    assert _shared_depth(params, [(9, 13, 6), (1, 1, 1)]) == 128
+    A, B = random_operands(9, 13, 6, in_width=8, signed=True, seed=SEED)
+    for depth in (77, True, "128"):
+        with pytest.raises(UserError, match=rf"harness depth must be an integer of at least 78 "
+                                            rf"words for a 9x13x6 GEMM on this tile, not {depth!r}"):
+            run_gemm(params, A, B, depth=depth)
+
+
 @pytest.mark.simulator("icarus")
 @pytest.mark.parametrize("rows, cols, dataflow, acc_depth, shapes", ICARUS_CASES,
                          ids=[f"{r}x{c}-{d}" for r, c, d, _, _ in ICARUS_CASES])
@@ -204,9 +221,11 @@ def test_pipelined_cells_are_exact_on_both_simulators(dataflow, sim):
     """A 4x4 tile with a product register in every cell: results and cycle counts equal
     the model's on Icarus and Verilator, with and without stalls."""
     params = {"rows": 4, "cols": 4, "dataflow": dataflow, "acc_depth": 8, "mac_stages": 1}
-    for index, (m, k, n) in enumerate([(9, 13, 6), (1, 1, 1)]):
-        _check(params, m, k, n, sim=sim, seed=SEED + index)
-    _check(params, 9, 13, 6, sim=sim, gaps=STALLS["random"])
+    shapes = [(9, 13, 6), (1, 1, 1)]
+    depth = _shared_depth(params, shapes)
+    for index, (m, k, n) in enumerate(shapes):
+        _check(params, m, k, n, sim=sim, seed=SEED + index, depth=depth)
+    _check(params, 9, 13, 6, sim=sim, gaps=STALLS["random"], depth=depth)
 
 
 @pytest.mark.simulator("icarus")
@@ -241,8 +260,9 @@ def test_icarus_stalls(dataflow, stalls):
 VERILATOR_CASES = [
     (4, 4, "os", 64, [(9, 13, 6), (1, 1, 1)]),
     (4, 4, "ws", 8, [(9, 13, 6), (1, 1, 1)]),
-    (16, 16, "os", 64, [(32, 48, 32), (17, 5, 33)]),
-    # The longest build of the suite (about 2.5 minutes); 8x8 ws runs on Icarus by default.
+    # The longest builds of the suite (minutes each): the same checks run on Verilator at
+    # 4x4 above and on Icarus up to 8x8 by default.
+    pytest.param(16, 16, "os", 64, [(32, 48, 32), (17, 5, 33)], marks=pytest.mark.slow),
     pytest.param(16, 16, "ws", 16, [(32, 48, 32), (17, 5, 33)], marks=pytest.mark.slow),
 ]
 
@@ -257,9 +277,10 @@ def _case_id(case):
                          ids=[_case_id(c) for c in VERILATOR_CASES])
 def test_verilator_gemms(rows, cols, dataflow, acc_depth, shapes):
     params = {"rows": rows, "cols": cols, "dataflow": dataflow, "acc_depth": acc_depth}
+    depth = _shared_depth(params, shapes)
     for index, (m, k, n) in enumerate(shapes):
-        _check(params, m, k, n, sim="verilator", seed=SEED + index)
-    _check(params, *shapes[0], sim="verilator", gaps=STALLS["random"])
+        _check(params, m, k, n, sim="verilator", seed=SEED + index, depth=depth)
+    _check(params, *shapes[0], sim="verilator", gaps=STALLS["random"], depth=depth)
 
 
 @pytest.mark.simulator("icarus")

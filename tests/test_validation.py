@@ -15,7 +15,7 @@ HELD = [p for p in POINTS if p.role != "blind"]
 BLIND = [p for p in POINTS if p.role == "blind"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def rows():
     return {r.point.id: r for r in validate(POINTS)}
 

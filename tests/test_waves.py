@@ -25,7 +25,10 @@ from supernode.rtl.errors import UserError
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the bench module, for cocotb
 from test_waves_fifo_bench import StreamFIFO  # noqa: E402
 
-#: The waveform runs are shared by the tests of this file: one worker runs them all.
+#: The waveform runs are shared by the tests of this file (session fixtures, so a worker
+#: makes each once whatever order its tests come in). The group keeps the file on one
+#: worker where pytest-xdist's ``loadgroup`` takes the mark (pytest-xdist 3.8 under pytest
+#: 9.2 does not: its group suffix to the node id is lost, and the tests spread).
 pytestmark = pytest.mark.xdist_group("waves")
 
 PARAMS = {"width": 8, "depth": 4}
@@ -41,7 +44,7 @@ def _run(sim, wave_format="fst", p_valid=0.7, p_ready=0.55):
                       sim=sim, waves=True, wave_format=wave_format)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def runs():
     """One traced run per simulator, shared by the tests of this module.
 
@@ -93,7 +96,7 @@ def _amaranth_vcd(path, count=COUNT, p_valid=0.7, p_ready=0.55):
     return counts
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def amaranth_vcd(tmp_path_factory):
     path = tmp_path_factory.mktemp("amaranth") / "fifo.vcd"
     return path, _amaranth_vcd(path)

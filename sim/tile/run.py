@@ -15,7 +15,7 @@ from supernode.rtl.tile_params import TileParamsLike, as_tile_params
 from supernode.sim.runner import run_cocotb
 from supernode.sim.tile.harness import TileHarness
 
-__all__ = ["GemmRun", "Gaps", "run_gemm", "random_operands", "check_gemm_size",
+__all__ = ["GemmRun", "Gaps", "run_gemm", "harness_depth", "random_operands", "check_gemm_size",
            "MAX_OPERAND_ELEMENTS", "MAX_SIM_CYCLES"]
 
 #: Elements of one operand matrix a run may hold (a limit of this software, not of the
@@ -128,17 +128,37 @@ def random_operands(m: int, k: int, n: int, *, in_width: int, signed: bool, seed
     return rng.integers(lo, hi + 1, (m, k)), rng.integers(lo, hi + 1, (k, n))
 
 
-def _capacity(needed):
+def _capacity(needed: int) -> int:
     depth = 64
     while depth < needed:
         depth *= 2
     return depth
 
 
+def _words_needed(params, m: int, k: int, n: int) -> int:
+    """Words the harness's largest memory holds for an ``m x k x n`` GEMM: A or B beats,
+    or result rows."""
+    folds = fold_schedule(params, m=m, k=k, n=n)
+    rows_out = result_row_count(folds, params)
+    a_beats = sum(f.k_count if params.dataflow == "os" else f.m_count for f in folds)
+    b_beats = a_beats if params.dataflow == "os" else len(folds) * params.rows
+    return max(a_beats, b_beats, rows_out)
+
+
+def harness_depth(params: TileParamsLike, m: int, k: int, n: int) -> int:
+    """The harness memory depth :func:`run_gemm` picks for an ``m x k x n`` GEMM on a tile
+    of ``params``: the smallest power of two from 64 that holds its operand beats and
+    result rows."""
+    params = as_tile_params(params)
+    check_gemm_size(m, k, n, params)
+    return _capacity(_words_needed(params, m, k, n))
+
+
 def run_gemm(params: TileParamsLike, A: ArrayLike, B: ArrayLike, *, sim: str = "icarus",
              waves: bool = False, wave_format: str = "fst", seed: int = 1,
              a_gaps: Gaps = Gaps(), b_gaps: Gaps = Gaps(), c_gaps: Gaps = Gaps(),
-             fault: str | None = None, hdl_clock: bool = True) -> GemmRun:
+             fault: str | None = None, hdl_clock: bool = True,
+             depth: int | None = None) -> GemmRun:
     """Run ``A @ B`` under cocotb on a :class:`~supernode.rtl.tile.SystolicTile` of ``params`` (a
     :class:`~supernode.rtl.tile_params.TileParams` or a mapping of its parameters); returns a
     :class:`GemmRun`.
@@ -152,6 +172,10 @@ def run_gemm(params: TileParamsLike, A: ArrayLike, B: ArrayLike, *, sim: str = "
     generates its own clock (``hdl_clock``, see :class:`~supernode.sim.tile.harness.TileHarness`)
     and no clock edge passes through cocotb; ``hdl_clock=False`` runs the clock in
     cocotb's driver instead. Both give the same cycles and results.
+
+    ``depth`` is the harness memory depth in words (default :func:`harness_depth`); the
+    harness is built once per depth, so GEMMs of different sizes on one tile share a
+    simulator build when they name the same depth, at least that of the largest.
     """
     params = as_tile_params(params)
     A, B = np.asarray(A), np.asarray(B)
@@ -159,10 +183,12 @@ def run_gemm(params: TileParamsLike, A: ArrayLike, B: ArrayLike, *, sim: str = "
     n = B.shape[1]
     check_gemm_size(m, k, n, params)
     folds = fold_schedule(params, m=m, k=k, n=n)
-    rows_out = result_row_count(folds, params)
-    a_beats = sum(f.k_count if params.dataflow == "os" else f.m_count for f in folds)
-    b_beats = a_beats if params.dataflow == "os" else len(folds) * params.rows
-    depth = _capacity(max(a_beats, b_beats, rows_out))
+    needed = _words_needed(params, m, k, n)
+    if depth is None:
+        depth = _capacity(needed)
+    elif isinstance(depth, bool) or not isinstance(depth, int) or depth < needed:
+        raise UserError(f"harness depth must be an integer of at least {needed} words for a "
+                        f"{m}x{k}x{n} GEMM on this tile, not {depth!r}")
     model = predict(params=params, m=m, k=k, n=n)
     stall_factor = 1 + sum(20 for g in (a_gaps, b_gaps, c_gaps) if g.stalls)
     inputs = {
