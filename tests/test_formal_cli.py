@@ -63,8 +63,9 @@ def test_bmc_with_a_stated_depth(capsys):
     (["formal", "router", "--vcs", "1", "--liveness", "--head-bound", "auto"],
      "head_bound 'auto' takes the bound of the progress measures, which cover the separable "
      "allocator with one queue per VC, 2 VCs and no fault"),
-    (["formal", "router", "--liveness", "--head-bound", "auto"],
-     "2 VCs and no fault, of one iteration (separable_iterations 1)"),
+    (["formal", "router", "--allocator", "islip", "--liveness", "--body-bound", "auto"],
+     "body_bound 'auto' takes the bound of the progress measures, which cover the separable "
+     "allocator"),
 ])
 def test_bad_input_is_one_sentence_and_exit_2(argv, message, capsys):
     assert main(argv) == 2

@@ -453,23 +453,25 @@ def test_voq_router_flits_leave_within_an_upper_bound(allocator, head):
 
 # -- Bounded liveness by progress measures ------------------------------------------------
 
-def _measured(ports, buffer_depth=2, **env):
+def _measured(ports, buffer_depth=2, iterations=2, **env):
     live = {"credit_bound": 0, "send_bound": 0, "packet_length": 2, **env,
             "body_bound": "auto", "head_bound": "auto"}
-    # The measures follow the separable allocator of one iteration only.
+    # The router's default allocator (two iterations) unless asked.
     return RouterHarness(ports=ports, vcs=2, buffer_depth=buffer_depth,
-                         separable_iterations=1, liveness=live)
+                         separable_iterations=iterations, liveness=live)
 
 
 # The longest proof of the suite (about 2.5 minutes alone): `slow`, because the 2-port proof
 # below checks the same measures, with a slower environment, longer packets and covers.
 @pytest.mark.slow
-def test_four_port_two_vc_router_flits_leave_within_the_bounds_of_its_progress_measures():
+@pytest.mark.parametrize("iterations", [2, 1], ids=["default", "one-iteration"])
+def test_four_port_two_vc_router_flits_leave_within_the_bounds_of_its_progress_measures(
+        iterations):
     """Head flits too, on the shape of the default safety proofs: each invariant relates
     neighbouring cycles, so an induction of 2 closes whatever the bounds (about 2.5
     minutes; the covers of the measures are reached on 2 ports, below). The arbiters'
     fairness counters are left to the safety proof above."""
-    harness = _measured(4)
+    harness = _measured(4, iterations=iterations)
     b = progress.bounds(ports=4, buffer_depth=2, credit_bound=0, send_bound=0,
                         packet_length=2)
     live = harness.params["liveness"]
@@ -495,9 +497,14 @@ def test_four_port_two_vc_router_flits_leave_within_the_bounds_of_its_progress_m
         assert prop in result.asserts, prop
 
 
-def test_progress_measures_hold_with_a_slow_environment_and_their_cases_are_reachable():
-    # Credits back within 3 cycles, flits sent within 2, packets of up to 3 flits.
-    result = run_formal(_measured(2, credit_bound=2, send_bound=1, packet_length=3))
+@pytest.mark.parametrize("iterations", [2, 1], ids=["default", "one-iteration"])
+def test_progress_measures_hold_with_a_slow_environment_and_their_cases_are_reachable(
+        iterations):
+    # Credits back within 3 cycles, flits sent within 2, packets of up to 3 flits; the
+    # same bounds for one and two iterations (a later iteration matches only outputs
+    # nobody asked for in the first, whose arbiters the measures follow).
+    result = run_formal(_measured(2, iterations=iterations, credit_bound=2, send_bound=1,
+                                  packet_length=3))
     assert result.status == "pass", result.to_dict()
     assert result.depth == progress.DEPTH
     assert "in 1 vc 1: a head flit at the queue head leaves within 194 cycles" in \
@@ -511,6 +518,9 @@ def test_progress_measures_hold_with_a_slow_environment_and_their_cases_are_reac
         assert cover in result.covers, cover
     # The bounds are upper bounds, not reached, so no cover asks for them.
     assert not any("cycles at a queue head" in name for name in result.covers)
+    # With two iterations the second one does match outputs inside the proved measures.
+    assert ("an output is matched in a later separable iteration" in result.covers) == \
+        (iterations == 2)
 
 
 @pytest.mark.slow
@@ -545,17 +555,17 @@ def test_progress_measures_fail_when_a_downstream_keeps_its_credits():
 def test_auto_bounds_need_the_shape_the_measures_cover():
     one = {"separable_iterations": 1}
     for kwargs in ({"vcs": 1, **one}, {"vcs": 3, **one}, {"voq": True, **one},
-                   {"allocator": "islip"}, {"fault": "no_claims", **one},
-                   # The router's default allocator, of two iterations.
-                   {}):
+                   {"allocator": "islip"}, {"fault": "no_claims", **one}):
         with pytest.raises(ValueError, match="'auto' takes the bound of the progress "
                                              "measures"):
             RouterHarness(liveness=_live("auto", None), **kwargs)
     # Tighter bounds than the measures' fall back to an induction longer than the bound.
     assert RouterHarness(ports=2, vcs=2, liveness=_live(4, 10), **one).default_depth == 13
     assert RouterHarness(ports=2, vcs=2, liveness=_live(14, None), **one).default_depth == 2
-    # Two iterations: no measures, so always the induction longer than the bound.
-    assert RouterHarness(ports=2, vcs=2, liveness=_live(14, None)).default_depth == 17
+    # The router's default of two iterations takes the same measures.
+    assert RouterHarness(ports=2, vcs=2, liveness=_live("auto", "auto")).default_depth == 2
+    assert RouterHarness(ports=2, vcs=2, liveness=_live(14, None)).default_depth == 2
+    assert RouterHarness(ports=2, vcs=2, liveness=_live(4, 10)).default_depth == 13
 
 
 def test_bad_liveness_bounds_are_refused():

@@ -7,9 +7,20 @@ state that limits it, the way :func:`~supernode.sim.formal.properties.round_robi
 requester's lost moves to its arbiter's pointer, so each invariant relates neighbouring
 cycles only and the induction stays a few cycles long whatever the bound.
 
-The measures cover the separable allocator with one queue per VC and two VCs per port
-(:func:`applies`). Their bounds (:func:`bounds`) are upper bounds built from the structure,
-looser than the exact worst cases that the long inductions find on small routers.
+The measures cover the separable allocator with one queue per VC and two VCs per port, of
+any number of iterations (:func:`applies`). Their bounds (:func:`bounds`) are upper bounds
+built from the structure, looser than the exact worst cases that the long inductions find on
+small routers.
+
+*Later iterations.* The argument below follows the first iteration's arbiters, which a later
+iteration neither moves nor overrides: an output asked for in the first iteration is always
+granted there, so a later iteration only matches an unmatched input to an output nobody
+asked for, with a queue whose output that is. For the flit the argument follows, that is
+either its own queue leaving early (its wait ends) or another input sending to an output
+its own input did not ask for, which spends that output's credits and takes its VCs exactly
+as a first-iteration send would; every step below counts those events whichever iteration
+made them. So the same measures, with the same bounds, hold with more iterations (proved
+for two on 2 and 4 ports).
 
 The two VCs of an input are its queues ``q`` and ``1 - q``; its input arbiter prefers one
 of them (the other one was granted last) and picks the preferred queue when it is
@@ -70,10 +81,9 @@ COVER_DEPTH = 12
 
 
 def applies(*, allocator: str, voq: bool, vcs: int, iterations: int = 1) -> bool:
-    """True when the progress measures cover this router shape (the separable allocator of
-    one iteration: a later iteration lets an input that lost send its other queue, which
-    the argument below does not follow)."""
-    return allocator == "separable" and iterations == 1 and not voq and vcs == 2
+    """True when the progress measures cover this router shape: the separable allocator,
+    of any number of ``iterations`` (see *Later iterations* above), two VCs, no VOQ."""
+    return allocator == "separable" and not voq and vcs == 2
 
 
 def bounds(*, ports: int, buffer_depth: int, credit_bound: int, send_bound: int,

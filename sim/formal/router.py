@@ -253,8 +253,8 @@ class RouterHarness(Harness):
             if auto and self._limits is None:
                 raise UserError(f"{auto[0]} 'auto' takes the bound of the progress measures, "
                                 f"which cover the separable allocator with one queue per VC, "
-                                f"2 VCs and no fault, of one iteration (separable_iterations "
-                                f"1); give a number of cycles for this router instead")
+                                f"2 VCs and no fault; give a number of cycles for this router "
+                                f"instead")
             liveness = dict(liveness)
             for k in auto:
                 liveness[k] = self._limits["body" if k == "body_bound" else "head"]

@@ -36,7 +36,7 @@ _LIVENESS_OPTIONS = (
                         "within N cycles (default 0)"),
     ("--packet-length", 2, "flits per packet at most (default 2)"),
     ("--body-bound", 1, "cycles a body flit may wait at a queue head, or auto: the bound "
-                        "of the progress measures (separable of one iteration, 2 VCs; default 1)"),
+                        "of the progress measures (separable allocator, 2 VCs; default 1)"),
     ("--head-bound", None, "cycles a head flit may wait at a queue head, or auto (default: "
                            "not bounded)"),
 )
