@@ -98,11 +98,13 @@ def test_expert_load_points_follow_the_estimators_placement(rows, tmp_path):
     bad = tmp_path / "points.toml"
     for old, new, message in (
             ('statistic = "slot"', 'statistic = "node"',
-             "statistic = 'node'; accepted: 'rank', 'slot'"),
+             "statistic = 'node' is not accepted; accepted: rank, slot"),
             ("slots_per_rank = 9", "slots_per_rank = 0",
-             "slots_per_rank = 0; accepted: an integer of 1 or more"),
+             "slots_per_rank = 0 must be greater than 0"),
+            ("slots_per_rank = 9", "slots_per_rank = 9.5",
+             "slots_per_rank = 9.5 must be a whole number"),
             ("expert_balancer = true", 'expert_balancer = "yes"',
-             "expert_balancer = 'yes'; accepted: true or false")):
+             "expert_balancer = 'yes' must be true or false")):
         bad.write_text(text.replace(old, new, 1))
         with pytest.raises(UserError, match=re.escape(message)):
             load_points(bad)

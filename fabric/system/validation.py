@@ -113,9 +113,7 @@ _SETUP_KEYS = {
     "all_to_all_bandwidth": ("op", "ep", "tokens_per_rank", "precision"),
     "gemm": ("m", "k", "n", "precision", "groups"),
     "attention": ("bound",),
-    "expert_load": ("ep", "slots_per_rank", "expert_balancer", "sequences_per_step",
-                    "statistic"),
-}
+}   # expert_load: read and checked by _load_setup
 
 
 def load_points(path: Path | str | None = None) -> tuple:
@@ -136,18 +134,19 @@ def load_points(path: Path | str | None = None) -> tuple:
         seen.add(pid)
         kind = t.text("kind", choices=KINDS)
         role = t.text("role", choices=ROLES)
-        setup = {}
-        for key in _SETUP_KEYS[kind]:
-            if t.has(key):
-                setup[key] = t.data[key]
-                t.mark_used(key)
+        if kind == "expert_load":
+            setup = _load_setup(t)
+        else:
+            setup = {}
+            for key in _SETUP_KEYS[kind]:
+                if t.has(key):
+                    setup[key] = t.data[key]
+                    t.mark_used(key)
         point = Point(id=pid, kind=kind, role=role, system=t.text("system"),
                       model=t.text("model", required=False, default=""),
                       measured=t.number("measured", sourced=False),
                       unit=t.text("unit"), source=t.text("source"), quote=t.text("quote"),
                       setup=setup, sets=t.text("sets", required=False, default=""))
-        if kind == "expert_load":
-            _check_load_setup(point, t.where)
         if role == "set" and not point.sets:
             raise UserError(f"{t.where}: a point with role = \"set\" names the parameter it "
                             f"set in sets = \"...\"")
@@ -156,18 +155,18 @@ def load_points(path: Path | str | None = None) -> tuple:
     return tuple(points)
 
 
-def _check_load_setup(p: Point, where: str) -> None:
-    s = p.setup
-    for key in ("ep", "slots_per_rank", "sequences_per_step"):
-        if not isinstance(s.get(key), int) or isinstance(s.get(key), bool) or s[key] < 1:
-            raise UserError(f"{where}: {key} = {s.get(key)!r}; accepted: an integer of 1 or "
-                            f"more")
-    if not isinstance(s.get("expert_balancer", False), bool):
-        raise UserError(f"{where}: expert_balancer = {s['expert_balancer']!r}; accepted: "
-                        f"true or false")
-    if s.get("statistic") not in LOAD_STATISTICS:
-        raise UserError(f"{where}: statistic = {s.get('statistic')!r}; accepted: "
-                        f"{', '.join(repr(x) for x in LOAD_STATISTICS)}")
+def _load_setup(t: Table) -> dict:
+    """An ``expert_load`` point's setup, read and checked with the table's own readers."""
+    setup = {key: t.number(key, sourced=False, integer=True)
+             for key in ("ep", "slots_per_rank", "sequences_per_step")}
+    setup["statistic"] = t.text("statistic", choices=LOAD_STATISTICS)
+    if t.has("expert_balancer"):
+        balancer = t.data["expert_balancer"]
+        t.mark_used("expert_balancer")
+        if not isinstance(balancer, bool):
+            raise UserError(f"{t.where}: expert_balancer = {balancer!r} must be true or false")
+        setup["expert_balancer"] = balancer
+    return setup
 
 
 def describe(p: Point) -> str:
