@@ -309,13 +309,14 @@ def _work(segments) -> dict:
     return work
 
 
-def schedule(blocks: list[tuple[list[tuple[str, float]], int]],
+def schedule(blocks: list[tuple[list[tuple[str, float] | tuple[str, float, float]], int]],
              halves: int) -> tuple[float, list[float], float]:
     """Run ``halves`` micro-batches through ``blocks`` on named streams.
 
     ``blocks`` is a list of ``(segments, repeat)``; each segment is ``(stream, seconds)``
     or ``(stream, seconds, work)``, ``work`` the compute seconds among ``seconds`` (by
-    default all of them, none on the ``"fabric"`` stream); the stream a name: ``"compute"`` and ``"fabric"`` for two-batch overlap (one
+    default all of them, none on the ``"fabric"`` stream); the stream a name:
+    ``"compute"`` and ``"fabric"`` for two-batch overlap (one
     micro-batch's dispatch and combine while the other computes), ``"attention"`` and
     ``"moe"`` for a spatial pipeline (one micro-batch's attention while the other's MoE
     layer runs). Each stream takes its segments in order (layer, segment, micro-batch),
