@@ -135,10 +135,9 @@ def _capacity(needed: int) -> int:
     return depth
 
 
-def _words_needed(params, m: int, k: int, n: int) -> int:
-    """Words the harness's largest memory holds for an ``m x k x n`` GEMM: A or B beats,
-    or result rows."""
-    folds = fold_schedule(params, m=m, k=k, n=n)
+def _words_needed(params, folds) -> int:
+    """Words the harness's largest memory holds for a GEMM of ``folds`` (its
+    :func:`fold_schedule`): A or B beats, or result rows."""
     rows_out = result_row_count(folds, params)
     a_beats = sum(f.k_count if params.dataflow == "os" else f.m_count for f in folds)
     b_beats = a_beats if params.dataflow == "os" else len(folds) * params.rows
@@ -151,7 +150,7 @@ def harness_depth(params: TileParamsLike, m: int, k: int, n: int) -> int:
     result rows."""
     params = as_tile_params(params)
     check_gemm_size(m, k, n, params)
-    return _capacity(_words_needed(params, m, k, n))
+    return _capacity(_words_needed(params, fold_schedule(params, m=m, k=k, n=n)))
 
 
 def run_gemm(params: TileParamsLike, A: ArrayLike, B: ArrayLike, *, sim: str = "icarus",
@@ -183,7 +182,7 @@ def run_gemm(params: TileParamsLike, A: ArrayLike, B: ArrayLike, *, sim: str = "
     n = B.shape[1]
     check_gemm_size(m, k, n, params)
     folds = fold_schedule(params, m=m, k=k, n=n)
-    needed = _words_needed(params, m, k, n)
+    needed = _words_needed(params, folds)
     if depth is None:
         depth = _capacity(needed)
     elif isinstance(depth, bool) or not isinstance(depth, int) or depth < needed:
