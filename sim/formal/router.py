@@ -233,9 +233,8 @@ class RouterHarness(Harness):
             params.update(allocator=allocator, voq=voq, fault=fault)
             if allocator == "islip":
                 params["islip_iterations"] = islip_iterations
-        if allocator == "separable" and separable_iterations != 1:
-            # One iteration keeps the parameters (and build directory) it had before two
-            # became the router's default.
+        if allocator == "separable":
+            # Always named: a result says which of the allocators it proved.
             params["separable_iterations"] = separable_iterations
         # Bounded liveness is proved by the progress measures where they apply and the
         # bounds asked for are no tighter than theirs (a short induction); otherwise by an
