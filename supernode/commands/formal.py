@@ -99,8 +99,7 @@ def register(subparsers):
     router.add_argument("--separable-iterations", type=int, default=None,
                         help=f"separable allocator iterations, 1..ports (default "
                              f"{ROUTER_DEFAULTS['separable_iterations']}; with --allocator "
-                             f"separable; the progress measures of --body-bound auto and "
-                             f"--head-bound auto need 1)")
+                             f"separable)")
     router.add_argument("--islip-iterations", type=int, default=None,
                         help="iSLIP iterations, 1..ports (default 1; with --allocator islip)")
     router.add_argument("--voq", action="store_true",
