@@ -4,6 +4,7 @@ import math
 from dataclasses import replace
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -13,7 +14,7 @@ from supernode.fabric.system.comm import NetworkSource, collective_time
 from supernode.fabric.system.estimate import schedule
 from supernode.fabric.system.hardware import chip_totals, system_totals
 from supernode.fabric.system.mapping import Mapping
-from supernode.fabric.system.moe import expert_load
+from supernode.fabric.system.moe import expected_maximum, expert_load
 from supernode.fabric.system.program import Comm, Gemm
 from supernode.fabric.tile_model import predict as rtl_predict
 from supernode.rtl.errors import UserError
@@ -355,6 +356,22 @@ def test_expert_placement_by_load_and_redundant_copies_even_the_busiest_rank():
     assert few.imbalance > many.imbalance > 1.0
     drift = expert_load(experts=256, ranks=32, cv=0.0, step_cv=0.3, tokens_per_rank=16000)
     assert drift.imbalance > many.imbalance
+
+
+def test_the_busiest_rank_is_the_expected_maximum_of_the_ranks_loads():
+    # Two standard normals: E[max] = 1 / sqrt(pi); one far ahead of the others: its mean.
+    assert expected_maximum([0.0, 0.0], [1.0, 1.0]) == pytest.approx(1 / math.sqrt(math.pi),
+                                                                    abs=1e-4)
+    assert expected_maximum([100.0, 10.0, 10.0], [1.0, 1.0, 1.0]) == pytest.approx(100.0)
+    # Unequal means and spreads, against sampling.
+    rng = np.random.default_rng(7)
+    mean, sd = rng.uniform(50, 100, 64), rng.uniform(2, 20, 64)
+    sampled = rng.normal(mean, sd, (40_000, 64)).max(axis=1).mean()
+    assert expected_maximum(mean, sd) == pytest.approx(sampled, rel=2e-3)
+    # Equal long-run loads: the spread of a step is its Poisson noise, 1 / sqrt(tokens).
+    even = expert_load(experts=256, ranks=32, cv=0.0, tokens_per_rank=400)
+    assert even.spread == pytest.approx(1 / math.sqrt(400), rel=1e-6)
+    assert even.imbalance == pytest.approx(expected_maximum([400.0] * 32, [20.0] * 32) / 400)
 
 
 def test_a_shared_expert_on_ranks_of_its_own_runs_beside_the_routed_ones(cm384):

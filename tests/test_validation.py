@@ -98,7 +98,7 @@ def test_expert_load_points_follow_the_estimators_placement(rows, tmp_path):
     bad = tmp_path / "points.toml"
     for old, new, message in (
             ('statistic = "slot"', 'statistic = "node"',
-             "statistic = 'node' is not accepted; accepted: rank, slot"),
+             "statistic = 'node' is not accepted; accepted: rank, slot, rank-spread, slot-spread"),
             ("slots_per_rank = 9", "slots_per_rank = 0",
              "slots_per_rank = 0 must be greater than 0"),
             ("slots_per_rank = 9", "slots_per_rank = 9.5",

@@ -35,11 +35,12 @@ ROLES = ("set", "check", "blind")
 #: ``dispatch`` / ``combine``: one expert all-to-all kernel's latency; ``all_to_all_bandwidth``: a bulk expert all-to-all's bottleneck
 #: bandwidth; ``gemm``: a GEMM kernel's throughput; ``attention``: the attention kernel's
 #: compute or memory utilisation; ``expert_load``: the busiest rank's (or expert copy's)
-#: routed tokens over the mean in one step.
+#: routed tokens over the mean in one step, or their standard deviation over the mean.
 KINDS = ("serving", "serving_ratio", "dispatch", "combine", "all_to_all_bandwidth", "gemm",
          "attention", "expert_load")
-#: What an ``expert_load`` point counts over: the ranks, or the expert copies (slots).
-LOAD_STATISTICS = ("rank", "slot")
+#: What an ``expert_load`` point measures: the busiest rank's or expert copy's (slot's) load
+#: over the mean, or the standard deviation of the ranks' or copies' loads over the mean.
+LOAD_STATISTICS = ("rank", "slot", "rank-spread", "slot-spread")
 #: Every point is held within this ratio of its measured value by the tests.
 TOLERANCE = 0.25
 #: ``batch_per_rank = "fill"``: the largest batch whose weights and KV cache fit, searched
@@ -214,7 +215,9 @@ def describe(p: Point) -> str:
     if p.kind == "expert_load":
         placement = "placed by load" if s.get("expert_balancer") else "placed in index order"
         return (f"EP{s['ep']}, {s['slots_per_rank']} expert slots/rank, {placement}, "
-                f"{s['sequences_per_step']} sequences/step, by {s['statistic']}")
+                f"{s['sequences_per_step']} sequences/step, "
+                + ("spread by " + s["statistic"].split("-")[0] if s["statistic"].endswith("-spread")
+                   else f"busiest {s['statistic']}"))
     return f"{s['bound']}-bound"
 
 
@@ -332,7 +335,8 @@ def _attention(p: Point, system) -> tuple:
 
 def _expert_load(p: Point, cache) -> tuple:
     """The busiest rank's (``statistic = "rank"``) or expert copy's (``"slot"``) load over
-    the mean, from the workload's routing spreads, as the estimator computes it."""
+    the mean, or the spread of their loads (``"rank-spread"``, ``"slot-spread"``), from the
+    workload's routing spreads, as the estimator computes it."""
     s = p.setup
     model = cache.setdefault(("model", p.model), load_workload(p.model))
     slots = s["ep"] * s["slots_per_rank"]
@@ -340,7 +344,7 @@ def _expert_load(p: Point, cache) -> tuple:
         raise UserError(f"point {p.id!r}: {s['ep']} ranks of {s['slots_per_rank']} slots hold "
                         f"{slots} experts; accepted: at least the model's "
                         f"{model.routed_experts}")
-    holders = s["ep"] if s["statistic"] == "rank" else slots
+    holders = s["ep"] if s["statistic"].startswith("rank") else slots
     # A decode step: one token per sequence, each routed to the model's active experts.
     pairs = s["sequences_per_step"] * model.active_experts
     load = expert_load(experts=model.routed_experts, ranks=holders,
@@ -349,6 +353,8 @@ def _expert_load(p: Point, cache) -> tuple:
                        cv=model.expert_load_cv,
                        step_cv=step_spread(model.sequence_load_cv, s["sequences_per_step"]),
                        tokens_per_rank=pairs / holders)
+    if s["statistic"].endswith("-spread"):
+        return load.spread, f"busiest {load.imbalance:.2f} x the mean"
     return load.imbalance, f"placement alone {load.placement_imbalance:.2f}"
 
 
