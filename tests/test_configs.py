@@ -202,6 +202,13 @@ BAD_SYSTEM = [
     (lambda t: t.replace("oversubscription = { value = 1, source = \"[P*] paper: non-blocking",
                          "oversubscription = { value = 0.5, source = \"[P*] paper: non-blocking"),
      ["oversubscription", "0.5", "at least 1"]),
+    (lambda t: t.replace("ep = { value = 32,", "ep = { value = 12,", 1),
+     ["bulk[2]", "ep = 12", "larger than", "16", "growing group size"]),
+    (lambda t: t.replace('dispatch_bytes_per_s = { value = "57 GB/s"',
+                         'dispatch_bytes_per_s = { value = "57 GHz"'),
+     ["bulk[4]", "dispatch_bytes_per_s", "57 GHz"]),
+    (lambda t: t.replace("[[moe.bulk]]\n", "[[moe.bulk]]\ncolour = 3\n", 1),
+     ["bulk[0]", "unknown key 'colour'"]),
 ]
 
 

@@ -358,6 +358,32 @@ def test_expert_placement_by_load_and_redundant_copies_even_the_busiest_rank():
     assert drift.imbalance > many.imbalance
 
 
+def test_bulk_kernels_run_at_the_bandwidth_measured_for_their_group_size(cm384):
+    ranks = cm384.per_rank()
+    gb = 1e9
+    # At a measured size, the measured figure; between two, linear in log(group); beyond
+    # the table, its end.
+    assert ranks.bulk_rate("dispatch", 32) == pytest.approx(102 * gb)
+    assert ranks.bulk_rate("combine", 8) == pytest.approx(125 * gb)
+    assert ranks.bulk_rate("dispatch", 4) == ranks.bulk_rate("dispatch", 8)
+    assert ranks.bulk_rate("dispatch", 320) == pytest.approx(57 * gb)
+    between = 102 + (81 - 102) * math.log(48 / 32) / math.log(2)
+    assert ranks.bulk_rate("dispatch", 48) == pytest.approx(between * gb)
+    # Seen by package, a 910C is two ranks: twice the bytes over half the group.
+    assert cm384.bulk_rate("dispatch", 16) == pytest.approx(2 * 102 * gb)
+    assert load_system("h800-cluster").bulk_rate("dispatch", 32) is None
+    # The bulk kernels use it; the low-latency ones keep the tier's efficiency.
+    net = NetworkSource(ranks, fake_figures())
+    bulk = collective_time(Comm("d", "dispatch", 64e6, 32, "supernode"), ranks, net)
+    assert bulk.effective_bandwidth_bytes_per_s == pytest.approx(102 * gb)
+    quick = collective_time(Comm("d", "dispatch", 64e6, 32, "supernode", low_latency=True),
+                            ranks, net)
+    tier = ranks.tier("supernode")
+    assert quick.effective_bandwidth_bytes_per_s == pytest.approx(
+        fake_figures()("all_to_all").saturation_throughput * tier.bandwidth_bytes_per_s
+        * tier.efficiency)
+
+
 def test_the_busiest_rank_is_the_expected_maximum_of_the_ranks_loads():
     # Two standard normals: E[max] = 1 / sqrt(pi); one far ahead of the others: its mean.
     assert expected_maximum([0.0, 0.0], [1.0, 1.0]) == pytest.approx(1 / math.sqrt(math.pi),

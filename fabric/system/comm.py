@@ -141,8 +141,9 @@ def moe_time(comm: Comm, system: SystemSpec, network: NetworkSource) -> CommEsti
     """Seconds for an expert dispatch or combine (``comm.kind``) as serving kernels run it.
 
     ``time = kernel latency + peers x peer latency + hops x hop latency + max over planes
-    of the busiest
-    rank's bytes / (saturation x line rate x end-point efficiency)``. The busiest rank
+    of the busiest rank's bytes / (saturation x line rate x end-point efficiency)``, or, for
+    a bulk kernel inside one plane of a system that publishes it, over the bandwidth
+    measured for such kernels at that group size (:meth:`SystemSpec.bulk_rate`). The busiest rank
     moves ``imbalance`` times the mean. Inside one scale-up domain every pair crosses that
     domain's links; a group spread over scale-up nodes sends the pairs whose expert is in
     another node over the scale-out plane, or, with node-level deduplication
@@ -182,10 +183,14 @@ def moe_time(comm: Comm, system: SystemSpec, network: NetworkSource) -> CommEsti
     else:
         planes = [(pairs * (group - 1) / group, tier)]
         hops = tier.switch_hops
+    # Bulk kernels over one plane run at the bandwidth measured for them at this group size,
+    # where the system publishes it.
+    bulk = (system.bulk_rate(comm.kind, group) if not comm.low_latency and len(planes) == 1
+            else None)
     transfer, wire, roof = 0.0, 0.0, 0.0
     bandwidth = None
     for size, plane in planes:
-        bw = sat * plane.bandwidth_bytes_per_s * plane.efficiency / plane.oversubscription
+        bw = bulk or sat * plane.bandwidth_bytes_per_s * plane.efficiency / plane.oversubscription
         if size / bw >= transfer:
             transfer, bandwidth = size / bw, bw
         wire += size

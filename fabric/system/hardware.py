@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -362,6 +363,10 @@ class SystemSpec:
     low_latency_scale_out : bool
         The low-latency (decode) dispatch and combine kernels send every pair over the
         scale-out plane, also between ranks of one node.
+    bulk_bandwidth : tuple of (int, float, float)
+        Measured bandwidth per rank of the bulk (prefill) dispatch and combine kernels,
+        ``(ranks in the group, dispatch bytes/s, combine bytes/s)``, by growing group; empty
+        when none is published. See :meth:`bulk_rate`.
     tiers : tuple of FabricTier
         From the smallest span to the largest.
     router : Mapping[str, object]
@@ -384,6 +389,7 @@ class SystemSpec:
     peer_latency_ns: float
     bulk_core_share: float
     low_latency_scale_out: bool
+    bulk_bandwidth: tuple
     tiers: tuple
     router: MappingProxyType = field(repr=False, compare=False)
     published: MappingProxyType = field(repr=False, compare=False)
@@ -402,6 +408,26 @@ class SystemSpec:
                 return tier
         raise UserError(f"fabric tier {name!r} is not part of {self.name}; accepted: "
                         f"{', '.join(t.name for t in self.tiers)}")
+
+    def bulk_rate(self, kind: str, group: int) -> float | None:
+        """Bytes per second per package of a bulk ``kind`` (``"dispatch"`` or
+        ``"combine"``) kernel over ``group`` packages, from :attr:`bulk_bandwidth`:
+        interpolated linearly in the logarithm of the group between the measured sizes,
+        held at the first and last of them outside; ``None`` without a table.
+        """
+        if not self.bulk_bandwidth:
+            return None
+        r = self.chip.ranks        # the table counts ranks; a package holds r of them
+        column = 1 if kind == "dispatch" else 2
+        sizes = [math.log(row[0]) for row in self.bulk_bandwidth]
+        rates = [row[column] for row in self.bulk_bandwidth]
+        at = math.log(max(group * r, 1))
+        if at <= sizes[0]:
+            return rates[0] * r
+        for (x0, y0), (x1, y1) in zip(zip(sizes, rates), zip(sizes[1:], rates[1:])):
+            if at <= x1:
+                return (y0 + (y1 - y0) * (at - x0) / (x1 - x0)) * r
+        return rates[-1] * r
 
     @property
     def scale_up_tiers(self) -> tuple:
@@ -600,6 +626,30 @@ def _tiers(top: Table, path: Path) -> tuple:
     return tuple(tiers)
 
 
+def _bulk_bandwidth(moe: Table) -> tuple:
+    """The ``[[moe.bulk]]`` rows: ``ep`` (ranks) and the measured ``dispatch_bytes_per_s``
+    and ``combine_bytes_per_s`` per rank of the bulk kernels at that size."""
+    rows = moe.data.get("bulk", [])
+    moe.mark_used("bulk")
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise UserError(f"{moe.where}: bulk must be written as [[moe.bulk]] tables, one per "
+                        f"group size")
+    out = []
+    for i, data in enumerate(rows):
+        row = Table(data, path=moe.path, section=f"{moe.section}.bulk[{i}]")
+        ep = row.number("ep", integer=True, minimum=1)
+        rates = [row.number(key, unit_key=key) for key in ("dispatch_bytes_per_s",
+                                                            "combine_bytes_per_s")]
+        row.finish()
+        if out and ep <= out[-1][0]:
+            raise UserError(f"{row.where}: ep = {ep} must be larger than the row before's "
+                            f"{out[-1][0]}; accepted: rows by growing group size")
+        for key, prov in row.sources.items():
+            moe.sources[f"bulk.ep{ep}.{key}"] = prov
+        out.append((ep, *rates))
+    return tuple(out)
+
+
 def load_system(name_or_path: str | Path, *, chip: ChipSpec | None = None) -> SystemSpec:
     """Load a supernode description (``"cloudmatrix384"``, ``"gb200-nvl72"`` or a path).
 
@@ -652,6 +702,7 @@ def load_system(name_or_path: str | Path, *, chip: ChipSpec | None = None) -> Sy
     if not isinstance(scale_out, bool):
         raise UserError(f"{moe.where}: low_latency_scale_out = {scale_out!r} must be true or "
                         f"false")
+    bulk = _bulk_bandwidth(moe)
     moe.finish()
     if share >= 1:
         raise UserError(f"{moe.where}: bulk_core_share = {share!r} must be a fraction below 1")
@@ -681,7 +732,8 @@ def load_system(name_or_path: str | Path, *, chip: ChipSpec | None = None) -> Sy
                       l2_switches=l2, power_w=power, switch_clock_hz=switch_clock,
                       endpoint_latency_ns=endpoint, dispatch_latency_ns=dispatch,
                       combine_latency_ns=combine, peer_latency_ns=peer,
-                      bulk_core_share=share, low_latency_scale_out=scale_out, tiers=tiers, router=_frozen(router),
+                      bulk_core_share=share, low_latency_scale_out=scale_out,
+                      bulk_bandwidth=bulk, tiers=tiers, router=_frozen(router),
                       published=published, sources=_frozen(sources), path=path)
 
 
@@ -732,6 +784,13 @@ def describe_sources(system: SystemSpec) -> list:
         if key.startswith("router."):
             rows.append(("router", key[len("router."):], system.router[key[len("router."):]],
                          prov))
+        elif key.startswith("moe.bulk."):
+            # moe.bulk.ep<N>.<field>: one row of the bulk kernels' table.
+            size, name = key[len("moe.bulk.ep"):].split(".", 1)
+            row = next(r for r in system.bulk_bandwidth if r[0] == int(size))
+            value = {"ep": row[0], "dispatch_bytes_per_s": row[1],
+                     "combine_bytes_per_s": row[2]}[name]
+            rows.append(("moe", f"bulk EP{size} {name}", value, prov))
         elif key.startswith("moe."):
             rows.append(("moe", key[len("moe."):], getattr(system, key[len("moe."):]), prov))
         else:
