@@ -131,6 +131,24 @@ def test_large_square_gemm_is_compute_bound_near_peak(cm384):
     assert 0.9 * cm384.chip.kernels.matrix_efficiency < est.roofline_s / est.time_s
 
 
+def test_a_short_reduction_pays_the_fixed_cost_of_each_output_block(cm384):
+    chip = cm384.chip
+    g = Gemm("g", m=8192, k=2048, n=8192)
+    plain = gemm_on_chip(g, replace(chip, kernels=replace(chip.kernels, reduction_overhead=0)),
+                         predict=rtl_predict)
+    paid = gemm_on_chip(g, replace(chip, kernels=replace(chip.kernels,
+                                                         reduction_overhead=1024)),
+                        predict=rtl_predict)
+    assert paid.compute_s == pytest.approx(plain.compute_s * (2048 + 1024) / 2048)
+    # Attention GEMMs keep the attention kernel's own measured shares.
+    att = replace(g, b_is_weight=False)
+    assert gemm_on_chip(att, replace(chip, kernels=replace(chip.kernels,
+                                                           reduction_overhead=1024)),
+                        predict=rtl_predict).compute_s == pytest.approx(
+        gemm_on_chip(att, replace(chip, kernels=replace(chip.kernels, reduction_overhead=0)),
+                     predict=rtl_predict).compute_s)
+
+
 def test_skinny_decode_gemm_is_memory_bound(cm384):
     g = Gemm("g", m=8, k=7168, n=18432, b_bytes=1, precision="int8")
     est = gemm_on_chip(g, cm384.chip, predict=rtl_predict)

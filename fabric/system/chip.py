@@ -198,7 +198,7 @@ def gemm_on_chip(gemm: Gemm, chip: ChipSpec, *, predict: TilePredict | None = No
     # What kernels achieve: matrix and HBM rates of the kernel kind (weights or attention).
     kernels = chip.kernels
     if gemm.b_is_weight:
-        compute_s /= kernels.matrix_efficiency
+        compute_s *= (k + kernels.reduction_overhead) / k / kernels.matrix_efficiency
         hbm_s /= kernels.hbm_efficiency
     else:
         compute_s /= kernels.attention_compute_efficiency

@@ -92,6 +92,11 @@ class KernelSpec:
     attention_compute_efficiency, attention_memory_efficiency : float
         Achieved share of peak compute (compute-bound) and of HBM bandwidth
         (memory-bound) in the attention kernel.
+    reduction_overhead : float
+        Fixed cost of each output block of a weight GEMM kernel (filling the operand
+        pipeline, scaling and storing the block), in steps of the reduction: a GEMM of
+        reduction length ``K`` takes ``(K + reduction_overhead) / K`` times its
+        multiply-accumulates' cycles, so short reductions reach less of the peak.
     kernel_launch_ns : float
         Cost of one kernel on the critical path (launch, gap to the next, tail).
     step_overhead_ns : float
@@ -106,6 +111,7 @@ class KernelSpec:
     hbm_efficiency: float
     attention_compute_efficiency: float
     attention_memory_efficiency: float
+    reduction_overhead: float
     kernel_launch_ns: float
     step_overhead_ns: float
     hbm_reserve_fraction: float
@@ -585,7 +591,7 @@ def _kernels(table: Table) -> KernelSpec:
         if values[key] > 1 or (key == "hbm_reserve_fraction" and values[key] >= 1):
             raise UserError(f"{table.where}: {key} = {values[key]!r} must be a fraction "
                             f"{'below' if key == 'hbm_reserve_fraction' else 'at most'} 1")
-    for key in ("kernel_launch_ns", "step_overhead_ns"):
+    for key in ("reduction_overhead", "kernel_launch_ns", "step_overhead_ns"):
         values[key] = table.number(key, strict=False)
     table.finish()
     return KernelSpec(sources=_frozen(table.sources), **values)
