@@ -203,12 +203,12 @@ BAD_SYSTEM = [
                          "oversubscription = { value = 0.5, source = \"[P*] paper: non-blocking"),
      ["oversubscription", "0.5", "at least 1"]),
     (lambda t: t.replace("ep = { value = 32,", "ep = { value = 12,", 1),
-     ["bulk[2]", "ep = 12", "larger than", "16", "growing group size"]),
+     ["[moe.bulk, row 3]", "ep = 12", "larger than", "16", "growing group size"]),
     (lambda t: t.replace('dispatch_bytes_per_s = { value = "57 GB/s"',
                          'dispatch_bytes_per_s = { value = "57 GHz"'),
-     ["bulk[4]", "dispatch_bytes_per_s", "57 GHz"]),
+     ["[moe.bulk, row 5]", "dispatch_bytes_per_s", "57 GHz"]),
     (lambda t: t.replace("[[moe.bulk]]\n", "[[moe.bulk]]\ncolour = 3\n", 1),
-     ["bulk[0]", "unknown key 'colour'"]),
+     ["[moe.bulk, row 1]", "unknown key 'colour'"]),
 ]
 
 

@@ -642,7 +642,7 @@ def _bulk_bandwidth(moe: Table) -> tuple:
                         f"group size")
     out = []
     for i, data in enumerate(rows):
-        row = Table(data, path=moe.path, section=f"{moe.section}.bulk[{i}]")
+        row = Table(data, path=moe.path, section=f"{moe.section}.bulk, row {i + 1}")
         ep = row.number("ep", integer=True, minimum=1)
         rates = [row.number(key, unit_key=key) for key in ("dispatch_bytes_per_s",
                                                             "combine_bytes_per_s")]
