@@ -184,3 +184,23 @@ def test_gemm_and_collective_reports_speak_of_flops_and_bandwidth(capsys):
     assert code == 0 and "TFLOP/s" in out and "tokens/s" not in out and "(int8)" in out
     code, out, _ = run(capsys, "estimate", "--workload", "all_reduce:64MB:384")
     assert code == 0 and "algorithm bandwidth" in out and "tier supernode" in out
+
+
+def test_expert_placement_is_a_command_line_choice(capsys):
+    def busiest(*extra):
+        code, out, _ = run(capsys, "estimate", "--system", "cloudmatrix384", "--workload",
+                           "deepseek-r1", "--phase", "prefill", "--batch", "64", "--json",
+                           *extra)
+        assert code == 0
+        data = json.loads(out)
+        note = next(n for n in data["notes"] if n.startswith("MoE:"))
+        return float(note.split("busiest rank ")[1].split(" x")[0]), note, data["step_s"]
+    index, index_note, index_s = busiest("--expert-placement", "index")
+    load, load_note, load_s = busiest("--expert-placement", "load")
+    perfect, perfect_note, perfect_s = busiest("--expert-placement", "perfect")
+    assert "in index order" in index_note and "placed by load" in load_note
+    assert "every copy equally loaded" in perfect_note and perfect == 1.0
+    assert index > load > perfect and index_s > load_s > perfect_s
+    with pytest.raises(SystemExit) as exit_:
+        main(["estimate", "--expert-placement", "best"])
+    assert exit_.value.code == 2 and "invalid choice: 'best'" in capsys.readouterr().err

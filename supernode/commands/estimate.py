@@ -116,6 +116,10 @@ def register(subparsers):
                      help="share of draft tokens accepted, 0 to 1")
     est.add_argument("--redundant-experts", type=int, default=None, metavar="N",
                      help="extra copies of the most loaded experts")
+    est.add_argument("--expert-placement", choices=("index", "load", "perfect"), default=None,
+                     help="where expert copies go: in index order, by load (a balancer), or "
+                          "perfect: every copy equally loaded, as published 'simulated "
+                          "perfect EPLB' runs (default: the mapping's)")
     est.add_argument("--layers", type=positive_int, default=None,
                      help="only the first N transformer layers (a layer-level estimate)")
     slo = est.add_mutually_exclusive_group()
@@ -195,7 +199,8 @@ def run_estimate(args) -> int:
     mapping = mapping.with_degrees(tp=args.tp, ep=args.ep, dp=args.dp, pp=args.pp,
                                    two_batch_overlap=overlap, mtp_tokens=args.mtp,
                                    mtp_acceptance=args.mtp_acceptance,
-                                   redundant_experts=args.redundant_experts)
+                                   redundant_experts=args.redundant_experts,
+                                   **_placement(args.expert_placement))
     run = _run_settings(args)
     if getattr(workload, "kind", "llm") != "llm":
         for flag in ("batch", "seq_len", "layers", "tpot_slo", "ttft_slo", "expert_precision",
@@ -269,3 +274,11 @@ def run_compare(args) -> int:
         if plot is not None:
             print(f"\nroofline plot written to {plot}")
     return 0
+
+
+def _placement(choice: str | None) -> dict:
+    """Mapping fields for ``--expert-placement``."""
+    if choice is None:
+        return {}
+    return {"expert_balancer": choice != "index", "perfect_balance": choice == "perfect"}
+
