@@ -143,8 +143,8 @@ def moe_time(comm: Comm, system: SystemSpec, network: NetworkSource) -> CommEsti
     ``time = kernel latency + peers x peer latency + hops x hop latency + max over planes
     of the busiest rank's bytes / (saturation x line rate x end-point efficiency)``, or, for
     a bulk kernel inside one plane of a system that publishes it, over the bandwidth
-    measured for such kernels at that group size (:meth:`SystemSpec.bulk_rate`). The busiest rank
-    moves ``imbalance`` times the mean. Inside one scale-up domain every pair crosses that
+    measured for such kernels at that group size (:meth:`SystemSpec.bulk_rate`). The
+    busiest rank moves ``imbalance`` times the mean. Inside one scale-up domain every pair crosses that
     domain's links; a group spread over scale-up nodes sends the pairs whose expert is in
     another node over the scale-out plane, or, with node-level deduplication
     (``remote_nodes``), each token once per remote node and forwards it inside the node.
@@ -190,7 +190,8 @@ def moe_time(comm: Comm, system: SystemSpec, network: NetworkSource) -> CommEsti
     transfer, wire, roof = 0.0, 0.0, 0.0
     bandwidth = None
     for size, plane in planes:
-        bw = bulk or sat * plane.bandwidth_bytes_per_s * plane.efficiency / plane.oversubscription
+        bw = bulk or (sat * plane.bandwidth_bytes_per_s * plane.efficiency
+                      / plane.oversubscription)
         if size / bw >= transfer:
             transfer, bandwidth = size / bw, bw
         wire += size

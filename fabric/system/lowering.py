@@ -337,9 +337,10 @@ def _moe_ops(model, mapping, system, ep_tier, *, t, seqs, decode, exp_precision,
         ops = [op for op in ops if not isinstance(op, Comm)]
     placement = ("every copy equally loaded" if mapping.perfect_balance
                  else "placed by load" if mapping.expert_balancer else "in index order")
+    shared_where = f"on {shared_ranks} ranks of its own" if routed_shared else "on every rank"
     notes.append(f"MoE: {E} routed experts + {mapping.redundant_experts} redundant over "
                  f"{routed_ranks} ranks ({load.slots} per rank, {placement}), "
-                 f"shared expert {'on ' + str(shared_ranks) + ' ranks of its own' if routed_shared else 'on every rank'}; "
+                 f"shared expert {shared_where}; "
                  f"busiest rank {load.imbalance:.2f} x the mean load ({mean:.1f} pairs)")
     return _MoeOps(ops=tuple(ops), slots=load.slots)
 

@@ -214,10 +214,11 @@ def describe(p: Point) -> str:
         return f"{s['m']}x{s['k']}x{s['n']}{groups} {s.get('precision', '')}"
     if p.kind == "expert_load":
         placement = "placed by load" if s.get("expert_balancer") else "placed in index order"
+        stat = s["statistic"]
+        measure = (f"spread by {stat.removesuffix('-spread')}" if stat.endswith("-spread")
+                   else f"busiest {stat}")
         return (f"EP{s['ep']}, {s['slots_per_rank']} expert slots/rank, {placement}, "
-                f"{s['sequences_per_step']} sequences/step, "
-                + ("spread by " + s["statistic"].split("-")[0] if s["statistic"].endswith("-spread")
-                   else f"busiest {s['statistic']}"))
+                f"{s['sequences_per_step']} sequences/step, {measure}")
     return f"{s['bound']}-bound"
 
 
